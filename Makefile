@@ -1,0 +1,101 @@
+# switchd — build, test, install.  See README.md.
+PREFIX  ?= /usr/local
+DESTDIR ?=
+BINDIR   = $(PREFIX)/bin
+SBINDIR  = $(PREFIX)/sbin
+MANDIR   = $(PREFIX)/share/man
+DOCDIR   = $(PREFIX)/share/doc/switchd
+
+PKGS    = libevent jansson libconfig libcurl expat
+CC     ?= cc
+WARN    = -Wall -Wextra -Wformat=2 -Wshadow -Wstrict-prototypes \
+          -Wmissing-prototypes -Wwrite-strings -Werror
+CFLAGS ?= -O2 -g
+CPPFLAGS += -D_GNU_SOURCE
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+ALL_CFLAGS  = -std=c11 $(WARN) $(CFLAGS) $(PKG_CFLAGS)
+LDLIBS     += $(PKG_LIBS)
+
+# Every switchd/*.c but the two mains is library code shared by the daemon,
+# the client and the unit tests.
+MAINS   = switchd/switchd.c switchd/switchctl.c
+LIBSRC  = $(filter-out $(MAINS),$(wildcard switchd/*.c))
+HDRS    = $(wildcard switchd/*.h)
+UNITSRC = $(wildcard tests/unit/test-*.c)
+
+# B is the build directory of a variant: build/release or build/asan.
+B ?= build/release
+LIBOBJ  = $(LIBSRC:switchd/%.c=$(B)/%.o)
+UNITBIN = $(UNITSRC:tests/unit/%.c=$(B)/%)
+
+.PHONY: all deps asan test unit integration bench demo demo-stop install clean lint fuzz
+
+all: switchd/switchd switchd/switchctl
+
+switchd/switchd switchd/switchctl: FORCE
+	@$(MAKE) --no-print-directory B=build/release build/release/switchd build/release/switchctl
+	@cp build/release/switchd switchd/switchd.bin && mv -f switchd/switchd.bin switchd/switchd
+	@cp build/release/switchctl switchd/switchctl.bin && mv -f switchd/switchctl.bin switchd/switchctl
+FORCE:
+
+$(B)/%.o: switchd/%.c $(HDRS)
+	@mkdir -p $(B)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -Iswitchd -c -o $@ $<
+
+$(B)/libswitchd.a: $(LIBOBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(B)/switchd: $(B)/switchd.o $(B)/libswitchd.a
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/switchctl: $(B)/switchctl.o $(B)/libswitchd.a
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/test-%: tests/unit/test-%.c tests/unit/unit.h $(B)/libswitchd.a
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -Iswitchd -Itests/unit $(LDFLAGS) -o $@ $< $(B)/libswitchd.a $(LDLIBS)
+
+unit-bins: $(UNITBIN)
+
+# The sanitizer build the test suite runs.
+ASAN_FLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+asan:
+	@$(MAKE) --no-print-directory B=build/asan CFLAGS="$(ASAN_FLAGS)" LDFLAGS="$(ASAN_FLAGS)" \
+	    build/asan/switchd build/asan/switchctl unit-bins
+
+deps:
+	@scripts/deps test
+
+# make test: install what is missing, build both variants warning-free, run
+# the unit and integration tests against the ASan/UBSan binaries.
+test: deps all asan
+	@tests/run.sh build/asan
+
+bench: all
+	@scripts/deps bench
+	@tests/bench/run.sh
+
+demo: all
+	@scripts/deps demo
+	@scripts/demo start
+
+demo-stop:
+	@scripts/demo stop
+
+lint:
+	mandoc -Tlint -W warning man/*.[0-9]
+
+install: all
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 \
+	    $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(DOCDIR)/examples
+	install -m 0755 switchd/switchd $(DESTDIR)$(SBINDIR)/switchd
+	install -m 0755 switchd/switchctl $(DESTDIR)$(BINDIR)/switchctl
+	install -m 0644 man/switchctl.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 0644 man/switchd.conf.5 $(DESTDIR)$(MANDIR)/man5/
+	install -m 0644 man/switchd.8 $(DESTDIR)$(MANDIR)/man8/
+	install -m 0644 haproxy/* $(DESTDIR)$(DOCDIR)/examples/
+	install -m 0644 README.md $(DESTDIR)$(DOCDIR)/
+
+clean:
+	rm -rf build switchd/switchd switchd/switchctl
