@@ -1,0 +1,209 @@
+#!/usr/bin/env python3
+"""fault_proxy.py — a unix-socket proxy in front of an HAProxy admin socket
+that can delay, fail or drop chosen commands.
+
+    fault_proxy.py --listen PATH --upstream PATH
+                   [--delay-ms N --delay-match REGEX]
+                   [--fail-match REGEX --fail-reply TEXT]
+                   [--close-match REGEX]
+                   [--rules FILE] [--log FILE]
+
+Each client line (one HAProxy CLI command, or several joined by ';') is
+checked against the rules, in this order:
+    close_match  -> the connection is closed without an answer
+    fail_match   -> fail_reply is answered instead of forwarding (the upstream
+                    never sees the command), then the connection is closed
+                    (or, in interactive "prompt" mode, a prompt follows)
+    delay_match  -> the command is forwarded after delay_ms
+                    (delay_ms without delay_match delays every command)
+anything else is forwarded to the upstream, and the upstream's answer is
+relayed back until the upstream closes.  Non-interactive (one command per
+connection) and interactive ("prompt") sessions both work.
+
+--rules FILE names a JSON object with the same keys
+    {"delay_ms": 2000, "delay_match": "^commit map",
+     "fail_match": "...", "fail_reply": "...", "close_match": "..."}
+re-read for every command, so a test can change the behaviour at run time
+(let the pre-checks pass, then fail "commit map").  Keys in the file
+override the command-line options; a missing or unreadable file means the
+command-line options alone.  --log FILE appends every command seen, with
+the action taken ("fwd", "delay", "fail", "close"), one per line.
+Regexes are Python `re.search` patterns.
+"""
+import argparse
+import json
+import os
+import re
+import signal
+import socket
+import sys
+import threading
+import time
+
+ARGS = None
+LOG_LOCK = threading.Lock()
+
+
+def rules():
+    r = {"delay_ms": ARGS.delay_ms, "delay_match": ARGS.delay_match,
+         "fail_match": ARGS.fail_match, "fail_reply": ARGS.fail_reply,
+         "close_match": ARGS.close_match}
+    if ARGS.rules:
+        try:
+            with open(ARGS.rules) as f:
+                r.update(json.load(f))
+        except (OSError, ValueError):
+            pass
+    return r
+
+
+def matches(pat, line):
+    return bool(pat) and re.search(pat, line) is not None
+
+
+def log(action, line):
+    if not ARGS.log:
+        return
+    with LOG_LOCK, open(ARGS.log, "a") as f:
+        f.write("%.3f %s %s\n" % (time.time(), action, line))
+
+
+def relay(src, dst, done):
+    """Copy src to dst until src closes; then shut dst down."""
+    try:
+        while True:
+            b = src.recv(65536)
+            if not b:
+                break
+            dst.sendall(b)
+    except OSError:
+        pass
+    finally:
+        done.set()
+        try:
+            dst.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+
+def serve(client):
+    up = None
+    done = threading.Event()
+    interactive = False
+    buf = b""
+    eof = False
+    try:
+        while True:
+            while b"\n" not in buf and not eof:
+                b = client.recv(65536)
+                if not b:
+                    eof = True
+                    break
+                buf += b
+            if b"\n" in buf:
+                raw, buf = buf.split(b"\n", 1)
+            elif buf:
+                raw, buf = buf, b""     # a last command without its newline
+            else:
+                # Client closed its side with nothing pending: let the upstream
+                # finish its answer.
+                if up is not None:
+                    up.shutdown(socket.SHUT_WR)
+                    done.wait(ARGS.max_wait)
+                return
+            line = raw.decode("utf-8", "replace").rstrip("\r")
+            r = rules()
+            if matches(r.get("close_match"), line):
+                log("close", line)
+                return
+            if matches(r.get("fail_match"), line):
+                log("fail", line)
+                reply = r.get("fail_reply") or ""
+                if not reply.endswith("\n"):
+                    reply += "\n"
+                if interactive:
+                    client.sendall((reply + "\n> ").encode())
+                    continue
+                client.sendall((reply + "\n").encode())
+                return
+            delay = int(r.get("delay_ms") or 0)
+            if delay and (not r.get("delay_match") or matches(r.get("delay_match"), line)):
+                log("delay", line)
+                time.sleep(delay / 1000.0)
+            else:
+                log("fwd", line)
+            if up is None:
+                up = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                up.settimeout(ARGS.max_wait)
+                try:
+                    up.connect(ARGS.upstream)
+                except OSError as e:
+                    log("upstream-error", str(e))
+                    return
+                up.settimeout(None)
+                threading.Thread(target=relay, args=(up, client, done),
+                                 daemon=True).start()
+            if line.strip() == "prompt" or line.strip().startswith("prompt"):
+                interactive = True
+            up.sendall(raw + b"\n")
+            if not interactive:
+                # One command per connection: the upstream answers and closes.
+                if buf:
+                    up.sendall(buf)
+                    buf = b""
+                done.wait(ARGS.max_wait)
+                return
+            if done.is_set():
+                return
+    except OSError:
+        pass
+    finally:
+        for s in (up, client):
+            if s is not None:
+                try:
+                    s.close()
+                except OSError:
+                    pass
+
+
+def main():
+    global ARGS
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--listen", required=True)
+    ap.add_argument("--upstream", required=True)
+    ap.add_argument("--delay-ms", type=int, default=0)
+    ap.add_argument("--delay-match")
+    ap.add_argument("--fail-match")
+    ap.add_argument("--fail-reply", default="Unknown command.\n")
+    ap.add_argument("--close-match")
+    ap.add_argument("--rules")
+    ap.add_argument("--log")
+    ap.add_argument("--max-wait", type=float, default=30.0,
+                    help="seconds to wait for the upstream (default 30)")
+    ARGS = ap.parse_args()
+
+    try:
+        os.unlink(ARGS.listen)
+    except FileNotFoundError:
+        pass
+    ls = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    ls.bind(ARGS.listen)
+    os.chmod(ARGS.listen, 0o666)
+    ls.listen(128)
+
+    def bye(*_):
+        try:
+            os.unlink(ARGS.listen)
+        except OSError:
+            pass
+        os._exit(0)
+    signal.signal(signal.SIGTERM, bye)
+    signal.signal(signal.SIGINT, bye)
+
+    while True:
+        c, _ = ls.accept()
+        threading.Thread(target=serve, args=(c,), daemon=True).start()
+
+
+if __name__ == "__main__":
+    main()

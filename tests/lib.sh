@@ -1,0 +1,742 @@
+# tests/lib.sh — the harness every tests/integration/t-*.sh sources.
+#
+#   . "$(dirname "$0")/../lib.sh"
+#   t_setup                       # $T = private temp dir, cleanup on EXIT
+#   std_setup                     # backends + HAProxy h1 + config + switchd
+#   ok "live host is blue" test "$(via_live)" = blue
+#   expect_exit 1 ctl switch
+#   t_done                        # "N passed, N failed"; exit 1 on failure
+#
+# Rules every test keeps: bind and connect only 127.0.0.1, ports from
+# free_port, files only under $T, kill only the PIDs it started (tracked in
+# $T/pids and killed on exit), and bound every wait with a timeout.
+#
+# Environment:
+#   SWITCHD, SWITCHCTL   binaries (default: switchd/switchd, switchd/switchctl)
+#   KEEP=1               keep $T after the test (its path is printed)
+#   VERBOSE=1            trace the helpers' commands
+#   HAPROXY              haproxy binary (default: haproxy in PATH or /usr/sbin)
+
+set -u
+
+LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_DIR=$(cd "$LIB_DIR/.." && pwd)
+SWITCHD=${SWITCHD:-$REPO_DIR/switchd/switchd}
+SWITCHCTL=${SWITCHCTL:-$REPO_DIR/switchd/switchctl}
+case $SWITCHD in /*) ;; *) SWITCHD=$PWD/$SWITCHD ;; esac
+case $SWITCHCTL in /*) ;; *) SWITCHCTL=$PWD/$SWITCHCTL ;; esac
+HAPROXY=${HAPROXY:-$(command -v haproxy || echo /usr/sbin/haproxy)}
+PYTHON=${PYTHON:-python3}
+export SWITCHD SWITCHCTL
+
+T=""
+PASS=0
+FAIL=0
+T_NAME=$(basename "$0" .sh)
+LIVE_HOST=app.example.com
+COLD_HOST=cold.app.example.com
+
+# ---------------------------------------------------------------- basics
+
+log()  { printf '# %s\n' "$*"; }
+vlog() { [ -n "${VERBOSE:-}" ] && printf '#   %s\n' "$*" >&2; return 0; }
+
+# die MSG: a setup step failed; count it and stop the test.
+die() {
+	printf 'not ok - %s\n' "$*"
+	FAIL=$((FAIL + 1))
+	exit 1
+}
+
+now_ms() { date +%s%3N; }
+
+# wait_for SECONDS CMD...: run CMD every 0.1 s until it succeeds; 1 on timeout.
+wait_for() {
+	local secs=$1; shift
+	local deadline=$(( $(now_ms) + secs * 1000 ))
+	while :; do
+		"$@" >/dev/null 2>&1 && return 0
+		[ "$(now_ms)" -ge "$deadline" ] && return 1
+		sleep 0.1
+	done
+}
+
+# track PID: kill it (TERM, then KILL) when the test exits.
+track() { echo "$1" >>"$T/pids"; }
+untrack() {
+	[ -f "$T/pids" ] || return 0
+	grep -vx "$1" "$T/pids" >"$T/pids.tmp" || true
+	mv "$T/pids.tmp" "$T/pids"
+}
+
+alive() { kill -0 "$1" 2>/dev/null; }
+
+# stop_pid PID [SECONDS]: TERM, wait (bounded, default 3 s), then KILL.
+stop_pid() {
+	local pid=$1 secs=${2:-3}
+	alive "$pid" || { untrack "$pid"; return 0; }
+	kill -TERM "$pid" 2>/dev/null
+	wait_for "$secs" eval "! kill -0 $pid 2>/dev/null" || {
+		kill -KILL "$pid" 2>/dev/null
+		wait_for 2 eval "! kill -0 $pid 2>/dev/null"
+	}
+	wait "$pid" 2>/dev/null
+	untrack "$pid"
+	return 0
+}
+
+_cleanup() {
+	local rc=$? pid pids
+	trap - EXIT INT TERM
+	[ -n "$T" ] && [ -d "$T" ] || exit "$rc"
+	if [ -f "$T/pids" ]; then
+		pids=$(tac "$T/pids")
+		for pid in $pids; do kill -TERM "$pid" 2>/dev/null; done
+		local deadline=$(( $(now_ms) + 3000 ))
+		for pid in $pids; do
+			while kill -0 "$pid" 2>/dev/null && [ "$(now_ms)" -lt "$deadline" ]; do
+				sleep 0.05
+			done
+			kill -KILL "$pid" 2>/dev/null
+		done
+	fi
+	if sanitizer_reports; then
+		rc=1
+	fi
+	if [ "$rc" -ne 0 ] || [ "$FAIL" -ne 0 ]; then
+		if [ -f "$T/switchd.log" ]; then
+			echo "# ---- last 40 lines of $T/switchd.log"
+			tail -n 40 "$T/switchd.log" | sed 's/^/#   /'
+		fi
+		[ "$rc" -ne 0 ] || rc=1
+	fi
+	if [ -n "${KEEP:-}" ]; then
+		echo "# KEEP=1: test files left in $T"
+	else
+		rm -rf "$T"
+	fi
+	exit "$rc"
+}
+
+# sanitizer_reports: print ASan/UBSan reports written by any binary of this
+# test (they go to $T/san/ by log_path); 0 if there were any.
+sanitizer_reports() {
+	local f found=1
+	for f in "$T"/san/*; do
+		[ -s "$f" ] || continue
+		echo "not ok - sanitizer report $(basename "$f")"
+		sed 's/^/#   /' "$f" | head -n 60
+		found=0
+	done
+	return $found
+}
+
+t_setup() {
+	T=$(mktemp -d /tmp/switchd-test.XXXXXX) || { echo "mktemp failed"; exit 1; }
+	chmod 755 "$T"
+	: >"$T/pids"
+	mkdir -p "$T/san" "$T/state"
+	chmod 1777 "$T/san"
+	trap _cleanup EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+	# Sanitizer reports go to files we check at the end, so that one in a
+	# command whose output a test swallows is still seen.
+	export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}log_path=$T/san/asan"
+	export UBSAN_OPTIONS="${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}log_path=$T/san/ubsan"
+	export LSAN_OPTIONS="${LSAN_OPTIONS:+$LSAN_OPTIONS:}log_path=$T/san/lsan"
+	[ -x "$SWITCHD" ] || die "no switchd binary at $SWITCHD (run make, or set SWITCHD)"
+	[ -x "$SWITCHCTL" ] || die "no switchctl binary at $SWITCHCTL (run make, or set SWITCHCTL)"
+	log "$T_NAME: T=$T"
+}
+
+# t_done: stop switchd (so leak checks run), print the count, exit.
+t_done() {
+	if [ -f "$T/switchd.pid" ] && alive "$(cat "$T/switchd.pid")"; then
+		stop_switchd
+	fi
+	echo "$PASS passed, $FAIL failed"
+	[ "$FAIL" -eq 0 ] && exit 0
+	exit 1
+}
+
+# ---------------------------------------------------------------- assertions
+
+_pass() { PASS=$((PASS + 1)); printf 'ok - %s\n' "$1"; }
+_fail() { FAIL=$((FAIL + 1)); printf 'not ok - %s\n' "$1"; }
+
+# Output of the last command run by ok/nok/expect_exit/run.
+OUT=""
+ERR=""
+RC=0
+
+# run CMD...: run, keep stdout in $OUT, stderr in $ERR, status in $RC.
+run() {
+	"$@" >"$T/last.out" 2>"$T/last.err"
+	RC=$?
+	OUT=$(cat "$T/last.out")
+	ERR=$(cat "$T/last.err")
+	vlog "run $* -> $RC"
+	return 0
+}
+
+_show_last() {
+	[ -n "$OUT" ] && printf '%s\n' "$OUT" | head -n 20 | sed 's/^/#   stdout: /'
+	[ -n "$ERR" ] && printf '%s\n' "$ERR" | head -n 20 | sed 's/^/#   stderr: /'
+	return 0
+}
+
+# ok DESC CMD...: CMD must exit 0.
+ok() {
+	local desc=$1; shift
+	run "$@"
+	if [ "$RC" -eq 0 ]; then _pass "$desc"; return 0; fi
+	_fail "$desc"; echo "#   command: $* (exit $RC)"; _show_last; return 1
+}
+
+# nok DESC CMD...: CMD must exit non-zero.
+nok() {
+	local desc=$1; shift
+	run "$@"
+	if [ "$RC" -ne 0 ]; then _pass "$desc"; return 0; fi
+	_fail "$desc"; echo "#   command: $* (exit 0, expected failure)"; _show_last; return 1
+}
+
+# expect_exit CODE CMD...: CMD must exit CODE.
+expect_exit() {
+	local want=$1; shift
+	run "$@"
+	if [ "$RC" -eq "$want" ]; then _pass "exit $want: $*"; return 0; fi
+	_fail "exit $want: $*"; echo "#   got exit $RC"; _show_last; return 1
+}
+
+# expect_eq DESC ACTUAL EXPECTED
+expect_eq() {
+	if [ "$2" = "$3" ]; then _pass "$1"; return 0; fi
+	_fail "$1"; printf '#   expected: %s\n#   actual:   %s\n' "$3" "$2"; return 1
+}
+
+expect_ne() {
+	if [ "$2" != "$3" ]; then _pass "$1"; return 0; fi
+	_fail "$1"; printf '#   both are: %s\n' "$2"; return 1
+}
+
+# expect_grep PATTERN FILE [DESC]: extended regex PATTERN occurs in FILE
+# ("-" or no file: in $OUT and $ERR of the last run).
+expect_grep() {
+	local pat=$1 file=${2:--} desc=${3:-}
+	local text
+	if [ "$file" = - ]; then text="$OUT
+$ERR"; desc=${desc:-output matches /$pat/}
+	else text=$(cat "$file" 2>/dev/null); desc=${desc:-$(basename "$file") matches /$pat/}
+	fi
+	if printf '%s\n' "$text" | grep -Eq -- "$pat"; then _pass "$desc"; return 0; fi
+	_fail "$desc"; printf '%s\n' "$text" | tail -n 15 | sed 's/^/#   | /'; return 1
+}
+
+expect_nogrep() {
+	local pat=$1 file=${2:--} desc=${3:-}
+	local text
+	if [ "$file" = - ]; then text="$OUT
+$ERR"; desc=${desc:-output does not match /$pat/}
+	else text=$(cat "$file" 2>/dev/null); desc=${desc:-$(basename "$file") does not match /$pat/}
+	fi
+	if ! printf '%s\n' "$text" | grep -Eq -- "$pat"; then _pass "$desc"; return 0; fi
+	_fail "$desc"; printf '%s\n' "$text" | grep -E -- "$pat" | head -n 5 | sed 's/^/#   | /'; return 1
+}
+
+# ---------------------------------------------------------------- JSON
+
+# jget EXPR [FILE] or jget FILE EXPR (FILE "-" or none: stdin).
+# EXPR starting with [ or . is applied to the document d ('["pools"]["blue"]');
+# anything else is a Python expression over d ('len(d["entries"])').
+# Strings print raw, everything else as JSON (null, true, 3, {...}).
+# The input may be one JSON document, or lines of which the last JSON object
+# with an "ok" key (or the last JSON line) is taken — so the output of
+# switchctl --json with progress lines works too.  Exit 1 if not found.
+jget() {
+	local expr file=-
+	if [ $# -ge 2 ] && { [ "$1" = - ] || [ -f "$1" ]; }; then file=$1; expr=$2
+	else expr=$1; file=${2:--}
+	fi
+	"$PYTHON" -c '
+import json, sys
+expr, path = sys.argv[1], sys.argv[2]
+text = sys.stdin.read() if path == "-" else open(path).read()
+def parse(text):
+    try:
+        return json.loads(text)
+    except ValueError:
+        pass
+    last = None
+    for line in text.splitlines():
+        line = line.strip()
+        if not line.startswith(("{", "[")):
+            continue
+        try:
+            o = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(o, dict) and "ok" in o:
+            last = o
+        elif last is None or not (isinstance(last, dict) and "ok" in last):
+            last = o
+    if last is None:
+        sys.exit("jget: no JSON in input")
+    return last
+d = parse(text)
+try:
+    v = eval("d" + expr if expr[:1] in "[." else expr, {"d": d, "json": json})
+except (KeyError, IndexError, TypeError) as e:
+    sys.exit("jget: %s: %r" % (expr, e))
+print(v if isinstance(v, str) else json.dumps(v))
+' "$expr" "$file"
+}
+
+# jvalid [FILE]: input is one JSON document.
+jvalid() { "$PYTHON" -c 'import json,sys; json.load(sys.stdin)' <"${1:-/dev/stdin}"; }
+
+# jlines_valid FILE: every non-empty line of FILE is a JSON object.
+jlines_valid() {
+	"$PYTHON" -c '
+import json, sys
+n = 0
+for i, line in enumerate(open(sys.argv[1]), 1):
+    if not line.strip():
+        continue
+    try:
+        o = json.loads(line)
+    except ValueError as e:
+        sys.exit("line %d: %s: %r" % (i, e, line[:200]))
+    if not isinstance(o, dict):
+        sys.exit("line %d: not an object" % i)
+    n += 1
+print(n)
+' "$1"
+}
+
+# ---------------------------------------------------------------- ports, backends
+
+# free_port: a TCP port on 127.0.0.1 nobody listens on now (and that this
+# test has not handed out before).
+free_port() {
+	local p i
+	for i in 1 2 3 4 5 6 7 8 9 10; do
+		p=$("$PYTHON" -c 'import socket
+s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
+		if ! grep -qx "$p" "$T/ports" 2>/dev/null; then
+			echo "$p" >>"$T/ports"
+			echo "$p"
+			return 0
+		fi
+	done
+	die "free_port: no free port"
+}
+
+http_up() { curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$1/health"; }
+
+# start_backend NAME PORT [BODY]: tests/backend.py answering BODY (default
+# NAME) on every path, "ok" on /health.  Control: backend_ctl NAME down|up|set?...
+start_backend() {
+	local name=$1 port=$2 body=${3:-$1}
+	"$PYTHON" "$LIB_DIR/backend.py" --name "$name" --body "$body" --port "$port" \
+		</dev/null >>"$T/backend-$name.log" 2>&1 &
+	local pid=$!
+	track "$pid"
+	echo "$pid" >"$T/backend-$name.pid"
+	echo "$port" >"$T/backend-$name.port"
+	wait_for 10 http_up "$port" || die "backend $name did not start on port $port"
+	vlog "backend $name on $port pid $pid"
+}
+
+stop_backend() {
+	local name=$1
+	[ -f "$T/backend-$name.pid" ] || return 0
+	stop_pid "$(cat "$T/backend-$name.pid")"
+	rm -f "$T/backend-$name.pid"
+}
+
+# backend_ctl NAME down|up|reset|state|"set?status=500&delay_ms=300"
+backend_ctl() {
+	curl -sf --max-time 3 "http://127.0.0.1:$(cat "$T/backend-$1.port")/_ctl/$2"
+}
+
+# ---------------------------------------------------------------- HAProxy
+
+# The servers of each pool, as "PORT PORT ..." (set by std_setup, or by hand
+# before start_haproxy / write_config).
+BLUE_PORTS=${BLUE_PORTS:-}
+GREEN_PORTS=${GREEN_PORTS:-}
+FE_PORT=""
+MAP="" # $T/switchd.map, set by write_map
+
+# write_map [LIVE_BACKEND COLD_BACKEND]: the map file HAProxy loads and
+# switchd owns (default: live on be_blue, cold on be_green).
+write_map() {
+	MAP=$T/switchd.map
+	printf '%s be_%s\n%s be_%s\n' "$LIVE_HOST" "${1:-blue}" "$COLD_HOST" "${2:-green}" \
+		| sed 's/be_be_/be_/g' >"$MAP"
+}
+
+_servers_cfg() {
+	local prefix=$1 ports=$2 i=1 p
+	for p in $ports; do
+		printf '\tserver %s%d 127.0.0.1:%s\n' "$prefix" "$i" "$p"
+		i=$((i + 1))
+	done
+}
+
+# hap_cfg NAME PORT: print HAProxy's config for node NAME.
+hap_cfg() {
+	local name=$1 port=$2
+	cat <<EOF
+# HAProxy node $name for test $T_NAME (generated by tests/lib.sh)
+global
+	stats socket $T/$name.sock mode 600 level admin
+	stats timeout 10s
+	pidfile $T/$name.pid
+	nbthread 2
+
+defaults
+	mode http
+	option idle-close-on-response
+	timeout connect 1s
+	timeout client 5s
+	timeout server 5s
+	timeout http-request 5s
+	timeout queue 2s
+
+frontend fe_http
+	bind 127.0.0.1:$port
+	use_backend %[req.hdr(host),lower,field(1,:),map($T/switchd.map,be_blue)]
+
+backend be_blue
+	balance roundrobin
+	option httpchk GET /health
+	default-server check inter 200ms fall 2 rise 1
+$(_servers_cfg b "$BLUE_PORTS")
+
+backend be_green
+	balance roundrobin
+	option httpchk GET /health
+	default-server check inter 200ms fall 2 rise 1
+$(_servers_cfg g "$GREEN_PORTS")
+EOF
+}
+
+# hap_sock NODE: the admin socket path of node NODE (or NODE itself if it is
+# a path).
+hap_sock() { case $1 in /*) echo "$1" ;; *) echo "$T/$1.sock" ;; esac; }
+
+# hap NODE COMMAND: one command on the node's admin socket (via socat; the
+# daemon must not use socat, the tests may).
+hap() {
+	local sock; sock=$(hap_sock "$1"); shift
+	printf '%s\n' "$*" | timeout 5 socat -t 3 - "UNIX-CONNECT:$sock"
+}
+
+hap_info_ok() { hap "$1" "show info" | grep -q '^Pid:'; }
+
+# hap_map_get NODE KEY: the value HAProxy serves for KEY in the map.
+hap_map_get() {
+	hap "$1" "show map $T/switchd.map" | awk -v k="$2" '$2 == k { print $3 }'
+}
+
+# hap_map NODE: "key value" lines of the live map, sorted.
+hap_map() {
+	hap "$1" "show map $T/switchd.map" | awk 'NF >= 3 { print $2, $3 }' | sort
+}
+
+# file_map: "key value" lines of the map file on disk, sorted, no comments.
+file_map() {
+	grep -Ev '^[[:space:]]*(#|$)' "$T/switchd.map" | awk '{ print $1, $2 }' | sort
+}
+
+# map_text LIVE COLD: what hap_map / file_map print when the live host is on
+# pool LIVE and the cold host on COLD.
+map_text() { printf '%s be_%s\n%s be_%s\n' "$LIVE_HOST" "$1" "$COLD_HOST" "$2" | sort; }
+
+# hap_status NODE BACKEND SERVER: the server's status from "show stat",
+# read by the CSV header.
+hap_status() {
+	hap "$1" "show stat" | "$PYTHON" -c '
+import csv, sys
+be, sv = sys.argv[1], sys.argv[2]
+lines = sys.stdin.read().splitlines()
+if not lines or not lines[0].startswith("# "):
+    sys.exit(1)
+rows = csv.reader([lines[0][2:]] + [l for l in lines[1:] if l.strip()])
+hdr = next(rows)
+ix = {h: i for i, h in enumerate(hdr)}
+for r in rows:
+    if r[ix["pxname"]] == be and r[ix["svname"]] == sv:
+        print(r[ix["status"]]); break
+else:
+    sys.exit(1)
+' "$2" "$3"
+}
+
+# hap_count NODE BACKEND STATUS: how many servers of BACKEND have STATUS
+# (first word: "UP", "DOWN", "MAINT"...).
+hap_count() {
+	hap "$1" "show stat" | "$PYTHON" -c '
+import csv, sys
+be, want = sys.argv[1], sys.argv[2]
+lines = sys.stdin.read().splitlines()
+if not lines or not lines[0].startswith("# "):
+    sys.exit(1)
+rows = csv.reader([lines[0][2:]] + [l for l in lines[1:] if l.strip()])
+hdr = next(rows)
+ix = {h: i for i, h in enumerate(hdr)}
+n = 0
+for r in rows:
+    if r[ix["pxname"]] == be and r[ix["svname"]] not in ("FRONTEND", "BACKEND"):
+        if r[ix["status"]].split()[0] == want:
+            n += 1
+print(n)
+' "$2" "$3"
+}
+
+# wait_count NODE BACKEND STATUS N [SECONDS]: until N servers have STATUS.
+wait_count() {
+	wait_for "${5:-10}" eval "[ \"\$(hap_count '$1' '$2' '$3')\" = '$4' ]"
+}
+
+_ports_count() { set -- $1; echo $#; }
+
+# wait_servers_up NODE [SECONDS]: every server of both pools is UP.
+wait_servers_up() {
+	wait_count "$1" be_blue UP "$(_ports_count "$BLUE_PORTS")" "${2:-10}" &&
+	wait_count "$1" be_green UP "$(_ports_count "$GREEN_PORTS")" "${2:-10}"
+}
+
+# start_haproxy NAME [PORT]: HAProxy node NAME, admin socket $T/NAME.sock,
+# frontend on 127.0.0.1:PORT (default: a free port; the first node's port is
+# $FE_PORT), routing by $T/switchd.map.  Waits until the socket answers and,
+# unless HAP_NOWAIT=1, until every server is UP.
+start_haproxy() {
+	local name=$1 port=${2:-}
+	[ -n "$MAP" ] || write_map
+	if [ -z "$port" ]; then
+		if [ -f "$T/$name.port" ]; then port=$(cat "$T/$name.port"); else port=$(free_port); fi
+	fi
+	echo "$port" >"$T/$name.port"
+	[ -n "$FE_PORT" ] || FE_PORT=$port
+	hap_cfg "$name" "$port" >"$T/$name.cfg"
+	"$HAPROXY" -c -q -f "$T/$name.cfg" >>"$T/$name.log" 2>&1 \
+		|| { cat "$T/$name.log"; die "haproxy config $name invalid"; }
+	_hap_run "$name"
+}
+
+_hap_run() {
+	local name=$1; shift
+	"$HAPROXY" -db -f "$T/$name.cfg" "$@" </dev/null >>"$T/$name.log" 2>&1 &
+	local pid=$!
+	track "$pid"
+	echo "$pid" >"$T/$name.hpid"
+	wait_for 10 eval "hap '$name' 'show info' | grep -qx 'Pid: $pid'" \
+		|| { tail -n 20 "$T/$name.log"; die "haproxy $name did not start"; }
+	if [ -z "${HAP_NOWAIT:-}" ]; then
+		wait_servers_up "$name" 10 || { hap "$name" "show stat" | cut -d, -f1,2,18 | sed 's/^/#   /'
+			die "haproxy $name: servers not UP"; }
+	fi
+	vlog "haproxy $name pid $pid port $(cat "$T/$name.port")"
+}
+
+hap_pid() { cat "$T/$1.hpid"; }
+
+stop_haproxy() {
+	[ -f "$T/$1.hpid" ] || return 0
+	stop_pid "$(cat "$T/$1.hpid")"
+	rm -f "$T/$1.hpid"
+}
+
+kill9_haproxy() {
+	local pid; pid=$(cat "$T/$1.hpid")
+	kill -KILL "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	untrack "$pid"
+	rm -f "$T/$1.hpid"
+}
+
+# restart_haproxy NAME: stop, start again from the same config and the map
+# file as it is on disk now.
+restart_haproxy() {
+	stop_haproxy "$1"
+	rm -f "$T/$1.sock"
+	_hap_run "$1"
+}
+
+# reload_haproxy NAME: a new process takes over (-sf), the old one finishes.
+reload_haproxy() {
+	local old; old=$(cat "$T/$1.hpid")
+	_hap_run "$1" -sf "$old"
+	wait_for 10 eval "! kill -0 $old 2>/dev/null"
+	wait "$old" 2>/dev/null
+	untrack "$old"
+}
+
+# via_live [NODE] / via_cold [NODE]: body of GET / for the live / cold host
+# through HAProxy (which pool answered).
+via_host() {
+	local host=$1 port=$FE_PORT
+	[ -n "${2:-}" ] && port=$(cat "$T/$2.port")
+	curl -s --max-time 3 -H "Host: $host" "http://127.0.0.1:$port/"
+}
+via_live() { via_host "$LIVE_HOST" "${1:-}"; }
+via_cold() { via_host "$COLD_HOST" "${1:-}"; }
+
+# ---------------------------------------------------------------- fault proxy
+
+# start_fault_proxy NAME UPSTREAM_NODE [fault_proxy.py options...]: a proxy
+# listening on $T/NAME.sock in front of the node's admin socket; rules file
+# $T/NAME.rules (write it with fault_rules), log $T/NAME.cmdlog.
+start_fault_proxy() {
+	local name=$1 up; up=$(hap_sock "$2"); shift 2
+	rm -f "$T/$name.sock"
+	"$PYTHON" "$LIB_DIR/fault_proxy.py" --listen "$T/$name.sock" --upstream "$up" \
+		--rules "$T/$name.rules" --log "$T/$name.cmdlog" "$@" \
+		</dev/null >>"$T/$name.log" 2>&1 &
+	local pid=$!
+	track "$pid"
+	echo "$pid" >"$T/$name.fpid"
+	wait_for 10 test -S "$T/$name.sock" || die "fault proxy $name did not start"
+}
+
+# fault_rules NAME JSON: replace the proxy's rules (effective for the next
+# command); fault_rules NAME '{}' clears them.
+fault_rules() { printf '%s\n' "$2" >"$T/$1.rules.tmp" && mv "$T/$1.rules.tmp" "$T/$1.rules"; }
+
+# ---------------------------------------------------------------- switchd
+
+HAP_NODES=${HAP_NODES:-h1}    # nodes (names or socket paths) in the config
+MIN_UP=${MIN_UP:-1}
+SOCK_MODE=${SOCK_MODE:-0666}
+
+_servers_conf() {
+	local prefix=$1 ports=$2 i=1 p sep=""
+	for p in $ports; do
+		printf '%s{ name = "%s%d"; address = "127.0.0.1:%s"; }' "$sep" "$prefix" "$i" "$p"
+		sep=", "
+		i=$((i + 1))
+	done
+}
+
+_sockets_conf() {
+	local n sep=""
+	for n in $HAP_NODES; do printf '%s"%s"' "$sep" "$(hap_sock "$n")"; sep=", "; done
+}
+
+# write_config [EXTRA] [FILE]: the switchd config (libconfig syntax, per
+# SPEC.md) for this test; EXTRA is appended verbatim (smoke = {...}; ...).
+write_config() {
+	local extra=${1:-} file=${2:-$T/switchd.conf}
+	cat >"$file" <<EOF
+# switchd config for test $T_NAME (generated by tests/lib.sh)
+control = {
+  socket = "$T/switchd.sock";
+  mode = $SOCK_MODE;
+};
+state_dir = "$T/state";
+
+hosts = {
+  live = "$LIVE_HOST";
+  cold = "$COLD_HOST";
+};
+
+pools = {
+  blue = {
+    backend = "be_blue";
+    servers = ( $(_servers_conf b "$BLUE_PORTS") );
+  };
+  green = {
+    backend = "be_green";
+    servers = ( $(_servers_conf g "$GREEN_PORTS") );
+  };
+};
+
+haproxy = {
+  sockets = ( $(_sockets_conf) );
+  map = "$T/switchd.map";
+  min_up = $MIN_UP;
+  timeout_ms = ${TIMEOUT_MS:-2000};
+};
+$extra
+EOF
+}
+
+# ctl ARGS...: switchctl against this test's daemon (bounded: 30 s).
+ctl()  { timeout "${CTL_TIMEOUT:-30}" "$SWITCHCTL" -s "$T/switchd.sock" "$@"; }
+ctlj() { timeout "${CTL_TIMEOUT:-30}" "$SWITCHCTL" -s "$T/switchd.sock" --json "$@"; }
+
+# status_get EXPR: a value from "status --json" ('["hot"]').
+status_get() { ctlj status | jget "$1"; }
+
+# start_switchd [ARGS...]: switchd -d -f $T/switchd.conf, log $T/switchd.log;
+# waits (10 s) until "switchctl status" answers.
+start_switchd() {
+	[ -f "$T/switchd.conf" ] || write_config
+	"$SWITCHD" -d -f "$T/switchd.conf" "$@" </dev/null >>"$T/switchd.log" 2>&1 &
+	local pid=$!
+	track "$pid"
+	echo "$pid" >"$T/switchd.pid"
+	local deadline=$(( $(now_ms) + 10000 ))
+	while ! ctl status >/dev/null 2>&1; do
+		if ! alive "$pid"; then
+			wait "$pid"; local rc=$?
+			untrack "$pid"
+			tail -n 20 "$T/switchd.log" | sed 's/^/#   /'
+			die "switchd exited during start-up (status $rc)"
+		fi
+		[ "$(now_ms)" -ge "$deadline" ] && die "switchd did not answer status within 10 s"
+		sleep 0.1
+	done
+	vlog "switchd pid $pid"
+}
+
+switchd_pid() { cat "$T/switchd.pid"; }
+
+# stop_switchd: SIGTERM and wait (10 s, then KILL); its exit status is in
+# $SWITCHD_RC.
+SWITCHD_RC=""
+stop_switchd() {
+	local pid; pid=$(cat "$T/switchd.pid")
+	if ! alive "$pid"; then SWITCHD_RC=gone; untrack "$pid"; return 0; fi
+	kill -TERM "$pid"
+	if ! wait_for 10 eval "! kill -0 $pid 2>/dev/null"; then
+		kill -KILL "$pid" 2>/dev/null
+		_fail "switchd exits within 10 s of SIGTERM"
+	fi
+	wait "$pid" 2>/dev/null
+	SWITCHD_RC=$?
+	untrack "$pid"
+}
+
+kill9_switchd() {
+	local pid; pid=$(cat "$T/switchd.pid")
+	kill -KILL "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	untrack "$pid"
+}
+
+# std_setup: one blue and one green backend, HAProxy node h1 with the live
+# host on blue, a config, switchd running.  STD_NO_SWITCHD=1 stops before
+# switchd.
+std_setup() {
+	[ -n "$T" ] || t_setup
+	local bp gp
+	bp=$(free_port); gp=$(free_port)
+	start_backend blue "$bp"
+	start_backend green "$gp"
+	BLUE_PORTS=$bp
+	GREEN_PORTS=$gp
+	write_map blue green
+	start_haproxy h1
+	write_config
+	[ -n "${STD_NO_SWITCHD:-}" ] || start_switchd
+}
+
+# hot_of_map: the pool the live host is on, from the map file on disk.
+file_hot() { awk -v h="$LIVE_HOST" '$1 == h { sub(/^be_/, "", $2); print $2 }' "$T/switchd.map"; }
+# state_hot: "hot" of state.json.
+state_hot() { jget '["hot"]' "$T/state/state.json"; }
