@@ -1,0 +1,82 @@
+/*
+ * cmd-lock.c — "lock" and "unlock": the deploy lock an operator holds by
+ * hand.  It lives in state.json, so it survives a restart; a TTL ends it by
+ * itself (checked whenever the lock is looked at: no timer needed).
+ */
+#include <string.h>
+
+#include "log.h"
+#include "switchd.h"
+
+static void
+lock_journal(struct cmdq_item *item, const char *command, const char *message)
+{
+	int hot = state_hot();
+	json_t *roles = json_pack("{s:s, s:s}", "hot", hot == POOL_B ? POOL_BLUE : POOL_GREEN,
+	    "cold", hot == POOL_B ? POOL_GREEN : POOL_BLUE);
+
+	history_append(json_pack("{s:I, s:s, s:s, s:s?, s:O, s:O, s:s}",
+	    "uid", (json_int_t)item->uid, "user", item->user, "command", command,
+	    "message", message, "before", roles, "after", roles, "result", "ok"));
+	json_decref(roles);
+}
+
+void
+cmd_lock_exec(struct cmdq_item *item)
+{
+	const char *msg = cmd_arg_str(item, A_MESSAGE);
+	long long ttl = cmd_arg_int(item, A_TTL, 0);
+	time_t now = time(NULL);
+	char when[32];
+	json_t *lock;
+
+	if (ttl < 0) {
+		cmd_error(item, E_USAGE, "lock: --ttl must not be negative");
+		return;
+	}
+	iso_time(now, when, sizeof(when));
+	lock = json_pack("{s:s, s:I, s:s, s:s, s:I, s:I, s:I}", "user", item->user,
+	    "uid", (json_int_t)item->uid, "message", msg ? msg : "", "since", when,
+	    "since_epoch", (json_int_t)now, "ttl", (json_int_t)ttl,
+	    "expires", (json_int_t)(ttl > 0 ? now + ttl : 0));
+	json_object_set(state_doc(), "lock", lock);
+	if (state_save() == -1) {
+		json_object_set_new(state_doc(), "lock", json_null());
+		json_decref(lock);
+		cmd_error(item, E_INTERNAL, "cannot write the state file; not locked");
+		return;
+	}
+	log_info("deploy lock taken by %s%s%s", item->user, msg ? ": " : "", msg ? msg : "");
+	lock_journal(item, "lock", msg);
+	cmd_done(item, json_pack("{s:o}", "lock", lock));
+}
+
+void
+cmd_unlock_exec(struct cmdq_item *item)
+{
+	json_t *lock = state_lock(), *old;
+
+	if (lock == NULL) {
+		cmd_error(item, E_NOT_LOCKED, "the deploy lock is not held");
+		return;
+	}
+	if ((uid_t)json_integer_value(json_object_get(lock, "uid")) != item->uid &&
+	    !cmd_arg_bool(item, A_FORCE)) {
+		cmd_error(item, E_REFUSED, "the deploy lock is held by %s, not by you; "
+		    "\"switchctl unlock --force\" releases another user's lock",
+		    json_string_value(json_object_get(lock, "user")));
+		return;
+	}
+	old = json_incref(lock);
+	json_object_set_new(state_doc(), "lock", json_null());
+	if (state_save() == -1) {
+		json_object_set_new(state_doc(), "lock", old);
+		cmd_error(item, E_INTERNAL, "cannot write the state file; still locked");
+		return;
+	}
+	log_info("deploy lock of %s released by %s%s",
+	    json_string_value(json_object_get(old, "user")), item->user,
+	    cmd_arg_bool(item, A_FORCE) ? " (--force)" : "");
+	lock_journal(item, cmd_arg_bool(item, A_FORCE) ? "unlock --force" : "unlock", NULL);
+	cmd_done(item, json_pack("{s:o}", "released", old));
+}

@@ -1,0 +1,104 @@
+/*
+ * cmd-status.c — "status": the roles and versions from the state file,
+ * and what every load balancer node actually serves, asked live.
+ */
+#include <string.h>
+
+#include "hapx.h"
+#include "switchd.h"
+
+static const char *
+pool_name(int idx)
+{
+	return idx == POOL_B ? POOL_BLUE : POOL_GREEN;
+}
+
+/* Configured servers with HAProxy's word on each, then any it has besides. */
+static json_t *
+pool_servers(const struct pool *p, struct lb_view *v)
+{
+	json_t *out = json_array(), *live = NULL, *s;
+	size_t i, j;
+	int seen;
+
+	for (i = 0; i < v->nnodes && live == NULL; i++)
+		if (v->nodes[i].servers != NULL)
+			live = json_object_get(v->nodes[i].servers, p->backend);
+	for (i = 0; i < p->nservers; i++) {
+		const char *status = "unknown";
+
+		for (j = 0; j < json_array_size(live); j++) {
+			s = json_array_get(live, j);
+			if (strcmp(json_string_value(json_object_get(s, "name")),
+			    p->servers[i].name) == 0)
+				status = json_string_value(json_object_get(s, "status"));
+		}
+		json_array_append_new(out, json_pack("{s:s, s:s, s:s}", "name",
+		    p->servers[i].name, "address", p->servers[i].address, "status", status));
+	}
+	for (j = 0; j < json_array_size(live); j++) {
+		s = json_array_get(live, j);
+		seen = 0;
+		for (i = 0; i < p->nservers; i++)
+			if (strcmp(json_string_value(json_object_get(s, "name")),
+			    p->servers[i].name) == 0)
+				seen = 1;
+		if (!seen)
+			json_array_append(out, s);
+	}
+	return out;
+}
+
+static void
+status_view(struct lb_view *v, void *arg)
+{
+	struct cmdq_item *item = arg;
+	struct config *conf = sd.conf;
+	json_t *doc = state_doc(), *r, *pools, *nodes, *p, *lock;
+	int hot = state_hot(), i, nh, agree = 1, first = -2;
+	size_t n;
+
+	pools = json_object();
+	for (i = 0; i < NPOOLS; i++) {
+		p = json_deep_copy(state_pool(i));
+		json_object_set_new(p, "backend", json_string(conf->pools[i].backend));
+		json_object_set_new(p, "role", json_string(i == hot ? ROLE_HOT : ROLE_COLD));
+		json_object_set_new(p, "servers", pool_servers(&conf->pools[i], v));
+		json_object_set_new(pools, pool_name(i), p);
+	}
+	nodes = json_array();
+	for (n = 0; n < v->nnodes; n++) {
+		struct lb_node *node = &v->nodes[n];
+		json_t *j = json_pack("{s:s, s:b}", "socket", node->name, "ok", node->ok);
+
+		nh = node->has_map ? lb_mapping_hot(conf, &node->map) : -1;
+		if (node->error[0])
+			json_object_set_new(j, "error", json_string(node->error));
+		if (node->ok)
+			json_object_set_new(j, "map", json_pack("{s:s, s:s}",
+			    "live", node->map.live, "cold", node->map.cold));
+		json_object_set_new(j, "serves", nh >= 0 ? json_string(pool_name(nh)) : json_null());
+		if (!node->ok || nh != hot)
+			agree = 0;
+		if (first == -2)
+			first = nh;
+		json_array_append_new(nodes, j);
+	}
+	lock = state_lock();
+	r = json_pack("{s:s, s:s, s:{s:s, s:s}, s:o, s:o, s:b, s:O, s:O, s:o, s:O}",
+	    "hot", pool_name(hot), "cold", pool_name(!hot),
+	    "hosts", "live", conf->live_host, "cold", conf->cold_host,
+	    "pools", pools, "nodes", nodes, "agree", agree,
+	    "lock", lock ? lock : json_null(),
+	    "last_switch", json_object_get(doc, "last_switch"),
+	    "busy", cmd_busy_json(),
+	    "ec2", json_object_get(doc, "ec2"));
+	lb_view_free(v);
+	cmd_done(item, r);
+}
+
+void
+cmd_status_exec(struct cmdq_item *item)
+{
+	sd.lb->drv->observe(sd.lb, status_view, item);
+}

@@ -1,0 +1,69 @@
+/*
+ * cmd-switch.c — "switch" (to the cold pool, if it is proven) and "back"
+ * (to the previous hot pool, at once).
+ */
+#include <string.h>
+
+#include "switchd.h"
+
+static const char *
+pool_name(int idx)
+{
+	return idx == POOL_B ? POOL_BLUE : POOL_GREEN;
+}
+
+static void
+switch_done(int ok, const char *code, const char *error, void *arg)
+{
+	struct cmdq_item *item = arg;
+	int hot = state_hot();
+
+	if (!ok) {
+		cmd_error(item, code, "%s", error);
+		return;
+	}
+	cmd_done(item, json_pack("{s:s, s:s, s:s, s:s, s:I}", "from", pool_name(!hot),
+	    "to", pool_name(hot), "hot", pool_name(hot), "cold", pool_name(!hot),
+	    "took_ms", (json_int_t)((time(NULL) - item->started) * 1000)));
+}
+
+void
+cmd_switch_exec(struct cmdq_item *item)
+{
+	int cold = !state_hot();
+	json_t *pool = state_pool(cold);
+	const char *version = json_string_value(json_object_get(pool, "version"));
+	const char *pstate = json_string_value(json_object_get(pool, "state"));
+	const char *expect = cmd_arg_str(item, A_EXPECT);
+
+	/* An explicit expectation holds even with --force. */
+	if (expect != NULL && (version == NULL || strcmp(version, expect) != 0)) {
+		cmd_error(item, E_REFUSED, "the cold pool %s is at version %s, not %s; "
+		    "nothing was changed", pool_name(cold), version ? version : "(none)",
+		    expect);
+		return;
+	}
+	if (strcmp(pstate, PS_VERIFIED) != 0) {
+		if (!cmd_arg_bool(item, A_FORCE)) {
+			cmd_error(item, E_REFUSED, "the cold pool %s is not verified (state: "
+			    "%s); run \"switchctl cold-deploy\" first, or switch --force",
+			    pool_name(cold), pstate);
+			return;
+		}
+		cmd_progress(item, "--force: switching to %s although it is %s",
+		    pool_name(cold), pstate);
+	}
+	pool_switch(item, cold, "switch", switch_done, item);
+}
+
+void
+cmd_back_exec(struct cmdq_item *item)
+{
+	json_t *last = json_object_get(state_doc(), "last_switch");
+
+	if (!json_is_object(last)) {
+		cmd_error(item, E_REFUSED, "nothing to go back to: no switch is recorded");
+		return;
+	}
+	pool_switch(item, !state_hot(), "back", switch_done, item);
+}

@@ -1,0 +1,329 @@
+/*
+ * cmd.c — request dispatch: look the command up in the table, do the cheap
+ * checks (protocol version, arguments, permission, busy, locked) before any
+ * work, then run it.  Also the reply helpers every command uses.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmds.h"
+#include "log.h"
+#include "switchd.h"
+
+struct cmd_entry {
+	const char	*name;
+	void		(*exec)(struct cmdq_item *);
+};
+
+static const struct cmd_entry cmd_table[] = {
+	{ "status",	cmd_status_exec },
+	{ "hosts",	cmd_hosts_exec },
+	{ "switch",	cmd_switch_exec },
+	{ "back",	cmd_back_exec },
+	{ "history",	cmd_history_exec },
+	{ "lock",	cmd_lock_exec },
+	{ "unlock",	cmd_unlock_exec },
+	{ "reload",	cmd_reload_exec },
+	{ NULL, NULL }
+};
+
+/* The one mutating command in flight, if any. */
+static struct cmdq_item *busy_item;
+
+int
+cmd_busy(void)
+{
+	return busy_item != NULL;
+}
+
+json_t *
+cmd_busy_json(void)
+{
+	char when[32];
+
+	if (busy_item == NULL)
+		return json_null();
+	iso_time(busy_item->started, when, sizeof(when));
+	return json_pack("{s:s, s:s, s:I, s:s}", "command", busy_item->info->name,
+	    "user", busy_item->user, "uid", (json_int_t)busy_item->uid, "since", when);
+}
+
+static void
+reply_error(struct client *c, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+reply_error(struct client *c, const char *code, const char *fmt, ...)
+{
+	va_list ap;
+	char msg[1024];
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	client_send(c, json_pack("{s:b, s:s, s:s}", P_OK, 0, P_CODE, code, P_ERROR, msg));
+	client_command_done(c);
+}
+
+/* Check args against the command's options; fills why on failure. */
+static int
+args_valid(const struct cmd_info *ci, json_t *args, char *why, size_t len)
+{
+	const char *key;
+	json_t *v;
+	const struct cmd_opt *o;
+	int i;
+
+	json_object_foreach(args, key, v) {
+		if (ci->positional != NULL && strcmp(key, ci->positional) == 0) {
+			if (!json_is_string(v)) {
+				snprintf(why, len, "%s: \"%s\" must be a string", ci->name, key);
+				return 0;
+			}
+			if (ci->choices != NULL) {
+				for (i = 0; ci->choices[i] != NULL; i++)
+					if (strcmp(ci->choices[i], json_string_value(v)) == 0)
+						break;
+				if (ci->choices[i] == NULL) {
+					snprintf(why, len, "%s: \"%s\" is not one of %s", ci->name,
+					    json_string_value(v), ci->usage);
+					return 0;
+				}
+			}
+			continue;
+		}
+		if ((o = cmd_opt_find(ci, key)) == NULL) {
+			snprintf(why, len, "%s: unknown argument \"%s\" (usage: %s %s)",
+			    ci->name, key, ci->name, ci->usage);
+			return 0;
+		}
+		if ((o->type == OPT_BOOL && !json_is_boolean(v)) ||
+		    (o->type == OPT_STR && !json_is_string(v)) ||
+		    (o->type == OPT_INT && !json_is_integer(v))) {
+			snprintf(why, len, "%s: argument \"%s\" must be %s", ci->name, key,
+			    o->type == OPT_BOOL ? "true or false" :
+			    o->type == OPT_STR ? "a string" : "an integer");
+			return 0;
+		}
+		if (o->type == OPT_STR && strlen(json_string_value(v)) > 4096) {
+			snprintf(why, len, "%s: argument \"%s\" is longer than 4096 bytes",
+			    ci->name, key);
+			return 0;
+		}
+	}
+	if (ci->positional != NULL && json_object_get(args, ci->positional) == NULL) {
+		snprintf(why, len, "%s: missing argument (usage: %s %s)", ci->name,
+		    ci->name, ci->usage);
+		return 0;
+	}
+	return 1;
+}
+
+void
+cmd_dispatch(struct client *c, uid_t uid, int admin, const char *user, json_t *req)
+{
+	const struct cmd_info *ci;
+	const struct cmd_entry *ce;
+	struct cmdq_item *item;
+	json_t *v, *args, *lock;
+	const char *name, *hint;
+	char why[512], since[32];
+
+	if (!json_is_object(req)) {
+		reply_error(c, E_USAGE, "bad request: not a JSON object");
+		return;
+	}
+	v = json_object_get(req, P_V);
+	if (!json_is_integer(v) || json_integer_value(v) != SWITCHD_PROTO_VERSION) {
+		reply_error(c, E_USAGE, "bad request: protocol version \"v\" must be %d",
+		    SWITCHD_PROTO_VERSION);
+		return;
+	}
+	name = json_string_value(json_object_get(req, P_CMD));
+	if (name == NULL) {
+		reply_error(c, E_USAGE, "bad request: \"cmd\" must be a string");
+		return;
+	}
+	if ((ci = cmd_info_find(name)) == NULL) {
+		hint = cmd_info_suggest(name);
+		if (hint != NULL)
+			reply_error(c, E_USAGE, "unknown command \"%.64s\" (did you mean \"%s\"?)",
+			    name, hint);
+		else
+			reply_error(c, E_USAGE, "unknown command \"%.64s\"", name);
+		return;
+	}
+	for (ce = cmd_table; ce->name != NULL; ce++)
+		if (strcmp(ce->name, ci->name) == 0)
+			break;
+	if (ce->name == NULL) {
+		reply_error(c, E_USAGE, "command \"%s\" is not available in this switchd",
+		    ci->name);
+		return;
+	}
+	args = json_object_get(req, P_ARGS);
+	if (args == NULL)
+		args = json_object();
+	else if (!json_is_object(args)) {
+		reply_error(c, E_USAGE, "bad request: \"args\" must be an object");
+		return;
+	} else
+		json_incref(args);
+	if (!args_valid(ci, args, why, sizeof(why))) {
+		json_decref(args);
+		reply_error(c, E_USAGE, "%s", why);
+		return;
+	}
+	if ((ci->flags & CMD_ADMIN) && !admin) {
+		json_decref(args);
+		reply_error(c, E_PERM, "permission denied: %s (uid %lu) may not run \"%s\"; "
+		    "it needs root, switchd's own user%s%s", user, (unsigned long)uid,
+		    ci->name, sd.conf->admin_group ? " or a member of group " : "",
+		    sd.conf->admin_group ? sd.conf->admin_group : "");
+		return;
+	}
+	if ((ci->flags & CMD_EXCLUSIVE) && sd.shutting_down) {
+		json_decref(args);
+		reply_error(c, E_SHUTDOWN, "switchd is shutting down");
+		return;
+	}
+	if ((ci->flags & CMD_EXCLUSIVE) && busy_item != NULL) {
+		json_decref(args);
+		iso_time(busy_item->started, since, sizeof(since));
+		reply_error(c, E_BUSY, "busy: %s (uid %lu) is running \"%s\" since %s "
+		    "(%lds ago); try again when it is done", busy_item->user,
+		    (unsigned long)busy_item->uid, busy_item->info->name, since,
+		    (long)(time(NULL) - busy_item->started));
+		return;
+	}
+	if ((ci->flags & CMD_LOCKABLE) && (lock = state_lock()) != NULL) {
+		json_t *r;
+		const char *msg = json_string_value(json_object_get(lock, "message"));
+
+		json_decref(args);
+		r = json_pack("{s:b, s:s, s:O}", P_OK, 0, P_CODE, E_LOCKED, "lock", lock);
+		json_object_set_new(r, P_ERROR, json_sprintf(
+		    "locked by %s for %llds%s%s%s; \"switchctl unlock\" by them, or "
+		    "\"switchctl unlock --force\", releases it",
+		    json_string_value(json_object_get(lock, "user")),
+		    (long long)time(NULL) - json_integer_value(json_object_get(lock, "since_epoch")),
+		    msg && *msg ? ": \"" : "", msg && *msg ? msg : "", msg && *msg ? "\"" : ""));
+		client_send(c, r);
+		client_command_done(c);
+		return;
+	}
+
+	item = xcalloc(1, sizeof(*item));
+	item->client = c;
+	item->info = ci;
+	item->args = args;
+	item->uid = uid;
+	item->admin = admin;
+	snprintf(item->user, sizeof(item->user), "%s", user);
+	item->started = time(NULL);
+	if (ci->flags & CMD_EXCLUSIVE)
+		busy_item = item;
+	client_attach(c, item);
+	log_debug("%s (uid %lu): %s", user, (unsigned long)uid, ci->name);
+	ce->exec(item);
+}
+
+static void
+item_free(struct cmdq_item *item)
+{
+	if (busy_item == item)
+		busy_item = NULL;
+	if (item->client != NULL)
+		client_command_done(item->client);
+	json_decref(item->args);
+	free(item);
+	switchd_maybe_exit();
+}
+
+void
+cmd_event(struct cmdq_item *item, json_t *ev)
+{
+	if (item->client != NULL)
+		client_send(item->client, ev);
+	else
+		json_decref(ev);
+}
+
+void
+cmd_progress(struct cmdq_item *item, const char *fmt, ...)
+{
+	va_list ap;
+	char msg[2048];
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	cmd_event(item, json_pack("{s:s, s:s}", P_EVENT, EV_STEP, "text", msg));
+}
+
+void
+cmd_done(struct cmdq_item *item, json_t *payload)
+{
+	if (payload == NULL)
+		payload = json_object();
+	json_object_set_new(payload, P_OK, json_true());
+	cmd_event(item, payload);
+	item_free(item);
+}
+
+static void
+cmd_verror(struct cmdq_item *item, const char *code, json_t *extra, const char *fmt,
+    va_list ap)
+{
+	char msg[4096];
+	json_t *r = extra ? extra : json_object();
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	json_object_set_new(r, P_OK, json_false());
+	json_object_set_new(r, P_CODE, json_string(code));
+	json_object_set_new(r, P_ERROR, json_string(msg));
+	cmd_event(item, r);
+	item_free(item);
+}
+
+void
+cmd_error(struct cmdq_item *item, const char *code, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	cmd_verror(item, code, NULL, fmt, ap);
+	va_end(ap);
+}
+
+void
+cmd_error_json(struct cmdq_item *item, const char *code, json_t *extra, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	cmd_verror(item, code, extra, fmt, ap);
+	va_end(ap);
+}
+
+const char *
+cmd_arg_str(struct cmdq_item *item, const char *key)
+{
+	return json_string_value(json_object_get(item->args, key));
+}
+
+int
+cmd_arg_bool(struct cmdq_item *item, const char *key)
+{
+	return json_is_true(json_object_get(item->args, key));
+}
+
+long long
+cmd_arg_int(struct cmdq_item *item, const char *key, long long def)
+{
+	json_t *v = json_object_get(item->args, key);
+
+	return json_is_integer(v) ? json_integer_value(v) : def;
+}

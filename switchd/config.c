@@ -1,0 +1,581 @@
+/*
+ * config.c — reads switchd.conf (libconfig syntax) into a new struct config.
+ *
+ * The file is first checked against a schema (unknown keys and wrong types
+ * are errors with their line), then read into the struct with defaults, then
+ * checked for meaning.  Every error is collected, so `switchd -n` shows them
+ * all at once.  A caller swaps configs only when this returns non-NULL.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libconfig.h>
+
+#include "switchd.h"
+
+enum ktype { K_STR, K_INT, K_BOOL, K_GROUP, K_LIST_STR, K_LIST_GROUP, K_MODE, K_ANYGROUP };
+
+struct key {
+	const char	*name;
+	enum ktype	 type;
+	const struct key *sub;		/* K_GROUP, K_LIST_GROUP */
+};
+
+static const struct key control_keys[] = {
+	{ "socket", K_STR, NULL }, { "mode", K_MODE, NULL },
+	{ "group", K_STR, NULL }, { "admin_group", K_STR, NULL }, { NULL, 0, NULL }
+};
+static const struct key hosts_keys[] = {
+	{ "live", K_STR, NULL }, { "cold", K_STR, NULL }, { NULL, 0, NULL }
+};
+static const struct key server_keys[] = {
+	{ "name", K_STR, NULL }, { "address", K_STR, NULL },
+	{ "instance", K_STR, NULL }, { NULL, 0, NULL }
+};
+static const struct key pool_keys[] = {
+	{ "backend", K_STR, NULL }, { "servers", K_LIST_GROUP, server_keys },
+	{ NULL, 0, NULL }
+};
+static const struct key pools_keys[] = {
+	{ "blue", K_GROUP, pool_keys }, { "green", K_GROUP, pool_keys }, { NULL, 0, NULL }
+};
+static const struct key haproxy_keys[] = {
+	{ "mode", K_STR, NULL }, { "sockets", K_LIST_STR, NULL }, { "map", K_STR, NULL },
+	{ "min_up", K_INT, NULL }, { "timeout_ms", K_INT, NULL },
+	{ "master_socket", K_STR, NULL }, { "reload_command", K_STR, NULL },
+	{ NULL, 0, NULL }
+};
+static const struct key check_keys[] = {
+	{ "name", K_STR, NULL }, { "method", K_STR, NULL }, { "path", K_STR, NULL },
+	{ "status", K_INT, NULL }, { "body", K_STR, NULL }, { "max_ms", K_INT, NULL },
+	{ NULL, 0, NULL }
+};
+static const struct key smoke_keys[] = {
+	{ "url", K_STR, NULL }, { "timeout_ms", K_INT, NULL },
+	{ "checks", K_LIST_GROUP, check_keys }, { "per_server", K_BOOL, NULL },
+	{ "command", K_STR, NULL }, { "command_timeout", K_INT, NULL }, { NULL, 0, NULL }
+};
+static const struct key deploy_keys[] = {
+	{ "command", K_STR, NULL }, { "timeout", K_INT, NULL }, { NULL, 0, NULL }
+};
+static const struct key ec2_keys[] = {
+	{ "region", K_STR, NULL }, { "role_tag", K_STR, NULL }, { "hot", K_STR, NULL },
+	{ "cold", K_STR, NULL }, { "discover", K_BOOL, NULL }, { "pool_tag", K_STR, NULL },
+	{ "port", K_INT, NULL }, { "endpoint", K_STR, NULL }, { NULL, 0, NULL }
+};
+static const struct key notify_keys[] = {
+	{ "webhook", K_STR, NULL }, { "command", K_STR, NULL }, { NULL, 0, NULL }
+};
+static const struct key top_keys[] = {
+	{ "control", K_GROUP, control_keys }, { "state_dir", K_STR, NULL },
+	{ "hosts", K_GROUP, hosts_keys }, { "pools", K_GROUP, pools_keys },
+	{ "haproxy", K_GROUP, haproxy_keys }, { "nginx", K_ANYGROUP, NULL },
+	{ "smoke", K_GROUP, smoke_keys },
+	{ "deploy", K_GROUP, deploy_keys }, { "ec2", K_GROUP, ec2_keys },
+	{ "notify", K_GROUP, notify_keys }, { NULL, 0, NULL }
+};
+
+struct ctx {
+	const char	*path;
+	json_t		*errors;
+};
+
+static void __attribute__((format(printf, 3, 4)))
+cerr(struct ctx *c, const config_setting_t *s, const char *fmt, ...)
+{
+	va_list ap;
+	char msg[512];
+	int line = s ? config_setting_source_line(s) : 0;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (line > 0)
+		json_array_append_new(c->errors,
+		    json_sprintf("%s:%d: %s", c->path, line, msg));
+	else
+		json_array_append_new(c->errors, json_sprintf("%s: %s", c->path, msg));
+}
+
+static const char *
+type_name(enum ktype t)
+{
+	switch (t) {
+	case K_STR:		return "a string";
+	case K_INT:		return "an integer";
+	case K_BOOL:		return "true or false";
+	case K_GROUP:
+	case K_ANYGROUP:	return "a group { ... }";
+	case K_LIST_STR:	return "a list of strings ( \"...\", ... )";
+	case K_LIST_GROUP:	return "a list of groups ( { ... }, ... )";
+	case K_MODE:		return "a file mode (0660 or \"0660\")";
+	}
+	return "?";
+}
+
+/* Dotted path of a setting, for messages. */
+static void
+setting_path(const config_setting_t *s, char *buf, size_t len)
+{
+	char tmp[256];
+	const char *name;
+
+	buf[0] = '\0';
+	for (; s != NULL && config_setting_parent(s) != NULL; s = config_setting_parent(s)) {
+		name = config_setting_name(s);
+		if (name == NULL)
+			snprintf(tmp, sizeof(tmp), "[%d]%s%s", config_setting_index(s),
+			    buf[0] && buf[0] != '[' ? "." : "", buf);
+		else
+			snprintf(tmp, sizeof(tmp), "%s%s%s", name,
+			    buf[0] && buf[0] != '[' ? "." : "", buf);
+		snprintf(buf, len, "%s", tmp);
+	}
+}
+
+static void check_group(struct ctx *, const config_setting_t *, const struct key *);
+
+static void
+check_value(struct ctx *c, const config_setting_t *s, const struct key *k)
+{
+	int t = config_setting_type(s), ok = 0, i, n;
+	char where[256];
+
+	switch (k->type) {
+	case K_STR:	ok = t == CONFIG_TYPE_STRING; break;
+	case K_INT:	ok = t == CONFIG_TYPE_INT || t == CONFIG_TYPE_INT64; break;
+	case K_BOOL:	ok = t == CONFIG_TYPE_BOOL; break;
+	case K_MODE:	ok = t == CONFIG_TYPE_INT || t == CONFIG_TYPE_STRING; break;
+	case K_GROUP:
+	case K_ANYGROUP: ok = t == CONFIG_TYPE_GROUP; break;
+	case K_LIST_STR:
+	case K_LIST_GROUP: ok = t == CONFIG_TYPE_LIST || t == CONFIG_TYPE_ARRAY; break;
+	}
+	if (!ok) {
+		setting_path(s, where, sizeof(where));
+		cerr(c, s, "%s must be %s", where, type_name(k->type));
+		return;
+	}
+	if (k->type == K_GROUP)
+		check_group(c, s, k->sub);
+	else if (k->type == K_LIST_STR || k->type == K_LIST_GROUP) {
+		n = config_setting_length(s);
+		for (i = 0; i < n; i++) {
+			const config_setting_t *e = config_setting_get_elem(s, i);
+			int et = config_setting_type(e);
+
+			setting_path(e, where, sizeof(where));
+			if (k->type == K_LIST_STR && et != CONFIG_TYPE_STRING)
+				cerr(c, e, "%s must be a string", where);
+			else if (k->type == K_LIST_GROUP && et != CONFIG_TYPE_GROUP)
+				cerr(c, e, "%s must be a group { ... }", where);
+			else if (k->type == K_LIST_GROUP)
+				check_group(c, e, k->sub);
+		}
+	}
+}
+
+static void
+check_group(struct ctx *c, const config_setting_t *g, const struct key *keys)
+{
+	int i, n = config_setting_length(g);
+	const struct key *k;
+	char where[256];
+
+	for (i = 0; i < n; i++) {
+		const config_setting_t *s = config_setting_get_elem(g, i);
+		const char *name = config_setting_name(s);
+
+		for (k = keys; k->name != NULL; k++)
+			if (name != NULL && strcmp(k->name, name) == 0)
+				break;
+		if (k->name == NULL) {
+			setting_path(s, where, sizeof(where));
+			cerr(c, s, "unknown key %s", where);
+			continue;
+		}
+		check_value(c, s, k);
+	}
+}
+
+/* ------------------------------------------------------------- extraction */
+
+static char *
+get_str(const config_setting_t *g, const char *name, const char *def)
+{
+	const char *v;
+
+	if (g != NULL && config_setting_lookup_string(g, name, &v))
+		return xstrdup(v);
+	return xstrdup(def);
+}
+
+static int
+get_int(const config_setting_t *g, const char *name, int def)
+{
+	int v;
+
+	if (g != NULL && config_setting_lookup_int(g, name, &v))
+		return v;
+	return def;
+}
+
+static int
+get_bool(const config_setting_t *g, const char *name, int def)
+{
+	int v;
+
+	if (g != NULL && config_setting_lookup_bool(g, name, &v))
+		return v;
+	return def;
+}
+
+/*
+ * libconfig reads 0660 as decimal 660; a file mode is written as for
+ * chmod(1), so its digits are taken as octal.
+ */
+static int
+get_mode(struct ctx *c, const config_setting_t *g, const char *name, int def)
+{
+	const config_setting_t *s;
+	char buf[32], *end;
+	long v;
+
+	if (g == NULL || (s = config_setting_get_member(g, name)) == NULL)
+		return def;
+	if (config_setting_type(s) == CONFIG_TYPE_STRING)
+		snprintf(buf, sizeof(buf), "%s", config_setting_get_string(s));
+	else if (config_setting_type(s) == CONFIG_TYPE_INT)
+		snprintf(buf, sizeof(buf), "%d", config_setting_get_int(s));
+	else
+		return def;
+	errno = 0;
+	v = strtol(buf, &end, 8);
+	if (errno || *end != '\0' || buf[0] == '\0' || v < 0 || v > 0777) {
+		cerr(c, s, "control.%s: \"%s\" is not a file mode like 0660", name, buf);
+		return def;
+	}
+	return (int)v;
+}
+
+static int
+valid_hostport(const char *a)
+{
+	const char *colon = strrchr(a, ':');
+	char *end;
+	long port;
+
+	if (colon == NULL || colon == a)
+		return 0;
+	port = strtol(colon + 1, &end, 10);
+	return *end == '\0' && port > 0 && port < 65536;
+}
+
+static void
+read_pool(struct ctx *c, const config_setting_t *pools, int idx, struct config *conf)
+{
+	struct pool *p = &conf->pools[idx];
+	const config_setting_t *g, *list;
+	int i, n;
+	size_t j;
+
+	p->name = idx == POOL_B ? POOL_BLUE : POOL_GREEN;
+	g = pools ? config_setting_get_member(pools, p->name) : NULL;
+	if (g == NULL) {
+		cerr(c, pools, "pools.%s is missing", p->name);
+		return;
+	}
+	p->backend = get_str(g, "backend", NULL);
+	if (p->backend == NULL)
+		cerr(c, g, "pools.%s.backend is missing", p->name);
+	else if (p->backend[0] == '\0' || strpbrk(p->backend, " \t\r\n") != NULL)
+		cerr(c, config_setting_get_member(g, "backend"),
+		    "pools.%s.backend \"%s\" is not a backend name", p->name, p->backend);
+	list = config_setting_get_member(g, "servers");
+	if (list == NULL || !config_setting_is_aggregate(list))
+		return;
+	n = config_setting_length(list);
+	p->servers = xcalloc((size_t)n, sizeof(*p->servers));
+	for (i = 0; i < n; i++) {
+		const config_setting_t *e = config_setting_get_elem(list, i);
+		struct server *s = &p->servers[p->nservers];
+
+		if (config_setting_type(e) != CONFIG_TYPE_GROUP)
+			continue;
+		s->name = get_str(e, "name", NULL);
+		s->address = get_str(e, "address", NULL);
+		s->instance = get_str(e, "instance", NULL);
+		p->nservers++;
+		if (s->name == NULL)
+			cerr(c, e, "pools.%s.servers.[%d]: name is missing", p->name, i);
+		if (s->address == NULL)
+			cerr(c, e, "pools.%s.servers.[%d]: address is missing", p->name, i);
+		else if (!valid_hostport(s->address))
+			cerr(c, e, "pools.%s.servers.[%d]: address \"%s\" is not host:port",
+			    p->name, i, s->address);
+		for (j = 0; s->name != NULL && j + 1 < p->nservers; j++)
+			if (p->servers[j].name && strcmp(p->servers[j].name, s->name) == 0)
+				cerr(c, e, "pools.%s: server name \"%s\" is used twice",
+				    p->name, s->name);
+	}
+}
+
+static void
+read_checks(struct ctx *c, const config_setting_t *smoke, struct config *conf)
+{
+	const config_setting_t *list;
+	int i, n;
+
+	list = smoke ? config_setting_get_member(smoke, "checks") : NULL;
+	if (list == NULL || !config_setting_is_aggregate(list))
+		return;
+	n = config_setting_length(list);
+	conf->checks = xcalloc((size_t)n, sizeof(*conf->checks));
+	for (i = 0; i < n; i++) {
+		const config_setting_t *e = config_setting_get_elem(list, i);
+		struct smoke_check *k = &conf->checks[conf->nchecks];
+
+		if (config_setting_type(e) != CONFIG_TYPE_GROUP)
+			continue;
+		conf->nchecks++;
+		k->name = get_str(e, "name", NULL);
+		k->method = get_str(e, "method", "GET");
+		k->path = get_str(e, "path", "/");
+		k->status = get_int(e, "status", 200);
+		k->body = get_str(e, "body", NULL);
+		k->max_ms = get_int(e, "max_ms", 0);
+		if (k->name == NULL)
+			k->name = xstrdup(k->path);
+		if (strcmp(k->method, "GET") != 0 && strcmp(k->method, "HEAD") != 0)
+			cerr(c, e, "smoke.checks.[%d]: method must be GET or HEAD", i);
+		if (k->path[0] != '/')
+			cerr(c, e, "smoke.checks.[%d]: path must start with /", i);
+		if (k->status < 100 || k->status > 599)
+			cerr(c, e, "smoke.checks.[%d]: status %d is not an HTTP status", i, k->status);
+		if (k->max_ms < 0)
+			cerr(c, e, "smoke.checks.[%d]: max_ms must not be negative", i);
+	}
+}
+
+static void
+read_config(struct ctx *c, config_t *cf, struct config *conf)
+{
+	const config_setting_t *root = config_root_setting(cf);
+	const config_setting_t *ctl, *hosts, *pools, *hap, *smoke, *dep, *ec2, *notify, *list;
+	int i, n;
+
+	ctl = config_setting_get_member(root, "control");
+	conf->ctl_socket = get_str(ctl, "socket", SWITCHD_DEFAULT_SOCKET);
+	conf->ctl_mode = get_mode(c, ctl, "mode", 0660);
+	conf->ctl_group = get_str(ctl, "group", NULL);
+	conf->admin_group = get_str(ctl, "admin_group", NULL);
+	conf->state_dir = get_str(root, "state_dir", "/var/lib/switchd");
+
+	hosts = config_setting_get_member(root, "hosts");
+	if (hosts == NULL)
+		cerr(c, NULL, "hosts { live = ...; cold = ...; } is missing");
+	else {
+		conf->live_host = get_str(hosts, "live", NULL);
+		conf->cold_host = get_str(hosts, "cold", NULL);
+		if (conf->live_host == NULL)
+			cerr(c, hosts, "hosts.live is missing");
+		if (conf->cold_host == NULL)
+			cerr(c, hosts, "hosts.cold is missing");
+		if (conf->live_host && conf->cold_host &&
+		    strcasecmp(conf->live_host, conf->cold_host) == 0)
+			cerr(c, hosts, "hosts.live and hosts.cold are the same name");
+		if ((conf->live_host && strpbrk(conf->live_host, " \t\r\n:")) ||
+		    (conf->cold_host && strpbrk(conf->cold_host, " \t\r\n:")))
+			cerr(c, hosts, "host names must not contain blanks or a port");
+	}
+
+	pools = config_setting_get_member(root, "pools");
+	if (pools == NULL)
+		cerr(c, NULL, "pools { blue = ...; green = ...; } is missing");
+	else {
+		read_pool(c, pools, POOL_B, conf);
+		read_pool(c, pools, POOL_G, conf);
+		if (conf->pools[0].backend && conf->pools[1].backend &&
+		    strcmp(conf->pools[0].backend, conf->pools[1].backend) == 0)
+			cerr(c, pools, "pools.blue and pools.green use the same backend");
+	}
+	conf->pools[POOL_B].name = POOL_BLUE;
+	conf->pools[POOL_G].name = POOL_GREEN;
+
+	hap = config_setting_get_member(root, "haproxy");
+	if (config_setting_get_member(root, "nginx") != NULL)
+		cerr(c, config_setting_get_member(root, "nginx"),
+		    "the nginx driver is not available in this version of switchd");
+	else if (hap == NULL)
+		cerr(c, NULL, "haproxy { ... } is missing: switchd needs a load balancer to drive");
+	conf->driver = xstrdup("haproxy");
+	conf->hap_mode = get_str(hap, "mode", "runtime");
+	if (strcmp(conf->hap_mode, "runtime") != 0 && strcmp(conf->hap_mode, "reload") != 0)
+		cerr(c, config_setting_get_member(hap, "mode"),
+		    "haproxy.mode must be \"runtime\" or \"reload\"");
+	else if (strcmp(conf->hap_mode, "reload") == 0)
+		cerr(c, config_setting_get_member(hap, "mode"),
+		    "haproxy.mode \"reload\" is not available in this version of switchd");
+	list = hap ? config_setting_get_member(hap, "sockets") : NULL;
+	if (list != NULL && config_setting_is_aggregate(list)) {
+		n = config_setting_length(list);
+		conf->hap_sockets = xcalloc((size_t)n + 1, sizeof(char *));
+		for (i = 0; i < n; i++) {
+			const char *v = config_setting_get_string_elem(list, i);
+			if (v != NULL)
+				conf->hap_sockets[conf->hap_nsockets++] = xstrdup(v);
+		}
+		if (conf->hap_nsockets == 0)
+			cerr(c, list, "haproxy.sockets is empty");
+	} else {
+		conf->hap_sockets = xcalloc(2, sizeof(char *));
+		conf->hap_sockets[0] = xstrdup("/run/haproxy/admin.sock");
+		conf->hap_nsockets = 1;
+	}
+	conf->hap_map = get_str(hap, "map", "/etc/haproxy/switchd.map");
+	if (conf->hap_map[0] != '/')
+		cerr(c, config_setting_get_member(hap, "map"),
+		    "haproxy.map must be an absolute path (HAProxy names the map by it)");
+	conf->min_up = get_int(hap, "min_up", 1);
+	if (conf->min_up < 0)
+		cerr(c, config_setting_get_member(hap, "min_up"), "haproxy.min_up must not be negative");
+	conf->timeout_ms = get_int(hap, "timeout_ms", 2000);
+	if (conf->timeout_ms <= 0)
+		cerr(c, config_setting_get_member(hap, "timeout_ms"), "haproxy.timeout_ms must be positive");
+	conf->master_socket = get_str(hap, "master_socket", NULL);
+	conf->reload_command = get_str(hap, "reload_command", NULL);
+
+	smoke = config_setting_get_member(root, "smoke");
+	conf->smoke_url = get_str(smoke, "url", NULL);
+	conf->smoke_timeout_ms = get_int(smoke, "timeout_ms", 5000);
+	conf->per_server = get_bool(smoke, "per_server", 0);
+	conf->smoke_command = get_str(smoke, "command", NULL);
+	conf->smoke_command_timeout = get_int(smoke, "command_timeout", 600);
+	read_checks(c, smoke, conf);
+	if (conf->smoke_timeout_ms <= 0)
+		cerr(c, smoke, "smoke.timeout_ms must be positive");
+	if (conf->smoke_command_timeout <= 0)
+		cerr(c, smoke, "smoke.command_timeout must be positive");
+
+	dep = config_setting_get_member(root, "deploy");
+	conf->deploy_command = get_str(dep, "command", NULL);
+	conf->deploy_timeout = get_int(dep, "timeout", 1800);
+	if (conf->deploy_timeout <= 0)
+		cerr(c, dep, "deploy.timeout must be positive");
+
+	ec2 = config_setting_get_member(root, "ec2");
+	conf->ec2_region = get_str(ec2, "region", "us-east-1");
+	conf->ec2_role_tag = get_str(ec2, "role_tag", "group");
+	conf->ec2_hot = get_str(ec2, "hot", "hot");
+	conf->ec2_cold = get_str(ec2, "cold", "cold");
+	conf->ec2_discover = get_bool(ec2, "discover", 0);
+	conf->ec2_pool_tag = get_str(ec2, "pool_tag", "switchd:pool");
+	conf->ec2_port = get_int(ec2, "port", 8080);
+	conf->ec2_endpoint = get_str(ec2, "endpoint", NULL);
+	if (conf->ec2_port <= 0 || conf->ec2_port > 65535)
+		cerr(c, config_setting_get_member(ec2, "port"), "ec2.port must be 1..65535");
+
+	notify = config_setting_get_member(root, "notify");
+	conf->notify_webhook = get_str(notify, "webhook", NULL);
+	conf->notify_command = get_str(notify, "command", NULL);
+}
+
+struct config *
+config_load(const char *path, json_t **errors)
+{
+	struct ctx c = { path, json_array() };
+	struct config *conf;
+	config_t cf;
+
+	*errors = NULL;
+	config_init(&cf);
+	if (!config_read_file(&cf, path)) {
+		if (config_error_type(&cf) == CONFIG_ERR_FILE_IO)
+			json_array_append_new(c.errors, json_sprintf("%s: cannot read: %s",
+			    path, strerror(errno)));
+		else
+			json_array_append_new(c.errors, json_sprintf("%s:%d: %s",
+			    path, config_error_line(&cf), config_error_text(&cf)));
+		config_destroy(&cf);
+		*errors = c.errors;
+		return NULL;
+	}
+	check_group(&c, config_root_setting(&cf), top_keys);
+	conf = xcalloc(1, sizeof(*conf));
+	conf->path = xstrdup(path);
+	read_config(&c, &cf, conf);
+	config_destroy(&cf);
+	if (json_array_size(c.errors) > 0) {
+		config_free(conf);
+		*errors = c.errors;
+		return NULL;
+	}
+	json_decref(c.errors);
+	return conf;
+}
+
+void
+config_free(struct config *conf)
+{
+	size_t i, j;
+
+	if (conf == NULL)
+		return;
+	free(conf->path);
+	free(conf->ctl_socket);
+	free(conf->ctl_group);
+	free(conf->admin_group);
+	free(conf->state_dir);
+	free(conf->live_host);
+	free(conf->cold_host);
+	for (i = 0; i < NPOOLS; i++) {
+		free(conf->pools[i].backend);
+		for (j = 0; j < conf->pools[i].nservers; j++) {
+			free(conf->pools[i].servers[j].name);
+			free(conf->pools[i].servers[j].address);
+			free(conf->pools[i].servers[j].instance);
+		}
+		free(conf->pools[i].servers);
+	}
+	free(conf->driver);
+	free(conf->hap_mode);
+	for (i = 0; i < conf->hap_nsockets; i++)
+		free(conf->hap_sockets[i]);
+	free(conf->hap_sockets);
+	free(conf->hap_map);
+	free(conf->master_socket);
+	free(conf->reload_command);
+	free(conf->smoke_url);
+	for (i = 0; i < conf->nchecks; i++) {
+		free(conf->checks[i].name);
+		free(conf->checks[i].method);
+		free(conf->checks[i].path);
+		free(conf->checks[i].body);
+	}
+	free(conf->checks);
+	free(conf->smoke_command);
+	free(conf->deploy_command);
+	free(conf->ec2_region);
+	free(conf->ec2_role_tag);
+	free(conf->ec2_hot);
+	free(conf->ec2_cold);
+	free(conf->ec2_pool_tag);
+	free(conf->ec2_endpoint);
+	free(conf->notify_webhook);
+	free(conf->notify_command);
+	free(conf);
+}
+
+int
+pool_index(const char *name)
+{
+	if (name == NULL)
+		return -1;
+	if (strcmp(name, POOL_BLUE) == 0)
+		return POOL_B;
+	if (strcmp(name, POOL_GREEN) == 0)
+		return POOL_G;
+	return -1;
+}

@@ -1,0 +1,391 @@
+/*
+ * control.c — the control socket: accept, frame newline-delimited JSON
+ * requests (64 KiB cap), learn who the peer is from SO_PEERCRED, hand each
+ * request to cmd_dispatch(), write replies.
+ *
+ * A client runs one request at a time; its next line is read when the reply
+ * is out.  Nothing a client does (garbage, floods, never reading, vanishing
+ * half way) blocks another client or the command in flight.
+ */
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/listener.h>
+
+#include "log.h"
+#include "switchd.h"
+
+#define MAX_CLIENTS	1024
+#define MAX_OUTPUT	(8 * 1024 * 1024)
+#define IDLE_TIMEOUT	600
+
+struct client {
+	TAILQ_ENTRY(client) entry;
+	struct bufferevent *bev;
+	uid_t		 uid;
+	char		 user[64];
+	int		 admin;
+	struct cmdq_item *item;		/* request in flight */
+	int		 closing;	/* close once the output is written */
+	int		 in_read;
+};
+TAILQ_HEAD(clients, client);
+
+static struct clients	 clients = TAILQ_HEAD_INITIALIZER(clients);
+static int		 nclients;
+static struct evconnlistener *listener;
+static struct event	*accept_pause;
+static char		*listen_path;
+
+static void client_readcb(struct bufferevent *, void *);
+
+static void
+client_free(struct client *c)
+{
+	if (c->item != NULL)
+		c->item->client = NULL;	/* the command goes on without us */
+	TAILQ_REMOVE(&clients, c, entry);
+	bufferevent_free(c->bev);
+	free(c);
+	nclients--;
+}
+
+static void
+client_writecb(struct bufferevent *bev, void *arg)
+{
+	struct client *c = arg;
+
+	if (c->closing && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		client_free(c);
+}
+
+static void
+client_eventcb(struct bufferevent *bev, short what, void *arg)
+{
+	struct client *c = arg;
+
+	(void)bev;
+	if (what & BEV_EVENT_TIMEOUT) {
+		if (c->item != NULL) {
+			bufferevent_enable(c->bev, EV_READ);
+			return;
+		}
+		log_debug("client uid %lu idle for %ds, closed", (unsigned long)c->uid,
+		    IDLE_TIMEOUT);
+	}
+	client_free(c);
+}
+
+void
+client_send(struct client *c, json_t *msg)
+{
+	struct evbuffer *out;
+	char *text;
+
+	text = json_dumps(msg, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(msg);
+	if (text == NULL || c->closing) {
+		free(text);
+		return;
+	}
+	out = bufferevent_get_output(c->bev);
+	if (evbuffer_get_length(out) > MAX_OUTPUT) {
+		/* It does not read its replies; do not buffer for it forever. */
+		log_warnx("client uid %lu does not read its replies; dropped",
+		    (unsigned long)c->uid);
+		c->closing = 1;
+		evbuffer_drain(out, evbuffer_get_length(out));
+		free(text);
+		return;
+	}
+	evbuffer_add(out, text, strlen(text));
+	evbuffer_add(out, "\n", 1);
+	free(text);
+}
+
+void
+client_attach(struct client *c, struct cmdq_item *item)
+{
+	c->item = item;
+}
+
+/* The request in flight is answered: read the next one. */
+void
+client_command_done(struct client *c)
+{
+	c->item = NULL;
+	if (c->closing) {
+		if (!c->in_read)
+			client_writecb(c->bev, c);
+		return;
+	}
+	if (!c->in_read && evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+		bufferevent_trigger(c->bev, EV_READ, BEV_OPT_DEFER_CALLBACKS);
+}
+
+static void
+client_too_long(struct client *c)
+{
+	client_send(c, json_pack("{s:b, s:s, s:s}", P_OK, 0, P_CODE, E_USAGE, P_ERROR,
+	    "bad request: line longer than 65536 bytes"));
+	c->closing = 1;
+	bufferevent_disable(c->bev, EV_READ);
+}
+
+static void
+client_readcb(struct bufferevent *bev, void *arg)
+{
+	struct client *c = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	json_error_t jerr;
+	json_t *req;
+	size_t len;
+	char *line;
+
+	c->in_read = 1;
+	while (c->item == NULL && !c->closing) {
+		line = evbuffer_readln(in, &len, EVBUFFER_EOL_LF);
+		if (line == NULL) {
+			if (evbuffer_get_length(in) >= SWITCHD_MAX_LINE)
+				client_too_long(c);
+			break;
+		}
+		if (len + 1 > SWITCHD_MAX_LINE) {
+			free(line);
+			client_too_long(c);
+			break;
+		}
+		if (len == 0 || (len == 1 && line[0] == '\r')) {
+			free(line);
+			continue;
+		}
+		req = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
+		free(line);
+		if (req == NULL) {
+			client_send(c, json_pack("{s:b, s:s, s:s}", P_OK, 0, P_CODE, E_USAGE,
+			    P_ERROR, "bad request: not JSON"));
+			continue;
+		}
+		/* cmd_dispatch answers at once or attaches a command item. */
+		c->item = (struct cmdq_item *)1;
+		cmd_dispatch(c, c->uid, c->admin, c->user, req);
+		if (c->item == (struct cmdq_item *)1)
+			c->item = NULL;
+		json_decref(req);
+	}
+	c->in_read = 0;
+	if (c->closing) {
+		client_writecb(bev, c);	/* may free c */
+		return;
+	}
+	/* While a command runs, its client's input waits (and cannot grow). */
+	if (c->item != NULL)
+		bufferevent_disable(bev, EV_READ);
+	else
+		bufferevent_enable(bev, EV_READ);
+}
+
+/* May this uid run mutating commands? */
+static int
+peer_is_admin(uid_t uid, const struct passwd *pw)
+{
+	const struct config *conf = sd.conf;
+	struct group *gr;
+	gid_t groups[256];
+	int ngroups = 256, i;
+
+	if (uid == 0 || uid == geteuid())
+		return 1;
+	if (conf->admin_group == NULL || pw == NULL)
+		return 0;
+	if ((gr = getgrnam(conf->admin_group)) == NULL)
+		return 0;
+	if (pw->pw_gid == gr->gr_gid)
+		return 1;
+	if (getgrouplist(pw->pw_name, pw->pw_gid, groups, &ngroups) == -1)
+		return 0;
+	for (i = 0; i < ngroups; i++)
+		if (groups[i] == gr->gr_gid)
+			return 1;
+	return 0;
+}
+
+static void
+accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+    int salen, void *arg)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	struct passwd pwbuf, *pw = NULL;
+	char buf[4096];
+	struct client *c;
+	struct timeval tv = { IDLE_TIMEOUT, 0 };
+
+	(void)l;
+	(void)sa;
+	(void)salen;
+	(void)arg;
+	if (nclients >= MAX_CLIENTS) {
+		log_warnx("control: %d clients already, connection refused", nclients);
+		close(fd);
+		return;
+	}
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == -1) {
+		log_warn("control: SO_PEERCRED");
+		close(fd);
+		return;
+	}
+	c = xcalloc(1, sizeof(*c));
+	c->uid = cred.uid;
+	if (getpwuid_r(cred.uid, &pwbuf, buf, sizeof(buf), &pw) == 0 && pw != NULL)
+		snprintf(c->user, sizeof(c->user), "%s", pw->pw_name);
+	else
+		snprintf(c->user, sizeof(c->user), "uid%lu", (unsigned long)cred.uid);
+	c->admin = peer_is_admin(cred.uid, pw);
+	c->bev = bufferevent_socket_new(sd.base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (c->bev == NULL) {
+		close(fd);
+		free(c);
+		return;
+	}
+	bufferevent_setcb(c->bev, client_readcb, client_writecb, client_eventcb, c);
+	bufferevent_set_timeouts(c->bev, &tv, NULL);
+	bufferevent_enable(c->bev, EV_READ);
+	TAILQ_INSERT_TAIL(&clients, c, entry);
+	nclients++;
+}
+
+static void
+accept_resume(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	evconnlistener_enable(listener);
+}
+
+/* Out of file descriptors: stop accepting for a second instead of spinning. */
+static void
+accept_error_cb(struct evconnlistener *l, void *arg)
+{
+	struct timeval tv = { 1, 0 };
+	int err = EVUTIL_SOCKET_ERROR();
+
+	(void)arg;
+	if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+		log_warnx("control: accept: %s; pausing for 1s", strerror(err));
+		evconnlistener_disable(l);
+		evtimer_add(accept_pause, &tv);
+	}
+}
+
+int
+control_listen(const struct config *conf)
+{
+	struct sockaddr_un sun;
+	struct group *gr;
+	mode_t old;
+	int fd, probe;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (strlen(conf->ctl_socket) >= sizeof(sun.sun_path)) {
+		log_warnx("control socket path too long: %s", conf->ctl_socket);
+		return -1;
+	}
+	strcpy(sun.sun_path, conf->ctl_socket);
+
+	/* Refuse to steal the socket of a live switchd; remove a stale one. */
+	if ((probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
+		return -1;
+	if (connect(probe, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
+		close(probe);
+		log_warnx("another switchd is already running on %s", conf->ctl_socket);
+		return -1;
+	}
+	close(probe);
+	if (unlink(conf->ctl_socket) == -1 && errno != ENOENT) {
+		log_warn("unlink %s", conf->ctl_socket);
+		return -1;
+	}
+
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd == -1) {
+		log_warn("control: socket");
+		return -1;
+	}
+	/* No window in which the socket exists with looser permissions. */
+	old = umask(0177);
+	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
+		umask(old);
+		log_warn("control: bind %s", conf->ctl_socket);
+		close(fd);
+		return -1;
+	}
+	umask(old);
+	if (conf->ctl_group != NULL) {
+		if ((gr = getgrnam(conf->ctl_group)) == NULL)
+			log_warnx("control: group %s does not exist; socket group unchanged",
+			    conf->ctl_group);
+		else if (chown(conf->ctl_socket, (uid_t)-1, gr->gr_gid) == -1)
+			log_warn("control: chown %s", conf->ctl_socket);
+	}
+	if (chmod(conf->ctl_socket, (mode_t)conf->ctl_mode) == -1)
+		log_warn("control: chmod %s", conf->ctl_socket);
+	listener = evconnlistener_new(sd.base, accept_cb, NULL,
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 128, fd);
+	if (listener == NULL) {
+		log_warn("control: listen %s", conf->ctl_socket);
+		close(fd);
+		return -1;
+	}
+	evconnlistener_set_error_cb(listener, accept_error_cb);
+	accept_pause = evtimer_new(sd.base, accept_resume, NULL);
+	listen_path = xstrdup(conf->ctl_socket);
+	log_info("listening on %s", conf->ctl_socket);
+	return 0;
+}
+
+/* Hold new connections in the backlog while start-up reconciles. */
+void
+control_accept(int on)
+{
+	if (listener == NULL)
+		return;
+	if (on)
+		evconnlistener_enable(listener);
+	else
+		evconnlistener_disable(listener);
+}
+
+void
+control_close(void)
+{
+	struct client *c;
+
+	if (listener != NULL) {
+		evconnlistener_free(listener);
+		listener = NULL;
+		unlink(listen_path);
+	}
+	if (accept_pause != NULL) {
+		event_free(accept_pause);
+		accept_pause = NULL;
+	}
+	while ((c = TAILQ_FIRST(&clients)) != NULL)
+		client_free(c);
+	free(listen_path);
+	listen_path = NULL;
+}

@@ -1,0 +1,554 @@
+/*
+ * drv-haproxy.c — the HAProxy runtime driver: flips the host map on every
+ * node through the runtime API, without a reload.
+ *
+ * On one node a flip is: show map (what it serves now) -> prepare map ->
+ * add map @VER live -> add map @VER cold -> commit map @VER -> show map
+ * (read back).  The commit swaps both keys in one step, so no request ever
+ * sees both host names on one pool or a missing key.  Nodes are flipped one
+ * after the other; if one fails, the nodes already flipped are flipped back
+ * to what each served before, and the error names the node and HAProxy's
+ * own words.  Then the map file is replaced atomically so that a reload or
+ * restart of HAProxy keeps the new state.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hapx.h"
+#include "log.h"
+#include "switchd.h"
+
+/* ------------------------------------------------- commands on many nodes */
+
+/*
+ * A fan-out: the same list of commands sent to every node at once; done()
+ * runs when every reply is in.  replies[node][i] / errors[node][i].
+ */
+#define FAN_MAXCMD	3
+struct fan {
+	struct lb	*lb;
+	size_t		 nnodes, ncmds, pending;
+	char		*cmds[FAN_MAXCMD];
+	char	       **replies;	/* nnodes * ncmds */
+	char	       **errors;
+	void		(*done)(struct fan *);
+	void		*arg;
+};
+
+struct fan_slot {
+	struct fan	*fan;
+	size_t		 idx;
+};
+
+static void
+fan_reply(const char *reply, const char *err, void *arg)
+{
+	struct fan_slot *slot = arg;
+	struct fan *f = slot->fan;
+
+	f->replies[slot->idx] = reply ? xstrdup(reply) : NULL;
+	f->errors[slot->idx] = err ? xstrdup(err) : NULL;
+	free(slot);
+	if (--f->pending == 0)
+		f->done(f);
+}
+
+static void
+fan_free(struct fan *f)
+{
+	size_t i;
+
+	for (i = 0; i < f->nnodes * f->ncmds; i++) {
+		free(f->replies[i]);
+		free(f->errors[i]);
+	}
+	for (i = 0; i < f->ncmds; i++)
+		free(f->cmds[i]);
+	free(f->replies);
+	free(f->errors);
+	lb_unref(f->lb);
+	free(f);
+}
+
+static void
+fan_start(struct lb *lb, const char *const *cmds, void (*done)(struct fan *), void *arg)
+{
+	struct fan *f = xcalloc(1, sizeof(*f));
+	struct config *conf = lb->conf;
+	size_t n, c;
+
+	f->lb = lb_ref(lb);
+	f->nnodes = conf->hap_nsockets;
+	for (c = 0; c < FAN_MAXCMD && cmds[c] != NULL; c++)
+		f->cmds[c] = xstrdup(cmds[c]);
+	f->ncmds = c;
+	f->replies = xcalloc(f->nnodes * f->ncmds, sizeof(char *));
+	f->errors = xcalloc(f->nnodes * f->ncmds, sizeof(char *));
+	f->done = done;
+	f->arg = arg;
+	f->pending = f->nnodes * f->ncmds;
+	for (n = 0; n < f->nnodes; n++) {
+		for (c = 0; c < f->ncmds; c++) {
+			struct fan_slot *slot = xcalloc(1, sizeof(*slot));
+
+			slot->fan = f;
+			slot->idx = n * f->ncmds + c;
+			if (hapx_cmd(lb->base, conf->hap_sockets[n], f->cmds[c],
+			    conf->timeout_ms, fan_reply, slot) == NULL) {
+				free(slot);
+				f->replies[n * f->ncmds + c] = NULL;
+				f->errors[n * f->ncmds + c] = xstrdup("bad socket address");
+				f->pending--;
+			}
+		}
+	}
+	if (f->pending == 0)
+		done(f);	/* only when every address was bad */
+}
+
+/* The node's failure for command c, as text, or NULL. */
+static char *
+fan_error(struct fan *f, size_t node, size_t c)
+{
+	const char *err = f->errors[node * f->ncmds + c];
+	char *herr;
+
+	if (err != NULL)
+		return xasprintf("cannot reach it: %s", err);
+	herr = hapx_reply_error(f->cmds[c], f->replies[node * f->ncmds + c]);
+	if (herr != NULL) {
+		char *msg = xasprintf("\"%s\" failed: %s", f->cmds[c], herr);
+		free(herr);
+		return msg;
+	}
+	return NULL;
+}
+
+/* ----------------------------------------------------------------- observe */
+
+struct observe_job {
+	lb_view_cb	 cb;
+	void		*arg;
+};
+
+static void
+observe_done(struct fan *f)
+{
+	struct observe_job *job = f->arg;
+	struct config *conf = f->lb->conf;
+	struct lb_view *v = xcalloc(1, sizeof(*v));
+	size_t n;
+	char *err;
+
+	v->nnodes = f->nnodes;
+	v->nodes = xcalloc(f->nnodes, sizeof(*v->nodes));
+	for (n = 0; n < f->nnodes; n++) {
+		struct lb_node *node = &v->nodes[n];
+
+		node->name = xstrdup(conf->hap_sockets[n]);
+		node->ok = 1;
+		if ((err = fan_error(f, n, 0)) != NULL) {
+			node->ok = 0;
+			snprintf(node->error, sizeof(node->error), "%s", err);
+			free(err);
+		} else {
+			int found = hapx_parse_map(f->replies[n * 2], conf->live_host,
+			    conf->cold_host, &node->map);
+			node->has_map = found == 2;
+			if (found == -1)
+				snprintf(node->error, sizeof(node->error),
+				    "a host name appears twice in the map");
+		}
+		if ((err = fan_error(f, n, 1)) == NULL)
+			node->servers = hapx_parse_stat(f->replies[n * 2 + 1]);
+		free(err);
+	}
+	job->cb(v, job->arg);
+	free(job);
+	fan_free(f);
+}
+
+static void
+hap_observe(struct lb *lb, lb_view_cb cb, void *arg)
+{
+	struct observe_job *job = xcalloc(1, sizeof(*job));
+	char *showmap = xasprintf("show map %s", lb->conf->hap_map);
+	const char *cmds[] = { showmap, "show stat -1 4 -1", NULL };
+
+	job->cb = cb;
+	job->arg = arg;
+	fan_start(lb, cmds, observe_done, job);
+	free(showmap);
+}
+
+/* ---------------------------------------------------------------- precheck */
+
+struct precheck_job {
+	struct lb_mapping to;
+	char		*target;
+	int		 min_up;
+	lb_done_cb	 cb;
+	void		*arg;
+};
+
+static void
+precheck_done(struct fan *f)
+{
+	struct precheck_job *job = f->arg;
+	struct config *conf = f->lb->conf;
+	char msg[2048] = "", *err;
+	const char *code = E_REFUSED;
+	size_t n, i, len;
+	json_t *stat, *servers, *s;
+	int up;
+	struct lb_mapping cur;
+
+	for (n = 0; n < f->nnodes && msg[0] == '\0'; n++) {
+		const char *node = conf->hap_sockets[n];
+
+		for (i = 0; i < f->ncmds; i++) {
+			if ((err = fan_error(f, n, i)) != NULL) {
+				snprintf(msg, sizeof(msg), "node %s: %s", node, err);
+				code = E_HAPROXY;
+				free(err);
+				break;
+			}
+		}
+		if (msg[0] != '\0')
+			break;
+		if (!hapx_has_backend(f->replies[n * 3], job->to.live)) {
+			snprintf(msg, sizeof(msg), "node %s: backend %s does not exist "
+			    "(show backend)", node, job->to.live);
+			break;
+		}
+		if (!hapx_has_backend(f->replies[n * 3], job->to.cold)) {
+			snprintf(msg, sizeof(msg), "node %s: backend %s does not exist "
+			    "(show backend)", node, job->to.cold);
+			break;
+		}
+		if (hapx_parse_map(f->replies[n * 3 + 2], conf->live_host,
+		    conf->cold_host, &cur) == -1) {
+			snprintf(msg, sizeof(msg), "node %s: map %s has a host name twice",
+			    node, conf->hap_map);
+			break;
+		}
+		stat = hapx_parse_stat(f->replies[n * 3 + 1]);
+		if (stat == NULL) {
+			snprintf(msg, sizeof(msg), "node %s: \"show stat\" has no status "
+			    "column", node);
+			code = E_HAPROXY;
+			break;
+		}
+		servers = json_object_get(stat, job->target);
+		up = 0;
+		for (i = 0; i < json_array_size(servers); i++)
+			up += hapx_status_up(json_string_value(json_object_get(
+			    json_array_get(servers, i), "status")));
+		if (up < job->min_up) {
+			len = (size_t)snprintf(msg, sizeof(msg), "node %s: backend %s has "
+			    "%d server%s UP, min_up is %d", node, job->target, up,
+			    up == 1 ? "" : "s", job->min_up);
+			for (i = 0; i < json_array_size(servers) && len < sizeof(msg); i++) {
+				s = json_array_get(servers, i);
+				len += (size_t)snprintf(msg + len, sizeof(msg) - len, "%s%s %s",
+				    i ? ", " : " (", json_string_value(json_object_get(s, "name")),
+				    json_string_value(json_object_get(s, "status")));
+			}
+			if (i > 0 && len < sizeof(msg) - 1)
+				strcat(msg, ")");
+		}
+		json_decref(stat);
+	}
+	job->cb(msg[0] ? code : NULL, msg[0] ? msg : NULL, job->arg);
+	free(job->target);
+	free(job);
+	fan_free(f);
+}
+
+static void
+hap_precheck(struct lb *lb, const struct lb_mapping *to, const char *target,
+    int min_up, lb_done_cb cb, void *arg)
+{
+	struct precheck_job *job = xcalloc(1, sizeof(*job));
+	char *showmap = xasprintf("show map %s", lb->conf->hap_map);
+	const char *cmds[] = { "show backend", "show stat -1 4 -1", showmap, NULL };
+
+	job->to = *to;
+	job->target = xstrdup(target);
+	job->min_up = min_up;
+	job->cb = cb;
+	job->arg = arg;
+	fan_start(lb, cmds, precheck_done, job);
+	free(showmap);
+}
+
+/* ------------------------------------------------------ flip of one node */
+
+enum flip_step { F_READ, F_PREPARE, F_ADD_LIVE, F_ADD_COLD, F_COMMIT, F_VERIFY, F_DONE };
+
+struct flip {
+	struct lb	*lb;
+	size_t		 node;
+	struct lb_mapping to;
+	struct lb_mapping prev;		/* what the node served before */
+	int		 has_prev;
+	int		 committed;
+	enum flip_step	 step;
+	unsigned long	 ver;
+	char		*cmd;
+	void		(*done)(struct flip *, const char *err);
+	void		*arg;
+};
+
+static void flip_next(struct flip *);
+
+static void
+flip_reply(const char *reply, const char *err, void *arg)
+{
+	struct flip *fl = arg;
+	const char *node = fl->lb->conf->hap_sockets[fl->node];
+	struct config *conf = fl->lb->conf;
+	struct lb_mapping now;
+	char *herr, *msg = NULL;
+
+	if (err != NULL)
+		msg = xasprintf("node %s: \"%s\": %s", node, fl->cmd, err);
+	else if ((herr = hapx_reply_error(fl->cmd, reply)) != NULL) {
+		msg = xasprintf("node %s: \"%s\" failed: %s", node, fl->cmd, herr);
+		free(herr);
+	} else switch (fl->step) {
+	case F_READ:
+		fl->has_prev = hapx_parse_map(reply, conf->live_host, conf->cold_host,
+		    &fl->prev) == 2;
+		break;
+	case F_PREPARE:
+		if (hapx_parse_version(reply, &fl->ver) == -1)
+			msg = xasprintf("node %s: \"%s\": unexpected reply: %s", node,
+			    fl->cmd, reply);
+		break;
+	case F_COMMIT:
+		fl->committed = 1;
+		break;
+	case F_VERIFY:
+		if (hapx_parse_map(reply, conf->live_host, conf->cold_host, &now) != 2 ||
+		    strcmp(now.live, fl->to.live) != 0 || strcmp(now.cold, fl->to.cold) != 0)
+			msg = xasprintf("node %s: read-back shows %s -> %s, %s -> %s "
+			    "after the commit", node, conf->live_host,
+			    now.live[0] ? now.live : "(none)", conf->cold_host,
+			    now.cold[0] ? now.cold : "(none)");
+		break;
+	default:
+		break;
+	}
+	free(fl->cmd);
+	fl->cmd = NULL;
+	if (msg != NULL) {
+		fl->done(fl, msg);
+		free(msg);
+		return;
+	}
+	fl->step++;
+	flip_next(fl);
+}
+
+static void
+flip_next(struct flip *fl)
+{
+	struct config *conf = fl->lb->conf;
+	const char *map = conf->hap_map;
+
+	switch (fl->step) {
+	case F_READ:
+	case F_VERIFY:
+		fl->cmd = xasprintf("show map %s", map);
+		break;
+	case F_PREPARE:
+		fl->cmd = xasprintf("prepare map %s", map);
+		break;
+	case F_ADD_LIVE:
+		fl->cmd = xasprintf("add map @%lu %s %s %s", fl->ver, map,
+		    conf->live_host, fl->to.live);
+		break;
+	case F_ADD_COLD:
+		fl->cmd = xasprintf("add map @%lu %s %s %s", fl->ver, map,
+		    conf->cold_host, fl->to.cold);
+		break;
+	case F_COMMIT:
+		fl->cmd = xasprintf("commit map @%lu %s", fl->ver, map);
+		break;
+	case F_DONE:
+		fl->done(fl, NULL);
+		return;
+	}
+	if (hapx_cmd(fl->lb->base, conf->hap_sockets[fl->node], fl->cmd,
+	    conf->timeout_ms, flip_reply, fl) == NULL) {
+		char *msg = xasprintf("node %s: bad socket address",
+		    conf->hap_sockets[fl->node]);
+
+		free(fl->cmd);
+		fl->cmd = NULL;
+		fl->done(fl, msg);
+		free(msg);
+	}
+}
+
+static struct flip *
+flip_start(struct lb *lb, size_t node, const struct lb_mapping *to,
+    void (*done)(struct flip *, const char *), void *arg)
+{
+	struct flip *fl = xcalloc(1, sizeof(*fl));
+
+	fl->lb = lb;
+	fl->node = node;
+	fl->to = *to;
+	fl->done = done;
+	fl->arg = arg;
+	fl->step = F_READ;
+	flip_next(fl);
+	return fl;
+}
+
+/* ------------------------------------------------------------------ apply */
+
+struct apply_job {
+	struct lb	*lb;
+	struct lb_mapping to;
+	lb_done_cb	 cb;
+	void		*arg;
+	size_t		 next;		/* node being flipped */
+	struct lb_mapping *prev;	/* per node, what it served */
+	int		*changed;	/* per node, committed */
+	char		*error;		/* the first failure */
+	size_t		 undo;		/* node being put back */
+	char		*undo_errors;
+};
+
+static void apply_next(struct apply_job *);
+static void apply_undo_next(struct apply_job *);
+
+static void
+apply_finish(struct apply_job *job)
+{
+	if (job->error != NULL && job->undo_errors != NULL) {
+		char *msg = xasprintf("%s; putting the other nodes back failed too: %s "
+		    "(the nodes now disagree: run switchctl sync or restart switchd)",
+		    job->error, job->undo_errors);
+		job->cb(E_HAPROXY, msg, job->arg);
+		free(msg);
+	} else
+		job->cb(job->error ? E_HAPROXY : NULL, job->error, job->arg);
+	free(job->prev);
+	free(job->changed);
+	free(job->error);
+	free(job->undo_errors);
+	lb_unref(job->lb);
+	free(job);
+}
+
+static void
+apply_undo_done(struct flip *fl, const char *err)
+{
+	struct apply_job *job = fl->arg;
+
+	if (err != NULL) {
+		char *old = job->undo_errors;
+
+		log_warnx("rollback: %s", err);
+		job->undo_errors = xasprintf("%s%s%s", old ? old : "", old ? "; " : "", err);
+		free(old);
+	} else
+		log_info("rollback: node %s serves %s -> %s again",
+		    job->lb->conf->hap_sockets[fl->node], job->lb->conf->live_host,
+		    fl->to.live);
+	free(fl);
+	job->undo++;
+	apply_undo_next(job);
+}
+
+static void
+apply_undo_next(struct apply_job *job)
+{
+	while (job->undo < job->lb->conf->hap_nsockets && !job->changed[job->undo])
+		job->undo++;
+	if (job->undo >= job->lb->conf->hap_nsockets) {
+		apply_finish(job);
+		return;
+	}
+	flip_start(job->lb, job->undo, &job->prev[job->undo], apply_undo_done, job);
+}
+
+static void
+apply_fail(struct apply_job *job, const char *err)
+{
+	log_warnx("switch failed: %s", err);
+	job->error = xstrdup(err);
+	job->undo = 0;
+	apply_undo_next(job);
+}
+
+static void
+apply_node_done(struct flip *fl, const char *err)
+{
+	struct apply_job *job = fl->arg;
+
+	job->prev[fl->node] = fl->prev;
+	job->changed[fl->node] = fl->committed && fl->has_prev;
+	if (fl->committed && !fl->has_prev)
+		log_warnx("node %s had no complete map before the switch; "
+		    "it cannot be put back", job->lb->conf->hap_sockets[fl->node]);
+	free(fl);
+	if (err != NULL) {
+		apply_fail(job, err);
+		return;
+	}
+	job->next++;
+	apply_next(job);
+}
+
+static void
+apply_next(struct apply_job *job)
+{
+	struct config *conf = job->lb->conf;
+	char *text;
+
+	if (job->next < conf->hap_nsockets) {
+		flip_start(job->lb, job->next, &job->to, apply_node_done, job);
+		return;
+	}
+	/* Every node serves the new map: make a reload or restart keep it. */
+	text = lb_map_text(conf, &job->to);
+	if (file_write_atomic(conf->hap_map, text, strlen(text), 0644) == -1) {
+		char *msg = xasprintf("cannot write the map file %s: %s", conf->hap_map,
+		    strerror(errno));
+
+		free(text);
+		apply_fail(job, msg);
+		free(msg);
+		return;
+	}
+	free(text);
+	apply_finish(job);
+}
+
+static void
+hap_apply(struct lb *lb, const struct lb_mapping *to, lb_done_cb cb, void *arg)
+{
+	struct apply_job *job = xcalloc(1, sizeof(*job));
+
+	job->lb = lb_ref(lb);
+	job->to = *to;
+	job->cb = cb;
+	job->arg = arg;
+	job->prev = xcalloc(lb->conf->hap_nsockets, sizeof(*job->prev));
+	job->changed = xcalloc(lb->conf->hap_nsockets, sizeof(int));
+	apply_next(job);
+}
+
+const struct lb_driver drv_haproxy_runtime = {
+	.name = "haproxy-runtime",
+	.observe = hap_observe,
+	.precheck = hap_precheck,
+	.apply = hap_apply,
+};

@@ -1,0 +1,395 @@
+/*
+ * hapx.c — HAProxy's runtime API, spoken directly on its stats socket.
+ *
+ * One command a connection (HAProxy's non-interactive mode: send a line,
+ * read until it closes), asynchronous on the event loop with a deadline, so
+ * a hung node never stalls other clients.  No socat: a fork and exec costs
+ * milliseconds, the command itself ~100 us.
+ *
+ * HAProxy answers in plain text and reports most errors as text with no
+ * status; hapx_reply_error() knows which replies mean failure.
+ */
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+
+#include "hapx.h"
+#include "log.h"
+#include "switchd.h"
+
+#define HAPX_MAX_REPLY	(16 * 1024 * 1024)
+
+struct hapx_req {
+	struct bufferevent *bev;
+	struct event	*timer;
+	hapx_cb		 cb;
+	void		*arg;
+	char		*addr;
+	int		 timeout_ms;
+	int		 connect_errno;
+};
+
+/*
+ * "unix@/path", "/path" -> AF_UNIX; "ipv4@1.2.3.4:9999", "1.2.3.4:9999";
+ * "ipv6@[::1]:9999" -> AF_INET6.
+ */
+int
+hapx_parse_addr(const char *addr, struct sockaddr_storage *ss, socklen_t *len)
+{
+	char host[256], *colon, *end;
+	const char *a = addr;
+	long port;
+
+	memset(ss, 0, sizeof(*ss));
+	if (strncmp(a, "unix@", 5) == 0)
+		a += 5;
+	if (a[0] == '/' || a[0] == '.') {
+		struct sockaddr_un *sun = (struct sockaddr_un *)ss;
+
+		if (strlen(a) >= sizeof(sun->sun_path))
+			return -1;
+		sun->sun_family = AF_UNIX;
+		strcpy(sun->sun_path, a);
+		*len = sizeof(*sun);
+		return 0;
+	}
+	if (strncmp(a, "ipv4@", 5) == 0 || strncmp(a, "ipv6@", 5) == 0)
+		a += 5;
+	if (strlen(a) >= sizeof(host))
+		return -1;
+	strcpy(host, a);
+	if ((colon = strrchr(host, ':')) == NULL)
+		return -1;
+	*colon = '\0';
+	port = strtol(colon + 1, &end, 10);
+	if (*end != '\0' || port <= 0 || port > 65535)
+		return -1;
+	if (host[0] == '[') {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+		size_t hl = strlen(host);
+
+		if (hl < 2 || host[hl - 1] != ']')
+			return -1;
+		host[hl - 1] = '\0';
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons((uint16_t)port);
+		if (inet_pton(AF_INET6, host + 1, &s6->sin6_addr) != 1)
+			return -1;
+		*len = sizeof(*s6);
+		return 0;
+	} else {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons((uint16_t)port);
+		if (inet_pton(AF_INET, host, &s4->sin_addr) != 1)
+			return -1;
+		*len = sizeof(*s4);
+		return 0;
+	}
+}
+
+static void
+hapx_finish(struct hapx_req *r, const char *err)
+{
+	struct evbuffer *in;
+	char *reply = NULL;
+	size_t len = 0;
+
+	if (err == NULL) {
+		in = bufferevent_get_input(r->bev);
+		len = evbuffer_get_length(in);
+		reply = malloc(len + 1);
+		if (reply == NULL)
+			fatalx("out of memory");
+		evbuffer_remove(in, reply, len);
+		reply[len] = '\0';
+	}
+	bufferevent_free(r->bev);
+	event_free(r->timer);
+	r->cb(reply, err, r->arg);
+	free(reply);
+	free(r->addr);
+	free(r);
+}
+
+static void
+hapx_readcb(struct bufferevent *bev, void *arg)
+{
+	struct hapx_req *r = arg;
+	char err[128];
+
+	if (evbuffer_get_length(bufferevent_get_input(bev)) > HAPX_MAX_REPLY) {
+		snprintf(err, sizeof(err), "reply longer than %d bytes", HAPX_MAX_REPLY);
+		hapx_finish(r, err);
+	}
+}
+
+static void
+hapx_eventcb(struct bufferevent *bev, short what, void *arg)
+{
+	struct hapx_req *r = arg;
+	char err[256];
+
+	(void)bev;
+	if (what & BEV_EVENT_CONNECTED)
+		return;
+	if (what & BEV_EVENT_EOF) {
+		hapx_finish(r, NULL);
+		return;
+	}
+	snprintf(err, sizeof(err), "%s", r->connect_errno ? strerror(r->connect_errno) :
+	    evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+	hapx_finish(r, err);
+}
+
+static void
+hapx_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct hapx_req *r = arg;
+	char err[64];
+
+	(void)fd;
+	(void)what;
+	snprintf(err, sizeof(err), "no answer within %d ms", r->timeout_ms);
+	hapx_finish(r, err);
+}
+
+struct hapx_req *
+hapx_cmd(struct event_base *base, const char *addr, const char *cmd,
+    int timeout_ms, hapx_cb cb, void *arg)
+{
+	struct sockaddr_storage ss;
+	struct hapx_req *r;
+	struct timeval tv;
+	socklen_t sslen;
+
+	if (hapx_parse_addr(addr, &ss, &sslen) == -1) {
+		errno = EINVAL;
+		return NULL;
+	}
+	r = xcalloc(1, sizeof(*r));
+	r->cb = cb;
+	r->arg = arg;
+	r->addr = xstrdup(addr);
+	r->timeout_ms = timeout_ms;
+	r->bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	r->timer = evtimer_new(base, hapx_timeout, r);
+	if (r->bev == NULL || r->timer == NULL)
+		fatalx("out of memory");
+	bufferevent_setcb(r->bev, hapx_readcb, NULL, hapx_eventcb, r);
+	bufferevent_enable(r->bev, EV_READ);
+	evbuffer_add_printf(bufferevent_get_output(r->bev), "%s\n", cmd);
+	tv.tv_sec = timeout_ms / 1000;
+	tv.tv_usec = (timeout_ms % 1000) * 1000;
+	evtimer_add(r->timer, &tv);
+	log_debug("haproxy %s: %s", addr, cmd);
+	/*
+	 * Callbacks are deferred (BEV_OPT_DEFER_CALLBACKS), so a connect that
+	 * fails at once is still reported from the loop, never from inside
+	 * this call; errno is kept for that report.
+	 */
+	if (bufferevent_socket_connect(r->bev, (struct sockaddr *)&ss, (int)sslen) == -1)
+		r->connect_errno = errno ? errno : ECONNREFUSED;
+	return r;
+}
+
+void
+hapx_cancel(struct hapx_req *r)
+{
+	bufferevent_free(r->bev);
+	event_free(r->timer);
+	free(r->addr);
+	free(r);
+}
+
+/* ----------------------------------------------------------- reply parsing */
+
+/* Trailing blanks and newlines removed, in place. */
+static void
+rtrim(char *s)
+{
+	size_t n = strlen(s);
+
+	while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == ' ' || s[n - 1] == '\r'))
+		s[--n] = '\0';
+}
+
+/*
+ * For commands that answer nothing on success (add/commit/set/del map,
+ * enable/disable server...), any text is HAProxy's error message.  For
+ * "show" commands, known error sentences are errors.  Returns a malloc'd
+ * message, or NULL if the reply is a success.
+ */
+char *
+hapx_reply_error(const char *cmd, const char *reply)
+{
+	static const char *errs[] = {
+		"Unknown", "No such", "entry not found", "Missing", "Version number",
+		"Permission denied", "Can't", "Cannot", "Require", "Invalid",
+		"Unable", "failed", "not found", "Out of memory", NULL
+	};
+	char *text = xstrdup(reply ? reply : "");
+	int i;
+
+	rtrim(text);
+	if (strncmp(cmd, "show ", 5) == 0 || strncmp(cmd, "prepare ", 8) == 0) {
+		for (i = 0; errs[i] != NULL; i++)
+			if (strncasecmp(text, errs[i], strlen(errs[i])) == 0)
+				return text;
+		free(text);
+		return NULL;
+	}
+	if (text[0] == '\0') {
+		free(text);
+		return NULL;
+	}
+	/* Some success messages are chatty. */
+	if (strstr(text, "Done.") != NULL && strncmp(text, "Done.", 5) == 0) {
+		free(text);
+		return NULL;
+	}
+	return text;
+}
+
+/* "New version created: 12" -> 12. */
+int
+hapx_parse_version(const char *reply, unsigned long *ver)
+{
+	const char *p = strstr(reply ? reply : "", "New version created:");
+	char *end;
+
+	if (p == NULL)
+		return -1;
+	p += strlen("New version created:");
+	*ver = strtoul(p, &end, 10);
+	return end == p ? -1 : 0;
+}
+
+/*
+ * "show map" lines: "0x55d0c1d0 app.example.com be_green".  Fills live and
+ * cold with the values of those keys; returns how many keys were found, or
+ * -1 if a key appears twice (which HAProxy allows and we never write).
+ */
+int
+hapx_parse_map(const char *reply, const char *live_key, const char *cold_key,
+    struct lb_mapping *m)
+{
+	char *copy = xstrdup(reply ? reply : ""), *line, *save = NULL;
+	char ref[64], key[256], val[128];
+	int found = 0, dup = 0, nlive = 0, ncold = 0;
+
+	m->live[0] = m->cold[0] = '\0';
+	for (line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		if (sscanf(line, "%63s %255s %127s", ref, key, val) != 3)
+			continue;
+		if (strcasecmp(key, live_key) == 0) {
+			snprintf(m->live, sizeof(m->live), "%s", val);
+			dup |= nlive++ > 0;
+		} else if (strcasecmp(key, cold_key) == 0) {
+			snprintf(m->cold, sizeof(m->cold), "%s", val);
+			dup |= ncold++ > 0;
+		}
+	}
+	free(copy);
+	found = (nlive > 0) + (ncold > 0);
+	return dup ? -1 : found;
+}
+
+/* "show backend": "# name" then one backend a line. */
+int
+hapx_has_backend(const char *reply, const char *backend)
+{
+	char *copy = xstrdup(reply ? reply : ""), *line, *save = NULL;
+	int found = 0;
+
+	for (line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		rtrim(line);
+		if (line[0] != '#' && strcmp(line, backend) == 0)
+			found = 1;
+	}
+	free(copy);
+	return found;
+}
+
+/* Split one CSV line in place (HAProxy's stats CSV has no quoting). */
+static int
+csv_split(char *line, char **fields, int max)
+{
+	int n = 0;
+	char *p = line;
+
+	while (n < max) {
+		fields[n++] = p;
+		if ((p = strchr(p, ',')) == NULL)
+			break;
+		*p++ = '\0';
+	}
+	return n;
+}
+
+/*
+ * "show stat": servers of each backend, read by the CSV header's column
+ * names, never by position (columns are added in every HAProxy release).
+ * Returns {"backend": [{"name", "address", "status"}]} or NULL.
+ */
+json_t *
+hapx_parse_stat(const char *reply)
+{
+	char *copy = xstrdup(reply ? reply : ""), *line, *save = NULL;
+	char *hdr[512], *f[512];
+	int nh = 0, n, i, c_px = -1, c_sv = -1, c_st = -1, c_addr = -1;
+	json_t *out = json_object(), *list;
+
+	for (line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		rtrim(line);
+		if (strncmp(line, "# ", 2) == 0) {
+			nh = csv_split(line + 2, hdr, 512);
+			for (i = 0; i < nh; i++) {
+				if (strcmp(hdr[i], "pxname") == 0) c_px = i;
+				else if (strcmp(hdr[i], "svname") == 0) c_sv = i;
+				else if (strcmp(hdr[i], "status") == 0) c_st = i;
+				else if (strcmp(hdr[i], "addr") == 0) c_addr = i;
+			}
+			continue;
+		}
+		if (c_px < 0 || c_sv < 0 || c_st < 0)
+			continue;
+		n = csv_split(line, f, 512);
+		if (n <= c_st || n <= c_sv)
+			continue;
+		if (strcmp(f[c_sv], "FRONTEND") == 0 || strcmp(f[c_sv], "BACKEND") == 0)
+			continue;
+		if ((list = json_object_get(out, f[c_px])) == NULL) {
+			list = json_array();
+			json_object_set_new(out, f[c_px], list);
+		}
+		json_array_append_new(list, json_pack("{s:s, s:s, s:s}", "name", f[c_sv],
+		    "address", c_addr >= 0 && c_addr < n ? f[c_addr] : "",
+		    "status", f[c_st]));
+	}
+	free(copy);
+	if (c_st < 0) {
+		json_decref(out);
+		return NULL;
+	}
+	return out;
+}
+
+/* Does HAProxy send traffic to a server with this status? */
+int
+hapx_status_up(const char *status)
+{
+	return strncmp(status, "UP", 2) == 0 || strcmp(status, "no check") == 0;
+}

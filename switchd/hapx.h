@@ -1,0 +1,27 @@
+/*
+ * hapx.h — HAProxy runtime API client: one command, asynchronously, and
+ * parsers for its plain-text replies.
+ */
+#ifndef SWITCHD_HAPX_H
+#define SWITCHD_HAPX_H
+#include <sys/socket.h>
+#include <event2/event.h>
+#include <jansson.h>
+
+struct lb_mapping;
+struct hapx_req;
+/* reply is NULL when err (transport error: connect, timeout) is set. */
+typedef void (*hapx_cb)(const char *reply, const char *err, void *arg);
+
+struct hapx_req	*hapx_cmd(struct event_base *, const char *addr, const char *cmd,
+		    int timeout_ms, hapx_cb, void *arg);	/* NULL: bad address */
+void		 hapx_cancel(struct hapx_req *);
+int		 hapx_parse_addr(const char *, struct sockaddr_storage *, socklen_t *);
+char		*hapx_reply_error(const char *cmd, const char *reply);
+int		 hapx_parse_version(const char *reply, unsigned long *ver);
+int		 hapx_parse_map(const char *reply, const char *live_key,
+		    const char *cold_key, struct lb_mapping *);
+int		 hapx_has_backend(const char *reply, const char *backend);
+json_t		*hapx_parse_stat(const char *reply);
+int		 hapx_status_up(const char *status);
+#endif

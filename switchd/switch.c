@@ -1,0 +1,417 @@
+/*
+ * switch.c — moving the live host name from one pool to the other, and
+ * making HAProxy, the state file and the journal agree at start-up.
+ *
+ * A switch is: pre-checks on every node (nothing touched yet) -> intent
+ * record -> the driver's all-or-nothing apply -> journal -> state file ->
+ * intent removed.  A switchd killed anywhere in that sequence finds the
+ * intent at start and finishes the switch (every node already serves it)
+ * or undoes it (any node does not), so the nodes always end up agreeing.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "switchd.h"
+
+static const char *
+pool_name(int idx)
+{
+	return idx == POOL_B ? POOL_BLUE : POOL_GREEN;
+}
+
+static json_t *
+roles_json(int hot)
+{
+	return json_pack("{s:s, s:s}", "hot", pool_name(hot), "cold", pool_name(!hot));
+}
+
+/* --------------------------------------------------------------- a switch */
+
+struct switch_op {
+	struct cmdq_item *item;
+	struct lb	*lb;
+	int		 from, to;
+	char		*command;
+	char		 id[64];
+	double		 t0;
+	struct lb_mapping map_to;
+	flip_cb		 cb;
+	void		*arg;
+};
+
+static void
+switch_op_free(struct switch_op *op)
+{
+	lb_unref(op->lb);
+	free(op->command);
+	free(op);
+}
+
+static json_t *
+switch_entry(struct switch_op *op, const char *result, const char *error)
+{
+	json_t *e;
+	const char *msg = cmd_arg_str(op->item, A_MESSAGE);
+
+	e = json_pack("{s:s, s:I, s:s, s:s, s:s?, s:o, s:o, s:s, s:I}",
+	    "id", op->id, "uid", (json_int_t)op->item->uid, "user", op->item->user,
+	    "command", op->command, "message", msg,
+	    "before", roles_json(op->from),
+	    "after", roles_json(strcmp(result, "ok") == 0 ? op->to : op->from),
+	    "result", result, "took_ms", (json_int_t)(now_ms() - op->t0));
+	if (error != NULL)
+		json_object_set_new(e, "error", json_string(error));
+	return e;
+}
+
+/* After a failed apply: were all nodes put back?  Only then drop the intent. */
+static void
+switch_failed_view(struct lb_view *v, void *arg)
+{
+	struct switch_op *op = arg;
+	struct lb_mapping from;
+	size_t i;
+	int agree = 1;
+
+	lb_mapping_for(op->lb->conf, op->from, &from);
+	for (i = 0; i < v->nnodes; i++)
+		if (!v->nodes[i].ok || !v->nodes[i].has_map ||
+		    strcmp(v->nodes[i].map.live, from.live) != 0 ||
+		    strcmp(v->nodes[i].map.cold, from.cold) != 0)
+			agree = 0;
+	if (agree)
+		intent_clear();
+	else
+		log_warnx("switch %s: nodes do not all serve %s after the failure; "
+		    "the intent record is kept, switchd will finish or undo it at start",
+		    op->id, pool_name(op->from));
+	lb_view_free(v);
+	switch_op_free(op);
+}
+
+static void
+switch_applied(const char *code, const char *error, void *arg)
+{
+	struct switch_op *op = arg;
+	json_t *doc = state_doc(), *last, *old_hot;
+	char when[32];
+
+	if (code != NULL) {
+		history_append(switch_entry(op, "failed", error));
+		op->cb(0, code, error, op->arg);
+		op->lb->drv->observe(op->lb, switch_failed_view, op);
+		return;
+	}
+	log_info("%s: %s is hot now (was %s), by %s", op->command, pool_name(op->to),
+	    pool_name(op->from), op->item->user);
+	history_append(switch_entry(op, "ok", NULL));
+
+	/* The pool that was serving is proven: it is the new, verified cold pool. */
+	state_set_hot(op->to);
+	old_hot = state_pool(op->from);
+	if (json_is_string(json_object_get(old_hot, "version")) ||
+	    strcmp(json_string_value(json_object_get(old_hot, "state")), PS_EMPTY) != 0)
+		state_set_pool(op->from, NULL, PS_VERIFIED, op->item->user);
+	iso_time(time(NULL), when, sizeof(when));
+	last = json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:s?, s:s}", "id", op->id,
+	    "time", when, "user", op->item->user, "uid", (json_int_t)op->item->uid,
+	    "from", pool_name(op->from), "to", pool_name(op->to),
+	    "message", cmd_arg_str(op->item, A_MESSAGE), "command", op->command);
+	json_object_set_new(doc, "last_switch", last);
+	if (state_save() == -1)
+		log_warnx("the switch is done but the state file could not be written; "
+		    "switchd will learn the roles from HAProxy at its next start");
+	intent_clear();
+	op->cb(1, NULL, NULL, op->arg);
+	switch_op_free(op);
+}
+
+static void
+switch_prechecked(const char *code, const char *error, void *arg)
+{
+	struct switch_op *op = arg;
+	json_t *intent;
+	struct lb_mapping from;
+
+	if (code != NULL) {
+		op->cb(0, code, error, op->arg);
+		switch_op_free(op);
+		return;
+	}
+	lb_mapping_for(op->lb->conf, op->from, &from);
+	intent = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:{s:s, s:s}, s:{s:s, s:s}}",
+	    "id", op->id, "command", op->command, "from", pool_name(op->from),
+	    "to", pool_name(op->to), "user", op->item->user,
+	    "uid", (json_int_t)op->item->uid,
+	    "map_from", "live", from.live, "cold", from.cold,
+	    "map_to", "live", op->map_to.live, "cold", op->map_to.cold);
+	if (cmd_arg_str(op->item, A_MESSAGE))
+		json_object_set_new(intent, "message",
+		    json_string(cmd_arg_str(op->item, A_MESSAGE)));
+	if (intent_write(intent) == -1) {
+		json_decref(intent);
+		op->cb(0, E_INTERNAL, "cannot write the intent record in the state "
+		    "directory (disk full or read-only?); nothing was changed", op->arg);
+		switch_op_free(op);
+		return;
+	}
+	json_decref(intent);
+	cmd_progress(op->item, "flipping %s to %s on %zu node%s", op->lb->conf->live_host,
+	    pool_name(op->to), op->lb->conf->hap_nsockets,
+	    op->lb->conf->hap_nsockets == 1 ? "" : "s");
+	op->lb->drv->apply(op->lb, &op->map_to, switch_applied, op);
+}
+
+void
+pool_switch(struct cmdq_item *item, int to, const char *command, flip_cb cb, void *arg)
+{
+	struct switch_op *op = xcalloc(1, sizeof(*op));
+	struct config *conf = sd.conf;
+
+	op->item = item;
+	op->lb = lb_ref(sd.lb);
+	op->from = state_hot();
+	op->to = to;
+	op->command = xstrdup(command);
+	op->cb = cb;
+	op->arg = arg;
+	op->t0 = now_ms();
+	new_id(op->id, sizeof(op->id));
+	lb_mapping_for(conf, to, &op->map_to);
+	cmd_progress(item, "checking %zu HAProxy node%s: backend %s, at least %d server%s UP",
+	    conf->hap_nsockets, conf->hap_nsockets == 1 ? "" : "s",
+	    conf->pools[to].backend, conf->min_up, conf->min_up == 1 ? "" : "s");
+	sd.lb->drv->precheck(sd.lb, &op->map_to, conf->pools[to].backend,
+	    conf->min_up, switch_prechecked, op);
+}
+
+/* -------------------------------------------------------------- reconcile */
+
+struct reconcile {
+	struct lb	*lb;
+	json_t		*intent;
+	int		 target;	/* hot pool every node must serve */
+	const char	*why;
+	void		(*done)(void *);
+	void		*arg;
+};
+
+static void
+reconcile_finish(struct reconcile *rc)
+{
+	rc->done(rc->arg);
+	json_decref(rc->intent);
+	lb_unref(rc->lb);
+	free(rc);
+}
+
+static void
+reconcile_journal(struct reconcile *rc, int before, int after, const char *result,
+    const char *error)
+{
+	json_t *e = json_pack("{s:I, s:s, s:s, s:s, s:o, s:o, s:s}", "uid", (json_int_t)0,
+	    "user", "switchd", "command", "reconcile", "message", rc->why,
+	    "before", roles_json(before), "after", roles_json(after), "result", result);
+
+	if (error != NULL)
+		json_object_set_new(e, "error", json_string(error));
+	history_append(e);
+}
+
+/* The map file on disk must say what the nodes serve. */
+static void
+reconcile_map_file(struct reconcile *rc, int hot)
+{
+	struct lb_mapping m;
+	char *text, buf[4096];
+	FILE *f;
+	size_t n = 0;
+
+	lb_mapping_for(rc->lb->conf, hot, &m);
+	text = lb_map_text(rc->lb->conf, &m);
+	if ((f = fopen(rc->lb->conf->hap_map, "re")) != NULL) {
+		n = fread(buf, 1, sizeof(buf) - 1, f);
+		fclose(f);
+	}
+	buf[n] = '\0';
+	if (strcmp(buf, text) != 0) {
+		if (file_write_atomic(rc->lb->conf->hap_map, text, strlen(text), 0644) == -1)
+			log_warn("reconcile: write %s", rc->lb->conf->hap_map);
+		else
+			log_info("reconcile: map file %s rewritten: %s is served by %s",
+			    rc->lb->conf->hap_map, rc->lb->conf->live_host, m.live);
+	}
+	free(text);
+}
+
+static void
+reconcile_applied(const char *code, const char *error, void *arg)
+{
+	struct reconcile *rc = arg;
+	int before = state_hot();
+
+	if (code != NULL) {
+		log_warnx("reconcile: could not make every node serve %s hot: %s",
+		    pool_name(rc->target), error);
+		reconcile_journal(rc, before, before, "failed", error);
+		reconcile_finish(rc);
+		return;
+	}
+	log_info("reconcile: every node serves %s hot (%s)", pool_name(rc->target), rc->why);
+	if (before != rc->target)
+		state_set_hot(rc->target);
+	reconcile_journal(rc, before, rc->target, "ok", NULL);
+	state_save();
+	if (rc->intent != NULL)
+		intent_clear();
+	reconcile_finish(rc);
+}
+
+static void
+reconcile_apply(struct reconcile *rc, int target, const char *why)
+{
+	struct lb_mapping m;
+
+	rc->target = target;
+	rc->why = why;
+	lb_mapping_for(rc->lb->conf, target, &m);
+	rc->lb->drv->apply(rc->lb, &m, reconcile_applied, rc);
+}
+
+/* Finish an interrupted switch, or undo it. */
+static void
+reconcile_intent(struct reconcile *rc, struct lb_view *v, int all_ok, int agreed)
+{
+	int from = pool_index(json_string_value(json_object_get(rc->intent, "from")));
+	int to = pool_index(json_string_value(json_object_get(rc->intent, "to")));
+	const char *id = json_string_value(json_object_get(rc->intent, "id"));
+	json_t *e, *doc = state_doc();
+	char when[32];
+
+	(void)v;
+	if (from < 0 || to < 0 || id == NULL) {
+		log_warnx("reconcile: intent record is malformed, ignored");
+		intent_clear();
+		json_decref(rc->intent);
+		rc->intent = NULL;
+		reconcile_finish(rc);
+		return;
+	}
+	if (!all_ok) {
+		log_warnx("reconcile: a switch (%s -> %s) was interrupted and not every node "
+		    "answers; the intent record is kept until they do", pool_name(from),
+		    pool_name(to));
+		reconcile_finish(rc);
+		return;
+	}
+	if (agreed == to) {
+		log_info("reconcile: switch %s (%s -> %s) was interrupted after every node "
+		    "flipped; finishing it", id, pool_name(from), pool_name(to));
+		if (!history_has_id(id)) {
+			e = json_pack("{s:s, s:I, s:s, s:s, s:O?, s:o, s:o, s:s, s:s}", "id", id,
+			    "uid", json_integer_value(json_object_get(rc->intent, "uid")),
+			    "user", json_string_value(json_object_get(rc->intent, "user")) ?: "?",
+			    "command", json_string_value(json_object_get(rc->intent, "command")) ?: "switch",
+			    "message", json_object_get(rc->intent, "message"),
+			    "before", roles_json(from), "after", roles_json(to),
+			    "result", "ok", "note", "finished by switchd at start after an interruption");
+			history_append(e);
+		}
+		state_set_hot(to);
+		if (!json_is_object(json_object_get(doc, "last_switch")) ||
+		    strcmp(json_string_value(json_object_get(json_object_get(doc,
+		    "last_switch"), "id")) ?: "", id) != 0) {
+			iso_time(time(NULL), when, sizeof(when));
+			json_object_set_new(doc, "last_switch", json_pack(
+			    "{s:s, s:s, s:O, s:O, s:s, s:s, s:O?, s:O}", "id", id, "time", when,
+			    "user", json_object_get(rc->intent, "user"),
+			    "uid", json_object_get(rc->intent, "uid"),
+			    "from", pool_name(from), "to", pool_name(to),
+			    "message", json_object_get(rc->intent, "message"),
+			    "command", json_object_get(rc->intent, "command")));
+			state_set_pool(from, NULL, PS_VERIFIED, "switchd");
+		}
+		state_save();
+		reconcile_map_file(rc, to);
+		intent_clear();
+		reconcile_finish(rc);
+		return;
+	}
+	log_warnx("reconcile: switch %s (%s -> %s) was interrupted half way; undoing it",
+	    id, pool_name(from), pool_name(to));
+	state_set_hot(from);
+	reconcile_apply(rc, from, "undo of an interrupted switch");
+}
+
+static void
+reconcile_view(struct lb_view *v, void *arg)
+{
+	struct reconcile *rc = arg;
+	size_t i;
+	int all_ok = 1, agreed = -2, hot, state = state_hot();
+
+	for (i = 0; i < v->nnodes; i++) {
+		struct lb_node *n = &v->nodes[i];
+
+		if (!n->ok) {
+			log_warnx("reconcile: node %s: %s", n->name, n->error);
+			all_ok = 0;
+			continue;
+		}
+		hot = n->has_map ? lb_mapping_hot(rc->lb->conf, &n->map) : -1;
+		log_info("reconcile: node %s serves %s", n->name,
+		    hot < 0 ? "no valid blue/green map" : pool_name(hot));
+		if (agreed == -2)
+			agreed = hot;
+		else if (agreed != hot)
+			agreed = -1;
+	}
+	if (agreed == -2)
+		agreed = -1;
+
+	if (rc->intent != NULL) {
+		reconcile_intent(rc, v, all_ok, agreed);
+		lb_view_free(v);
+		return;
+	}
+	if (agreed >= 0) {
+		if (agreed != state) {
+			log_warnx("reconcile: state file says %s is hot but HAProxy serves %s "
+			    "on every node that answers; trusting HAProxy", pool_name(state),
+			    pool_name(agreed));
+			state_set_hot(agreed);
+			rc->why = "state file was stale: HAProxy serves the other pool";
+			reconcile_journal(rc, state, agreed, "ok", NULL);
+			state_save();
+		} else
+			log_info("reconcile: HAProxy and the state file agree: %s is hot",
+			    pool_name(agreed));
+		reconcile_map_file(rc, agreed);
+		reconcile_finish(rc);
+	} else if (all_ok) {
+		log_warnx("reconcile: the nodes do not agree (or lack the map keys); "
+		    "making every node serve %s hot, as the state file says",
+		    pool_name(state));
+		reconcile_apply(rc, state, "nodes disagreed at start; state file applied");
+	} else {
+		log_warnx("reconcile: no node answers; keeping the state file (%s hot)",
+		    pool_name(state));
+		reconcile_finish(rc);
+	}
+	lb_view_free(v);
+}
+
+void
+switchd_reconcile(void (*done)(void *), void *arg)
+{
+	struct reconcile *rc = xcalloc(1, sizeof(*rc));
+
+	rc->lb = lb_ref(sd.lb);
+	rc->intent = intent_read();
+	rc->done = done;
+	rc->arg = arg;
+	rc->why = "start-up";
+	sd.lb->drv->observe(sd.lb, reconcile_view, rc);
+}

@@ -1,0 +1,158 @@
+/*
+ * switchd.c — the daemon: options, config, log, event base, signals, state,
+ * reconcile, listen, loop.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "log.h"
+#include "switchd.h"
+
+struct switchd sd;
+
+static struct event *ev_hup, *ev_term, *ev_int;
+
+static void __attribute__((noreturn))
+usage(void)
+{
+	fprintf(stderr, "usage: switchd [-dnv] [-f config]\n");
+	exit(2);
+}
+
+static void
+print_errors(json_t *errors)
+{
+	size_t i;
+
+	for (i = 0; i < json_array_size(errors); i++)
+		fprintf(stderr, "%s\n", json_string_value(json_array_get(errors, i)));
+}
+
+/* Swap in a new config only if it is good; the old one stays otherwise. */
+int
+switchd_reload_config(json_t **errors)
+{
+	struct config *conf;
+	size_t i;
+
+	if ((conf = config_load(sd.conf->path, errors)) == NULL) {
+		for (i = 0; i < json_array_size(*errors); i++)
+			log_warnx("reload refused: %s",
+			    json_string_value(json_array_get(*errors, i)));
+		return -1;
+	}
+	if (strcmp(conf->ctl_socket, sd.conf->ctl_socket) != 0 ||
+	    strcmp(conf->state_dir, sd.conf->state_dir) != 0)
+		log_warnx("reload: control.socket and state_dir changes take effect "
+		    "at the next start");
+	lb_unref(sd.lb);
+	sd.lb = lb_new(sd.base, conf);
+	sd.conf = conf;
+	log_info("configuration %s reloaded", conf->path);
+	return 0;
+}
+
+/* After SIGTERM: exit once the command in flight is done. */
+void
+switchd_maybe_exit(void)
+{
+	if (sd.shutting_down && !cmd_busy())
+		event_base_loopexit(sd.base, NULL);
+}
+
+static void
+on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	json_t *errors = NULL;
+
+	(void)what;
+	(void)arg;
+	if (sig == SIGHUP) {
+		log_info("SIGHUP: reloading %s", sd.conf->path);
+		if (cmd_busy())
+			log_warnx("SIGHUP ignored: a command is in flight; try again");
+		else
+			switchd_reload_config(&errors);
+		json_decref(errors);
+		return;
+	}
+	log_info("%s: exiting%s", sig == SIGTERM ? "SIGTERM" : "SIGINT",
+	    cmd_busy() ? " after the command in flight" : "");
+	sd.shutting_down = 1;
+	switchd_maybe_exit();
+}
+
+static void
+reconciled(void *arg)
+{
+	(void)arg;
+	control_accept(1);
+	log_info("ready: %s is hot", state_hot() == POOL_B ? POOL_BLUE : POOL_GREEN);
+}
+
+int
+main(int argc, char *argv[])
+{
+	const char *path = SWITCHD_DEFAULT_CONFIG;
+	int ch, foreground = 0, check_only = 0, verbose = 0;
+	json_t *errors = NULL;
+
+	while ((ch = getopt(argc, argv, "df:nv")) != -1) {
+		switch (ch) {
+		case 'd': foreground = 1; break;
+		case 'f': path = optarg; break;
+		case 'n': check_only = 1; break;
+		case 'v': verbose++; break;
+		default: usage();
+		}
+	}
+	if (optind != argc)
+		usage();
+
+	if ((sd.conf = config_load(path, &errors)) == NULL) {
+		print_errors(errors);
+		return 1;
+	}
+	if (check_only) {
+		printf("configuration OK\n");
+		config_free(sd.conf);
+		return 0;
+	}
+
+	log_init(foreground, verbose);
+	if (!foreground && daemon(0, 0) == -1)
+		fatalx("daemon: cannot detach");
+	signal(SIGPIPE, SIG_IGN);
+	if ((sd.base = event_base_new()) == NULL)
+		fatalx("event_base_new failed");
+	ev_hup = evsignal_new(sd.base, SIGHUP, on_signal, NULL);
+	ev_term = evsignal_new(sd.base, SIGTERM, on_signal, NULL);
+	ev_int = evsignal_new(sd.base, SIGINT, on_signal, NULL);
+	evsignal_add(ev_hup, NULL);
+	evsignal_add(ev_term, NULL);
+	evsignal_add(ev_int, NULL);
+
+	if (state_open(sd.conf->state_dir, sd.conf) == -1)
+		fatalx("cannot use state_dir %s", sd.conf->state_dir);
+	sd.lb = lb_new(sd.base, sd.conf);
+	if (control_listen(sd.conf) == -1)
+		fatalx("cannot listen on %s", sd.conf->ctl_socket);
+	control_accept(0);
+	switchd_reconcile(reconciled, NULL);
+
+	event_base_dispatch(sd.base);
+
+	control_close();
+	lb_unref(sd.lb);
+	event_free(ev_hup);
+	event_free(ev_term);
+	event_free(ev_int);
+	event_base_free(sd.base);
+	log_info("exited");
+	return 0;
+}

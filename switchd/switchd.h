@@ -1,0 +1,261 @@
+/*
+ * switchd.h — the daemon's shared types: configuration, state, the command
+ * queue item, and the load balancer driver interface.
+ */
+#ifndef SWITCHD_H
+#define SWITCHD_H
+
+#include <sys/types.h>
+#include <stddef.h>
+#include <time.h>
+
+#include <event2/event.h>
+#include <jansson.h>
+
+#include "protocol.h"
+
+#define NPOOLS		2
+#define POOL_B		0	/* blue */
+#define POOL_G		1	/* green */
+
+/* ---------------------------------------------------------------- config */
+
+struct server {
+	char		*name;
+	char		*address;	/* host:port */
+	char		*instance;	/* EC2 instance id, optional */
+};
+
+struct pool {
+	const char	*name;		/* "blue" | "green" */
+	char		*backend;
+	struct server	*servers;
+	size_t		 nservers;
+};
+
+struct smoke_check {
+	char		*name;
+	char		*method;
+	char		*path;
+	int		 status;
+	char		*body;
+	int		 max_ms;
+};
+
+struct config {
+	char		*path;
+
+	char		*ctl_socket;
+	int		 ctl_mode;
+	char		*ctl_group;
+	char		*admin_group;
+
+	char		*state_dir;
+	char		*live_host;
+	char		*cold_host;
+	struct pool	 pools[NPOOLS];
+
+	char		*driver;	/* "haproxy" */
+	char		*hap_mode;	/* "runtime" | "reload" */
+	char	       **hap_sockets;
+	size_t		 hap_nsockets;
+	char		*hap_map;
+	int		 min_up;
+	int		 timeout_ms;
+	char		*master_socket;
+	char		*reload_command;
+
+	char		*smoke_url;
+	int		 smoke_timeout_ms;
+	struct smoke_check *checks;
+	size_t		 nchecks;
+	int		 per_server;
+	char		*smoke_command;
+	int		 smoke_command_timeout;
+
+	char		*deploy_command;
+	int		 deploy_timeout;
+
+	char		*ec2_region;
+	char		*ec2_role_tag;
+	char		*ec2_hot;
+	char		*ec2_cold;
+	int		 ec2_discover;
+	char		*ec2_pool_tag;
+	int		 ec2_port;
+	char		*ec2_endpoint;
+
+	char		*notify_webhook;
+	char		*notify_command;
+};
+
+/* Returns a new config, or NULL with every error ("FILE:LINE: text") in *errors. */
+struct config	*config_load(const char *path, json_t **errors);
+void		 config_free(struct config *);
+int		 pool_index(const char *name);	/* -1 if not blue/green */
+
+/* ----------------------------------------------------------------- state */
+
+/*
+ * The persistent state is one JSON document (state.json), kept in memory as
+ * is: {"hot", "cold", "pools": {"blue": {version, state, since, by}},
+ * "last_switch", "lock", "ec2": {"drift": []}}.
+ */
+int		 state_open(const char *dir, const struct config *);
+json_t		*state_doc(void);
+int		 state_save(void);
+int		 state_hot(void);			/* POOL_B or POOL_G */
+void		 state_set_hot(int);
+json_t		*state_pool(int);
+void		 state_set_pool(int, const char *version, const char *pstate, const char *by);
+json_t		*state_lock(void);			/* NULL when free; drops an expired one */
+json_t		*history_read(int n);			/* newest first */
+int		 history_append(json_t *entry);		/* adds id/time if absent */
+int		 history_has_id(const char *id);
+int		 intent_write(json_t *);
+json_t		*intent_read(void);
+int		 intent_clear(void);
+
+/* ------------------------------------------------------------------ util */
+
+int		 file_write_atomic(const char *path, const char *data, size_t len, int mode);
+char		*xstrdup(const char *);
+void		*xcalloc(size_t, size_t);
+void		 iso_time(time_t, char *, size_t);
+double		 now_ms(void);
+char		*xasprintf(const char *, ...) __attribute__((format(printf, 1, 2)));
+void		 new_id(char *buf, size_t len);
+
+/* --------------------------------------------------------------- daemon */
+
+struct switchd {
+	struct event_base *base;
+	struct config	*conf;
+	struct lb	*lb;
+	int		 shutting_down;
+};
+extern struct switchd sd;
+
+int		 switchd_reload_config(json_t **errors);
+void		 switchd_maybe_exit(void);
+
+/* ------------------------------------------------------------- commands */
+
+struct client;
+
+/*
+ * One request being executed.  It outlives its client: a switchctl that is
+ * interrupted does not abort the operation, replies are just dropped.
+ */
+struct cmdq_item {
+	struct client	*client;
+	const struct cmd_info *info;
+	json_t		*args;
+	uid_t		 uid;
+	char		 user[64];
+	int		 admin;
+	time_t		 started;
+	void		*data;
+};
+
+void		 cmd_dispatch(struct client *, uid_t, int admin, const char *user, json_t *req);
+void		 cmd_progress(struct cmdq_item *, const char *, ...) __attribute__((format(printf, 2, 3)));
+void		 cmd_event(struct cmdq_item *, json_t *);
+void		 cmd_done(struct cmdq_item *, json_t *);	/* steals */
+void		 cmd_error(struct cmdq_item *, const char *code, const char *, ...)
+		    __attribute__((format(printf, 3, 4)));
+void		 cmd_error_json(struct cmdq_item *, const char *code, json_t *extra, const char *, ...)
+		    __attribute__((format(printf, 4, 5)));
+const char	*cmd_arg_str(struct cmdq_item *, const char *);
+int		 cmd_arg_bool(struct cmdq_item *, const char *);
+long long	 cmd_arg_int(struct cmdq_item *, const char *, long long def);
+int		 cmd_busy(void);
+json_t		*cmd_busy_json(void);
+void		 client_attach(struct client *, struct cmdq_item *);
+void		 client_send(struct client *, json_t *);
+void		 client_command_done(struct client *);
+
+void		 cmd_status_exec(struct cmdq_item *);
+void		 cmd_hosts_exec(struct cmdq_item *);
+void		 cmd_switch_exec(struct cmdq_item *);
+void		 cmd_back_exec(struct cmdq_item *);
+void		 cmd_history_exec(struct cmdq_item *);
+void		 cmd_lock_exec(struct cmdq_item *);
+void		 cmd_unlock_exec(struct cmdq_item *);
+void		 cmd_reload_exec(struct cmdq_item *);
+
+/* control.c */
+int		 control_listen(const struct config *);
+void		 control_accept(int on);
+void		 control_close(void);
+
+/* ------------------------------------------------------------- drivers */
+
+/* Which backend serves each host name. */
+struct lb_mapping {
+	char		 live[128];
+	char		 cold[128];
+};
+
+/* What one load balancer node says. */
+struct lb_node {
+	char		*name;		/* socket address, for messages */
+	int		 ok;
+	char		 error[512];
+	int		 has_map;
+	struct lb_mapping map;
+	json_t		*servers;	/* {"be_blue": [{name,address,status}], ...} */
+};
+
+struct lb_view {
+	struct lb_node	*nodes;
+	size_t		 nnodes;
+};
+void		 lb_view_free(struct lb_view *);
+
+/* code is NULL on success, else one of E_*, with error the human text. */
+typedef void (*lb_done_cb)(const char *code, const char *error, void *arg);
+typedef void (*lb_view_cb)(struct lb_view *, void *arg);	/* callee owns view */
+
+/*
+ * A load balancer driver.  The switch logic only ever calls these; adding a
+ * driver is one new drv-*.c and one line in drivers[].
+ */
+struct lb_driver {
+	const char	*name;
+	/* Read every node: its map and its servers' health. */
+	void		(*observe)(struct lb *, lb_view_cb, void *);
+	/* Can `to` be applied?  Every node answers, backends exist, min_up. */
+	void		(*precheck)(struct lb *, const struct lb_mapping *to,
+			    const char *target_backend, int min_up, lb_done_cb, void *);
+	/* Make every node serve `to`, all or nothing, and persist it. */
+	void		(*apply)(struct lb *, const struct lb_mapping *to,
+			    lb_done_cb, void *);
+};
+
+/*
+ * A driver bound to one config.  It owns the config; operations in flight
+ * hold a reference, so a reload never frees what they use.
+ */
+struct lb {
+	const struct lb_driver *drv;
+	struct config	*conf;
+	struct event_base *base;
+	int		 refs;
+};
+
+struct lb	*lb_new(struct event_base *, struct config *);
+struct lb	*lb_ref(struct lb *);
+void		 lb_unref(struct lb *);
+void		 lb_mapping_for(const struct config *, int hot, struct lb_mapping *);
+int		 lb_mapping_hot(const struct config *, const struct lb_mapping *);	/* -1 if not a valid pair */
+char		*lb_map_text(const struct config *, const struct lb_mapping *);
+
+extern const struct lb_driver drv_haproxy_runtime;
+
+/* switch.c */
+typedef void (*flip_cb)(int ok, const char *code, const char *error, void *arg);
+void		 pool_switch(struct cmdq_item *, int target_hot, const char *command, flip_cb, void *);
+void		 switchd_reconcile(void (*done)(void *), void *);
+
+#endif

@@ -1,0 +1,149 @@
+/*
+ * util.c — small helpers: crash-safe file replacement, allocation that
+ * cannot return NULL, time formatting.
+ */
+#include <sys/stat.h>
+#include <sys/time.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "switchd.h"
+
+/*
+ * Replace path with data so that a crash at any instant leaves either the
+ * old or the new file: temp file in the same directory, fsync, rename over,
+ * fsync the directory.  On error the temp file is removed and errno set.
+ */
+int
+file_write_atomic(const char *path, const char *data, size_t len, int mode)
+{
+	char *tmp, *dcopy;
+	int fd, dfd, saved;
+	size_t off = 0;
+	ssize_t n;
+
+	tmp = xasprintf("%s.tmp.%ld", path, (long)getpid());
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	if (fd == -1) {
+		saved = errno;
+		free(tmp);
+		errno = saved;
+		return -1;
+	}
+	while (off < len) {
+		n = write(fd, data + off, len - off);
+		if (n == -1) {
+			if (errno == EINTR)
+				continue;
+			goto fail;
+		}
+		off += (size_t)n;
+	}
+	if (fchmod(fd, mode) == -1 || fsync(fd) == -1)
+		goto fail;
+	if (close(fd) == -1) {
+		fd = -1;
+		goto fail;
+	}
+	fd = -1;
+	if (rename(tmp, path) == -1)
+		goto fail;
+	free(tmp);
+
+	dcopy = xstrdup(path);
+	dfd = open(dirname(dcopy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	free(dcopy);
+	if (dfd == -1)
+		return -1;
+	if (fsync(dfd) == -1) {
+		saved = errno;
+		close(dfd);
+		errno = saved;
+		return -1;
+	}
+	close(dfd);
+	return 0;
+fail:
+	saved = errno;
+	if (fd != -1)
+		close(fd);
+	unlink(tmp);
+	free(tmp);
+	errno = saved;
+	return -1;
+}
+
+char *
+xstrdup(const char *s)
+{
+	char *p;
+
+	if (s == NULL)
+		return NULL;
+	if ((p = strdup(s)) == NULL)
+		fatalx("out of memory");
+	return p;
+}
+
+void *
+xcalloc(size_t n, size_t size)
+{
+	void *p;
+
+	if ((p = calloc(n ? n : 1, size ? size : 1)) == NULL)
+		fatalx("out of memory");
+	return p;
+}
+
+char *
+xasprintf(const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+	int r;
+
+	va_start(ap, fmt);
+	r = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	if (r == -1)
+		fatalx("out of memory");
+	return s;
+}
+
+void
+iso_time(time_t t, char *buf, size_t len)
+{
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+double
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+}
+
+/* A short unique id for history entries and intent records. */
+void
+new_id(char *buf, size_t len)
+{
+	static unsigned seq;
+	struct timeval tv;
+
+	gettimeofday(&tv, NULL);
+	snprintf(buf, len, "%lx-%lx-%x", (unsigned long)tv.tv_sec,
+	    (unsigned long)tv.tv_usec, (unsigned)getpid() ^ (++seq << 16));
+}
