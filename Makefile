@@ -41,20 +41,24 @@ FORCE:
 
 $(B)/%.o: switchd/%.c $(HDRS)
 	@mkdir -p $(B)
-	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -Iswitchd -c -o $@ $<
+	@echo "  CC    $(B)/$*.o"
+	@$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -Iswitchd -c -o $@ $<
 
 $(B)/libswitchd.a: $(LIBOBJ)
 	@rm -f $@
-	$(AR) rcs $@ $^
+	@$(AR) rcs $@ $^
 
 $(B)/switchd: $(B)/switchd.o $(B)/libswitchd.a
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	@echo "  LD    $@"
+	@$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(B)/switchctl: $(B)/switchctl.o $(B)/libswitchd.a
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	@echo "  LD    $@"
+	@$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(B)/test-%: tests/unit/test-%.c tests/unit/unit.h $(B)/libswitchd.a
-	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -Iswitchd -Itests/unit $(LDFLAGS) -o $@ $< $(B)/libswitchd.a $(LDLIBS)
+	@echo "  CC    $@"
+	@$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -Iswitchd -Itests/unit $(LDFLAGS) -o $@ $< $(B)/libswitchd.a $(LDLIBS)
 
 unit-bins: $(UNITBIN)
 

@@ -212,6 +212,18 @@ get_str(const config_setting_t *g, const char *name, const char *def)
 	return xstrdup(def);
 }
 
+/* HAProxy's frontend lower-cases the Host header before the map lookup. */
+static char *
+lower(char *s)
+{
+	char *p;
+
+	for (p = s; p != NULL && *p != '\0'; p++)
+		if (*p >= 'A' && *p <= 'Z')
+			*p = (char)(*p - 'A' + 'a');
+	return s;
+}
+
 static int
 get_int(const config_setting_t *g, const char *name, int def)
 {
@@ -377,8 +389,8 @@ read_config(struct ctx *c, config_t *cf, struct config *conf)
 	if (hosts == NULL)
 		cerr(c, NULL, "hosts { live = ...; cold = ...; } is missing");
 	else {
-		conf->live_host = get_str(hosts, "live", NULL);
-		conf->cold_host = get_str(hosts, "cold", NULL);
+		conf->live_host = lower(get_str(hosts, "live", NULL));
+		conf->cold_host = lower(get_str(hosts, "cold", NULL));
 		if (conf->live_host == NULL)
 			cerr(c, hosts, "hosts.live is missing");
 		if (conf->cold_host == NULL)

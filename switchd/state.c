@@ -25,6 +25,7 @@
 
 static char	*state_path, *history_path, *intent_path;
 static json_t	*state;
+static int	 state_new;	/* no state file at start */
 
 static json_t *
 pool_record(void)
@@ -97,6 +98,7 @@ state_open(const char *dir, const struct config *conf)
 	intent_path = xasprintf("%s/intent.json", dir);
 	json_decref(state);
 	state = json_load_file(state_path, 0, &jerr);
+	state_new = state == NULL;
 	if (state == NULL) {
 		if (access(state_path, F_OK) == 0) {
 			log_warnx("%s: unreadable (%s); starting from HAProxy's view",
@@ -111,6 +113,12 @@ state_open(const char *dir, const struct config *conf)
 	state_defaults();
 	history_repair();
 	return 0;
+}
+
+int
+state_is_new(void)
+{
+	return state_new;
 }
 
 json_t *

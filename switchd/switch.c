@@ -377,7 +377,12 @@ reconcile_view(struct lb_view *v, void *arg)
 		return;
 	}
 	if (agreed >= 0) {
-		if (agreed != state) {
+		if (agreed != state && state_is_new()) {
+			log_info("reconcile: no state file yet; HAProxy serves %s hot",
+			    pool_name(agreed));
+			state_set_hot(agreed);
+			state_save();
+		} else if (agreed != state) {
 			log_warnx("reconcile: state file says %s is hot but HAProxy serves %s "
 			    "on every node that answers; trusting HAProxy", pool_name(state),
 			    pool_name(agreed));

@@ -103,6 +103,7 @@ int		 pool_index(const char *name);	/* -1 if not blue/green */
  */
 int		 state_open(const char *dir, const struct config *);
 json_t		*state_doc(void);
+int		 state_is_new(void);		/* there was no state file */
 int		 state_save(void);
 int		 state_hot(void);			/* POOL_B or POOL_G */
 void		 state_set_hot(int);
