@@ -115,6 +115,17 @@ state_open(const char *dir, const struct config *conf)
 	return 0;
 }
 
+void
+state_close(void)
+{
+	json_decref(state);
+	state = NULL;
+	free(state_path);
+	free(history_path);
+	free(intent_path);
+	state_path = history_path = intent_path = NULL;
+}
+
 int
 state_is_new(void)
 {
@@ -216,6 +227,7 @@ history_append(json_t *entry)
 		json_object_set_new(entry, "time", json_string(when));
 	}
 	line = json_dumps(entry, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(entry);
 	if (line == NULL)
 		return -1;
 	len = strlen(line);

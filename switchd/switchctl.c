@@ -356,7 +356,7 @@ run(const char *path, const struct cmd_info *ci, json_t *args)
 	size_t cap = 0;
 	ssize_t len;
 	FILE *f;
-	int fd, progress = isatty(STDOUT_FILENO) && !opt_json && !opt_quiet;
+	int fd, status, progress = isatty(STDOUT_FILENO) && !opt_json && !opt_quiet;
 	const char *code;
 
 	req = json_pack("{s:i, s:s, s:o}", P_V, SWITCHD_PROTO_VERSION, P_CMD, ci->name,
@@ -402,6 +402,7 @@ run(const char *path, const struct cmd_info *ci, json_t *args)
 			return 0;
 		}
 		code = jstr(r, P_CODE);
+		status = strcmp(code, E_USAGE) == 0 ? EXIT_USAGE : EXIT_FAILED;
 		fprintf(stderr, "switchctl: %s: %s\n", ci->name, jstr(r, P_ERROR));
 		if (strcmp(code, E_CONFIG) == 0 && !opt_json) {
 			size_t i;
@@ -410,7 +411,7 @@ run(const char *path, const struct cmd_info *ci, json_t *args)
 				fprintf(stderr, "  %s\n", json_string_value(json_array_get(errs, i)));
 		}
 		json_decref(r);
-		return strcmp(code, E_USAGE) == 0 ? EXIT_USAGE : EXIT_FAILED;
+		return status;
 	}
 	fprintf(stderr, "switchctl: %s: switchd closed the connection without an answer "
 	    "(did it exit? see its log)\n", ci->name);

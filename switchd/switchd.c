@@ -149,6 +149,7 @@ main(int argc, char *argv[])
 
 	control_close();
 	lb_unref(sd.lb);
+	state_close();
 	event_free(ev_hup);
 	event_free(ev_term);
 	event_free(ev_int);

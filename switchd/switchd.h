@@ -103,6 +103,7 @@ int		 pool_index(const char *name);	/* -1 if not blue/green */
  */
 int		 state_open(const char *dir, const struct config *);
 json_t		*state_doc(void);
+void		 state_close(void);
 int		 state_is_new(void);		/* there was no state file */
 int		 state_save(void);
 int		 state_hot(void);			/* POOL_B or POOL_G */
@@ -111,7 +112,7 @@ json_t		*state_pool(int);
 void		 state_set_pool(int, const char *version, const char *pstate, const char *by);
 json_t		*state_lock(void);			/* NULL when free; drops an expired one */
 json_t		*history_read(int n);			/* newest first */
-int		 history_append(json_t *entry);		/* adds id/time if absent */
+int		 history_append(json_t *entry);		/* steals; adds id/time if absent */
 int		 history_has_id(const char *id);
 int		 intent_write(json_t *);
 json_t		*intent_read(void);
