@@ -4,6 +4,7 @@
  */
 #include <string.h>
 
+#include "smoke.h"
 #include "switchd.h"
 
 static const char *
@@ -25,6 +26,27 @@ switch_done(int ok, const char *code, const char *error, void *arg)
 	cmd_done(item, json_pack("{s:s, s:s, s:s, s:s, s:I}", "from", pool_name(!hot),
 	    "to", pool_name(hot), "hot", pool_name(hot), "cold", pool_name(!hot),
 	    "took_ms", (json_int_t)((time(NULL) - item->started) * 1000)));
+}
+
+/* The last word before traffic moves: the smoke checks, again, now. */
+static void
+switch_smoked(int passed, json_t *results, const char *summary, void *arg)
+{
+	struct cmdq_item *item = arg;
+	int cold = !state_hot();
+
+	if (!passed) {
+		state_set_pool(cold, NULL, PS_FAILED, item->user);
+		json_object_set_new(state_pool(cold), "error",
+		    json_sprintf("smoke checks before a switch failed: %s", summary));
+		state_save();
+		cmd_error_json(item, E_SMOKE, json_pack("{s:O}", "checks", results),
+		    "smoke checks failed on %s (%s); nothing was switched, and %s is "
+		    "marked failed", pool_name(cold), summary, pool_name(cold));
+		return;
+	}
+	cmd_progress(item, "smoke: %s", summary);
+	pool_switch(item, cold, "switch", switch_done, item);
 }
 
 void
@@ -53,7 +75,11 @@ cmd_switch_exec(struct cmdq_item *item)
 		cmd_progress(item, "--force: switching to %s although it is %s",
 		    pool_name(cold), pstate);
 	}
-	pool_switch(item, cold, "switch", switch_done, item);
+	if (cmd_arg_bool(item, A_NO_SMOKE) || sd.conf->nchecks == 0) {
+		pool_switch(item, cold, "switch", switch_done, item);
+		return;
+	}
+	smoke_start(item, cold, switch_smoked, item);
 }
 
 void

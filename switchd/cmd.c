@@ -20,6 +20,8 @@ struct cmd_entry {
 static const struct cmd_entry cmd_table[] = {
 	{ "status",	cmd_status_exec },
 	{ "hosts",	cmd_hosts_exec },
+	{ "cold-deploy", cmd_cold_deploy_exec },
+	{ "smoke",	cmd_smoke_exec },
 	{ "switch",	cmd_switch_exec },
 	{ "back",	cmd_back_exec },
 	{ "history",	cmd_history_exec },

@@ -17,6 +17,15 @@ const struct cmd_info cmd_infos[] = {
 	  0, NULL, NULL, { { 0 } } },
 	{ "hosts", "hot|cold|blue|green", "print the addresses of a pool's servers, one a line",
 	  0, A_POOL, hosts_choices, { { 0 } } },
+	{ "cold-deploy", "[-v VERSION] [-m MSG] [--no-deploy]",
+	  "deploy VERSION to the cold pool, smoke-test it, record verified or failed",
+	  CMD_ADMIN | CMD_EXCLUSIVE | CMD_LOCKABLE, NULL, NULL, {
+		{ 'v', "version", A_VERSION, OPT_STR, "VERSION", "the version deployed (e.g. a git sha)" },
+		OPT_MESSAGE,
+		{ 0, "no-deploy", A_NO_DEPLOY, OPT_BOOL, NULL, "skip deploy.command; only verify" },
+	  } },
+	{ "smoke", "", "run the smoke checks against the cold pool now",
+	  CMD_ADMIN | CMD_EXCLUSIVE, NULL, NULL, { { 0 } } },
 	{ "switch", "[-m MSG] [--expect VERSION] [--force] [--no-smoke]",
 	  "move the live host name to the cold pool",
 	  CMD_ADMIN | CMD_EXCLUSIVE | CMD_LOCKABLE, NULL, NULL, {

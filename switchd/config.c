@@ -466,6 +466,13 @@ read_config(struct ctx *c, config_t *cf, struct config *conf)
 	conf->smoke_command = get_str(smoke, "command", NULL);
 	conf->smoke_command_timeout = get_int(smoke, "command_timeout", 600);
 	read_checks(c, smoke, conf);
+	if (conf->nchecks > 0 && conf->smoke_url == NULL && !conf->per_server)
+		cerr(c, smoke, "smoke.checks need smoke.url (through the load balancer), "
+		    "per_server = true, or both");
+	if (conf->smoke_url != NULL && strncmp(conf->smoke_url, "http://", 7) != 0 &&
+	    strncmp(conf->smoke_url, "https://", 8) != 0)
+		cerr(c, config_setting_get_member(smoke, "url"),
+		    "smoke.url must start with http:// or https://");
 	if (conf->smoke_timeout_ms <= 0)
 		cerr(c, smoke, "smoke.timeout_ms must be positive");
 	if (conf->smoke_command_timeout <= 0)

@@ -66,7 +66,8 @@
  *   lock                    message, ttl (seconds, 0 = until unlocked)
  *   unlock                  force (bool)
  *   reload                  -
- *   cold-deploy, smoke, sync come with the smoke and EC2 work.
+ *   cold-deploy             version, message, no_deploy (bool)
+ *   smoke                   -
  */
 #define A_POOL		"pool"
 #define A_MESSAGE	"message"
@@ -89,8 +90,12 @@
  *   history: entries[] newest first: time, uid, user, command, message,
  *            before{hot,cold}, after{hot,cold}, result, id
  *   lock:    lock{user, uid, message, since, ttl}
+ *   cold-deploy: pool, version, state, checks[], summary
+ *   smoke:   pool, passed (bool), checks[], summary
  * Progress events: {"event":"step","text":"..."}.
  */
-#define EV_STEP		"step"
+#define EV_STEP		"step"		/* {"text"} */
+#define EV_CHECK	"check"		/* one smoke result: check, target, url, status, ms, ok, why */
+#define EV_OUTPUT	"output"	/* a line of deploy/live-test output: source, stream, text */
 
 #endif

@@ -28,7 +28,7 @@
 #define EXIT_USAGE	2
 #define EXIT_UNREACH	3
 
-static int	 opt_json, opt_quiet;
+static int	 opt_json, opt_quiet, shown_progress;
 static const char *cmd_running;
 
 static void __attribute__((noreturn))
@@ -306,9 +306,60 @@ print_history(json_t *r)
 }
 
 static void
+print_check(FILE *out, json_t *c)
+{
+	int ok = json_is_true(json_object_get(c, "ok"));
+
+	fprintf(out, "  %s %-16s %-14s %3lld %5lld ms  %s%s%s\n", ok ? "PASS" : "FAIL",
+	    jstr(c, "check"), jstr(c, "target"),
+	    (long long)json_integer_value(json_object_get(c, "status")),
+	    (long long)json_integer_value(json_object_get(c, "ms")), jstr(c, "url"),
+	    ok ? "" : ": ", ok ? "" : jstr(c, "why"));
+}
+
+/* All checks when they passed (people like to see them), else the failures. */
+static void
+print_checks(FILE *out, json_t *checks)
+{
+	size_t i, failed = 0;
+
+	for (i = 0; i < json_array_size(checks); i++)
+		failed += !json_is_true(json_object_get(json_array_get(checks, i), "ok"));
+	for (i = 0; i < json_array_size(checks); i++)
+		if (failed == 0 || !json_is_true(json_object_get(json_array_get(checks, i), "ok")))
+			print_check(out, json_array_get(checks, i));
+}
+
+static void
+print_event(json_t *ev)
+{
+	const char *kind = jstr(ev, P_EVENT);
+
+	if (strcmp(kind, EV_CHECK) == 0)
+		print_check(stdout, ev);
+	else if (strcmp(kind, EV_OUTPUT) == 0)
+		printf("  %s| %s\n", jstr(ev, "source"), jstr(ev, "text"));
+	else
+		printf("... %s\n", jstr(ev, "text"));
+	fflush(stdout);
+}
+
+static void
 print_result(const char *cmd, json_t *r)
 {
 	size_t i;
+
+	if (strcmp(cmd, "cold-deploy") == 0 || strcmp(cmd, "smoke") == 0) {
+		if (!opt_quiet && !shown_progress)
+			print_checks(stdout, json_object_get(r, "checks"));
+		if (strcmp(cmd, "smoke") == 0)
+			printf("smoke: %s pool: %s\n", jstr(r, "pool"), jstr(r, "summary"));
+		else
+			printf("cold-deploy: %s pool at %s is %s (%s)\n", jstr(r, "pool"),
+			    json_is_string(json_object_get(r, "version")) ? jstr(r, "version") :
+			    "(no version)", jstr(r, "state"), jstr(r, "summary"));
+		return;
+	}
 
 	if (strcmp(cmd, "status") == 0)
 		print_status(r);
@@ -383,10 +434,11 @@ run(const char *path, const struct cmd_info *ci, json_t *args)
 			continue;
 		}
 		if (json_object_get(r, P_EVENT) != NULL) {
-			if (progress)
-				printf("... %s\n", jstr(r, "text"));
+			if (progress) {
+				print_event(r);
+				shown_progress = 1;
+			}
 			json_decref(r);
-			fflush(stdout);
 			continue;
 		}
 		free(line);
@@ -403,6 +455,8 @@ run(const char *path, const struct cmd_info *ci, json_t *args)
 		}
 		code = jstr(r, P_CODE);
 		status = strcmp(code, E_USAGE) == 0 ? EXIT_USAGE : EXIT_FAILED;
+		if (!opt_json && !shown_progress && json_array_size(json_object_get(r, "checks")) > 0)
+			print_checks(stderr, json_object_get(r, "checks"));
 		fprintf(stderr, "switchctl: %s: %s\n", ci->name, jstr(r, P_ERROR));
 		if (strcmp(code, E_CONFIG) == 0 && !opt_json) {
 			size_t i;

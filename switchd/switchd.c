@@ -10,6 +10,7 @@
 
 #include <event2/event.h>
 
+#include "http.h"
 #include "log.h"
 #include "switchd.h"
 
@@ -139,6 +140,9 @@ main(int argc, char *argv[])
 
 	if (state_open(sd.conf->state_dir, sd.conf) == -1)
 		fatalx("cannot use state_dir %s", sd.conf->state_dir);
+	deploy_recover();
+	if (http_init(sd.base) == -1)
+		fatalx("cannot start the HTTP client (libcurl)");
 	sd.lb = lb_new(sd.base, sd.conf);
 	if (control_listen(sd.conf) == -1)
 		fatalx("cannot listen on %s", sd.conf->ctl_socket);
@@ -148,6 +152,7 @@ main(int argc, char *argv[])
 	event_base_dispatch(sd.base);
 
 	control_close();
+	http_shutdown();
 	lb_unref(sd.lb);
 	state_close();
 	event_free(ev_hup);

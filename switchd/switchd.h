@@ -185,6 +185,9 @@ void		 cmd_history_exec(struct cmdq_item *);
 void		 cmd_lock_exec(struct cmdq_item *);
 void		 cmd_unlock_exec(struct cmdq_item *);
 void		 cmd_reload_exec(struct cmdq_item *);
+void		 cmd_cold_deploy_exec(struct cmdq_item *);
+void		 cmd_smoke_exec(struct cmdq_item *);
+void		 deploy_recover(void);
 
 /* control.c */
 int		 control_listen(const struct config *);

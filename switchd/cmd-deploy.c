@@ -1,0 +1,343 @@
+/*
+ * cmd-deploy.c — "cold-deploy" and "smoke": put a version on the cold pool
+ * and prove it through the real load balancer.
+ *
+ * cold-deploy holds the deploy lock for its whole run and walks the cold
+ * pool through empty -> deploying -> deployed -> verifying -> verified |
+ * failed, saving each step, so status always tells where a deploy stands
+ * (and a restart in the middle marks it failed, never verified).
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "log.h"
+#include "proc.h"
+#include "smoke.h"
+#include "switchd.h"
+
+static const char *
+pool_name(int idx)
+{
+	return idx == POOL_B ? POOL_BLUE : POOL_GREEN;
+}
+
+/* The cold pool's hosts, space separated, for SWITCHD_HOSTS. */
+static char *
+pool_hosts(const struct pool *p)
+{
+	size_t i, len = 1;
+	char *out, *colon;
+
+	for (i = 0; i < p->nservers; i++)
+		len += strlen(p->servers[i].address) + 1;
+	out = xcalloc(1, len);
+	for (i = 0; i < p->nservers; i++) {
+		if (i > 0)
+			strcat(out, " ");
+		strcat(out, p->servers[i].address);
+		if ((colon = strrchr(out, ':')) != NULL && colon > strrchr(out, ' ' ))
+			*colon = '\0';
+	}
+	return out;
+}
+
+/* Describe a wait status for people. */
+static void
+exit_text(int status, int timed_out, int timeout, char *buf, size_t len)
+{
+	if (timed_out)
+		snprintf(buf, len, "killed after its %d s timeout", timeout);
+	else if (WIFEXITED(status))
+		snprintf(buf, len, "exited with status %d", WEXITSTATUS(status));
+	else if (WIFSIGNALED(status))
+		snprintf(buf, len, "killed by signal %d", WTERMSIG(status));
+	else
+		snprintf(buf, len, "ended with wait status %d", status);
+}
+
+/* ------------------------------------------------------------ cold-deploy */
+
+enum deploy_step { D_DEPLOY, D_SMOKE, D_LIVE };
+
+struct deploy {
+	struct cmdq_item *item;
+	struct lb	*lb;		/* holds the config we run with */
+	int		 pool;
+	char		*version;
+	const char	*source;	/* "deploy" | "live tests" */
+	json_t		*checks;
+	char		*summary;
+	char		**env;
+};
+
+static void
+deploy_free(struct deploy *d)
+{
+	size_t i;
+
+	for (i = 0; d->env != NULL && d->env[i] != NULL; i++)
+		free(d->env[i]);
+	free(d->env);
+	json_decref(d->checks);
+	free(d->summary);
+	free(d->version);
+	lb_unref(d->lb);
+	free(d);
+}
+
+static void
+deploy_env(struct deploy *d)
+{
+	struct config *conf = d->lb->conf;
+	char *hosts = pool_hosts(&conf->pools[d->pool]);
+
+	d->env = xcalloc(6, sizeof(char *));
+	d->env[0] = xasprintf("SWITCHD_HOSTS=%s", hosts);
+	d->env[1] = xasprintf("SWITCHD_VERSION=%s", d->version ? d->version : "");
+	d->env[2] = xasprintf("SWITCHD_POOL=%s", pool_name(d->pool));
+	d->env[3] = xasprintf("SWITCHD_COLD_URL=%s", conf->smoke_url ? conf->smoke_url : "");
+	d->env[4] = xasprintf("SWITCHD_COLD_HOST=%s", conf->cold_host);
+	free(hosts);
+}
+
+/* Release the lock cold-deploy took, journal, answer. */
+static void
+deploy_end(struct deploy *d, const char *pstate, const char *code, const char *error)
+{
+	struct cmdq_item *item = d->item;
+	int hot = state_hot();
+	json_t *roles, *r;
+
+	state_set_pool(d->pool, NULL, pstate, item->user);
+	if (error != NULL)
+		json_object_set_new(state_pool(d->pool), "error", json_string(error));
+	else
+		json_object_del(state_pool(d->pool), "error");
+	json_object_set_new(state_doc(), "lock", json_null());
+	state_save();
+	roles = json_pack("{s:s, s:s}", "hot", pool_name(hot), "cold", pool_name(!hot));
+	r = json_pack("{s:I, s:s, s:s, s:s?, s:s?, s:s, s:O, s:O, s:s}",
+	    "uid", (json_int_t)item->uid, "user", item->user, "command", "cold-deploy",
+	    "message", cmd_arg_str(item, A_MESSAGE), "version", d->version,
+	    "pool", pool_name(d->pool), "before", roles, "after", roles,
+	    "result", code ? "failed" : "ok");
+	if (error != NULL)
+		json_object_set_new(r, "error", json_string(error));
+	history_append(r);
+	json_decref(roles);
+	log_info("cold-deploy by %s: %s at %s is %s%s%s", item->user, pool_name(d->pool),
+	    d->version ? d->version : "(no version)", pstate, error ? ": " : "",
+	    error ? error : "");
+	if (code != NULL)
+		cmd_error_json(item, code, json_pack("{s:s, s:s?, s:s, s:O?}", "pool",
+		    pool_name(d->pool), "version", d->version, "state", pstate,
+		    "checks", d->checks), "%s", error);
+	else
+		cmd_done(item, json_pack("{s:s, s:s?, s:s, s:O, s:s}", "pool",
+		    pool_name(d->pool), "version", d->version, "state", pstate,
+		    "checks", d->checks ? d->checks : json_array(), "summary",
+		    d->summary ? d->summary : ""));
+	deploy_free(d);
+}
+
+static void
+deploy_line(const char *line, int is_stderr, void *arg)
+{
+	struct deploy *d = arg;
+
+	cmd_event(d->item, json_pack("{s:s, s:s, s:s, s:s}", P_EVENT, EV_OUTPUT,
+	    "source", d->source, "stream", is_stderr ? "stderr" : "stdout", "text", line));
+}
+
+static void deploy_live_tests(struct deploy *);
+
+static void
+deploy_smoked(int passed, json_t *results, const char *summary, void *arg)
+{
+	struct deploy *d = arg;
+	char *err;
+
+	d->checks = json_incref(results);
+	d->summary = xstrdup(summary);
+	cmd_progress(d->item, "smoke: %s", summary);
+	if (!passed) {
+		err = xasprintf("smoke checks failed on %s: %s", pool_name(d->pool), summary);
+		deploy_end(d, PS_FAILED, E_SMOKE, err);
+		free(err);
+		return;
+	}
+	deploy_live_tests(d);
+}
+
+static void
+deploy_live_done(int status, int timed_out, void *arg)
+{
+	struct deploy *d = arg;
+	char how[128], *err;
+
+	if (timed_out || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		exit_text(status, timed_out, d->lb->conf->smoke_command_timeout, how, sizeof(how));
+		err = xasprintf("live tests (smoke.command) %s", how);
+		deploy_end(d, PS_FAILED, E_SMOKE, err);
+		free(err);
+		return;
+	}
+	cmd_progress(d->item, "live tests passed");
+	deploy_end(d, PS_VERIFIED, NULL, NULL);
+}
+
+static void
+deploy_live_tests(struct deploy *d)
+{
+	struct config *conf = d->lb->conf;
+
+	if (conf->smoke_command == NULL) {
+		deploy_end(d, PS_VERIFIED, NULL, NULL);
+		return;
+	}
+	cmd_progress(d->item, "live tests: %s", conf->smoke_command);
+	d->source = "live tests";
+	if (proc_start(sd.base, conf->smoke_command, d->env, conf->smoke_command_timeout,
+	    deploy_line, deploy_live_done, d) == NULL) {
+		char *err = xasprintf("cannot start the live tests: %s", strerror(errno));
+		deploy_end(d, PS_FAILED, E_SMOKE, err);
+		free(err);
+	}
+}
+
+static void
+deploy_verify(struct deploy *d)
+{
+	state_set_pool(d->pool, NULL, PS_VERIFYING, d->item->user);
+	state_save();
+	smoke_start(d->item, d->pool, deploy_smoked, d);
+}
+
+static void
+deploy_done(int status, int timed_out, void *arg)
+{
+	struct deploy *d = arg;
+	char how[128], *err;
+
+	if (timed_out || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		exit_text(status, timed_out, d->lb->conf->deploy_timeout, how, sizeof(how));
+		err = xasprintf("deploy.command %s", how);
+		deploy_end(d, PS_FAILED, E_DEPLOY, err);
+		free(err);
+		return;
+	}
+	cmd_progress(d->item, "deployed %s to %s", d->version ? d->version : "",
+	    pool_name(d->pool));
+	state_set_pool(d->pool, NULL, PS_DEPLOYED, d->item->user);
+	state_save();
+	deploy_verify(d);
+}
+
+void
+cmd_cold_deploy_exec(struct cmdq_item *item)
+{
+	struct deploy *d = xcalloc(1, sizeof(*d));
+	struct config *conf = sd.conf;
+	const char *version = cmd_arg_str(item, A_VERSION), *msg = cmd_arg_str(item, A_MESSAGE);
+	const char *cur;
+	time_t now = time(NULL);
+	char when[32];
+
+	d->item = item;
+	d->lb = lb_ref(sd.lb);
+	d->pool = !state_hot();
+	cur = json_string_value(json_object_get(state_pool(d->pool), "version"));
+	d->version = xstrdup(version ? version : cur);
+
+	/* The deploy lock, for the whole run: nobody switches under us. */
+	iso_time(now, when, sizeof(when));
+	json_object_set_new(state_doc(), "lock", json_pack("{s:s, s:I, s:s, s:s, s:I, s:I, "
+	    "s:I, s:b}", "user", item->user, "uid", (json_int_t)item->uid, "message",
+	    msg ? msg : "cold-deploy", "since", when, "since_epoch", (json_int_t)now,
+	    "ttl", (json_int_t)0, "expires", (json_int_t)0, "auto", 1));
+	if (version != NULL)
+		json_object_set_new(state_pool(d->pool), "version", json_string(version));
+	deploy_env(d);
+
+	if (conf->deploy_command == NULL || cmd_arg_bool(item, A_NO_DEPLOY)) {
+		cmd_progress(item, "%s: no deploy command run; verifying %s at %s",
+		    cmd_arg_bool(item, A_NO_DEPLOY) ? "--no-deploy" : "deploy.command unset",
+		    pool_name(d->pool), d->version ? d->version : "(no version)");
+		state_set_pool(d->pool, NULL, PS_DEPLOYED, item->user);
+		state_save();
+		deploy_verify(d);
+		return;
+	}
+	state_set_pool(d->pool, NULL, PS_DEPLOYING, item->user);
+	state_save();
+	cmd_progress(item, "deploying %s to %s: %s", d->version ? d->version : "(no version)",
+	    pool_name(d->pool), conf->deploy_command);
+	d->source = "deploy";
+	if (proc_start(sd.base, conf->deploy_command, d->env, conf->deploy_timeout,
+	    deploy_line, deploy_done, d) == NULL) {
+		char *err = xasprintf("cannot start deploy.command: %s", strerror(errno));
+		deploy_end(d, PS_FAILED, E_DEPLOY, err);
+		free(err);
+	}
+}
+
+/* ------------------------------------------------------------------ smoke */
+
+static void
+smoke_cmd_done(int passed, json_t *results, const char *summary, void *arg)
+{
+	struct cmdq_item *item = arg;
+	json_t *r = json_pack("{s:s, s:b, s:O, s:s}", "pool", pool_name(!state_hot()),
+	    "passed", passed, "checks", results, "summary", summary);
+
+	if (passed)
+		cmd_done(item, r);
+	else
+		cmd_error_json(item, E_SMOKE, r, "smoke checks failed on %s: %s",
+		    pool_name(!state_hot()), summary);
+}
+
+void
+cmd_smoke_exec(struct cmdq_item *item)
+{
+	smoke_start(item, !state_hot(), smoke_cmd_done, item);
+}
+
+/* ------------------------------------------------------ a restart mid-way */
+
+/*
+ * A cold-deploy cannot survive a restart (its child is gone): a pool left
+ * deploying or verifying is failed, and the lock it took is released.
+ */
+void
+deploy_recover(void)
+{
+	json_t *lock = json_object_get(state_doc(), "lock");
+	const char *st;
+	int i, changed = 0;
+
+	for (i = 0; i < NPOOLS; i++) {
+		st = json_string_value(json_object_get(state_pool(i), "state"));
+		if (st != NULL && (strcmp(st, PS_DEPLOYING) == 0 ||
+		    strcmp(st, PS_VERIFYING) == 0 || strcmp(st, PS_DEPLOYED) == 0)) {
+			log_warnx("%s pool was %s when switchd stopped: marked failed",
+			    pool_name(i), st);
+			state_set_pool(i, NULL, PS_FAILED, "switchd");
+			json_object_set_new(state_pool(i), "error", json_sprintf(
+			    "interrupted while %s (switchd restarted)", st));
+			changed = 1;
+		}
+	}
+	if (json_is_object(lock) && json_is_true(json_object_get(lock, "auto"))) {
+		log_warnx("releasing the deploy lock of an interrupted cold-deploy by %s",
+		    json_string_value(json_object_get(lock, "user")));
+		json_object_set_new(state_doc(), "lock", json_null());
+		changed = 1;
+	}
+	if (changed)
+		state_save();
+}

@@ -1,0 +1,16 @@
+/*
+ * smoke.h — run the smoke checks against a pool, all at once.
+ */
+#ifndef SWITCHD_SMOKE_H
+#define SWITCHD_SMOKE_H
+#include <jansson.h>
+
+#define SMOKE_MAX_CONNECTIONS	256
+
+struct cmdq_item;
+/* results: [{check, target, url, method, status, ms, ok, why}], borrowed. */
+typedef void (*smoke_done_cb)(int passed, json_t *results, const char *summary, void *arg);
+
+/* Progress goes to item (if not NULL); cb may run before this returns. */
+void	smoke_start(struct cmdq_item *item, int pool, smoke_done_cb cb, void *arg);
+#endif
