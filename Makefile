@@ -31,13 +31,14 @@ UNITBIN = $(UNITSRC:tests/unit/%.c=$(B)/%)
 
 .PHONY: all deps asan test unit integration bench demo demo-stop install clean lint fuzz
 
+# The release binaries are also copied beside their sources, where the
+# README, the demo and the man pages' examples find them.
 all: switchd/switchd switchd/switchctl
 
-switchd/switchd switchd/switchctl: FORCE
-	@$(MAKE) --no-print-directory B=build/release build/release/switchd build/release/switchctl
-	@cp build/release/switchd switchd/switchd.bin && mv -f switchd/switchd.bin switchd/switchd
-	@cp build/release/switchctl switchd/switchctl.bin && mv -f switchd/switchctl.bin switchd/switchctl
-FORCE:
+switchd/switchd: build/release/switchd
+	@cp $< $@.tmp && mv -f $@.tmp $@
+switchd/switchctl: build/release/switchctl
+	@cp $< $@.tmp && mv -f $@.tmp $@
 
 $(B)/%.o: switchd/%.c $(HDRS)
 	@mkdir -p $(B)
@@ -48,6 +49,7 @@ $(B)/libswitchd.a: $(LIBOBJ)
 	@rm -f $@
 	@$(AR) rcs $@ $^
 
+build/release/switchd build/release/switchctl: B = build/release
 $(B)/switchd: $(B)/switchd.o $(B)/libswitchd.a
 	@echo "  LD    $@"
 	@$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)

@@ -289,15 +289,23 @@ print_history(json_t *r)
 		printf("no history yet\n");
 		return;
 	}
-	printf("%-20s  %-10s  %-14s  %-14s  %-7s  %s\n", "TIME", "USER", "COMMAND",
-	    "HOT", "RESULT", "MESSAGE");
+	printf("%-20s  %-10s  %-14s  %-16s  %-7s  %s\n", "TIME", "USER", "COMMAND",
+	    "WHAT", "RESULT", "MESSAGE");
 	for (i = 0; i < json_array_size(entries); i++) {
 		json_t *e = json_array_get(entries, i);
 		char hot[64];
 
-		snprintf(hot, sizeof(hot), "%s -> %s", jstr(json_object_get(e, "before"), "hot"),
-		    jstr(json_object_get(e, "after"), "hot"));
-		printf("%-20s  %-10s  %-14s  %-14s  %-7s  %s", jstr(e, "time"), jstr(e, "user"),
+		if (*jstr(e, "pool"))
+			snprintf(hot, sizeof(hot), "%s at %s", jstr(e, "pool"),
+			    *jstr(e, "version") ? jstr(e, "version") : "-");
+		else if (strcmp(jstr(json_object_get(e, "before"), "hot"),
+		    jstr(json_object_get(e, "after"), "hot")) != 0 ||
+		    strcmp(jstr(e, "command"), "switch") == 0 || strcmp(jstr(e, "command"), "back") == 0)
+			snprintf(hot, sizeof(hot), "%s -> %s", jstr(json_object_get(e, "before"), "hot"),
+			    jstr(json_object_get(e, "after"), "hot"));
+		else
+			snprintf(hot, sizeof(hot), "-");
+		printf("%-20s  %-10s  %-14s  %-16s  %-7s  %s", jstr(e, "time"), jstr(e, "user"),
 		    jstr(e, "command"), hot, jstr(e, "result"), jstr(e, "message"));
 		if (*jstr(e, "error"))
 			printf("%s(%s)", *jstr(e, "message") ? " " : "", jstr(e, "error"));
