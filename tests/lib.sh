@@ -71,6 +71,20 @@ untrack() {
 
 alive() { kill -0 "$1" 2>/dev/null; }
 
+# at_exit "SHELL COMMAND": run it when the test exits (after the processes
+# are stopped), e.g. to remove a user the test created.
+at_exit() { printf '%s\n' "$1" >>"$T/atexit"; }
+
+# kill_tree SIG PID: signal PID's children (by parent PID), then PID.
+kill_tree() {
+	local sig=$1 pid=$2 c
+	for c in $(ps -o pid= --ppid "$pid" 2>/dev/null); do
+		kill_tree "$sig" "$c"
+	done
+	kill "-$sig" "$pid" 2>/dev/null
+	return 0
+}
+
 # stop_pid PID [SECONDS]: TERM, wait (bounded, default 3 s), then KILL.
 stop_pid() {
 	local pid=$1 secs=${2:-3}
@@ -86,7 +100,7 @@ stop_pid() {
 }
 
 _cleanup() {
-	local rc=$? pid pids
+	local rc=$? pid pids cmd
 	trap - EXIT INT TERM
 	[ -n "$T" ] && [ -d "$T" ] || exit "$rc"
 	if [ -f "$T/pids" ]; then
@@ -99,6 +113,9 @@ _cleanup() {
 			done
 			kill -KILL "$pid" 2>/dev/null
 		done
+	fi
+	if [ -f "$T/atexit" ]; then
+		while IFS= read -r cmd; do eval "$cmd" >/dev/null 2>&1; done <"$T/atexit"
 	fi
 	if sanitizer_reports; then
 		rc=1
@@ -216,6 +233,12 @@ expect_eq() {
 	_fail "$1"; printf '#   expected: %s\n#   actual:   %s\n' "$3" "$2"; return 1
 }
 
+# expect_match DESC ACTUAL REGEX: ACTUAL matches the extended REGEX.
+expect_match() {
+	if printf '%s\n' "$2" | grep -Eq -- "$3"; then _pass "$1"; return 0; fi
+	_fail "$1"; printf '#   /%s/ does not match: %s\n' "$3" "$2"; return 1
+}
+
 expect_ne() {
 	if [ "$2" != "$3" ]; then _pass "$1"; return 0; fi
 	_fail "$1"; printf '#   both are: %s\n' "$2"; return 1
@@ -250,7 +273,8 @@ $ERR"; desc=${desc:-output does not match /$pat/}
 # jget EXPR [FILE] or jget FILE EXPR (FILE "-" or none: stdin).
 # EXPR starting with [ or . is applied to the document d ('["pools"]["blue"]');
 # anything else is a Python expression over d ('len(d["entries"])').
-# Strings print raw, everything else as JSON (null, true, 3, {...}).
+# Strings print raw, everything else as JSON with sorted keys (null, true,
+# 3, {"cold": "green", "hot": "blue"}).
 # The input may be one JSON document, or lines of which the last JSON object
 # with an "ok" key (or the last JSON line) is taken — so the output of
 # switchctl --json with progress lines works too.  Exit 1 if not found.
@@ -260,7 +284,7 @@ jget() {
 	else expr=$1; file=${2:--}
 	fi
 	"$PYTHON" -c '
-import json, sys
+import json, re, sys
 expr, path = sys.argv[1], sys.argv[2]
 text = sys.stdin.read() if path == "-" else open(path).read()
 def parse(text):
@@ -268,28 +292,30 @@ def parse(text):
         return json.loads(text)
     except ValueError:
         pass
-    last = None
-    for line in text.splitlines():
-        line = line.strip()
-        if not line.startswith(("{", "[")):
-            continue
-        try:
-            o = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(o, dict) and "ok" in o:
-            last = o
-        elif last is None or not (isinstance(last, dict) and "ok" in last):
-            last = o
-    if last is None:
-        sys.exit("jget: no JSON in input")
-    return last
+    # Several documents (progress lines, a pretty-printed reply, human text
+    # around them): take every JSON value that starts a line.
+    dec, docs, off = json.JSONDecoder(), [], 0
+    for line in text.splitlines(True):
+        if line.lstrip().startswith(("{", "[")):
+            try:
+                o, _ = dec.raw_decode(text, off + len(line) - len(line.lstrip()))
+                docs.append(o)
+            except ValueError:
+                pass
+        off += len(line)
+    finals = [o for o in docs if isinstance(o, dict) and "ok" in o]
+    if finals:
+        return finals[-1]
+    if docs:
+        return docs[-1]
+    sys.exit("jget: no JSON in input")
 d = parse(text)
 try:
-    v = eval("d" + expr if expr[:1] in "[." else expr, {"d": d, "json": json})
+    sub = expr[:1] == "." or re.match(r"\[\s*[\"\x270-9-]", expr)
+    v = eval("d" + expr if sub else expr, {"d": d, "json": json})
 except (KeyError, IndexError, TypeError) as e:
     sys.exit("jget: %s: %r" % (expr, e))
-print(v if isinstance(v, str) else json.dumps(v))
+print(v if isinstance(v, str) else json.dumps(v, sort_keys=True))
 ' "$expr" "$file"
 }
 
@@ -313,6 +339,45 @@ for i, line in enumerate(open(sys.argv[1]), 1):
     n += 1
 print(n)
 ' "$1"
+}
+
+# jv JSON EXPR: jget on a string.
+jv() { printf '%s\n' "$1" | jget "$2"; }
+
+# ---------------------------------------------------------------- switchctl checks
+
+# expect_ok ARGS...: "switchctl --json ARGS" exits 0 with {"ok": true}; the
+# reply stays in $OUT.
+expect_ok() {
+	run ctlj "$@"
+	local okv
+	okv=$(jv "$OUT" '["ok"]' 2>/dev/null)
+	if [ "$RC" -eq 0 ] && [ "$okv" = true ]; then _pass "switchctl $* -> ok"; return 0; fi
+	_fail "switchctl $* -> ok"; echo "#   exit $RC, ok=$okv"; _show_last; return 1
+}
+
+# expect_fail EXIT CODE ARGS...: "switchctl --json ARGS" exits EXIT and the
+# reply's code is CODE; the reply's error text is left in $EMSG.
+EMSG=""
+expect_fail() {
+	local want=$1 code=$2; shift 2
+	run ctlj "$@"
+	local reply got
+	reply="$OUT
+$ERR"
+	got=$(jv "$reply" '["code"]' 2>/dev/null)
+	EMSG=$(jv "$reply" '["error"]' 2>/dev/null)
+	if [ "$RC" -eq "$want" ] && [ "$got" = "$code" ]; then
+		_pass "switchctl $* -> exit $want, code $code"; return 0
+	fi
+	_fail "switchctl $* -> exit $want, code $code"
+	echo "#   got exit $RC, code '$got'"; _show_last; return 1
+}
+
+# expect_emsg REGEX [DESC]: the error text of the last expect_fail matches.
+expect_emsg() {
+	if printf '%s\n' "$EMSG" | grep -Eq -- "$1"; then _pass "${2:-error text matches /$1/}"; return 0; fi
+	_fail "${2:-error text matches /$1/}"; printf '#   error: %s\n' "$EMSG"; return 1
 }
 
 # ---------------------------------------------------------------- ports, backends
@@ -666,8 +731,12 @@ EOF
 }
 
 # ctl ARGS...: switchctl against this test's daemon (bounded: 30 s).
-ctl()  { timeout "${CTL_TIMEOUT:-30}" "$SWITCHCTL" -s "$T/switchd.sock" "$@"; }
-ctlj() { timeout "${CTL_TIMEOUT:-30}" "$SWITCHCTL" -s "$T/switchd.sock" --json "$@"; }
+# CTL_USER=nobody ctl ...: run it as that user (runuser).
+ctl()  { _ctl_as timeout "${CTL_TIMEOUT:-30}" "$SWITCHCTL" -s "$T/switchd.sock" "$@"; }
+ctlj() { _ctl_as timeout "${CTL_TIMEOUT:-30}" "$SWITCHCTL" -s "$T/switchd.sock" --json "$@"; }
+_ctl_as() {
+	if [ -n "${CTL_USER:-}" ]; then runuser -u "$CTL_USER" -- "$@"; else "$@"; fi
+}
 
 # status_get EXPR: a value from "status --json" ('["hot"]').
 status_get() { ctlj status | jget "$1"; }
@@ -701,7 +770,12 @@ switchd_pid() { cat "$T/switchd.pid"; }
 SWITCHD_RC=""
 stop_switchd() {
 	local pid; pid=$(cat "$T/switchd.pid")
-	if ! alive "$pid"; then SWITCHD_RC=gone; untrack "$pid"; return 0; fi
+	if ! alive "$pid"; then
+		wait "$pid" 2>/dev/null
+		SWITCHD_RC=$?
+		untrack "$pid"
+		return 0
+	fi
 	kill -TERM "$pid"
 	if ! wait_for 10 eval "! kill -0 $pid 2>/dev/null"; then
 		kill -KILL "$pid" 2>/dev/null

@@ -1,0 +1,138 @@
+#!/bin/bash
+# t-nodes: several HAProxy nodes.  A switch flips every node; a node that is
+# unreachable refuses the switch before anything is touched; a node that
+# fails half way (commit map, add map, a dropped connection) makes switchd
+# put the nodes it already changed back, fail naming the node and HAProxy's
+# (here: the fault proxy's) words, and leave state and map file alone.
+. "$(dirname "$0")/../lib.sh"
+t_setup
+
+bp=$(free_port); gp=$(free_port)
+start_backend blue "$bp"
+start_backend green "$gp"
+BLUE_PORTS=$bp GREEN_PORTS=$gp
+write_map blue green
+start_haproxy h1
+start_haproxy h2
+
+# nodes_are LIVE COLD: both nodes serve that, the map file says it, state.json
+# says it (when it exists).
+nodes_are() {
+	local want; want=$(map_text "$1" "$2")
+	expect_eq "h1 map: live on $1" "$(hap_map h1)" "$want"
+	expect_eq "h2 map: live on $1" "$(hap_map h2)" "$want"
+	expect_eq "map file: live on $1" "$(file_map)" "$want"
+	expect_eq "h1 routes the live host to $1" "$(via_live h1)" "$1"
+	expect_eq "h2 routes the live host to $1" "$(via_live h2)" "$1"
+	if [ -f "$T/state/state.json" ]; then
+		expect_eq "state.json hot is $1" "$(state_hot)" "$1"
+	fi
+}
+
+# ---- both nodes flip, and back
+HAP_NODES="h1 h2"
+write_config
+start_switchd
+S=$(ctlj status)
+expect_eq "status lists two nodes" "$(jv "$S" 'len(d["nodes"])')" 2
+expect_eq "status node 2 socket" "$(jv "$S" '["nodes"][1]["socket"]')" "$T/h2.sock"
+expect_ok switch --force -m "two nodes"
+expect_eq "switch reply counts 2 nodes" "$(jv "$OUT" '["nodes"]')" 2
+nodes_are green blue
+expect_ok back
+nodes_are blue green
+
+# ---- a node that does not answer: refused before anything is touched
+stop_haproxy h2
+expect_fail 1 haproxy switch --force -m "h2 is down"
+expect_emsg "$T/h2.sock" "error names the unreachable node's socket"
+expect_eq "h1 untouched while h2 is down" "$(hap_map h1)" "$(map_text blue green)"
+expect_eq "map file untouched while h2 is down" "$(file_map)" "$(map_text blue green)"
+expect_eq "state untouched while h2 is down" "$(state_hot)" blue
+S=$(ctlj status)
+expect_eq "status: node 2 not ok" "$(jv "$S" '["nodes"][1]["ok"]')" false
+expect_match "status: node 2 has an error" "$(jv "$S" '["nodes"][1]["error"]')" '.'
+restart_haproxy h2
+
+# A socket path where nothing ever listened.
+HAP_NODES="h1 $T/dead.sock"
+write_config
+expect_ok reload
+expect_fail 1 haproxy switch --force
+expect_emsg "$T/dead.sock" "error names the dead socket"
+expect_eq "h1 untouched (dead node)" "$(hap_map h1)" "$(map_text blue green)"
+
+# ---- node 2 fails "commit map" half way: node 1 is put back
+start_fault_proxy fp2 h2
+HAP_NODES="h1 fp2"
+write_config
+expect_ok reload
+fault_rules fp2 '{"fail_match": "commit map", "fail_reply": "Injected fault 4242: commit refused."}'
+expect_fail 1 haproxy switch --force -m "doomed"
+expect_emsg "$T/fp2.sock" "error names node 2"
+expect_emsg "Injected fault 4242" "error carries HAProxy's own words"
+ok "the fault proxy saw a commit for node 2" grep -q '^[0-9.]* fail .*commit map' "$T/fp2.cmdlog"
+nodes_are blue green
+S=$(ctlj status)
+expect_eq "status still hot blue after the failed switch" "$(jv "$S" '["hot"]')" blue
+
+# ---- node 2 fails "add map"
+fault_rules fp2 '{"fail_match": "add map", "fail_reply": "Injected fault 77: out of memory."}'
+expect_fail 1 haproxy switch --force -m "doomed too"
+expect_emsg "Injected fault 77" "add map failure: HAProxy's words"
+nodes_are blue green
+
+# ---- node 2 closes the connection on commit without a word
+fault_rules fp2 '{"close_match": "commit map"}'
+expect_fail 1 haproxy switch --force -m "dropped"
+expect_emsg "$T/fp2.sock" "dropped connection: error names node 2"
+nodes_are blue green
+
+# ---- node 2 answers the read-back with a stale map: HAProxy's plain-text
+# "entry not found" style answers are errors too
+fault_rules fp2 '{"fail_match": "^show map", "fail_reply": "Unknown map identifier. Please use #<id> or <file>."}'
+expect_fail 1 haproxy switch --force -m "unknown map"
+nodes_are blue green
+ok "h1 serves the live host from blue after all the failures" test "$(via_live h1)" = blue
+
+# ---- node 2 answers "commit map" too late (after timeout_ms): the switch
+# fails, and once the late commit has landed every node, the map file and
+# the state still end up agreeing ("every node ends up agreeing") without a
+# restart of switchd
+TIMEOUT_MS=1000 write_config
+expect_ok reload
+fault_rules fp2 '{"delay_ms": 1800, "delay_match": "commit map"}'
+expect_fail 1 haproxy switch --force -m "too slow"
+expect_emsg "$T/fp2.sock" "timeout: error names node 2"
+sleep 1                  # the late commit lands on h2 now
+fault_rules fp2 '{}'
+agree_all() {
+	local m; m=$(hap_map h1)
+	[ "$(hap_map h2)" = "$m" ] && [ "$(file_map)" = "$m" ] &&
+	[ "$(map_text "$(state_hot)" "$(jget '["cold"]' "$T/state/state.json")")" = "$m" ] &&
+	[ "$(status_get '["hot"]')" = "$(state_hot)" ] &&
+	[ "$(status_get 'bool(d.get("busy"))')" = false ]
+}
+if ! ok "after a late commit: nodes, map file and state agree within 10 s" wait_for 10 agree_all; then
+	log "h1: $(hap_map h1 | tr '\n' ' ')"
+	log "h2: $(hap_map h2 | tr '\n' ' ')"
+	log "file: $(file_map | tr '\n' ' ') state hot: $(state_hot) status hot: $(status_get '["hot"]')"
+fi
+expect_eq "after a late commit: h1 and h2 route the live host alike" "$(via_live h1)" "$(via_live h2)"
+write_config
+expect_ok reload
+# back to a known state for what follows: h2 reloads the map file
+restart_haproxy h2
+if [ "$(status_get '["hot"]')" = green ]; then ctl -q back; fi
+ok "known state: blue hot on both nodes" eval '[ "$(hap_map h1)" = "$(map_text blue green)" ] && [ "$(hap_map h2)" = "$(map_text blue green)" ]'
+
+# ---- with the faults gone the same nodes switch fine
+fault_rules fp2 '{}'
+expect_ok switch --force -m "healed"
+nodes_are green blue
+run ctlj history -n 50
+expect_eq "the healed switch is in history" "$(jv "$OUT" '["entries"][0]["message"]')" healed
+expect_eq "no failed switch counted as ok" \
+	"$(jv "$OUT" 'len([e for e in d["entries"] if e.get("message") in ("doomed", "doomed too", "dropped", "unknown map") and e["result"] == "ok"])')" 0
+
+t_done
