@@ -95,7 +95,7 @@
  * Progress events: {"event":"step","text":"..."}.
  */
 #define EV_STEP		"step"		/* {"text"} */
-#define EV_CHECK	"check"		/* one smoke result: check, target, url, status, ms, ok, why */
+#define EV_CHECK	"check"		/* one smoke result: check, target, url, status, ms, passed, why */
 #define EV_OUTPUT	"output"	/* a line of deploy/live-test output: source, stream, text */
 
 #endif

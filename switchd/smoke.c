@@ -27,7 +27,7 @@ struct smoke_run {
 	struct lb	*lb;		/* holds conf */
 	size_t		 nreqs, pending, failed;
 	struct smoke_req *reqs;
-	json_t		*results;	/* [{check, target, url, status, ms, ok, why}] */
+	json_t		*results;	/* [{check, target, url, status, ms, passed, why}] */
 	smoke_done_cb	 cb;
 	void		*arg;
 	double		 t0;
@@ -87,7 +87,7 @@ smoke_reply(const struct http_result *r, void *arg)
 	json_object_del(res, "check_index");
 	json_object_set_new(res, "status", json_integer(r->status));
 	json_object_set_new(res, "ms", json_integer((json_int_t)(r->total_ms + 0.5)));
-	json_object_set_new(res, "ok", json_boolean(why[0] == '\0'));
+	json_object_set_new(res, "passed", json_boolean(why[0] == '\0'));
 	if (why[0] != '\0') {
 		json_object_set_new(res, "why", json_string(why));
 		run->failed++;

@@ -8,7 +8,7 @@
 #define SMOKE_MAX_CONNECTIONS	256
 
 struct cmdq_item;
-/* results: [{check, target, url, method, status, ms, ok, why}], borrowed. */
+/* results: [{check, target, url, method, status, ms, passed, why}], borrowed. */
 typedef void (*smoke_done_cb)(int passed, json_t *results, const char *summary, void *arg);
 
 /* Progress goes to item (if not NULL); cb may run before this returns. */

@@ -95,7 +95,7 @@ static void
 switch_applied(const char *code, const char *error, void *arg)
 {
 	struct switch_op *op = arg;
-	json_t *doc = state_doc(), *last, *old_hot;
+	json_t *doc = state_doc(), *last;
 	char when[32];
 
 	if (code != NULL) {
@@ -110,10 +110,8 @@ switch_applied(const char *code, const char *error, void *arg)
 
 	/* The pool that was serving is proven: it is the new, verified cold pool. */
 	state_set_hot(op->to);
-	old_hot = state_pool(op->from);
-	if (json_is_string(json_object_get(old_hot, "version")) ||
-	    strcmp(json_string_value(json_object_get(old_hot, "state")), PS_EMPTY) != 0)
-		state_set_pool(op->from, NULL, PS_VERIFIED, op->item->user);
+	state_set_pool(op->from, NULL, PS_VERIFIED, op->item->user);
+	json_object_del(state_pool(op->from), "error");
 	iso_time(time(NULL), when, sizeof(when));
 	last = json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:s?, s:s}", "id", op->id,
 	    "time", when, "user", op->item->user, "uid", (json_int_t)op->item->uid,

@@ -316,7 +316,7 @@ print_history(json_t *r)
 static void
 print_check(FILE *out, json_t *c)
 {
-	int ok = json_is_true(json_object_get(c, "ok"));
+	int ok = json_is_true(json_object_get(c, "passed"));
 
 	fprintf(out, "  %s %-16s %-14s %3lld %5lld ms  %s%s%s\n", ok ? "PASS" : "FAIL",
 	    jstr(c, "check"), jstr(c, "target"),
@@ -332,9 +332,9 @@ print_checks(FILE *out, json_t *checks)
 	size_t i, failed = 0;
 
 	for (i = 0; i < json_array_size(checks); i++)
-		failed += !json_is_true(json_object_get(json_array_get(checks, i), "ok"));
+		failed += !json_is_true(json_object_get(json_array_get(checks, i), "passed"));
 	for (i = 0; i < json_array_size(checks); i++)
-		if (failed == 0 || !json_is_true(json_object_get(json_array_get(checks, i), "ok")))
+		if (failed == 0 || !json_is_true(json_object_get(json_array_get(checks, i), "passed")))
 			print_check(out, json_array_get(checks, i));
 }
 

@@ -49,7 +49,7 @@ fails_with() {
 	expect_eq "$name: pool state failed" "$(status_get '["pools"]["green"]["state"]')" failed
 	expect_eq "$name: version recorded" "$(status_get '["pools"]["green"]["version"]')" "bad-$name"
 	expect_match "$name: the failing check names g3 and why" \
-		"$(printf '%s' "$OUT" | jget '[c["target"] + ": " + c.get("why", "") for c in d["checks"] if not c["ok"]]')" \
+		"$(printf '%s' "$OUT" | jget '[c["target"] + ": " + c.get("why", "") for c in d["checks"] if not c["passed"]]')" \
 		"g3: .*$why"
 	expect_fail 1 refused switch -m "$name"
 	live_unchanged "$name"
@@ -137,16 +137,14 @@ expect_emsg "killed after its 1 s timeout" "a hung deploy is killed at its timeo
 ok "no deploy process left" test -z "$(pgrep -f "$MARK")"
 ok "no zombie child of switchd" test -z "$(ps -o stat= --ppid "$(switchd_pid)" | grep Z)"
 
-write_config "$SMOKE
-smoke = { url = \"http://127.0.0.1:$FE\"; command = \"echo cold at \$SWITCHD_COLD_URL for \$SWITCHD_COLD_HOST; exit 1\"; command_timeout = 5; };"
+write_config "smoke = { url = \"http://127.0.0.1:$FE\"; command = \"echo cold at \$SWITCHD_COLD_URL for \$SWITCHD_COLD_HOST; exit 1\"; command_timeout = 5; };"
 expect_ok reload
 run ctl cold-deploy -v v7
 expect_eq "failing live tests: exit 1" "$RC" 1
 expect_grep "live tests \(smoke.command\) exited with status 1" - "live-test failure is reported"
 expect_eq "failing live tests: pool failed" "$(status_get '["pools"]["green"]["state"]')" failed
 
-write_config "$SMOKE
-smoke = { url = \"http://127.0.0.1:$FE\"; command = \"sleep 30; : $MARK\"; command_timeout = 3; };"
+write_config "smoke = { url = \"http://127.0.0.1:$FE\"; command = \"sleep 30; : $MARK\"; command_timeout = 3; };"
 expect_ok reload
 ctl cold-deploy -v v8 >"$T/long.out" 2>&1 &
 cdpid=$!
@@ -161,11 +159,12 @@ ok "status answers within 100 ms during a live test (best ${best} ms)" test "$be
 run ctlj status
 expect_match "status shows the cold-deploy holding the lock" \
 	"$(printf '%s' "$OUT" | jget 'd["lock"]["message"] + " " + d["busy"]["command"]')" "cold-deploy"
-expect_fail 1 locked switch --force -m "during a deploy"
+expect_fail 1 busy switch --force -m "during a deploy"
+expect_emsg "cold-deploy" "busy names the cold-deploy in flight"
 wait "$cdpid"; rc=$?
 expect_eq "hung live test: cold-deploy fails" "$rc" 1
 expect_grep "killed after its 3 s timeout" "$T/long.out" "hung live test killed at its timeout"
 ok "no live-test process left" test -z "$(pgrep -f "$MARK")"
-ok "the lock is released after the cold-deploy" test "$(status_get '["lock"]')" = None
+ok "the lock is released after the cold-deploy" test "$(status_get '["lock"]')" = null
 
 t_done
