@@ -118,6 +118,10 @@ _cleanup() {
 		while IFS= read -r cmd; do eval "$cmd" >/dev/null 2>&1; done <"$T/atexit"
 	fi
 	if sanitizer_reports; then
+		# Count each report as a failed check, and say the count again so
+		# that it is the last "N passed, N failed" run.sh reads.
+		FAIL=$((FAIL + SAN_N))
+		echo "$PASS passed, $FAIL failed"
 		rc=1
 	fi
 	if [ "$rc" -ne 0 ] || [ "$FAIL" -ne 0 ]; then
@@ -139,8 +143,10 @@ _cleanup() {
 # test (they go to $T/san/ by log_path); 0 if there were any.
 sanitizer_reports() {
 	local f found=1
+	SAN_N=0
 	for f in "$T"/san/*; do
 		[ -s "$f" ] || continue
+		SAN_N=$((SAN_N + 1))
 		echo "not ok - sanitizer report $(basename "$f")"
 		sed 's/^/#   /' "$f" | head -n 60
 		found=0
@@ -159,7 +165,9 @@ t_setup() {
 	trap 'exit 143' TERM
 	# Sanitizer reports go to files we check at the end, so that one in a
 	# command whose output a test swallows is still seen.
-	export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}log_path=$T/san/asan"
+	# log_exe_name: the report file says which binary; the slow unwinder
+	# gives whole stacks through libc (getline, strdup...).
+	export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}log_path=$T/san/asan:log_exe_name=1:fast_unwind_on_malloc=0"
 	export UBSAN_OPTIONS="${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}log_path=$T/san/ubsan"
 	export LSAN_OPTIONS="${LSAN_OPTIONS:+$LSAN_OPTIONS:}log_path=$T/san/lsan"
 	[ -x "$SWITCHD" ] || die "no switchd binary at $SWITCHD (run make, or set SWITCHD)"
@@ -293,16 +301,18 @@ def parse(text):
     except ValueError:
         pass
     # Several documents (progress lines, a pretty-printed reply, human text
-    # around them): take every JSON value that starts a line.
-    dec, docs, off = json.JSONDecoder(), [], 0
+    # around them): take every top-level JSON value that starts a line.
+    dec, docs, off, skip = json.JSONDecoder(), [], 0, 0
     for line in text.splitlines(True):
-        if line.lstrip().startswith(("{", "[")):
-            try:
-                o, _ = dec.raw_decode(text, off + len(line) - len(line.lstrip()))
-                docs.append(o)
-            except ValueError:
-                pass
+        start = off + len(line) - len(line.lstrip())
         off += len(line)
+        if start < skip or not line.lstrip().startswith(("{", "[")):
+            continue
+        try:
+            o, skip = dec.raw_decode(text, start)
+            docs.append(o)
+        except ValueError:
+            pass
     finals = [o for o in docs if isinstance(o, dict) and "ok" in o]
     if finals:
         return finals[-1]

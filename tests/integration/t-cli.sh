@@ -72,8 +72,8 @@ run ctl -q switch --force -m "quiet"
 expect_eq "-q switch: exit 0" "$RC" 0
 expect_eq "-q switch: no output" "$OUT" ""
 expect_eq "-q switch did switch" "$(via_live)" green
-run ctl -q switch -m "quiet failure"
-expect_eq "-q failure: exit 1" "$RC" 1
+run ctl -q unlock
+expect_eq "-q failure (unlock without a lock): exit 1" "$RC" 1
 expect_match "-q failure: the error is still on stderr" "$ERR" '.'
 
 # history -n

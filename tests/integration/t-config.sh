@@ -96,6 +96,20 @@ run "$SWITCHD" -n -f "$T/nonexistent.conf"
 expect_eq "missing file: exit 1" "$RC" 1
 expect_match "missing file: named" "$ERR" 'nonexistent.conf'
 
+# ---- the shipped HAProxy example is a valid HAProxy config (paths moved
+# into $T: the check loads the map file)
+sed -e "s|/etc/haproxy/switchd.map|$T/example.map|g" -e "s|/run/haproxy/admin.sock|$T/example.sock|" \
+	"$REPO_DIR/haproxy/haproxy.cfg" >"$T/example.cfg"
+cp "$REPO_DIR/haproxy/switchd.map" "$T/example.map"
+if ! getent passwd haproxy >/dev/null; then
+	sed -i '/^\s*\(user\|group\) haproxy/d' "$T/example.cfg"
+fi
+ok "haproxy -c accepts haproxy/haproxy.cfg" "$HAPROXY" -c -f "$T/example.cfg"
+expect_eq "haproxy/switchd.map: the live host on be_blue" \
+	"$(awk '$1 == "app.example.com" { print $2 }' "$REPO_DIR/haproxy/switchd.map")" be_blue
+expect_eq "haproxy/switchd.map: the cold host on be_green" \
+	"$(awk '$1 == "cold.app.example.com" { print $2 }' "$REPO_DIR/haproxy/switchd.map")" be_green
+
 # ---- reload refuses a bad file and keeps the old config
 start_switchd
 expect_eq "one blue server at start" "$(status_get 'len(d["pools"]["blue"]["servers"])')" 1
