@@ -23,9 +23,10 @@ switch_done(int ok, const char *code, const char *error, void *arg)
 		cmd_error(item, code, "%s", error);
 		return;
 	}
-	cmd_done(item, json_pack("{s:s, s:s, s:s, s:s, s:I}", "from", pool_name(!hot),
+	cmd_done(item, json_pack("{s:s, s:s, s:s, s:s, s:I, s:I}", "from", pool_name(!hot),
 	    "to", pool_name(hot), "hot", pool_name(hot), "cold", pool_name(!hot),
-	    "took_ms", (json_int_t)((time(NULL) - item->started) * 1000)));
+	    "nodes", (json_int_t)sd.conf->hap_nsockets,
+	    "took_ms", (json_int_t)(now_ms() - item->started_ms)));
 }
 
 /* The last word before traffic moves: the smoke checks, again, now. */

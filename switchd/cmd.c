@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cmds.h"
 #include "log.h"
@@ -33,6 +34,32 @@ static const struct cmd_entry cmd_table[] = {
 
 /* The one mutating command in flight, if any. */
 static struct cmdq_item *busy_item;
+
+/*
+ * switchd's own repairs hold the busy slot like a command, so that no
+ * switch runs while it makes the nodes agree.
+ */
+static const struct cmd_info internal_info = { "repair", "", "", 0, NULL, NULL, { { 0 } } };
+static struct cmdq_item internal_item = { .info = &internal_info, .user = "switchd" };
+
+int
+cmd_acquire_internal(void)
+{
+	if (busy_item != NULL || sd.shutting_down)
+		return 0;
+	internal_item.uid = geteuid();
+	internal_item.started = time(NULL);
+	busy_item = &internal_item;
+	return 1;
+}
+
+void
+cmd_release_internal(void)
+{
+	if (busy_item == &internal_item)
+		busy_item = NULL;
+	switchd_maybe_exit();
+}
 
 int
 cmd_busy(void)
@@ -225,6 +252,7 @@ cmd_dispatch(struct client *c, uid_t uid, int admin, const char *user, json_t *r
 	item->admin = admin;
 	snprintf(item->user, sizeof(item->user), "%s", user);
 	item->started = time(NULL);
+	item->started_ms = now_ms();
 	if (ci->flags & CMD_EXCLUSIVE)
 		busy_item = item;
 	client_attach(c, item);

@@ -13,6 +13,7 @@
 #include <sys/un.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -384,8 +385,26 @@ control_close(void)
 		event_free(accept_pause);
 		accept_pause = NULL;
 	}
-	while ((c = TAILQ_FIRST(&clients)) != NULL)
+	/*
+	 * Last replies (the answer to the command SIGTERM waited for) go out.
+	 * The bufferevent froze its output for anyone but itself; it is being
+	 * freed, so take it over: blocking, bounded to a second a client.
+	 */
+	while ((c = TAILQ_FIRST(&clients)) != NULL) {
+		struct evbuffer *out = bufferevent_get_output(c->bev);
+		evutil_socket_t fd = bufferevent_getfd(c->bev);
+		struct timeval tv = { 1, 0 };
+
+		if (evbuffer_get_length(out) > 0 && fd != -1) {
+			evbuffer_unfreeze(out, 1);
+			fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+			setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+			while (evbuffer_get_length(out) > 0)
+				if (evbuffer_write(out, fd) <= 0)
+					break;
+		}
 		client_free(c);
+	}
 	free(listen_path);
 	listen_path = NULL;
 }

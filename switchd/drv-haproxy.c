@@ -295,6 +295,7 @@ struct flip {
 	struct lb_mapping prev;		/* what the node served before */
 	int		 has_prev;
 	int		 committed;
+	int		 uncertain;	/* the commit's fate is unknown (no answer) */
 	enum flip_step	 step;
 	unsigned long	 ver;
 	char		*cmd;
@@ -313,8 +314,12 @@ flip_reply(const char *reply, const char *err, void *arg)
 	struct lb_mapping now;
 	char *herr, *msg = NULL;
 
-	if (err != NULL)
+	if (err != NULL) {
 		msg = xasprintf("node %s: \"%s\": %s", node, fl->cmd, err);
+		/* HAProxy may still run a commit it did not answer in time. */
+		if (fl->step == F_COMMIT)
+			fl->uncertain = 1;
+	}
 	else if ((herr = hapx_reply_error(fl->cmd, reply)) != NULL) {
 		msg = xasprintf("node %s: \"%s\" failed: %s", node, fl->cmd, herr);
 		free(herr);
@@ -494,8 +499,8 @@ apply_node_done(struct flip *fl, const char *err)
 	struct apply_job *job = fl->arg;
 
 	job->prev[fl->node] = fl->prev;
-	job->changed[fl->node] = fl->committed && fl->has_prev;
-	if (fl->committed && !fl->has_prev)
+	job->changed[fl->node] = (fl->committed || fl->uncertain) && fl->has_prev;
+	if ((fl->committed || fl->uncertain) && !fl->has_prev)
 		log_warnx("node %s had no complete map before the switch; "
 		    "it cannot be put back", job->lb->conf->hap_sockets[fl->node]);
 	free(fl);

@@ -106,6 +106,7 @@ state_open(const char *dir, const struct config *conf)
 		}
 		state = json_object();
 	} else if (!json_is_object(state)) {
+		state_new = 1;
 		log_warnx("%s: not a JSON object; starting from HAProxy's view", state_path);
 		json_decref(state);
 		state = json_object();
@@ -150,6 +151,8 @@ state_save(void)
 	r = file_write_atomic(state_path, text, strlen(text), 0640);
 	if (r == -1)
 		log_warn("write %s", state_path);
+	else
+		state_new = 0;
 	free(text);
 	return r;
 }

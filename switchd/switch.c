@@ -83,10 +83,11 @@ switch_failed_view(struct lb_view *v, void *arg)
 			agree = 0;
 	if (agree)
 		intent_clear();
-	else
+	else {
 		log_warnx("switch %s: nodes do not all serve %s after the failure; "
-		    "the intent record is kept, switchd will finish or undo it at start",
-		    op->id, pool_name(op->from));
+		    "repairing in the background", op->id, pool_name(op->from));
+		repair_schedule("nodes disagree after a failed switch");
+	}
 	lb_view_free(v);
 	switch_op_free(op);
 }
@@ -199,6 +200,8 @@ struct reconcile {
 static void
 reconcile_finish(struct reconcile *rc)
 {
+	if (state_is_new())
+		state_save();
 	rc->done(rc->arg);
 	json_decref(rc->intent);
 	lb_unref(rc->lb);
@@ -254,6 +257,7 @@ reconcile_applied(const char *code, const char *error, void *arg)
 		log_warnx("reconcile: could not make every node serve %s hot: %s",
 		    pool_name(rc->target), error);
 		reconcile_journal(rc, before, before, "failed", error);
+		repair_schedule("start-up reconcile failed");
 		reconcile_finish(rc);
 		return;
 	}
@@ -299,8 +303,11 @@ reconcile_intent(struct reconcile *rc, struct lb_view *v, int all_ok, int agreed
 	}
 	if (!all_ok) {
 		log_warnx("reconcile: a switch (%s -> %s) was interrupted and not every node "
-		    "answers; the intent record is kept until they do", pool_name(from),
+		    "answers; undoing it as soon as they do", pool_name(from),
 		    pool_name(to));
+		state_set_hot(from);
+		state_save();
+		repair_schedule("an interrupted switch, with a node not answering");
 		reconcile_finish(rc);
 		return;
 	}
@@ -399,8 +406,9 @@ reconcile_view(struct lb_view *v, void *arg)
 		    pool_name(state));
 		reconcile_apply(rc, state, "nodes disagreed at start; state file applied");
 	} else {
-		log_warnx("reconcile: no node answers; keeping the state file (%s hot)",
+		log_warnx("reconcile: not every node answers; keeping the state file (%s hot)",
 		    pool_name(state));
+		repair_schedule("a node did not answer at start");
 		reconcile_finish(rc);
 	}
 	lb_view_free(v);
@@ -417,4 +425,121 @@ switchd_reconcile(void (*done)(void *), void *arg)
 	rc->arg = arg;
 	rc->why = "start-up";
 	sd.lb->drv->observe(sd.lb, reconcile_view, rc);
+}
+
+/* ----------------------------------------------------------------- repair */
+
+/*
+ * When the nodes may disagree (a commit that was never answered, a node
+ * that was down at start), switchd keeps checking, with backoff, and makes
+ * every node serve what the state file says, until they all do.  It holds
+ * the busy slot while it changes anything.
+ */
+#define REPAIR_MAX_DELAY	30
+
+static struct event	*repair_ev;
+static int		 repair_delay;
+
+static void
+repair_arm(void)
+{
+	struct timeval tv;
+
+	repair_delay = repair_delay == 0 ? 1 : repair_delay * 2;
+	if (repair_delay > REPAIR_MAX_DELAY)
+		repair_delay = REPAIR_MAX_DELAY;
+	tv.tv_sec = repair_delay;
+	tv.tv_usec = 0;
+	evtimer_add(repair_ev, &tv);
+}
+
+static void
+repair_applied(const char *code, const char *error, void *arg)
+{
+	struct lb *lb = arg;
+
+	if (code != NULL)
+		log_warnx("repair: %s", error);
+	else
+		log_info("repair: every node made to serve %s hot", pool_name(state_hot()));
+	lb_unref(lb);
+	cmd_release_internal();
+	repair_arm();	/* check again: only a clean observation ends the repair */
+}
+
+static void
+repair_view(struct lb_view *v, void *arg)
+{
+	struct lb *lb = arg;
+	struct lb_mapping want;
+	size_t i;
+	int all_ok = 1, agree = 1;
+
+	lb_mapping_for(lb->conf, state_hot(), &want);
+	for (i = 0; i < v->nnodes; i++) {
+		if (!v->nodes[i].ok)
+			all_ok = 0;
+		else if (!v->nodes[i].has_map || strcmp(v->nodes[i].map.live, want.live) != 0 ||
+		    strcmp(v->nodes[i].map.cold, want.cold) != 0)
+			agree = 0;
+	}
+	lb_view_free(v);
+	if (all_ok && agree) {
+		struct reconcile rc = { .lb = lb };
+
+		log_info("repair: every node serves %s hot, as the state file says",
+		    pool_name(state_hot()));
+		reconcile_map_file(&rc, state_hot());
+		intent_clear();
+		repair_delay = 0;
+		lb_unref(lb);
+		cmd_release_internal();
+		return;
+	}
+	if (!all_ok) {
+		log_warnx("repair: a node does not answer; trying again in %d s",
+		    repair_delay * 2 > REPAIR_MAX_DELAY ? REPAIR_MAX_DELAY : repair_delay * 2);
+		lb_unref(lb);
+		cmd_release_internal();
+		repair_arm();
+		return;
+	}
+	log_warnx("repair: the nodes do not all serve %s hot; making them",
+	    pool_name(state_hot()));
+	lb->drv->apply(lb, &want, repair_applied, lb);
+}
+
+static void
+repair_fire(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	if (!cmd_acquire_internal()) {
+		if (!sd.shutting_down)
+			repair_arm();	/* a command is running; after it */
+		return;
+	}
+	sd.lb->drv->observe(sd.lb, repair_view, lb_ref(sd.lb));
+}
+
+void
+repair_schedule(const char *why)
+{
+	if (repair_ev == NULL)
+		repair_ev = evtimer_new(sd.base, repair_fire, NULL);
+	if (evtimer_pending(repair_ev, NULL))
+		return;
+	log_info("repair scheduled: %s", why);
+	repair_delay = 0;
+	repair_arm();
+}
+
+void
+repair_stop(void)
+{
+	if (repair_ev != NULL) {
+		event_free(repair_ev);
+		repair_ev = NULL;
+	}
 }

@@ -475,6 +475,8 @@ run(const char *path, const struct cmd_info *ci, json_t *args)
 		json_decref(r);
 		return status;
 	}
+	free(line);
+	fclose(f);
 	fprintf(stderr, "switchctl: %s: switchd closed the connection without an answer "
 	    "(did it exit? see its log)\n", ci->name);
 	return EXIT_UNREACH;

@@ -152,6 +152,7 @@ main(int argc, char *argv[])
 	event_base_dispatch(sd.base);
 
 	control_close();
+	repair_stop();
 	http_shutdown();
 	lb_unref(sd.lb);
 	state_close();

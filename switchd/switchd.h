@@ -157,6 +157,7 @@ struct cmdq_item {
 	char		 user[64];
 	int		 admin;
 	time_t		 started;
+	double		 started_ms;	/* now_ms() */
 	void		*data;
 };
 
@@ -172,6 +173,8 @@ const char	*cmd_arg_str(struct cmdq_item *, const char *);
 int		 cmd_arg_bool(struct cmdq_item *, const char *);
 long long	 cmd_arg_int(struct cmdq_item *, const char *, long long def);
 int		 cmd_busy(void);
+int		 cmd_acquire_internal(void);	/* take the busy slot for a repair */
+void		 cmd_release_internal(void);
 json_t		*cmd_busy_json(void);
 void		 client_attach(struct client *, struct cmdq_item *);
 void		 client_send(struct client *, json_t *);
@@ -262,5 +265,7 @@ extern const struct lb_driver drv_haproxy_runtime;
 typedef void (*flip_cb)(int ok, const char *code, const char *error, void *arg);
 void		 pool_switch(struct cmdq_item *, int target_hot, const char *command, flip_cb, void *);
 void		 switchd_reconcile(void (*done)(void *), void *);
+void		 repair_schedule(const char *why);
+void		 repair_stop(void);
 
 #endif
