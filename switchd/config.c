@@ -66,7 +66,8 @@ static const struct key ec2_keys[] = {
 	{ "port", K_INT, NULL }, { "endpoint", K_STR, NULL }, { NULL, 0, NULL }
 };
 static const struct key notify_keys[] = {
-	{ "webhook", K_STR, NULL }, { "command", K_STR, NULL }, { NULL, 0, NULL }
+	{ "webhook", K_STR, NULL }, { "command", K_STR, NULL }, { "timeout", K_INT, NULL },
+	{ NULL, 0, NULL }
 };
 static const struct key top_keys[] = {
 	{ "control", K_GROUP, control_keys }, { "state_dir", K_STR, NULL },
@@ -499,6 +500,13 @@ read_config(struct ctx *c, config_t *cf, struct config *conf)
 	notify = config_setting_get_member(root, "notify");
 	conf->notify_webhook = get_str(notify, "webhook", NULL);
 	conf->notify_command = get_str(notify, "command", NULL);
+	conf->notify_timeout = get_int(notify, "timeout", 10);
+	if (conf->notify_timeout <= 0)
+		cerr(c, notify, "notify.timeout must be positive");
+	if (conf->notify_webhook != NULL && strncmp(conf->notify_webhook, "http://", 7) != 0 &&
+	    strncmp(conf->notify_webhook, "https://", 8) != 0)
+		cerr(c, config_setting_get_member(notify, "webhook"),
+		    "notify.webhook must start with http:// or https://");
 }
 
 struct config *

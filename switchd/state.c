@@ -26,6 +26,13 @@
 static char	*state_path, *history_path, *intent_path;
 static json_t	*state;
 static int	 state_new;	/* no state file at start */
+static void	(*history_hook)(json_t *);
+
+void
+history_set_hook(void (*hook)(json_t *))
+{
+	history_hook = hook;
+}
 
 static json_t *
 pool_record(void)
@@ -230,6 +237,8 @@ history_append(json_t *entry)
 		json_object_set_new(entry, "time", json_string(when));
 	}
 	line = json_dumps(entry, JSON_COMPACT | JSON_SORT_KEYS);
+	if (history_hook != NULL)
+		history_hook(entry);
 	json_decref(entry);
 	if (line == NULL)
 		return -1;

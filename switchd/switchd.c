@@ -12,6 +12,7 @@
 
 #include "http.h"
 #include "log.h"
+#include "notify.h"
 #include "switchd.h"
 
 struct switchd sd;
@@ -140,6 +141,7 @@ main(int argc, char *argv[])
 
 	if (state_open(sd.conf->state_dir, sd.conf) == -1)
 		fatalx("cannot use state_dir %s", sd.conf->state_dir);
+	history_set_hook(notify_event);
 	deploy_recover();
 	if (http_init(sd.base) == -1)
 		fatalx("cannot start the HTTP client (libcurl)");

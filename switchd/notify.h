@@ -1,0 +1,9 @@
+/*
+ * notify.h — webhook and command notifications of journal entries.
+ */
+#ifndef SWITCHD_NOTIFY_H
+#define SWITCHD_NOTIFY_H
+#include <jansson.h>
+
+void	notify_event(json_t *entry);	/* borrowed; asynchronous, never fails the caller */
+#endif
