@@ -92,16 +92,27 @@ demo-stop:
 lint:
 	mandoc -Tlint -W warning man/*.[0-9]
 
+UNITDIR  = $(PREFIX)/lib/systemd/system
+COMPDIR  = $(PREFIX)/share/bash-completion/completions
+
 install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 \
-	    $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(DOCDIR)/examples
+	    $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(DOCDIR)/examples \
+	    $(DESTDIR)$(UNITDIR) $(DESTDIR)$(COMPDIR)
 	install -m 0755 switchd/switchd $(DESTDIR)$(SBINDIR)/switchd
 	install -m 0755 switchd/switchctl $(DESTDIR)$(BINDIR)/switchctl
 	install -m 0644 man/switchctl.1 $(DESTDIR)$(MANDIR)/man1/
 	install -m 0644 man/switchd.conf.5 $(DESTDIR)$(MANDIR)/man5/
 	install -m 0644 man/switchd.8 $(DESTDIR)$(MANDIR)/man8/
 	install -m 0644 haproxy/* $(DESTDIR)$(DOCDIR)/examples/
+	for f in nginx/*; do [ ! -f "$$f" ] || install -m 0644 "$$f" $(DESTDIR)$(DOCDIR)/examples/; done
 	install -m 0644 README.md $(DESTDIR)$(DOCDIR)/
+	sed 's|/usr/local/sbin/switchd|$(SBINDIR)/switchd|g' scripts/switchd.service \
+	    >$(DESTDIR)$(UNITDIR)/switchd.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/switchd.service
+	install -m 0644 scripts/switchctl.bash-completion $(DESTDIR)$(COMPDIR)/switchctl
+	for d in capistrano rake; do for f in scripts/$$d/*; do [ ! -f "$$f" ] || \
+	    install -D -m 0644 "$$f" $(DESTDIR)$(DOCDIR)/$$d/$$(basename "$$f"); done; done
 
 clean:
 	rm -rf build switchd/switchd switchd/switchctl
