@@ -78,4 +78,15 @@ expect_emsg 'be_nope' "refusal names the missing backend"
 expect_eq "missing backend: HAProxy map unchanged" "$(hap_map h1)" "$(map_text blue green)"
 ok "missing backend: no request gets a 503" test "$(via_live)" = blue
 
+# ---- the configured map is not the one HAProxy loaded
+write_config
+sed -i "s|map = \"$T/switchd.map\";|map = \"$T/other.map\";|" "$T/switchd.conf"
+cp "$T/switchd.map" "$T/other.map"
+expect_ok reload
+run ctlj switch --force -m "wrong map"
+expect_eq "wrong map path: exit 1" "$RC" 1
+expect_match "wrong map path: code haproxy or refused" "$(jv "$OUT" '["code"]')" '^(haproxy|refused)$'
+expect_match "wrong map path: the error names the map" "$(jv "$OUT" '["error"]')" 'other\.map'
+expect_eq "wrong map path: HAProxy unchanged" "$(hap_map h1)" "$(map_text blue green)"
+
 t_done

@@ -135,4 +135,39 @@ expect_eq "the healed switch is in history" "$(jv "$OUT" '["entries"][0]["messag
 expect_eq "no failed switch counted as ok" \
 	"$(jv "$OUT" 'len([e for e in d["entries"] if e.get("message") in ("doomed", "doomed too", "dropped", "unknown map") and e["result"] == "ok"])')" 0
 
+# ---- the flip is one atomic transaction per node: prepare/add/commit map,
+# never "set map" (which changes one key at a time)
+ok "node 2 saw prepare map" grep -q ' prepare map ' "$T/fp2.cmdlog"
+ok "node 2 saw add map @VER" grep -q ' add map @[0-9]' "$T/fp2.cmdlog"
+ok "node 2 saw commit map @VER" grep -q ' commit map @[0-9]' "$T/fp2.cmdlog"
+expect_nogrep ' (set|del|clear) map ' "$T/fp2.cmdlog" "node 2 never saw set/del/clear map"
+
+# ---- min_up holds on every node: a pool UP on node 1 but DOWN on node 2
+# (the nodes' health checks disagree) is refused, naming node 2
+hap h2 "disable server be_blue/b1" >/dev/null
+ok "h2 shows b1 in MAINT" wait_count h2 be_blue MAINT 1 5
+expect_eq "h1 still shows b1 UP" "$(hap_count h1 be_blue UP)" 1
+expect_fail 1 refused back -m "blue down on node 2 only"
+expect_emsg "$T/fp2.sock" "min_up refusal names node 2"
+nodes_are green blue
+hap h2 "enable server be_blue/b1" >/dev/null
+ok "h2 shows b1 UP again" wait_count h2 be_blue UP 1 10
+expect_ok back -m "blue up everywhere"
+nodes_are blue green
+
+# ---- nodes that disagree when switchd starts: it makes them agree (with
+# the state file: there is no majority of HAProxy to trust)
+stop_switchd
+v=$(hap h2 "prepare map $T/switchd.map" | awk '/New version/ { print $NF }')
+hap h2 "add map @$v $T/switchd.map $LIVE_HOST be_green" >/dev/null
+hap h2 "add map @$v $T/switchd.map $COLD_HOST be_blue" >/dev/null
+hap h2 "commit map @$v $T/switchd.map" >/dev/null
+expect_eq "h2 flipped behind switchd's back" "$(hap_map h2)" "$(map_text green blue)"
+start_switchd
+ok "after start: nodes agree within 10 s" wait_for 10 eval '[ "$(hap_map h1)" = "$(hap_map h2)" ]'
+expect_eq "after start: map file agrees with the nodes" "$(file_map)" "$(hap_map h1)"
+expect_eq "after start: status agrees with the nodes" \
+	"$(map_text "$(status_get '["hot"]')" "$(status_get '["cold"]')")" "$(hap_map h1)"
+expect_eq "after start: h1 and h2 route the live host alike" "$(via_live h1)" "$(via_live h2)"
+
 t_done
