@@ -7,9 +7,11 @@
  *
  * Callbacks: every ec2_create_tags()/ec2_describe() gets exactly one, from
  * the event loop and never from inside the call itself, unless its context
- * is freed (ec2_ctx_free) or ec2_shutdown() runs first.  A callback may free
- * its own context.  Strings and JSON handed to a callback are valid only
- * during it.
+ * is freed (ec2_ctx_free) or ec2_shutdown() runs first — even with a NULL
+ * context (code "InvalidParameterValue").  Only a call made before
+ * ec2_init() or after ec2_shutdown() is dropped without one.  A callback may
+ * free its own context.  Strings and JSON handed to a callback are valid
+ * only during it.
  *
  * Test knob: SWITCHD_EC2_BACKOFF_SCALE (a float, read by ec2_ctx_new)
  * multiplies every retry delay, so the unit tests can exercise retries in
