@@ -28,6 +28,7 @@ static const struct cmd_entry cmd_table[] = {
 	{ "history",	cmd_history_exec },
 	{ "lock",	cmd_lock_exec },
 	{ "unlock",	cmd_unlock_exec },
+	{ "sync",	cmd_sync_exec },
 	{ "reload",	cmd_reload_exec },
 	{ NULL, NULL }
 };

@@ -49,6 +49,8 @@ const struct cmd_info cmd_infos[] = {
 	  CMD_ADMIN | CMD_EXCLUSIVE, NULL, NULL, {
 		{ 0, "force", A_FORCE, OPT_BOOL, NULL, "release a lock held by another user" },
 	  } },
+	{ "sync", "", "make HAProxy and the EC2 role tags agree with switchd's roles",
+	  CMD_ADMIN | CMD_EXCLUSIVE | CMD_LOCKABLE, NULL, NULL, { { 0 } } },
 	{ "reload", "", "re-read the configuration file; a bad file is refused",
 	  CMD_ADMIN | CMD_EXCLUSIVE | CMD_LOCKABLE, NULL, NULL, { { 0 } } },
 	{ NULL, NULL, NULL, 0, NULL, NULL, { { 0 } } }

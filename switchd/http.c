@@ -204,10 +204,16 @@ http_setup(struct http_req *req, const struct http_opts *o)
 	}
 #undef SET
 
-	/* A 100-continue round trip only adds latency to small API calls. */
-	if ((l = curl_slist_append(req->headers, "Expect:")) == NULL)
-		return (-1);
-	req->headers = l;
+	/*
+	 * A 100-continue round trip only adds latency to small API calls.
+	 * Not with SigV4: curl < 8.3 signs the "Expect:" removal as a header
+	 * it never sends (curl issue #11664), and AWS refuses the signature.
+	 */
+	if (o->aws_sigv4 == NULL) {
+		if ((l = curl_slist_append(req->headers, "Expect:")) == NULL)
+			return (-1);
+		req->headers = l;
+	}
 	if (o->host != NULL) {
 		if (asprintf(&host, "Host: %s", o->host) == -1)
 			return (-1);

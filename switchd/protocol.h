@@ -39,6 +39,7 @@
 #define E_DEPLOY	"deploy_failed"	/* deploy.command failed */
 #define E_CONFIG	"config"	/* reload: the new config file is bad */
 #define E_NOT_LOCKED	"not_locked"	/* unlock without a lock */
+#define E_EC2		"ec2"		/* EC2 failed (sync); a switch never fails for EC2 */
 #define E_INTERNAL	"internal"	/* disk full, state file unwritable... */
 #define E_SHUTDOWN	"shutting_down"	/* daemon is exiting */
 
@@ -68,6 +69,7 @@
  *   reload                  -
  *   cold-deploy             version, message, no_deploy (bool)
  *   smoke                   -
+ *   sync                    -
  */
 #define A_POOL		"pool"
 #define A_MESSAGE	"message"
@@ -92,6 +94,7 @@
  *   lock:    lock{user, uid, message, since, ttl}
  *   cold-deploy: pool, version, state, checks[], summary
  *   smoke:   pool, passed (bool), checks[], summary
+ *   sync:    hot, cold, nodes ("in sync"|"repaired"|...), ec2{result, drift[]}
  * Progress events: {"event":"step","text":"..."}.
  */
 #define EV_STEP		"step"		/* {"text"} */

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "roles.h"
 #include "switchd.h"
 
 static const char *
@@ -123,6 +124,8 @@ switch_applied(const char *code, const char *error, void *arg)
 		log_warnx("the switch is done but the state file could not be written; "
 		    "switchd will learn the roles from HAProxy at its next start");
 	intent_clear();
+	/* Traffic has moved; the EC2 role tags follow, never holding it up. */
+	roles_retag(op->command, NULL, NULL);
 	op->cb(1, NULL, NULL, op->arg);
 	switch_op_free(op);
 }
@@ -262,8 +265,10 @@ reconcile_applied(const char *code, const char *error, void *arg)
 		return;
 	}
 	log_info("reconcile: every node serves %s hot (%s)", pool_name(rc->target), rc->why);
-	if (before != rc->target)
+	if (before != rc->target) {
 		state_set_hot(rc->target);
+		roles_retag("reconcile changed the roles", NULL, NULL);
+	}
 	reconcile_journal(rc, before, rc->target, "ok", NULL);
 	state_save();
 	if (rc->intent != NULL)

@@ -10,9 +10,11 @@
 
 #include <event2/event.h>
 
+#include "ec2.h"
 #include "http.h"
 #include "log.h"
 #include "notify.h"
+#include "roles.h"
 #include "switchd.h"
 
 struct switchd sd;
@@ -94,6 +96,9 @@ reconciled(void *arg)
 {
 	(void)arg;
 	control_accept(1);
+	/* Tags left wrong by an EC2 failure before a restart: try again. */
+	if (json_array_size(json_object_get(json_object_get(state_doc(), "ec2"), "drift")) > 0)
+		roles_retag("drift recorded before the restart", NULL, NULL);
 	log_info("ready: %s is hot", state_hot() == POOL_B ? POOL_BLUE : POOL_GREEN);
 }
 
@@ -143,7 +148,7 @@ main(int argc, char *argv[])
 		fatalx("cannot use state_dir %s", sd.conf->state_dir);
 	history_set_hook(notify_event);
 	deploy_recover();
-	if (http_init(sd.base) == -1)
+	if (http_init(sd.base) == -1 || ec2_init(sd.base) == -1)
 		fatalx("cannot start the HTTP client (libcurl)");
 	sd.lb = lb_new(sd.base, sd.conf);
 	if (control_listen(sd.conf) == -1)
@@ -155,6 +160,8 @@ main(int argc, char *argv[])
 
 	control_close();
 	repair_stop();
+	roles_shutdown();
+	ec2_shutdown();
 	http_shutdown();
 	lb_unref(sd.lb);
 	state_close();

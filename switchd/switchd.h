@@ -192,6 +192,7 @@ void		 cmd_unlock_exec(struct cmdq_item *);
 void		 cmd_reload_exec(struct cmdq_item *);
 void		 cmd_cold_deploy_exec(struct cmdq_item *);
 void		 cmd_smoke_exec(struct cmdq_item *);
+void		 cmd_sync_exec(struct cmdq_item *);
 void		 deploy_recover(void);
 
 /* control.c */

@@ -1,0 +1,345 @@
+/*
+ * roles.c — the EC2 role tags that follow the traffic: after every switch
+ * and back, role_tag=hot on the new hot pool's instances and role_tag=cold
+ * on the cold pool's (Capistrano finds the cold servers by that tag).
+ *
+ * Traffic flips first; tags follow asynchronously.  An EC2 failure never
+ * blocks or undoes a switch: the instances whose tags are not known to be
+ * right are recorded as drift in state.json (status shows it), a
+ * background retry with backoff repairs it, and `switchctl sync` repairs it
+ * on demand.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ec2.h"
+#include "log.h"
+#include "roles.h"
+#include "switchd.h"
+
+#define RETRY_FIRST	5	/* seconds */
+#define RETRY_MAX	300
+
+static struct ec2_ctx	*ctx;
+static char		*ctx_region, *ctx_endpoint;
+static struct event	*retry_ev;
+static int		 retry_delay;
+static int		 running;	/* a retag is in flight */
+static int		 checking;	/* roles_check()s in flight */
+static int		 again;		/* roles changed while it was */
+
+struct retag {
+	char		**ids[NPOOLS];	/* NULL-terminated, per pool */
+	size_t		 nids[NPOOLS];
+	int		 hot;
+	int		 step;		/* 0: hot pool, 1: cold pool */
+	roles_done_cb	 cb;
+	void		*arg;
+};
+
+static const char *
+pool_name(int idx)
+{
+	return idx == POOL_B ? POOL_BLUE : POOL_GREEN;
+}
+
+/* Instance ids of a pool: configured, or discovered (servers named by id). */
+static size_t
+pool_instances(const struct pool *p, char ***out)
+{
+	size_t i, n = 0;
+
+	*out = xcalloc(p->nservers + 1, sizeof(char *));
+	for (i = 0; i < p->nservers; i++)
+		if (p->servers[i].instance != NULL)
+			(*out)[n++] = xstrdup(p->servers[i].instance);
+	return n;
+}
+
+int
+roles_enabled(void)
+{
+	const struct config *conf = sd.conf;
+	size_t i, j;
+
+	if (conf->ec2_discover)
+		return 1;
+	for (i = 0; i < NPOOLS; i++)
+		for (j = 0; j < conf->pools[i].nservers; j++)
+			if (conf->pools[i].servers[j].instance != NULL)
+				return 1;
+	return 0;
+}
+
+struct ec2_ctx *
+roles_ec2(void)
+{
+	const struct config *conf = sd.conf;
+	const char *ep = conf->ec2_endpoint ? conf->ec2_endpoint : "";
+
+	/* A new region or endpoint takes effect when nothing is in flight. */
+	if (ctx != NULL && !running && checking == 0 && (strcmp(ctx_region, conf->ec2_region) != 0 ||
+	    strcmp(ctx_endpoint, ep) != 0)) {
+		ec2_ctx_free(ctx);
+		ctx = NULL;
+	}
+	if (ctx == NULL) {
+		ctx = ec2_ctx_new(conf->ec2_region, conf->ec2_endpoint);
+		free(ctx_region);
+		free(ctx_endpoint);
+		ctx_region = xstrdup(conf->ec2_region);
+		ctx_endpoint = xstrdup(ep);
+	}
+	return ctx;
+}
+
+static void
+retag_free(struct retag *rt)
+{
+	size_t i, p;
+
+	for (p = 0; p < NPOOLS; p++) {
+		for (i = 0; i < rt->nids[p]; i++)
+			free(rt->ids[p][i]);
+		free(rt->ids[p]);
+	}
+	free(rt);
+}
+
+/* Record what is (not) known to be tagged right. */
+static void
+drift_set(struct retag *rt, int from_step, const char *error)
+{
+	json_t *drift = json_array(), *ec2 = json_object_get(state_doc(), "ec2");
+	char when[32];
+	size_t i;
+	int step, pool;
+
+	for (step = from_step; error != NULL && step < NPOOLS; step++) {
+		pool = step == 0 ? rt->hot : !rt->hot;
+		for (i = 0; i < rt->nids[pool]; i++)
+			json_array_append_new(drift, json_pack("{s:s, s:s, s:s, s:s}",
+			    "instance", rt->ids[pool][i], "pool", pool_name(pool),
+			    "want", pool == rt->hot ? sd.conf->ec2_hot : sd.conf->ec2_cold,
+			    "error", error));
+	}
+	iso_time(time(NULL), when, sizeof(when));
+	json_object_set_new(ec2, "drift", drift);
+	json_object_set_new(ec2, error ? "last_error" : "last_ok", json_string(when));
+	if (error != NULL)
+		json_object_set_new(ec2, "error", json_string(error));
+	else
+		json_object_del(ec2, "error");
+	state_save();
+}
+
+static void retag_next(struct retag *);
+
+static void
+retry_fire(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	roles_retag("retrying after an EC2 failure", NULL, NULL);
+}
+
+static void
+retry_arm(void)
+{
+	struct timeval tv = { 0, 0 };
+
+	if (retry_ev == NULL)
+		retry_ev = evtimer_new(sd.base, retry_fire, NULL);
+	retry_delay = retry_delay == 0 ? RETRY_FIRST : retry_delay * 2;
+	if (retry_delay > RETRY_MAX)
+		retry_delay = RETRY_MAX;
+	tv.tv_sec = retry_delay;
+	evtimer_add(retry_ev, &tv);
+	log_info("ec2: retrying the role tags in %d s", retry_delay);
+}
+
+static void
+retag_finish(struct retag *rt, const char *code, const char *error)
+{
+	roles_done_cb cb = rt->cb;
+	void *arg = rt->arg;
+	char *msg = NULL;
+
+	running = 0;
+	if (code != NULL) {
+		msg = xasprintf("%s: %s", code, error ? error : "");
+		log_warnx("ec2: role tags not written (%s); the switch stands, drift "
+		    "recorded", msg);
+		drift_set(rt, rt->step, msg);
+		if (!again)
+			retry_arm();
+	} else {
+		log_info("ec2: %s=%s on the %s pool, %s=%s on the %s pool",
+		    sd.conf->ec2_role_tag, sd.conf->ec2_hot, pool_name(rt->hot),
+		    sd.conf->ec2_role_tag, sd.conf->ec2_cold, pool_name(!rt->hot));
+		drift_set(rt, 0, NULL);
+		retry_delay = 0;
+		if (retry_ev != NULL)
+			evtimer_del(retry_ev);
+	}
+	retag_free(rt);
+	if (cb != NULL)
+		cb(code, msg, arg);
+	free(msg);
+	if (again) {
+		again = 0;
+		roles_retag("the roles changed during the last retag", NULL, NULL);
+	}
+}
+
+static void
+retag_done(const char *code, const char *error, void *arg)
+{
+	struct retag *rt = arg;
+
+	if (code != NULL) {
+		retag_finish(rt, code, error);
+		return;
+	}
+	rt->step++;
+	retag_next(rt);
+}
+
+static void
+retag_next(struct retag *rt)
+{
+	int pool = rt->step == 0 ? rt->hot : !rt->hot;
+
+	while (rt->step < NPOOLS && rt->nids[pool] == 0) {
+		rt->step++;
+		pool = !pool;
+	}
+	if (rt->step >= NPOOLS) {
+		retag_finish(rt, NULL, NULL);
+		return;
+	}
+	ec2_create_tags(roles_ec2(), (const char *const *)rt->ids[pool], rt->nids[pool],
+	    sd.conf->ec2_role_tag, pool == rt->hot ? sd.conf->ec2_hot : sd.conf->ec2_cold,
+	    retag_done, rt);
+}
+
+void
+roles_retag(const char *why, roles_done_cb cb, void *arg)
+{
+	struct retag *rt;
+	int p;
+
+	if (!roles_enabled()) {
+		if (cb != NULL)
+			cb(NULL, NULL, arg);
+		return;
+	}
+	if (running) {
+		/* The one in flight tags the old roles; go again after it. */
+		again = 1;
+		if (cb != NULL)
+			cb(NULL, NULL, arg);
+		return;
+	}
+	rt = xcalloc(1, sizeof(*rt));
+	rt->hot = state_hot();
+	rt->cb = cb;
+	rt->arg = arg;
+	for (p = 0; p < NPOOLS; p++)
+		rt->nids[p] = pool_instances(&sd.conf->pools[p], &rt->ids[p]);
+	running = 1;
+	log_debug("ec2: retagging (%s)", why);
+	retag_next(rt);
+}
+
+/* ---------------------------------------------------------------- checking */
+
+struct check {
+	roles_check_cb	 cb;
+	void		*arg;
+	int		 hot;
+};
+
+/* What EC2 says each instance's role tag is, against what it should be. */
+static void
+check_described(json_t *instances, const char *code, const char *error, void *arg)
+{
+	struct check *ck = arg;
+	const struct config *conf = sd.conf;
+	json_t *drift = json_array();
+	size_t p, i, j;
+
+	checking--;
+	if (code != NULL) {
+		ck->cb(NULL, code, error, ck->arg);
+		json_decref(drift);
+		free(ck);
+		return;
+	}
+	for (p = 0; p < NPOOLS; p++) {
+		const struct pool *pool = &conf->pools[p];
+		const char *want = (int)p == ck->hot ? conf->ec2_hot : conf->ec2_cold;
+
+		for (i = 0; i < pool->nservers; i++) {
+			const char *id = pool->servers[i].instance, *have = NULL;
+			int found = 0;
+
+			if (id == NULL)
+				continue;
+			for (j = 0; j < json_array_size(instances); j++) {
+				json_t *in = json_array_get(instances, j);
+
+				if (strcmp(json_string_value(json_object_get(in, "id")), id) == 0) {
+					found = 1;
+					have = json_string_value(json_object_get(json_object_get(in,
+					    "tags"), conf->ec2_role_tag));
+				}
+			}
+			if (!found || have == NULL || strcmp(have, want) != 0)
+				json_array_append_new(drift, json_pack("{s:s, s:s, s:s, s:s?}",
+				    "instance", id, "pool", pool_name((int)p), "want", want,
+				    "have", found ? have : "(no such running instance)"));
+		}
+	}
+	ck->cb(drift, NULL, NULL, ck->arg);
+	json_decref(drift);
+	free(ck);
+}
+
+void
+roles_check(roles_check_cb cb, void *arg)
+{
+	struct check *ck = xcalloc(1, sizeof(*ck));
+	json_t *filters = json_object(), *ids = json_array();
+	size_t p, i;
+
+	ck->cb = cb;
+	ck->arg = arg;
+	ck->hot = state_hot();
+	for (p = 0; p < NPOOLS; p++)
+		for (i = 0; i < sd.conf->pools[p].nservers; i++)
+			if (sd.conf->pools[p].servers[i].instance != NULL)
+				json_array_append_new(ids,
+				    json_string(sd.conf->pools[p].servers[i].instance));
+	json_object_set_new(filters, "instance-id", ids);
+	checking++;
+	ec2_describe(roles_ec2(), filters, check_described, ck);
+	json_decref(filters);
+}
+
+void
+roles_shutdown(void)
+{
+	if (retry_ev != NULL) {
+		event_free(retry_ev);
+		retry_ev = NULL;
+	}
+	if (ctx != NULL)
+		ec2_ctx_free(ctx);
+	ctx = NULL;
+	free(ctx_region);
+	free(ctx_endpoint);
+	ctx_region = ctx_endpoint = NULL;
+}
