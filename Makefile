@@ -82,6 +82,11 @@ bench: all
 	@scripts/deps bench
 	@tests/bench/run.sh
 
+# libFuzzer over the request path (tests/fuzz/): replay the regressions,
+# then fuzz for FUZZ_SECONDS (default 600).  Needs clang, libclang-rt-14-dev.
+fuzz:
+	@tests/fuzz/run.sh $${FUZZ_SECONDS:-600}
+
 demo: all
 	@scripts/deps demo
 	@scripts/demo start
