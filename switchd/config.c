@@ -45,7 +45,15 @@ static const struct key haproxy_keys[] = {
 	{ "mode", K_STR, NULL }, { "sockets", K_LIST_STR, NULL }, { "map", K_STR, NULL },
 	{ "min_up", K_INT, NULL }, { "timeout_ms", K_INT, NULL },
 	{ "master_socket", K_STR, NULL }, { "reload_command", K_STR, NULL },
+	{ "config", K_STR, NULL }, { "binary", K_STR, NULL },
+	{ "reload_timeout_ms", K_INT, NULL },
 	{ NULL, 0, NULL }
+};
+static const struct key nginx_keys[] = {
+	{ "include", K_STR, NULL }, { "config", K_STR, NULL }, { "binary", K_STR, NULL },
+	{ "prefix", K_STR, NULL }, { "reload_command", K_STR, NULL },
+	{ "pid_file", K_STR, NULL }, { "check_url", K_STR, NULL },
+	{ "timeout_ms", K_INT, NULL }, { NULL, 0, NULL }
 };
 static const struct key check_keys[] = {
 	{ "name", K_STR, NULL }, { "method", K_STR, NULL }, { "path", K_STR, NULL },
@@ -72,7 +80,7 @@ static const struct key notify_keys[] = {
 static const struct key top_keys[] = {
 	{ "control", K_GROUP, control_keys }, { "state_dir", K_STR, NULL },
 	{ "hosts", K_GROUP, hosts_keys }, { "pools", K_GROUP, pools_keys },
-	{ "haproxy", K_GROUP, haproxy_keys }, { "nginx", K_ANYGROUP, NULL },
+	{ "haproxy", K_GROUP, haproxy_keys }, { "nginx", K_GROUP, nginx_keys },
 	{ "smoke", K_GROUP, smoke_keys },
 	{ "deploy", K_GROUP, deploy_keys }, { "ec2", K_GROUP, ec2_keys },
 	{ "notify", K_GROUP, notify_keys }, { NULL, 0, NULL }
@@ -301,6 +309,10 @@ read_pool(struct ctx *c, const config_setting_t *pools, int idx, struct config *
 		return;
 	}
 	p->backend = get_str(g, "backend", NULL);
+	/* nginx: the upstreams switchd writes are named after the pools. */
+	if (p->backend == NULL &&
+	    config_setting_get_member(config_setting_parent(pools), "nginx") != NULL)
+		p->backend = xasprintf("switchd_%s", p->name);
 	if (p->backend == NULL)
 		cerr(c, g, "pools.%s.backend is missing", p->name);
 	else if (p->backend[0] == '\0' || strpbrk(p->backend, " \t\r\n") != NULL)
@@ -372,12 +384,135 @@ read_checks(struct ctx *c, const config_setting_t *smoke, struct config *conf)
 	}
 }
 
+/* The haproxy section: runtime mode (the default) or reload mode. */
+static void
+read_haproxy(struct ctx *c, const config_setting_t *hap, struct config *conf)
+{
+	const config_setting_t *list;
+	int i, n, reload;
+
+	conf->driver = xstrdup("haproxy");
+	conf->hap_mode = get_str(hap, "mode", "runtime");
+	if (strcmp(conf->hap_mode, "runtime") != 0 && strcmp(conf->hap_mode, "reload") != 0)
+		cerr(c, config_setting_get_member(hap, "mode"),
+		    "haproxy.mode must be \"runtime\" or \"reload\"");
+	reload = strcmp(conf->hap_mode, "reload") == 0;
+	list = hap ? config_setting_get_member(hap, "sockets") : NULL;
+	if (list != NULL && config_setting_is_aggregate(list)) {
+		n = config_setting_length(list);
+		conf->hap_sockets = xcalloc((size_t)n + 1, sizeof(char *));
+		for (i = 0; i < n; i++) {
+			const char *v = config_setting_get_string_elem(list, i);
+			if (v != NULL)
+				conf->hap_sockets[conf->hap_nsockets++] = xstrdup(v);
+		}
+		if (conf->hap_nsockets == 0 && !reload)
+			cerr(c, list, "haproxy.sockets is empty");
+	} else if (reload) {
+		/* Reload mode is for sites without a runtime socket. */
+		conf->hap_sockets = xcalloc(1, sizeof(char *));
+	} else {
+		conf->hap_sockets = xcalloc(2, sizeof(char *));
+		conf->hap_sockets[0] = xstrdup("/run/haproxy/admin.sock");
+		conf->hap_nsockets = 1;
+	}
+	conf->hap_map = get_str(hap, "map", "/etc/haproxy/switchd.map");
+	if (conf->hap_map[0] != '/')
+		cerr(c, config_setting_get_member(hap, "map"),
+		    "haproxy.map must be an absolute path (HAProxy names the map by it)");
+	conf->min_up = get_int(hap, "min_up", 1);
+	if (conf->min_up < 0)
+		cerr(c, config_setting_get_member(hap, "min_up"), "haproxy.min_up must not be negative");
+	conf->timeout_ms = get_int(hap, "timeout_ms", 2000);
+	if (conf->timeout_ms <= 0)
+		cerr(c, config_setting_get_member(hap, "timeout_ms"), "haproxy.timeout_ms must be positive");
+	conf->master_socket = get_str(hap, "master_socket", NULL);
+	conf->reload_command = get_str(hap, "reload_command", NULL);
+	conf->hap_config = get_str(hap, "config", "/etc/haproxy/haproxy.cfg");
+	conf->hap_binary = get_str(hap, "binary", "haproxy");
+	conf->reload_timeout_ms = get_int(hap, "reload_timeout_ms", 10000);
+	if (conf->reload_timeout_ms <= 0)
+		cerr(c, config_setting_get_member(hap, "reload_timeout_ms"),
+		    "haproxy.reload_timeout_ms must be positive");
+	if (!reload)
+		return;
+	if (conf->master_socket == NULL && conf->reload_command == NULL)
+		cerr(c, hap, "haproxy.mode \"reload\" needs haproxy.master_socket "
+		    "(the master CLI, haproxy -S) or haproxy.reload_command");
+	/* A master's workers share one stats socket: one node. */
+	if (conf->hap_nsockets > 1)
+		cerr(c, config_setting_get_member(hap, "sockets"),
+		    "haproxy.mode \"reload\" drives one HAProxy (one master): "
+		    "haproxy.sockets names at most its stats socket");
+	if (conf->hap_config[0] == '\0')
+		cerr(c, config_setting_get_member(hap, "config"), "haproxy.config is empty");
+}
+
+/* Characters that would end a token of nginx's configuration language. */
+static int
+nginx_token_ok(const char *s)
+{
+	return s != NULL && s[0] != '\0' && strpbrk(s, " \t\r\n;{}\"'#$\\") == NULL;
+}
+
+/* The nginx section: switchd writes an include, tests it and reloads nginx. */
+static void
+read_nginx(struct ctx *c, const config_setting_t *ngx, struct config *conf)
+{
+	size_t i, j;
+
+	conf->driver = xstrdup("nginx");
+	conf->hap_mode = xstrdup("none");	/* no HAProxy to drive */
+	conf->hap_sockets = xcalloc(1, sizeof(char *));
+	conf->ngx_include = get_str(ngx, "include", "/etc/nginx/switchd-upstreams.conf");
+	conf->ngx_config = get_str(ngx, "config", "/etc/nginx/nginx.conf");
+	conf->ngx_binary = get_str(ngx, "binary", "nginx");
+	conf->ngx_prefix = get_str(ngx, "prefix", NULL);
+	conf->ngx_reload_command = get_str(ngx, "reload_command", NULL);
+	conf->ngx_pid_file = get_str(ngx, "pid_file", NULL);
+	conf->ngx_check_url = get_str(ngx, "check_url", NULL);
+	conf->ngx_timeout_ms = get_int(ngx, "timeout_ms", 10000);
+	/* The file switchd keeps in step (reconcile, repair) is the include. */
+	conf->hap_map = xstrdup(conf->ngx_include);
+	/* nginx OSS has no active health checks: the smoke checks judge. */
+	conf->min_up = 0;
+	conf->timeout_ms = conf->ngx_timeout_ms;
+	if (conf->ngx_include[0] != '/')
+		cerr(c, config_setting_get_member(ngx, "include"),
+		    "nginx.include must be an absolute path");
+	if (conf->ngx_config[0] != '/')
+		cerr(c, config_setting_get_member(ngx, "config"),
+		    "nginx.config must be an absolute path");
+	if (conf->ngx_timeout_ms <= 0)
+		cerr(c, config_setting_get_member(ngx, "timeout_ms"),
+		    "nginx.timeout_ms must be positive");
+	if (conf->ngx_check_url != NULL && strncmp(conf->ngx_check_url, "http://", 7) != 0 &&
+	    strncmp(conf->ngx_check_url, "https://", 8) != 0)
+		cerr(c, config_setting_get_member(ngx, "check_url"),
+		    "nginx.check_url must start with http:// or https://");
+	/* These go verbatim into the include: nothing may break its syntax. */
+	for (i = 0; i < NPOOLS; i++) {
+		struct pool *p = &conf->pools[i];
+
+		if (p->backend != NULL && !nginx_token_ok(p->backend))
+			cerr(c, ngx, "pools.%s.backend \"%s\" cannot name an nginx upstream",
+			    p->name, p->backend);
+		for (j = 0; j < p->nservers; j++)
+			if (p->servers[j].address != NULL &&
+			    !nginx_token_ok(p->servers[j].address))
+				cerr(c, ngx, "pools.%s: address \"%s\" cannot go into an "
+				    "nginx server line", p->name, p->servers[j].address);
+	}
+	if ((conf->live_host && !nginx_token_ok(conf->live_host)) ||
+	    (conf->cold_host && !nginx_token_ok(conf->cold_host)))
+		cerr(c, ngx, "hosts.live and hosts.cold must be plain host names for nginx");
+}
+
 static void
 read_config(struct ctx *c, config_t *cf, struct config *conf)
 {
 	const config_setting_t *root = config_root_setting(cf);
-	const config_setting_t *ctl, *hosts, *pools, *hap, *smoke, *dep, *ec2, *notify, *list;
-	int i, n;
+	const config_setting_t *ctl, *hosts, *pools, *hap, *ngx, *smoke, *dep, *ec2, *notify;
 
 	ctl = config_setting_get_member(root, "control");
 	conf->ctl_socket = get_str(ctl, "socket", SWITCHD_DEFAULT_SOCKET);
@@ -418,47 +553,17 @@ read_config(struct ctx *c, config_t *cf, struct config *conf)
 	conf->pools[POOL_G].name = POOL_GREEN;
 
 	hap = config_setting_get_member(root, "haproxy");
-	if (config_setting_get_member(root, "nginx") != NULL)
-		cerr(c, config_setting_get_member(root, "nginx"),
-		    "the nginx driver is not available in this version of switchd");
-	else if (hap == NULL)
-		cerr(c, NULL, "haproxy { ... } is missing: switchd needs a load balancer to drive");
-	conf->driver = xstrdup("haproxy");
-	conf->hap_mode = get_str(hap, "mode", "runtime");
-	if (strcmp(conf->hap_mode, "runtime") != 0 && strcmp(conf->hap_mode, "reload") != 0)
-		cerr(c, config_setting_get_member(hap, "mode"),
-		    "haproxy.mode must be \"runtime\" or \"reload\"");
-	else if (strcmp(conf->hap_mode, "reload") == 0)
-		cerr(c, config_setting_get_member(hap, "mode"),
-		    "haproxy.mode \"reload\" is not available in this version of switchd");
-	list = hap ? config_setting_get_member(hap, "sockets") : NULL;
-	if (list != NULL && config_setting_is_aggregate(list)) {
-		n = config_setting_length(list);
-		conf->hap_sockets = xcalloc((size_t)n + 1, sizeof(char *));
-		for (i = 0; i < n; i++) {
-			const char *v = config_setting_get_string_elem(list, i);
-			if (v != NULL)
-				conf->hap_sockets[conf->hap_nsockets++] = xstrdup(v);
-		}
-		if (conf->hap_nsockets == 0)
-			cerr(c, list, "haproxy.sockets is empty");
-	} else {
-		conf->hap_sockets = xcalloc(2, sizeof(char *));
-		conf->hap_sockets[0] = xstrdup("/run/haproxy/admin.sock");
-		conf->hap_nsockets = 1;
-	}
-	conf->hap_map = get_str(hap, "map", "/etc/haproxy/switchd.map");
-	if (conf->hap_map[0] != '/')
-		cerr(c, config_setting_get_member(hap, "map"),
-		    "haproxy.map must be an absolute path (HAProxy names the map by it)");
-	conf->min_up = get_int(hap, "min_up", 1);
-	if (conf->min_up < 0)
-		cerr(c, config_setting_get_member(hap, "min_up"), "haproxy.min_up must not be negative");
-	conf->timeout_ms = get_int(hap, "timeout_ms", 2000);
-	if (conf->timeout_ms <= 0)
-		cerr(c, config_setting_get_member(hap, "timeout_ms"), "haproxy.timeout_ms must be positive");
-	conf->master_socket = get_str(hap, "master_socket", NULL);
-	conf->reload_command = get_str(hap, "reload_command", NULL);
+	ngx = config_setting_get_member(root, "nginx");
+	if (hap != NULL && ngx != NULL)
+		cerr(c, ngx, "haproxy { ... } and nginx { ... } are both set: "
+		    "switchd drives one load balancer");
+	else if (hap == NULL && ngx == NULL)
+		cerr(c, NULL, "haproxy { ... } or nginx { ... } is missing: "
+		    "switchd needs a load balancer to drive");
+	if (ngx != NULL && hap == NULL)
+		read_nginx(c, ngx, conf);
+	else
+		read_haproxy(c, hap, conf);
 
 	smoke = config_setting_get_member(root, "smoke");
 	conf->smoke_url = get_str(smoke, "url", NULL);
@@ -574,6 +679,15 @@ config_free(struct config *conf)
 	free(conf->hap_map);
 	free(conf->master_socket);
 	free(conf->reload_command);
+	free(conf->hap_config);
+	free(conf->hap_binary);
+	free(conf->ngx_include);
+	free(conf->ngx_config);
+	free(conf->ngx_binary);
+	free(conf->ngx_prefix);
+	free(conf->ngx_reload_command);
+	free(conf->ngx_pid_file);
+	free(conf->ngx_check_url);
 	free(conf->smoke_url);
 	for (i = 0; i < conf->nchecks; i++) {
 		free(conf->checks[i].name);

@@ -55,8 +55,8 @@ struct config {
 	char		*cold_host;
 	struct pool	 pools[NPOOLS];
 
-	char		*driver;	/* "haproxy" */
-	char		*hap_mode;	/* "runtime" | "reload" */
+	char		*driver;	/* "haproxy" | "nginx" */
+	char		*hap_mode;	/* "runtime" | "reload" ("none" with nginx) */
 	char	       **hap_sockets;
 	size_t		 hap_nsockets;
 	char		*hap_map;
@@ -64,6 +64,19 @@ struct config {
 	int		 timeout_ms;
 	char		*master_socket;
 	char		*reload_command;
+	char		*hap_config;	/* reload mode: what haproxy -c checks */
+	char		*hap_binary;
+	int		 reload_timeout_ms;	/* check + reload + new worker up */
+
+	/* driver "nginx": hap_map then names the include switchd writes. */
+	char		*ngx_include;
+	char		*ngx_config;
+	char		*ngx_binary;
+	char		*ngx_prefix;
+	char		*ngx_reload_command;
+	char		*ngx_pid_file;
+	char		*ngx_check_url;
+	int		 ngx_timeout_ms;
 
 	char		*smoke_url;
 	int		 smoke_timeout_ms;

@@ -1,0 +1,846 @@
+/*
+ * drv-haproxy-reload.c — the HAProxy reload driver (haproxy.mode =
+ * "reload"), for sites that cannot open a runtime socket to switchd: the
+ * flip is a new map file and a reload of one HAProxy (one master).
+ *
+ * apply: write the map file atomically (keeping the old text) ->
+ * "haproxy -c -f CONFIG" checks the whole configuration before anything is
+ * reloaded -> reload (master CLI "reload", or haproxy.reload_command) ->
+ * confirm: the master's reload answers before the new worker is up and
+ * says nothing of a failure, so "show proc" is polled until a new worker is
+ * listed (or the master counts a failed reload) -> the new worker's own
+ * "show map" must say what was written.  Any failure puts the old map file
+ * back and, once a reload was attempted, reloads again (best effort); the
+ * error carries HAProxy's own words.
+ *
+ * observe and precheck ask the stats socket (haproxy.sockets, at most one)
+ * if there is one, else the current worker through the master CLI ("@1
+ * show map"), else they can only read the map file.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "drv.h"
+#include "hapx.h"
+#include "log.h"
+#include "switchd.h"
+
+#define RELOAD_POLL_MS	100
+#define MAX_WORKERS	64
+
+/* ------------------------------------------------- where to ask HAProxy */
+
+/*
+ * The worker's CLI: its stats socket as is, or through the master with a
+ * prefix ("@1 " the current worker, "@!PID " one worker by pid).  The
+ * master keeps a connection open after a reply until the client says
+ * "quit" (the stats socket closes by itself), so what goes to the master
+ * ends with "; quit" (MASTER_END).
+ */
+#define MASTER_END	"; quit"
+
+struct target {
+	const char	*addr;		/* NULL: no socket at all */
+	char		 prefix[32];
+	const char	*suffix;
+};
+
+static void
+target_current(const struct config *conf, struct target *t)
+{
+	t->prefix[0] = '\0';
+	t->suffix = "";
+	if (conf->hap_nsockets > 0)
+		t->addr = conf->hap_sockets[0];
+	else if (conf->master_socket != NULL) {
+		t->addr = conf->master_socket;
+		snprintf(t->prefix, sizeof(t->prefix), "@1 ");
+		t->suffix = MASTER_END;
+	} else
+		t->addr = NULL;
+}
+
+/* -------------------------------------------- a few commands, in parallel */
+
+#define BATCH_MAX	3
+
+struct batch {
+	struct lb	*lb;
+	size_t		 n, pending;
+	char		*cmds[BATCH_MAX];	/* as HAProxy knows them */
+	char		*sent[BATCH_MAX];	/* with the target's prefix and suffix */
+	char		*replies[BATCH_MAX];
+	char		*errors[BATCH_MAX];	/* transport or HAProxy's words */
+	void		(*done)(struct batch *);
+	void		*arg;
+};
+
+struct batch_slot {
+	struct batch	*b;
+	size_t		 i;
+};
+
+static void
+batch_free(struct batch *b)
+{
+	size_t i;
+
+	for (i = 0; i < b->n; i++) {
+		free(b->cmds[i]);
+		free(b->sent[i]);
+		free(b->replies[i]);
+		free(b->errors[i]);
+	}
+	lb_unref(b->lb);
+	free(b);
+}
+
+static void
+batch_reply(const char *reply, const char *err, void *arg)
+{
+	struct batch_slot *slot = arg;
+	struct batch *b = slot->b;
+	size_t i = slot->i;
+	char *herr;
+
+	free(slot);
+	if (err != NULL)
+		b->errors[i] = xasprintf("\"%s\": %s", b->cmds[i], err);
+	else if ((herr = hapx_reply_error(b->cmds[i], reply)) != NULL) {
+		b->errors[i] = xasprintf("\"%s\" failed: %s", b->cmds[i], herr);
+		free(herr);
+	} else
+		b->replies[i] = xstrdup(reply);
+	if (--b->pending == 0)
+		b->done(b);
+}
+
+/*
+ * Sends "PREFIX CMD" for every cmd at once; done() runs from the loop once
+ * every reply is in (replies[i] or errors[i]).  Commands are NULL-ended.
+ */
+static void
+batch_start(struct lb *lb, const struct target *t, const char *const *cmds,
+    void (*done)(struct batch *), void *arg)
+{
+	struct batch *b = xcalloc(1, sizeof(*b));
+	size_t i;
+
+	b->lb = lb_ref(lb);
+	b->done = done;
+	b->arg = arg;
+	for (i = 0; i < BATCH_MAX && cmds[i] != NULL; i++) {
+		b->cmds[i] = xstrdup(cmds[i]);
+		b->sent[i] = xasprintf("%s%s%s", t->prefix, cmds[i], t->suffix);
+	}
+	b->n = b->pending = i;
+	for (i = 0; i < b->n; i++) {
+		struct batch_slot *slot = xcalloc(1, sizeof(*slot));
+
+		slot->b = b;
+		slot->i = i;
+		if (hapx_cmd(lb->base, t->addr, b->sent[i], lb->conf->timeout_ms,
+		    batch_reply, slot) == NULL) {
+			/* config.c does not parse addresses: say it from the loop. */
+			free(slot);
+			b->errors[i] = xasprintf("%s is not a socket address", t->addr);
+			b->pending--;
+		}
+	}
+	if (b->pending == 0)
+		b->done(b);	/* only when the address is bad */
+}
+
+/* The first failure of a batch, or NULL. */
+static const char *
+batch_first_error(struct batch *b)
+{
+	size_t i;
+
+	for (i = 0; i < b->n; i++)
+		if (b->errors[i] != NULL)
+			return b->errors[i];
+	return NULL;
+}
+
+/* ------------------------------------------------------ the map file alone */
+
+/* "host backend" lines of our map file -> mapping; as hapx_parse_map. */
+static int
+map_text_parse(const struct config *conf, const char *text, struct lb_mapping *m)
+{
+	char *copy = xstrdup(text ? text : ""), *line, *save = NULL;
+	char key[256], val[128];
+	int nlive = 0, ncold = 0;
+
+	m->live[0] = m->cold[0] = '\0';
+	for (line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		if (line[strspn(line, " \t")] == '#' ||
+		    sscanf(line, "%255s %127s", key, val) != 2)
+			continue;
+		if (strcasecmp(key, conf->live_host) == 0) {
+			snprintf(m->live, sizeof(m->live), "%s", val);
+			nlive++;
+		} else if (strcasecmp(key, conf->cold_host) == 0) {
+			snprintf(m->cold, sizeof(m->cold), "%s", val);
+			ncold++;
+		}
+	}
+	free(copy);
+	return nlive > 1 || ncold > 1 ? -1 : (nlive > 0) + (ncold > 0);
+}
+
+/* ----------------------------------------------------------------- observe */
+
+struct observe_job {
+	lb_view_cb	 cb;
+	void		*arg;
+	char		*name;
+};
+
+static struct lb_view *
+view_one(const char *name)
+{
+	struct lb_view *v = xcalloc(1, sizeof(*v));
+
+	v->nnodes = 1;
+	v->nodes = xcalloc(1, sizeof(*v->nodes));
+	v->nodes[0].name = xstrdup(name);
+	return v;
+}
+
+static void
+observe_done(struct batch *b)
+{
+	struct observe_job *job = b->arg;
+	struct config *conf = b->lb->conf;
+	struct lb_view *v = view_one(job->name);
+	struct lb_node *node = &v->nodes[0];
+	int found;
+
+	if (b->errors[0] != NULL)
+		snprintf(node->error, sizeof(node->error), "%s", b->errors[0]);
+	else {
+		node->ok = 1;
+		found = hapx_parse_map(b->replies[0], conf->live_host, conf->cold_host,
+		    &node->map);
+		node->has_map = found == 2;
+		if (found == -1)
+			snprintf(node->error, sizeof(node->error),
+			    "a host name appears twice in the map");
+	}
+	if (b->replies[1] != NULL)
+		node->servers = hapx_parse_stat(b->replies[1]);
+	job->cb(v, job->arg);
+	free(job->name);
+	free(job);
+	batch_free(b);
+}
+
+static void
+reload_observe(struct lb *lb, lb_view_cb cb, void *arg)
+{
+	struct config *conf = lb->conf;
+	struct observe_job *job;
+	struct target t;
+	struct lb_view *v;
+	char *showmap, *text;
+	int found;
+
+	target_current(conf, &t);
+	if (t.addr == NULL) {
+		/* No socket: what HAProxy loaded is what the file says. */
+		v = view_one(conf->hap_map);
+		if ((text = lb_file_read(conf->hap_map)) == NULL)
+			snprintf(v->nodes[0].error, sizeof(v->nodes[0].error),
+			    "cannot read %s: %s", conf->hap_map, strerror(errno));
+		else {
+			v->nodes[0].ok = 1;
+			found = map_text_parse(conf, text, &v->nodes[0].map);
+			v->nodes[0].has_map = found == 2;
+			if (found == -1)
+				snprintf(v->nodes[0].error, sizeof(v->nodes[0].error),
+				    "a host name appears twice in the map file");
+		}
+		free(text);
+		cb(v, arg);
+		return;
+	}
+	job = xcalloc(1, sizeof(*job));
+	job->cb = cb;
+	job->arg = arg;
+	job->name = xstrdup(t.addr);
+	showmap = xasprintf("show map %s", conf->hap_map);
+	{
+		const char *cmds[] = { showmap, "show stat -1 4 -1", NULL };
+
+		batch_start(lb, &t, cmds, observe_done, job);
+	}
+	free(showmap);
+}
+
+/* ---------------------------------------------------------------- precheck */
+
+struct precheck_job {
+	struct lb_mapping to;
+	char		*target;
+	int		 min_up;
+	lb_done_cb	 cb;
+	void		*arg;
+	char		*name;
+};
+
+static void
+precheck_done(struct batch *b)
+{
+	struct precheck_job *job = b->arg;
+	char msg[2048] = "";
+	const char *code = E_REFUSED, *err;
+	json_t *stat = NULL, *servers;
+	size_t i, len;
+	int up = 0;
+
+	if ((err = batch_first_error(b)) != NULL) {
+		snprintf(msg, sizeof(msg), "HAProxy %s: %s", job->name, err);
+		code = E_HAPROXY;
+	} else if (!hapx_has_backend(b->replies[0], job->to.live) ||
+	    !hapx_has_backend(b->replies[0], job->to.cold)) {
+		snprintf(msg, sizeof(msg), "HAProxy %s: backend %s does not exist "
+		    "(show backend)", job->name,
+		    hapx_has_backend(b->replies[0], job->to.live) ? job->to.cold : job->to.live);
+	} else if ((stat = hapx_parse_stat(b->replies[1])) == NULL) {
+		snprintf(msg, sizeof(msg), "HAProxy %s: \"show stat\" has no status column",
+		    job->name);
+		code = E_HAPROXY;
+	} else {
+		servers = json_object_get(stat, job->target);
+		for (i = 0; i < json_array_size(servers); i++)
+			up += hapx_status_up(json_string_value(json_object_get(
+			    json_array_get(servers, i), "status")));
+		if (up < job->min_up) {
+			len = (size_t)snprintf(msg, sizeof(msg), "HAProxy %s: backend %s has "
+			    "%d server%s UP, min_up is %d", job->name, job->target, up,
+			    up == 1 ? "" : "s", job->min_up);
+			for (i = 0; i < json_array_size(servers) && len < sizeof(msg); i++) {
+				json_t *s = json_array_get(servers, i);
+
+				len += (size_t)snprintf(msg + len, sizeof(msg) - len, "%s%s %s",
+				    i ? ", " : " (", json_string_value(json_object_get(s, "name")),
+				    json_string_value(json_object_get(s, "status")));
+			}
+			if (i > 0 && len < sizeof(msg) - 1)
+				strcat(msg, ")");
+		}
+	}
+	json_decref(stat);
+	job->cb(msg[0] ? code : NULL, msg[0] ? msg : NULL, job->arg);
+	free(job->target);
+	free(job->name);
+	free(job);
+	batch_free(b);
+}
+
+static void
+reload_precheck(struct lb *lb, const struct lb_mapping *to, const char *target,
+    int min_up, lb_done_cb cb, void *arg)
+{
+	const char *cmds[] = { "show backend", "show stat -1 4 -1", NULL };
+	struct precheck_job *job;
+	struct target t;
+
+	target_current(lb->conf, &t);
+	if (t.addr == NULL) {
+		log_info("precheck: no stats or master socket: backend %s and min_up "
+		    "are left to haproxy -c and the smoke checks", target);
+		cb(NULL, NULL, arg);
+		return;
+	}
+	job = xcalloc(1, sizeof(*job));
+	job->to = *to;
+	job->target = xstrdup(target);
+	job->min_up = min_up;
+	job->cb = cb;
+	job->arg = arg;
+	job->name = xstrdup(t.addr);
+	batch_start(lb, &t, cmds, precheck_done, job);
+}
+
+/* ------------------------------------------------------------------- apply */
+
+/* What the master's "show proc" says. */
+struct procs {
+	int		 reloads;	/* the master's reload counter */
+	int		 failed;	/* "[failed: N]", 0 if not shown */
+	int		 nworkers;
+	long		 workers[MAX_WORKERS];	/* current ones, not "old workers" */
+};
+
+/*
+ *   #<PID>   <type>   <reloads>      <uptime>   <version>
+ *   3401     master   1 [failed: 0]  0d00h00m12s 2.6.12
+ *   # workers
+ *   3420     worker   0              0d00h00m02s 2.6.12
+ *   # old workers
+ *   3402     worker   1              ...
+ */
+static int
+procs_parse(const char *reply, struct procs *p)
+{
+	char *copy = xstrdup(reply ? reply : ""), *line, *save = NULL, *f;
+	int section = 0, have_master = 0;	/* 0 top, 1 workers, 2 other */
+	long pid;
+	char type[32];
+
+	memset(p, 0, sizeof(*p));
+	for (line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		if (line[0] == '#') {
+			if (strncmp(line, "#<", 2) == 0)
+				continue;
+			section = strncmp(line, "# workers", 9) == 0 ? 1 : 2;
+			continue;
+		}
+		if (sscanf(line, "%ld %31s", &pid, type) != 2)
+			continue;
+		if (strcmp(type, "master") == 0) {
+			have_master = 1;
+			f = line + strspn(line, "0123456789 \t");
+			f += strlen("master");
+			p->reloads = atoi(f);
+			if ((f = strstr(line, "[failed:")) != NULL)
+				p->failed = atoi(f + strlen("[failed:"));
+		} else if (section == 1 && strcmp(type, "worker") == 0 &&
+		    p->nworkers < MAX_WORKERS)
+			p->workers[p->nworkers++] = pid;
+	}
+	free(copy);
+	return have_master ? 0 : -1;
+}
+
+/* The first current worker that was not there before, or 0. */
+static long
+procs_new_worker(const struct procs *before, const struct procs *now)
+{
+	int i, j, seen;
+
+	for (i = 0; i < now->nworkers; i++) {
+		seen = 0;
+		for (j = 0; j < before->nworkers; j++)
+			seen |= now->workers[i] == before->workers[j];
+		if (!seen)
+			return now->workers[i];
+	}
+	return 0;
+}
+
+enum apply_step { A_SNAPSHOT, A_RELOAD, A_WAIT, A_VERIFY };
+
+struct apply_job {
+	struct lb	*lb;
+	lb_done_cb	 cb;
+	void		*arg;
+	struct lb_mapping to;		/* what the new worker must serve */
+	int		 verify;	/* to is a complete mapping */
+	char		*prev;		/* map file before; NULL: there was none */
+	char		*error;		/* why the switch failed (rolling back) */
+	int		 rolling_back;
+	enum apply_step	 step;
+	struct procs	 before;
+	long		 stats_pid;	/* stats socket's "Pid:" before */
+	long		 new_pid;	/* the worker to verify (master socket) */
+	double		 deadline;
+	char		*last;		/* the last thing the poll saw, for messages */
+	struct event	*timer;
+};
+
+static void apply_step_run(struct apply_job *);
+static void apply_rollback(struct apply_job *, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+apply_finish(struct apply_job *job, const char *rollback_error)
+{
+	if (job->error == NULL)
+		job->cb(NULL, NULL, job->arg);
+	else if (rollback_error != NULL) {
+		char *msg = xasprintf("%s; then %s", job->error, rollback_error);
+
+		job->cb(E_HAPROXY, msg, job->arg);
+		free(msg);
+	} else
+		job->cb(E_HAPROXY, job->error, job->arg);
+	event_free(job->timer);
+	free(job->prev);
+	free(job->error);
+	free(job->last);
+	lb_unref(job->lb);
+	free(job);
+}
+
+static void
+apply_note(struct apply_job *job, const char *what)
+{
+	free(job->last);
+	job->last = xstrdup(what);
+}
+
+/* A step failed: the old map file back, then reload again if we had. */
+static void
+apply_rollback(struct apply_job *job, const char *fmt, ...)
+{
+	struct config *conf = job->lb->conf;
+	char *msg;
+	va_list ap;
+	int reloaded = job->step >= A_RELOAD;
+
+	va_start(ap, fmt);
+	if (vasprintf(&msg, fmt, ap) == -1)
+		fatalx("out of memory");
+	va_end(ap);
+	if (job->rolling_back) {
+		/* The reload back failed: nothing more to try. */
+		char *err = xasprintf("the old map file is back, but reloading HAProxy "
+		    "with it failed: %s", msg);
+
+		log_warnx("reload mode: rollback: %s", msg);
+		apply_finish(job, err);
+		free(err);
+		free(msg);
+		return;
+	}
+	log_warnx("reload mode: switch failed: %s", msg);
+	job->error = msg;
+	job->rolling_back = 1;
+	if (lb_file_restore(conf->hap_map, job->prev) == -1) {
+		char *err = xasprintf("putting the old map file %s back failed: %s",
+		    conf->hap_map, strerror(errno));
+
+		apply_finish(job, err);
+		free(err);
+		return;
+	}
+	log_info("reload mode: %s restored", conf->hap_map);
+	if (!reloaded) {
+		apply_finish(job, NULL);
+		return;
+	}
+	/* HAProxy may run the new map, or be in a failed reload: reload it back. */
+	job->verify = job->prev != NULL && map_text_parse(conf, job->prev, &job->to) == 2;
+	job->step = A_SNAPSHOT;
+	apply_step_run(job);
+}
+
+static void
+apply_poll_later(struct apply_job *job)
+{
+	struct timeval tv = { 0, RELOAD_POLL_MS * 1000 };
+
+	if (now_ms() >= job->deadline) {
+		if (job->step == A_WAIT)
+			apply_rollback(job, "no new HAProxy worker within %d ms of the reload "
+			    "(last seen: %s)", job->lb->conf->reload_timeout_ms,
+			    job->last ? job->last : "nothing");
+		else
+			apply_rollback(job, "the new HAProxy worker did not show the new map "
+			    "within %d ms (last seen: %s)", job->lb->conf->reload_timeout_ms,
+			    job->last ? job->last : "nothing");
+		return;
+	}
+	evtimer_add(job->timer, &tv);
+}
+
+static void
+apply_timer(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	apply_step_run(arg);
+}
+
+/* A_SNAPSHOT: who serves now, to know the new worker when it comes. */
+static void
+snapshot_reply(const char *reply, const char *err, void *arg)
+{
+	struct apply_job *job = arg;
+	struct config *conf = job->lb->conf;
+	char *herr;
+
+	if (err != NULL) {
+		apply_rollback(job, "HAProxy %s: %s", conf->master_socket ? conf->master_socket :
+		    conf->hap_sockets[0], err);
+		return;
+	}
+	if (conf->master_socket != NULL) {
+		if (procs_parse(reply, &job->before) == -1) {
+			apply_rollback(job, "master socket %s: \"show proc\" lists no master: %s",
+			    conf->master_socket, reply);
+			return;
+		}
+	} else {
+		const char *p = strstr(reply, "Pid:");
+
+		if ((herr = hapx_reply_error("show info", reply)) != NULL || p == NULL) {
+			apply_rollback(job, "HAProxy %s: \"show info\": %s", conf->hap_sockets[0],
+			    herr ? herr : "no Pid");
+			free(herr);
+			return;
+		}
+		job->stats_pid = atol(p + 4);
+	}
+	job->step = A_RELOAD;
+	apply_step_run(job);
+}
+
+static void
+reload_ran(int ok, const char *output, void *arg)
+{
+	struct apply_job *job = arg;
+
+	if (!ok) {
+		apply_rollback(job, "haproxy.reload_command failed: %s", output);
+		return;
+	}
+	if (job->lb->conf->master_socket == NULL && job->lb->conf->hap_nsockets == 0) {
+		log_info("reload mode: no master or stats socket: the reload is not "
+		    "confirmed beyond the exit status of haproxy.reload_command");
+		apply_finish(job, NULL);
+		return;
+	}
+	job->step = A_WAIT;
+	apply_step_run(job);
+}
+
+static void
+master_reloaded(const char *reply, const char *err, void *arg)
+{
+	struct apply_job *job = arg;
+
+	/* HAProxy 2.6 closes the connection; later ones may say Success=0|1. */
+	if (err == NULL && reply != NULL && strstr(reply, "Success=0") != NULL) {
+		apply_rollback(job, "HAProxy's master refused to reload: %s", reply);
+		return;
+	}
+	if (err != NULL)
+		log_info("reload mode: master socket %s after \"reload\": %s (checking "
+		    "show proc)", job->lb->conf->master_socket, err);
+	job->step = A_WAIT;
+	apply_step_run(job);
+}
+
+/* A_WAIT: until a new worker is up, or the master counts a failed reload. */
+static void
+wait_reply(const char *reply, const char *err, void *arg)
+{
+	struct apply_job *job = arg;
+	struct config *conf = job->lb->conf;
+	struct procs now;
+	const char *p;
+	char seen[256];
+
+	if (err != NULL) {
+		/* The master re-executes itself: its socket refuses for a moment. */
+		apply_note(job, err);
+		apply_poll_later(job);
+		return;
+	}
+	if (conf->master_socket == NULL) {
+		if ((p = strstr(reply, "Pid:")) != NULL && atol(p + 4) != job->stats_pid) {
+			job->step = A_VERIFY;
+			apply_step_run(job);
+			return;
+		}
+		snprintf(seen, sizeof(seen), "stats socket answered by the old worker, Pid %ld",
+		    job->stats_pid);
+		apply_note(job, seen);
+		apply_poll_later(job);
+		return;
+	}
+	if (procs_parse(reply, &now) == -1) {
+		apply_note(job, reply);
+		apply_poll_later(job);
+		return;
+	}
+	snprintf(seen, sizeof(seen), "master reloads %d [failed: %d], %d current worker%s",
+	    now.reloads, now.failed, now.nworkers, now.nworkers == 1 ? "" : "s");
+	apply_note(job, seen);
+	if (now.reloads > job->before.reloads) {
+		if ((job->new_pid = procs_new_worker(&job->before, &now)) != 0) {
+			job->step = A_VERIFY;
+			apply_step_run(job);
+			return;
+		}
+		if (now.failed > 0) {
+			apply_rollback(job, "HAProxy did not load the new configuration "
+			    "(show proc: %s; HAProxy's log says why)", seen);
+			return;
+		}
+	}
+	apply_poll_later(job);
+}
+
+/* A_VERIFY: the new worker's own map. */
+static void
+verify_reply(const char *reply, const char *err, void *arg)
+{
+	struct apply_job *job = arg;
+	struct config *conf = job->lb->conf;
+	struct lb_mapping now;
+	char *herr = NULL, seen[512];
+
+	if (err != NULL || (herr = hapx_reply_error("show map", reply)) != NULL) {
+		/* A worker just forked may not answer yet. */
+		snprintf(seen, sizeof(seen), "show map: %s", err ? err : herr);
+		free(herr);
+		apply_note(job, seen);
+		apply_poll_later(job);
+		return;
+	}
+	if (hapx_parse_map(reply, conf->live_host, conf->cold_host, &now) != 2 ||
+	    strcmp(now.live, job->to.live) != 0 || strcmp(now.cold, job->to.cold) != 0) {
+		apply_rollback(job, "the new HAProxy worker serves %s -> %s, %s -> %s, "
+		    "not the map written", conf->live_host, now.live[0] ? now.live : "(none)",
+		    conf->cold_host, now.cold[0] ? now.cold : "(none)");
+		return;
+	}
+	if (job->rolling_back) {
+		log_info("reload mode: rollback: HAProxy serves %s -> %s again",
+		    conf->live_host, now.live);
+		apply_finish(job, NULL);
+		return;
+	}
+	log_info("reload mode: HAProxy%s serves %s -> %s, %s -> %s",
+	    job->new_pid ? " (new worker)" : "", conf->live_host, now.live,
+	    conf->cold_host, now.cold);
+	apply_finish(job, NULL);
+}
+
+static void
+apply_cmd(struct apply_job *job, const char *addr, const char *cmd, hapx_cb cb)
+{
+	if (hapx_cmd(job->lb->base, addr, cmd, job->lb->conf->timeout_ms, cb, job) == NULL)
+		apply_rollback(job, "%s is not a socket address", addr);
+}
+
+static void
+apply_step_run(struct apply_job *job)
+{
+	struct config *conf = job->lb->conf;
+	char *cmd;
+
+	switch (job->step) {
+	case A_SNAPSHOT:
+		if (conf->master_socket != NULL)
+			apply_cmd(job, conf->master_socket, "show proc" MASTER_END,
+			    snapshot_reply);
+		else if (conf->hap_nsockets > 0)
+			apply_cmd(job, conf->hap_sockets[0], "show info", snapshot_reply);
+		else {
+			job->step = A_RELOAD;
+			apply_step_run(job);
+		}
+		break;
+	case A_RELOAD:
+		job->deadline = now_ms() + conf->reload_timeout_ms;
+		if (conf->reload_command != NULL) {
+			if (lb_run(job->lb->base, conf->reload_command, conf->reload_timeout_ms,
+			    NULL, reload_ran, job) == -1)
+				apply_rollback(job, "cannot run haproxy.reload_command: %s",
+				    strerror(errno));
+		} else
+			apply_cmd(job, conf->master_socket, "reload" MASTER_END,
+			    master_reloaded);
+		break;
+	case A_WAIT:
+		if (conf->master_socket != NULL)
+			apply_cmd(job, conf->master_socket, "show proc" MASTER_END, wait_reply);
+		else
+			apply_cmd(job, conf->hap_sockets[0], "show info", wait_reply);
+		break;
+	case A_VERIFY:
+		if (!job->verify) {
+			log_info("reload mode: rollback: the old map file had no complete "
+			    "map; not verified");
+			apply_finish(job, NULL);
+			break;
+		}
+		if (conf->master_socket != NULL) {
+			cmd = xasprintf("@!%ld show map %s" MASTER_END, job->new_pid,
+			    conf->hap_map);
+			apply_cmd(job, conf->master_socket, cmd, verify_reply);
+		} else {
+			cmd = xasprintf("show map %s", conf->hap_map);
+			apply_cmd(job, conf->hap_sockets[0], cmd, verify_reply);
+		}
+		free(cmd);
+		break;
+	}
+}
+
+/* haproxy -c said yes or no about the configuration with the new map. */
+static void
+check_ran(int ok, const char *output, void *arg)
+{
+	struct apply_job *job = arg;
+	struct config *conf = job->lb->conf;
+
+	if (!ok) {
+		apply_rollback(job, "haproxy -c -f %s refused the configuration with the "
+		    "new map, nothing was reloaded: %s", conf->hap_config, output);
+		return;
+	}
+	job->step = A_SNAPSHOT;
+	apply_step_run(job);
+}
+
+static void
+reload_apply(struct lb *lb, const struct lb_mapping *to, lb_done_cb cb, void *arg)
+{
+	struct apply_job *job = xcalloc(1, sizeof(*job));
+	struct config *conf = lb->conf;
+	char *text, *bin, *cfg, *cmd;
+
+	job->lb = lb_ref(lb);
+	job->cb = cb;
+	job->arg = arg;
+	job->to = *to;
+	job->verify = 1;
+	job->timer = evtimer_new(lb->base, apply_timer, job);
+	if (job->timer == NULL)
+		fatalx("out of memory");
+	job->step = A_SNAPSHOT;		/* nothing reloaded yet */
+	job->prev = lb_file_read(conf->hap_map);
+	if (job->prev == NULL && errno != ENOENT) {
+		job->error = xasprintf("cannot read the map file %s: %s", conf->hap_map,
+		    strerror(errno));
+		apply_finish(job, NULL);
+		return;
+	}
+	text = lb_map_text(conf, to);
+	if (file_write_atomic(conf->hap_map, text, strlen(text), 0644) == -1) {
+		job->error = xasprintf("cannot write the map file %s: %s", conf->hap_map,
+		    strerror(errno));
+		free(text);
+		apply_finish(job, NULL);
+		return;
+	}
+	free(text);
+	bin = lb_shell_quote(conf->hap_binary);
+	cfg = lb_shell_quote(conf->hap_config);
+	/* Not -q: that silences HAProxy's reasons too.  Its ALERTs say why. */
+	cmd = xasprintf("%s -c -f %s", bin, cfg);
+	if (lb_run(lb->base, cmd, conf->reload_timeout_ms, "[ALERT]", check_ran, job) == -1)
+		apply_rollback(job, "cannot run %s: %s", cmd, strerror(errno));
+	free(bin);
+	free(cfg);
+	free(cmd);
+}
+
+const struct lb_driver drv_haproxy_reload = {
+	.name = "haproxy-reload",
+	.observe = reload_observe,
+	.precheck = reload_precheck,
+	.apply = reload_apply,
+};

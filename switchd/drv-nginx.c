@@ -1,0 +1,612 @@
+/*
+ * drv-nginx.c — the nginx driver (an `nginx` section instead of `haproxy`):
+ * nginx itself routes by host name, from one include file switchd owns
+ * (nginx.include): an upstream per pool, built from pools.*.servers, and
+ *
+ *     map $host $switchd_pool { hostnames; default UP_HOT;
+ *                               LIVE_HOST UP_HOT; COLD_HOST UP_COLD; }
+ *
+ * which the admin's server block uses as `proxy_pass http://$switchd_pool;`
+ * (nginx/switchd-driver.conf).  The upstream names are pools.*.backend,
+ * "switchd_blue" and "switchd_green" unless set.
+ *
+ * apply: write the include atomically (keeping the old text) -> "nginx -t"
+ * -> graceful reload (nginx.reload_command, default "nginx -s reload") ->
+ * confirm: the master (nginx.pid_file) has new workers, and check_url, if
+ * set, answers for the live host with the upstream it now serves.  On a
+ * failure the old include goes back, nginx is reloaded again if it was,
+ * and the error carries nginx's own words.
+ *
+ * observe reads the include (it is ours).  nginx OSS has no active health
+ * checks: servers are "unknown", min_up is left to the smoke checks, and
+ * precheck only asks that the target upstream has a server.
+ */
+#include <sys/types.h>
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "drv.h"
+#include "http.h"
+#include "log.h"
+#include "switchd.h"
+
+#define NGX_POLL_MS	100
+#define NGX_MAX_KIDS	256
+#define NGX_CHECK_MS	2000	/* one check_url request */
+
+char *
+nginx_include_text(const struct config *conf, const struct lb_mapping *m)
+{
+	size_t len = 0, cap = 4096, i, j;
+	char *buf = xcalloc(1, cap);
+
+#define ADD(...) do {							\
+	int n_ = snprintf(buf + len, cap - len, __VA_ARGS__);		\
+	if (n_ >= 0 && (size_t)n_ >= cap - len) {			\
+		cap = cap * 2 + (size_t)n_;				\
+		if ((buf = realloc(buf, cap)) == NULL)			\
+			fatalx("out of memory");			\
+		n_ = snprintf(buf + len, cap - len, __VA_ARGS__);	\
+	}								\
+	len += n_ > 0 ? (size_t)n_ : 0;					\
+} while (0)
+
+	ADD("# written by switchd: %s is served by %s; do not edit.\n"
+	    "# Use it in a server block as: proxy_pass http://$switchd_pool;\n",
+	    conf->live_host, m->live);
+	for (i = 0; i < NPOOLS; i++) {
+		const struct pool *p = &conf->pools[i];
+
+		ADD("upstream %s {\n", p->backend);
+		for (j = 0; j < p->nservers; j++)
+			ADD("\tserver %s;\n", p->servers[j].address);
+		/* nginx refuses an empty upstream; precheck refuses to use one. */
+		if (p->nservers == 0)
+			ADD("\tserver 127.0.0.1:9 down;\t# pool %s has no servers\n", p->name);
+		/* Used when the location sets proxy_http_version 1.1 and Connection "". */
+		ADD("\tkeepalive 16;\n}\n");
+	}
+	ADD("map $host $switchd_pool {\n\thostnames;\n\tdefault %s;\n\t%s %s;\n\t%s %s;\n}\n",
+	    m->live, conf->live_host, m->live, conf->cold_host, m->cold);
+#undef ADD
+	return buf;
+}
+
+/* The map block of our include -> mapping; 2 when both keys are there. */
+static int
+include_parse(const struct config *conf, const char *text, struct lb_mapping *m)
+{
+	char *copy = xstrdup(text), *line, *save = NULL, *semi;
+	char key[256], val[128];
+	int inmap = 0, nlive = 0, ncold = 0;
+
+	m->live[0] = m->cold[0] = '\0';
+	for (line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		line += strspn(line, " \t");
+		if (strncmp(line, "map ", 4) == 0 && strstr(line, "$switchd_pool") != NULL) {
+			inmap = 1;
+			continue;
+		}
+		if (!inmap)
+			continue;
+		if (line[0] == '}')
+			break;
+		if ((semi = strchr(line, ';')) != NULL)
+			*semi = '\0';
+		if (sscanf(line, "%255s %127s", key, val) != 2)
+			continue;
+		if (strcasecmp(key, conf->live_host) == 0) {
+			snprintf(m->live, sizeof(m->live), "%s", val);
+			nlive++;
+		} else if (strcasecmp(key, conf->cold_host) == 0) {
+			snprintf(m->cold, sizeof(m->cold), "%s", val);
+			ncold++;
+		}
+	}
+	free(copy);
+	return nlive > 1 || ncold > 1 ? -1 : (nlive > 0) + (ncold > 0);
+}
+
+/* nginx's master from nginx.pid_file: its pid, 0 if unset, -1 if not running. */
+static long
+master_pid(const struct config *conf, char *why, size_t len)
+{
+	char *text;
+	long pid;
+
+	if (conf->ngx_pid_file == NULL)
+		return 0;
+	if ((text = lb_file_read(conf->ngx_pid_file)) == NULL) {
+		snprintf(why, len, "nginx is not running: cannot read %s: %s",
+		    conf->ngx_pid_file, strerror(errno));
+		return -1;
+	}
+	pid = atol(text);
+	free(text);
+	if (pid <= 0 || (kill((pid_t)pid, 0) == -1 && errno == ESRCH)) {
+		snprintf(why, len, "nginx is not running (pid file %s)", conf->ngx_pid_file);
+		return -1;
+	}
+	return pid;
+}
+
+/* The master's children (its workers), from procfs; -1 if it is gone. */
+static int
+master_kids(long master, long *kids, int max)
+{
+	char path[300], *text, *p, *end;
+	DIR *d;
+	struct dirent *de;
+	FILE *f;
+	int n = 0;
+	long ppid;
+
+	snprintf(path, sizeof(path), "/proc/%ld/task/%ld/children", master, master);
+	if ((text = lb_file_read(path)) != NULL) {
+		for (p = text; n < max; p = end) {
+			long pid = strtol(p, &end, 10);
+
+			if (end == p)
+				break;
+			kids[n++] = pid;
+		}
+		free(text);
+		return n;
+	}
+	if (kill((pid_t)master, 0) == -1 && errno == ESRCH)
+		return -1;
+	/* No CONFIG_PROC_CHILDREN: every process's parent, from its stat. */
+	if ((d = opendir("/proc")) == NULL)
+		return 0;
+	while ((de = readdir(d)) != NULL && n < max) {
+		char line[512];
+
+		if (!isdigit((unsigned char)de->d_name[0]))
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/stat", de->d_name);
+		if ((f = fopen(path, "re")) == NULL)
+			continue;
+		if (fgets(line, sizeof(line), f) != NULL && (p = strrchr(line, ')')) != NULL &&
+		    sscanf(p + 1, " %*c %ld", &ppid) == 1 && ppid == master)
+			kids[n++] = atol(de->d_name);
+		fclose(f);
+	}
+	closedir(d);
+	return n;
+}
+
+/*
+ * nginx's words without its log prefix: "2024/01/02 03:04:05 [emerg]
+ * 123#123: unknown directive ..." -> "[emerg] unknown directive ...".
+ */
+static char *
+nginx_words(const char *out)
+{
+	char *buf = xstrdup(out), *w = buf;
+	const char *r = out, *p;
+
+	while (*r != '\0') {
+		/* At the start of a message: the date, the time, a level. */
+		if ((r == out || (r[-2] == ';' && r[-1] == ' ')) &&
+		    strlen(r) > 20 && isdigit((unsigned char)r[0]) && r[4] == '/' &&
+		    r[7] == '/' && r[10] == ' ' && r[13] == ':' && r[19] == ' ' &&
+		    r[20] == '[' && (p = strchr(r + 20, ']')) != NULL) {
+			size_t n = (size_t)(p + 1 - (r + 20));
+
+			memmove(w, r + 20, n);
+			w += n;
+			r = p + 1;
+			/* " 123#123:" */
+			p = r + strspn(r, " 0123456789");
+			if (*p == '#') {
+				p += 1 + strspn(p + 1, "0123456789");
+				if (*p == ':')
+					r = p + 1;
+			}
+			continue;
+		}
+		*w++ = *r++;
+	}
+	*w = '\0';
+	return buf;
+}
+
+/* "nginx -t" and "nginx -s reload" with the configured -c and -p. */
+static char *
+nginx_command(const struct config *conf, const char *args)
+{
+	char *bin = lb_shell_quote(conf->ngx_binary), *cfg = lb_shell_quote(conf->ngx_config);
+	char *pfx = conf->ngx_prefix ? lb_shell_quote(conf->ngx_prefix) : NULL;
+	char *cmd = xasprintf("%s %s -c %s%s%s", bin, args, cfg, pfx ? " -p " : "",
+	    pfx ? pfx : "");
+
+	free(bin);
+	free(cfg);
+	free(pfx);
+	return cmd;
+}
+
+/* ----------------------------------------------------------------- observe */
+
+static void
+ngx_observe(struct lb *lb, lb_view_cb cb, void *arg)
+{
+	struct config *conf = lb->conf;
+	struct lb_view *v = xcalloc(1, sizeof(*v));
+	struct lb_node *node;
+	char *text;
+	int found;
+
+	v->nnodes = 1;
+	v->nodes = node = xcalloc(1, sizeof(*node));
+	node->name = xasprintf("nginx %s", conf->ngx_config);
+	if ((text = lb_file_read(conf->ngx_include)) == NULL) {
+		/*
+		 * No include yet (first start): answer, so that the reconcile
+		 * writes it, even before nginx runs (it cannot start without).
+		 */
+		node->ok = errno == ENOENT;
+		snprintf(node->error, sizeof(node->error), "cannot read %s: %s",
+		    conf->ngx_include, strerror(errno));
+	} else if (master_pid(conf, node->error, sizeof(node->error)) >= 0) {
+		node->ok = 1;
+		found = include_parse(conf, text, &node->map);
+		node->has_map = found == 2;
+		if (found == -1)
+			snprintf(node->error, sizeof(node->error),
+			    "a host name appears twice in %s", conf->ngx_include);
+	}
+	free(text);
+	cb(v, arg);
+}
+
+/* ---------------------------------------------------------------- precheck */
+
+static void
+ngx_precheck(struct lb *lb, const struct lb_mapping *to, const char *target,
+    int min_up, lb_done_cb cb, void *arg)
+{
+	struct config *conf = lb->conf;
+	char why[512];
+	int i;
+
+	(void)to;
+	(void)min_up;
+	if (master_pid(conf, why, sizeof(why)) < 0) {
+		cb(E_HAPROXY, why, arg);
+		return;
+	}
+	for (i = 0; i < NPOOLS; i++) {
+		if (strcmp(conf->pools[i].backend, target) != 0)
+			continue;
+		if (conf->pools[i].nservers == 0) {
+			snprintf(why, sizeof(why), "upstream %s (pool %s) has no servers",
+			    target, conf->pools[i].name);
+			cb(E_REFUSED, why, arg);
+			return;
+		}
+		cb(NULL, NULL, arg);
+		return;
+	}
+	snprintf(why, sizeof(why), "upstream %s is not a pool's", target);
+	cb(E_REFUSED, why, arg);
+}
+
+/* ------------------------------------------------------------------- apply */
+
+enum ngx_step { N_TEST, N_RELOAD, N_WORKERS, N_CHECK };
+
+struct ngx_job {
+	struct lb	*lb;
+	lb_done_cb	 cb;
+	void		*arg;
+	struct lb_mapping to;
+	char		*prev;		/* include before; NULL: there was none */
+	enum ngx_step	 step;
+	long		 master;
+	long		 kids[NGX_MAX_KIDS];
+	int		 nkids;
+	double		 deadline;
+	char		*last;		/* what the last poll saw */
+	struct event	*timer;
+	struct http_req	*http;
+};
+
+static void ngx_poll(struct ngx_job *);
+
+static void
+ngx_finish(struct ngx_job *job, const char *code, const char *error)
+{
+	job->cb(code, error, job->arg);
+	if (job->http != NULL)
+		http_cancel(job->http);
+	event_free(job->timer);
+	free(job->prev);
+	free(job->last);
+	lb_unref(job->lb);
+	free(job);
+}
+
+static void
+rollback_reloaded(int ok, const char *output, void *arg)
+{
+	struct ngx_job *job = arg;
+	char *msg, *words;
+
+	if (ok) {
+		log_info("nginx: rollback: reloaded with the old include");
+		ngx_finish(job, E_HAPROXY, job->last);
+		return;
+	}
+	words = nginx_words(output);
+	msg = xasprintf("%s; then the old include is back, but reloading nginx with "
+	    "it failed: %s", job->last, words);
+	log_warnx("nginx: rollback: %s", words);
+	free(words);
+	ngx_finish(job, E_HAPROXY, msg);
+	free(msg);
+}
+
+/* The old include back, and nginx reloaded again if it had been. */
+static void
+ngx_fail(struct ngx_job *job, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void
+ngx_fail(struct ngx_job *job, const char *fmt, ...)
+{
+	struct config *conf = job->lb->conf;
+	char *msg, *cmd;
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (vasprintf(&msg, fmt, ap) == -1)
+		fatalx("out of memory");
+	va_end(ap);
+	log_warnx("nginx: switch failed: %s", msg);
+	free(job->last);
+	job->last = msg;
+	if (job->prev == NULL && job->step > N_TEST) {
+		/* Nothing to go back to, and nginx -t accepts it: keep it. */
+		log_info("nginx: %s kept: there was none before", conf->ngx_include);
+	} else if (lb_file_restore(conf->ngx_include, job->prev) == -1) {
+		char *err = xasprintf("%s; then putting the old %s back failed: %s", msg,
+		    conf->ngx_include, strerror(errno));
+
+		ngx_finish(job, E_HAPROXY, err);
+		free(err);
+		return;
+	}
+	else
+		log_info("nginx: %s restored", conf->ngx_include);
+	if (job->step < N_RELOAD) {
+		ngx_finish(job, E_HAPROXY, msg);
+		return;
+	}
+	cmd = conf->ngx_reload_command ? xstrdup(conf->ngx_reload_command) :
+	    nginx_command(conf, "-s reload");
+	if (lb_run(job->lb->base, cmd, conf->ngx_timeout_ms, "[emerg]", rollback_reloaded,
+	    job) == -1) {
+		char *err = xasprintf("%s; then the old include is back, but nginx cannot "
+		    "be reloaded with it: %s", msg, strerror(errno));
+
+		ngx_finish(job, E_HAPROXY, err);
+		free(err);
+	}
+	free(cmd);
+}
+
+static void
+ngx_note(struct ngx_job *job, const char *what)
+{
+	free(job->last);
+	job->last = xstrdup(what);
+}
+
+static void
+ngx_poll_later(struct ngx_job *job)
+{
+	struct timeval tv = { 0, NGX_POLL_MS * 1000 };
+
+	if (now_ms() < job->deadline) {
+		evtimer_add(job->timer, &tv);
+		return;
+	}
+	if (job->step == N_WORKERS)
+		ngx_fail(job, "nginx started no new workers within %d ms of the reload, so "
+		    "it did not load the new configuration (its error log says why)",
+		    job->lb->conf->ngx_timeout_ms);
+	else
+		ngx_fail(job, "nginx.check_url did not show %s for %s within %d ms (last "
+		    "seen: %s)", job->to.live, job->lb->conf->live_host,
+		    job->lb->conf->ngx_timeout_ms, job->last ? job->last : "nothing");
+}
+
+static void
+ngx_timer(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	ngx_poll(arg);
+}
+
+static void
+ngx_done(struct ngx_job *job)
+{
+	log_info("nginx: reloaded: %s -> %s, %s -> %s", job->lb->conf->live_host,
+	    job->to.live, job->lb->conf->cold_host, job->to.cold);
+	ngx_finish(job, NULL, NULL);
+}
+
+static void
+check_reply(const struct http_result *r, void *arg)
+{
+	struct ngx_job *job = arg;
+	char seen[256];
+	const char *b;
+	size_t n;
+
+	job->http = NULL;
+	if (r->error != NULL)
+		snprintf(seen, sizeof(seen), "%s", r->error);
+	else {
+		b = r->body + strspn(r->body, " \t\r\n");
+		n = strcspn(b, " \t\r\n");
+		if (r->status == 200 && n == strlen(job->to.live) &&
+		    strncmp(b, job->to.live, n) == 0) {
+			ngx_done(job);
+			return;
+		}
+		snprintf(seen, sizeof(seen), "status %ld, \"%.*s\"", r->status,
+		    (int)(n > 128 ? 128 : n), b);
+	}
+	ngx_note(job, seen);
+	ngx_poll_later(job);
+}
+
+static void
+ngx_poll(struct ngx_job *job)
+{
+	struct config *conf = job->lb->conf;
+	struct http_opts o;
+	long kids[NGX_MAX_KIDS];
+	int n, i, j, fresh = 0;
+
+	if (job->step == N_WORKERS) {
+		if ((n = master_kids(job->master, kids, NGX_MAX_KIDS)) < 0) {
+			ngx_fail(job, "nginx's master (pid %ld) exited during the reload",
+			    job->master);
+			return;
+		}
+		for (i = 0; i < n && !fresh; i++) {
+			fresh = 1;
+			for (j = 0; j < job->nkids; j++)
+				if (kids[i] == job->kids[j])
+					fresh = 0;
+		}
+		if (!fresh) {
+			ngx_poll_later(job);
+			return;
+		}
+		job->step = N_CHECK;
+	}
+	if (conf->ngx_check_url == NULL) {
+		ngx_done(job);
+		return;
+	}
+	memset(&o, 0, sizeof(o));
+	o.url = conf->ngx_check_url;
+	o.host = conf->live_host;
+	o.timeout_ms = NGX_CHECK_MS;
+	o.insecure = 1;		/* reached by address, as the smoke checks */
+	o.max_body = 4096;
+	if ((job->http = http_start(&o, check_reply, job)) == NULL)
+		ngx_fail(job, "cannot request nginx.check_url: %s", strerror(errno));
+}
+
+static void
+reload_ran(int ok, const char *output, void *arg)
+{
+	struct ngx_job *job = arg;
+	struct config *conf = job->lb->conf;
+
+	if (!ok) {
+		char *words = nginx_words(output);
+
+		ngx_fail(job, "reloading nginx failed: %s", words);
+		free(words);
+		return;
+	}
+	job->deadline = now_ms() + conf->ngx_timeout_ms;
+	if (job->master == 0 && conf->ngx_check_url == NULL) {
+		log_info("nginx: reloaded; neither nginx.pid_file nor nginx.check_url is "
+		    "set, so the new workers are not confirmed");
+		ngx_done(job);
+		return;
+	}
+	job->step = job->master != 0 ? N_WORKERS : N_CHECK;
+	ngx_poll(job);
+}
+
+static void
+test_ran(int ok, const char *output, void *arg)
+{
+	struct ngx_job *job = arg;
+	struct config *conf = job->lb->conf;
+	char why[512], *cmd;
+
+	if (!ok) {
+		char *words = nginx_words(output);
+
+		ngx_fail(job, "nginx -t refused the configuration with the new include, "
+		    "nothing was reloaded: %s", words);
+		free(words);
+		return;
+	}
+	/* Who serves now, to know the new workers when they come. */
+	if ((job->master = master_pid(conf, why, sizeof(why))) < 0) {
+		/* A switch is prechecked; this is a reconcile with nginx down. */
+		log_warnx("nginx: %s; %s is written and passes nginx -t: nginx "
+		    "serves it when it starts", why, conf->ngx_include);
+		ngx_finish(job, NULL, NULL);
+		return;
+	}
+	if (job->master > 0)
+		job->nkids = master_kids(job->master, job->kids, NGX_MAX_KIDS);
+	job->step = N_RELOAD;
+	cmd = conf->ngx_reload_command ? xstrdup(conf->ngx_reload_command) :
+	    nginx_command(conf, "-s reload");
+	if (lb_run(job->lb->base, cmd, conf->ngx_timeout_ms, "[emerg]", reload_ran, job) == -1)
+		ngx_fail(job, "cannot run %s: %s", cmd, strerror(errno));
+	free(cmd);
+}
+
+static void
+ngx_apply(struct lb *lb, const struct lb_mapping *to, lb_done_cb cb, void *arg)
+{
+	struct ngx_job *job = xcalloc(1, sizeof(*job));
+	struct config *conf = lb->conf;
+	char *text, *cmd;
+
+	job->lb = lb_ref(lb);
+	job->cb = cb;
+	job->arg = arg;
+	job->to = *to;
+	job->step = N_TEST;
+	if ((job->timer = evtimer_new(lb->base, ngx_timer, job)) == NULL)
+		fatalx("out of memory");
+	job->prev = lb_file_read(conf->ngx_include);
+	if (job->prev == NULL && errno != ENOENT) {
+		char *err = xasprintf("cannot read %s: %s", conf->ngx_include, strerror(errno));
+
+		ngx_finish(job, E_HAPROXY, err);
+		free(err);
+		return;
+	}
+	text = nginx_include_text(conf, to);
+	if (file_write_atomic(conf->ngx_include, text, strlen(text), 0644) == -1) {
+		char *err = xasprintf("cannot write %s: %s", conf->ngx_include, strerror(errno));
+
+		free(text);
+		ngx_finish(job, E_HAPROXY, err);
+		free(err);
+		return;
+	}
+	free(text);
+	cmd = nginx_command(conf, "-t -q");
+	if (lb_run(lb->base, cmd, conf->ngx_timeout_ms, "[emerg]", test_ran, job) == -1)
+		ngx_fail(job, "cannot run %s: %s", cmd, strerror(errno));
+	free(cmd);
+}
+
+const struct lb_driver drv_nginx = {
+	.name = "nginx",
+	.observe = ngx_observe,
+	.precheck = ngx_precheck,
+	.apply = ngx_apply,
+};
