@@ -1,6 +1,7 @@
 #!/bin/bash
-# tests/fuzz/keep-artifacts.sh LOG DIR — file the inputs libFuzzer wrote to
-# DIR (crash-*, leak-*, timeout-*, oom-*) into tests/fuzz/regressions/,
+# tests/fuzz/keep-artifacts.sh LOG DIR [REGDIR] — file the inputs libFuzzer
+# wrote to DIR (crash-*, leak-*, timeout-*, oom-*) into REGDIR (default
+# tests/fuzz/regressions/),
 # named after the report in LOG: SAN-FILE_LINE-HASH, e.g.
 # ubsan-cmd-lock.c_41-3f2a9c1e (sanitizer, and the first switchd source line
 # of the report), breach-HASH (a protocol breach), timeout-HASH.  An input
@@ -8,7 +9,7 @@
 # Prints what it did.  Run from the repository root.
 set -u
 log=$1 dir=$2
-regs=tests/fuzz/regressions
+regs=${3:-tests/fuzz/regressions}
 
 sig() {
 	local s loc

@@ -1,25 +1,31 @@
 #!/bin/bash
-# tests/fuzz/run.sh [SECONDS] — build the libFuzzer harness over switchd's
-# request path (tests/fuzz/fuzz-request.c), replay every input in
-# tests/fuzz/regressions/, then fuzz for SECONDS (default: $FUZZ_SECONDS, else
-# 600) starting from tests/fuzz/corpus/.  "make fuzz" runs it.
+# tests/fuzz/run.sh [SECONDS] — build the libFuzzer harnesses and run them:
 #
-# The corpus grows in build/fuzz/corpus/ (kept between runs; the seeds in
-# tests/fuzz/corpus/ are only read).  A crash, leak, timeout or protocol
-# breach stops the run: its input is filed in tests/fuzz/regressions/ by
-# tests/fuzz/keep-artifacts.sh (unless that bug is kept already; add a new
-# one to git: the test suite replays it from then on) and the exit status
-# is 1.  Run from anywhere.
+#   fuzz-request  switchd's request path (tests/fuzz/fuzz-request.c): seeds
+#                 tests/fuzz/corpus/, regressions tests/fuzz/regressions/
+#   fuzz-hapx     its readers of HAProxy's replies (tests/fuzz/fuzz-hapx.c):
+#                 seeds tests/fuzz/corpus-hapx/, regressions
+#                 tests/fuzz/regressions-hapx/
+#
+# First every regression input is replayed, then fuzz-request fuzzes for
+# SECONDS (default: $FUZZ_SECONDS, else 600) and fuzz-hapx for a fifth of
+# that.  "make fuzz" runs it.
+#
+# The corpora grow in build/fuzz/corpus*/ (kept between runs; the seeds in
+# tests/fuzz/ are only read).  A crash, leak, timeout or protocol breach
+# stops that target: its input is filed in the target's regressions
+# directory by tests/fuzz/keep-artifacts.sh (unless that bug is kept
+# already; add a new one to git: the test suite replays it from then on)
+# and the exit status is 1.  Run from anywhere.
 #
 #   FUZZ_JOBS=N    N fuzzing processes in parallel (libFuzzer -fork=N)
 set -u
 cd "$(dirname "$0")/../.." || exit 2
-SECONDS_WANTED=${1:-${FUZZ_SECONDS:-600}}
+SECS=${1:-${FUZZ_SECONDS:-600}}
 B=build/fuzz
-BIN=$B/fuzz-request
 
 if ! make -s -f tests/fuzz/Makefile; then
-	echo "tests/fuzz/run.sh: cannot build the harness (needs clang and libFuzzer:" \
+	echo "tests/fuzz/run.sh: cannot build the harnesses (needs clang and libFuzzer:" \
 	    "apt-get install clang libclang-rt-14-dev)" >&2
 	exit 1
 fi
@@ -27,34 +33,54 @@ fi
 # ASan/UBSan reports on stderr, next to libFuzzer's; no log_path from a test.
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:allocator_may_return_null=0
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+unset LSAN_OPTIONS
 
 status=0
-regs=$(find tests/fuzz/regressions -type f ! -name 'README*' ! -name '.*' 2>/dev/null | sort)
-if [ -n "$regs" ]; then
-	echo "replaying $(echo "$regs" | wc -l) regression input(s)"
-	for f in $regs; do
-		if ! "$BIN" "$f" >"$B/replay.log" 2>&1; then
+
+# replay BIN DIR: every input in DIR (but READMEs) runs clean.
+replay() {
+	local bin=$1 dir=$2 f n=0
+	for f in "$dir"/*; do
+		[ -f "$f" ] || continue
+		case $(basename "$f") in README*) continue ;; esac
+		n=$((n + 1))
+		if ! "$bin" "$f" >"$B/replay.log" 2>&1; then
 			echo "FAIL regression $f:"
-			grep -vE '^(INFO|Running|Executed|MS:|base64:)' "$B/replay.log" | head -n 60
+			grep -vE '^(INFO|Running|Executed|MS:|base64:)' "$B/replay.log" | head -n 40
 			status=1
 		fi
 	done
-fi
+	echo "$(basename "$bin"): $n regression input(s) replayed"
+}
 
-mkdir -p "$B/corpus" "$B/artifacts"
-echo "fuzzing for $SECONDS_WANTED s (corpus $B/corpus, seeds tests/fuzz/corpus)"
-fork=()
-[ -n "${FUZZ_JOBS:-}" ] && fork=(-fork="$FUZZ_JOBS" -ignore_crashes=0)
-"$BIN" -max_total_time="$SECONDS_WANTED" -timeout=30 -rss_limit_mb=4096 -max_len=70000 \
-	-dict=tests/fuzz/request.dict -artifact_prefix="$B/artifacts/" -print_final_stats=1 \
-	"${fork[@]}" "$B/corpus" tests/fuzz/corpus >"$B/fuzz.log" 2>&1
-rc=$?
-grep -E '^#[0-9]+[[:space:]]+(INITED|DONE)|^stat::|^Done ' "$B/fuzz.log"
-kept=$(tests/fuzz/keep-artifacts.sh "$B/fuzz.log" "$B/artifacts")
-if [ "$rc" -ne 0 ]; then
-	echo "FAIL: the fuzzer stopped (exit $rc):"
-	grep -vE '^#[0-9]+ +(NEW|REDUCE|pulse|RELOAD)|^ *"|^###|^INFO|^MS:|^base64:' "$B/fuzz.log" | tail -n 80
-	status=1
-fi
-[ -n "$kept" ] && echo "$kept"
+# fuzz NAME SECONDS SEEDS REGDIR [libFuzzer options...]
+fuzz() {
+	local name=$1 secs=$2 seeds=$3 regs=$4 rc kept
+	shift 4
+	local fork=()
+	[ -n "${FUZZ_JOBS:-}" ] && fork=(-fork="$FUZZ_JOBS" -ignore_crashes=0)
+	mkdir -p "$B/corpus-$name" "$B/artifacts-$name"
+	echo "$name: fuzzing for $secs s (corpus $B/corpus-$name, seeds $seeds)"
+	"$B/$name" -max_total_time="$secs" -timeout=30 -rss_limit_mb=4096 -print_final_stats=1 \
+		-artifact_prefix="$B/artifacts-$name/" "$@" "${fork[@]}" \
+		"$B/corpus-$name" "$seeds" >"$B/$name.log" 2>&1
+	rc=$?
+	grep -E '^#[0-9]+[[:space:]]+(INITED|DONE)|^stat::|^Done ' "$B/$name.log" | sed "s/^/$name: /"
+	kept=$(tests/fuzz/keep-artifacts.sh "$B/$name.log" "$B/artifacts-$name" "$regs")
+	if [ "$rc" -ne 0 ]; then
+		echo "FAIL: $name stopped (exit $rc):"
+		grep -vE '^#[0-9]+[[:space:]]+(NEW|REDUCE|pulse|RELOAD)|^ *"|^###|^INFO|^MS:|^base64:' \
+			"$B/$name.log" | tail -n 60
+		status=1
+	fi
+	[ -n "$kept" ] && echo "$kept"
+	return 0
+}
+
+replay "$B/fuzz-request" tests/fuzz/regressions
+replay "$B/fuzz-hapx" tests/fuzz/regressions-hapx
+fuzz fuzz-request "$SECS" tests/fuzz/corpus tests/fuzz/regressions \
+	-max_len=70000 -dict=tests/fuzz/request.dict
+h=$(( SECS / 5 )); [ "$h" -lt 10 ] && h=10
+fuzz fuzz-hapx "$h" tests/fuzz/corpus-hapx tests/fuzz/regressions-hapx -max_len=65536
 exit $status
