@@ -2,10 +2,11 @@
 # tests/fuzz/keep-artifacts.sh LOG DIR [REGDIR] — file the inputs libFuzzer
 # wrote to DIR (crash-*, leak-*, timeout-*, oom-*) into REGDIR (default
 # tests/fuzz/regressions/),
-# named after the report in LOG: SAN-FILE_LINE-HASH, e.g.
-# ubsan-cmd-lock.c_41-3f2a9c1e (sanitizer, and the first switchd source line
-# of the report), breach-HASH (a protocol breach), timeout-HASH.  An input
-# for a bug already kept (same SAN-FILE_LINE prefix) is not kept twice.
+# named after the report in LOG: SAN-FUNCTION-HASH, e.g.
+# ubsan-cmd_lock_exec-3f2a9c1e (sanitizer, and the function of the first
+# stack frame in switchd's sources), breach-HASH (a protocol breach: HASH of
+# its reason), timeout-HASH.  An input for a bug already kept (same
+# SAN-FUNCTION prefix) is not kept twice.
 # Prints what it did.  Run from the repository root.
 set -u
 log=$1 dir=$2
@@ -25,9 +26,10 @@ sig() {
 	*AddressSanitizer*) s=asan ;;
 	*) s=crash ;;
 	esac
-	# The first switchd/ source line named by the report (ubsan names it in
-	# SUMMARY, ASan in its stack).
-	loc=$(grep -oE 'switchd/[a-z0-9_.-]+\.c:[0-9]+' "$log" | head -n 1 | sed 's|switchd/||; s|:|_|')
+	# The function of the first stack frame in switchd's sources: stable
+	# across edits that move line numbers.
+	loc=$(grep -oE ' in [A-Za-z_][A-Za-z0-9_]* [^ ]*switchd/[a-z0-9_.-]+\.c:[0-9]+' "$log" \
+		| head -n 1 | awk '{ print $2 }')
 	echo "$s${loc:+-$loc}"
 }
 

@@ -7,9 +7,9 @@
 #                 seeds tests/fuzz/corpus-hapx/, regressions
 #                 tests/fuzz/regressions-hapx/
 #
-# First every regression input is replayed, then fuzz-request fuzzes for
-# SECONDS (default: $FUZZ_SECONDS, else 600) and fuzz-hapx for a fifth of
-# that.  "make fuzz" runs it.
+# First every regression input is replayed, then the two fuzz for SECONDS
+# in all (default: $FUZZ_SECONDS, else 600): five sixths for fuzz-request,
+# one sixth for fuzz-hapx.  "make fuzz" runs it.
 #
 # The corpora grow in build/fuzz/corpus*/ (kept between runs; the seeds in
 # tests/fuzz/ are only read).  A crash, leak, timeout or protocol breach
@@ -79,8 +79,9 @@ fuzz() {
 
 replay "$B/fuzz-request" tests/fuzz/regressions
 replay "$B/fuzz-hapx" tests/fuzz/regressions-hapx
-fuzz fuzz-request "$SECS" tests/fuzz/corpus tests/fuzz/regressions \
+h=$(( SECS / 6 )); [ "$h" -lt 10 ] && h=10
+r=$(( SECS - h )); [ "$r" -lt 10 ] && r=10
+fuzz fuzz-request "$r" tests/fuzz/corpus tests/fuzz/regressions \
 	-max_len=70000 -dict=tests/fuzz/request.dict
-h=$(( SECS / 5 )); [ "$h" -lt 10 ] && h=10
 fuzz fuzz-hapx "$h" tests/fuzz/corpus-hapx tests/fuzz/regressions-hapx -max_len=65536
 exit $status
