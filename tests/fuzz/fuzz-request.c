@@ -30,7 +30,9 @@
  * breach aborts, so libFuzzer reports it with the input.  The state
  * directory (in /dev/shm) and the fake nodes are reset before every input.
  *
- * Environment: FUZZ_LOG=1 shows switchd's log on stderr (default: off).
+ * Environment: FUZZ_LOG=1 shows switchd's log on stderr (default: off);
+ * FUZZ_TMPDIR is where its files go (default /dev/shm: a crash leaves them
+ * behind, so the scripts point it at a directory they remove).
  */
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -453,12 +455,15 @@ int
 LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	char conf_path[600], *conf_text;
-	const char *tmp = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+	const char *tmp = getenv("FUZZ_TMPDIR");
 	json_t *errors = NULL;
 	int i, port;
 
 	(void)argc;
 	(void)argv;
+	/* tmpfs: the state files are fsync'd at every change. */
+	if (tmp == NULL)
+		tmp = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
 	snprintf(fuzz_dir, sizeof(fuzz_dir), "%s/switchd-fuzz.XXXXXX", tmp);
 	if (mkdtemp(fuzz_dir) == NULL) {
 		fprintf(stderr, "fuzz-request: mkdtemp: %s\n", strerror(errno));

@@ -34,6 +34,10 @@ fi
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:allocator_may_return_null=0
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 unset LSAN_OPTIONS
+# The harness's files (a crash leaves them): tmpfs, removed at exit.
+FUZZ_TMPDIR=$(mktemp -d /dev/shm/switchd-fuzz-run.XXXXXX 2>/dev/null || mktemp -d)
+export FUZZ_TMPDIR
+trap 'rm -rf "$FUZZ_TMPDIR"' EXIT
 
 status=0
 

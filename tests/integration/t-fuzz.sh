@@ -17,11 +17,15 @@ SECS=${FUZZ_TEST_SECONDS:-60}
 cd "$REPO_DIR" || die "cd $REPO_DIR"
 B=build/fuzz
 
+# The harness's files (a crash leaves them): tmpfs, removed at exit.
+FT=$(mktemp -d /dev/shm/switchd-fuzz-test.XXXXXX 2>/dev/null || mktemp -d "$T/fuzztmp.XXXXXX")
+at_exit "rm -rf '$FT'"
+
 # The harnesses' own sanitizer settings: reports on stderr, in the fuzz log
 # next to libFuzzer's account of the input (not in $T/san).
 fuzz_env() {
 	env ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:allocator_may_return_null=0 \
-	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 LSAN_OPTIONS= "$@"
+	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 LSAN_OPTIONS= FUZZ_TMPDIR="$FT" "$@"
 }
 noise='^(INFO|Running|Executed|MS:|base64:)'
 
