@@ -6,6 +6,7 @@
  */
 #include <string.h>
 
+#include "discover.h"
 #include "roles.h"
 #include "switchd.h"
 
@@ -135,6 +136,35 @@ sync_view(struct lb_view *v, void *arg)
 	op->lb->drv->apply(op->lb, &want, sync_applied, op);
 }
 
+static void
+sync_nodes(struct sync_op *op)
+{
+	cmd_progress(op->item, "checking every HAProxy node against the state file");
+	op->lb->drv->observe(op->lb, sync_view, op);
+}
+
+static void
+sync_discovered(json_t *report, const char *code, const char *error, void *arg)
+{
+	struct sync_op *op = arg;
+
+	if (code != NULL) {
+		json_object_set_new(op->report, "discover", json_pack("{s:s, s:s}",
+		    "result", "failed", "error", error));
+		sync_finish(op, E_EC2, error);
+		return;
+	}
+	json_object_set(op->report, "discover", report);
+	cmd_progress(op->item, "ec2: pools have %zu blue and %zu green instance(s); "
+	    "%zu added, %zu draining, %zu removed",
+	    json_array_size(json_object_get(report, "blue")),
+	    json_array_size(json_object_get(report, "green")),
+	    json_array_size(json_object_get(report, "added")),
+	    json_array_size(json_object_get(report, "draining")),
+	    json_array_size(json_object_get(report, "removed")));
+	sync_nodes(op);
+}
+
 void
 cmd_sync_exec(struct cmdq_item *item)
 {
@@ -144,6 +174,10 @@ cmd_sync_exec(struct cmdq_item *item)
 	op->lb = lb_ref(sd.lb);
 	op->report = json_pack("{s:s, s:s}", "hot", pool_name(state_hot()),
 	    "cold", pool_name(!state_hot()));
-	cmd_progress(item, "checking every HAProxy node against the state file");
-	op->lb->drv->observe(op->lb, sync_view, op);
+	if (sd.conf->ec2_discover) {
+		cmd_progress(item, "ec2: discovering the pools' instances");
+		discover_refresh(sync_discovered, op);
+		return;
+	}
+	sync_nodes(op);
 }

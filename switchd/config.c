@@ -46,6 +46,7 @@ static const struct key haproxy_keys[] = {
 	{ "min_up", K_INT, NULL }, { "timeout_ms", K_INT, NULL },
 	{ "master_socket", K_STR, NULL }, { "reload_command", K_STR, NULL },
 	{ "config", K_STR, NULL }, { "binary", K_STR, NULL },
+	{ "backends_file", K_STR, NULL }, { "backends_defaults", K_STR, NULL },
 	{ "reload_timeout_ms", K_INT, NULL },
 	{ NULL, 0, NULL }
 };
@@ -71,7 +72,9 @@ static const struct key deploy_keys[] = {
 static const struct key ec2_keys[] = {
 	{ "region", K_STR, NULL }, { "role_tag", K_STR, NULL }, { "hot", K_STR, NULL },
 	{ "cold", K_STR, NULL }, { "discover", K_BOOL, NULL }, { "pool_tag", K_STR, NULL },
-	{ "port", K_INT, NULL }, { "endpoint", K_STR, NULL }, { NULL, 0, NULL }
+	{ "port", K_INT, NULL }, { "endpoint", K_STR, NULL },
+	{ "discover_interval", K_INT, NULL }, { "filters", K_LIST_STR, NULL },
+	{ "server_options", K_STR, NULL }, { "port_tag", K_STR, NULL }, { NULL, 0, NULL }
 };
 static const struct key notify_keys[] = {
 	{ "webhook", K_STR, NULL }, { "command", K_STR, NULL }, { "timeout", K_INT, NULL },
@@ -599,6 +602,39 @@ read_config(struct ctx *c, config_t *cf, struct config *conf)
 	conf->ec2_pool_tag = get_str(ec2, "pool_tag", "switchd:pool");
 	conf->ec2_port = get_int(ec2, "port", 8080);
 	conf->ec2_endpoint = get_str(ec2, "endpoint", NULL);
+	conf->ec2_pool_tag_filter = xasprintf("tag:%s", conf->ec2_pool_tag);
+	conf->ec2_port_tag = get_str(ec2, "port_tag", "switchd:port");
+	conf->ec2_discover_interval = get_int(ec2, "discover_interval", 60);
+	if (conf->ec2_discover_interval <= 0)
+		cerr(c, config_setting_get_member(ec2, "discover_interval"),
+		    "ec2.discover_interval must be positive");
+	conf->ec2_server_options = get_str(ec2, "server_options", "check inter 2s fall 3 rise 2");
+	if (strpbrk(conf->ec2_server_options, "\r\n;#") != NULL)
+		cerr(c, config_setting_get_member(ec2, "server_options"),
+		    "ec2.server_options must be one line of server keywords");
+	conf->ec2_filters = json_array();
+	{
+		const config_setting_t *fl = ec2 ? config_setting_get_member(ec2, "filters") : NULL;
+		int fi, fn = fl && config_setting_is_aggregate(fl) ? config_setting_length(fl) : 0;
+
+		for (fi = 0; fi < fn; fi++) {
+			const char *v = config_setting_get_string_elem(fl, fi);
+
+			if (v == NULL)
+				continue;
+			if (strchr(v, '=') == NULL || v[0] == '=' || strchr(v, '=')[1] == '\0')
+				cerr(c, config_setting_get_elem(fl, fi), "ec2.filters: \"%s\" "
+				    "is not NAME=VALUE[,VALUE...]", v);
+			json_array_append_new(conf->ec2_filters, json_string(v));
+		}
+	}
+	conf->backends_file = get_str(hap, "backends_file", NULL);
+	conf->backends_defaults = get_str(hap, "backends_defaults", "switchd_pools");
+	if (conf->ec2_discover && conf->hap_mode != NULL && strcmp(conf->driver, "haproxy") == 0 &&
+	    strcmp(conf->hap_mode, "runtime") != 0)
+		cerr(c, config_setting_get_member(ec2, "discover"),
+		    "ec2.discover needs haproxy.mode \"runtime\" (servers are added at run time)");
+	conf->nstatic[0] = conf->nstatic[1] = -1;
 	if (conf->ec2_port <= 0 || conf->ec2_port > 65535)
 		cerr(c, config_setting_get_member(ec2, "port"), "ec2.port must be 1..65535");
 
@@ -704,6 +740,12 @@ config_free(struct config *conf)
 	free(conf->ec2_cold);
 	free(conf->ec2_pool_tag);
 	free(conf->ec2_endpoint);
+	free(conf->ec2_pool_tag_filter);
+	free(conf->ec2_port_tag);
+	free(conf->ec2_server_options);
+	json_decref(conf->ec2_filters);
+	free(conf->backends_file);
+	free(conf->backends_defaults);
 	free(conf->notify_webhook);
 	free(conf->notify_command);
 	free(conf);

@@ -240,6 +240,9 @@ hapx_reply_error(const char *cmd, const char *reply)
 		"Permission denied", "Can't", "Cannot", "Require", "Invalid",
 		"Unable", "failed", "not found", "Out of memory", NULL
 	};
+	static const char *ok_replies[] = {
+		"Done.", "New server registered.", "Server deleted.", NULL
+	};
 	char *text = xstrdup(reply ? reply : "");
 	int i;
 
@@ -255,11 +258,12 @@ hapx_reply_error(const char *cmd, const char *reply)
 		free(text);
 		return NULL;
 	}
-	/* Some success messages are chatty. */
-	if (strstr(text, "Done.") != NULL && strncmp(text, "Done.", 5) == 0) {
-		free(text);
-		return NULL;
-	}
+	/* Some commands say they succeeded. */
+	for (i = 0; ok_replies[i] != NULL; i++)
+		if (strcmp(text, ok_replies[i]) == 0) {
+			free(text);
+			return NULL;
+		}
 	return text;
 }
 
@@ -349,7 +353,7 @@ hapx_parse_stat(const char *reply)
 {
 	char *copy = xstrdup(reply ? reply : ""), *line, *save = NULL;
 	char *hdr[512], *f[512];
-	int nh = 0, n, i, c_px = -1, c_sv = -1, c_st = -1, c_addr = -1;
+	int nh = 0, n, i, c_px = -1, c_sv = -1, c_st = -1, c_addr = -1, c_scur = -1;
 	json_t *out = json_object(), *list;
 
 	for (line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
@@ -361,6 +365,7 @@ hapx_parse_stat(const char *reply)
 				else if (strcmp(hdr[i], "svname") == 0) c_sv = i;
 				else if (strcmp(hdr[i], "status") == 0) c_st = i;
 				else if (strcmp(hdr[i], "addr") == 0) c_addr = i;
+				else if (strcmp(hdr[i], "scur") == 0) c_scur = i;
 			}
 			continue;
 		}
@@ -375,9 +380,10 @@ hapx_parse_stat(const char *reply)
 			list = json_array();
 			json_object_set_new(out, f[c_px], list);
 		}
-		json_array_append_new(list, json_pack("{s:s, s:s, s:s}", "name", f[c_sv],
+		json_array_append_new(list, json_pack("{s:s, s:s, s:s, s:I}", "name", f[c_sv],
 		    "address", c_addr >= 0 && c_addr < n ? f[c_addr] : "",
-		    "status", f[c_st]));
+		    "status", f[c_st], "scur", (json_int_t)(c_scur >= 0 && c_scur < n ?
+		    strtoll(f[c_scur], NULL, 10) : 0)));
 	}
 	free(copy);
 	if (c_st < 0) {

@@ -10,6 +10,7 @@
 
 #include <event2/event.h>
 
+#include "discover.h"
 #include "ec2.h"
 #include "http.h"
 #include "log.h"
@@ -54,9 +55,11 @@ switchd_reload_config(json_t **errors)
 	    strcmp(conf->state_dir, sd.conf->state_dir) != 0)
 		log_warnx("reload: control.socket and state_dir changes take effect "
 		    "at the next start");
+	discover_apply_state(conf);
 	lb_unref(sd.lb);
 	sd.lb = lb_new(sd.base, conf);
 	sd.conf = conf;
+	discover_start();
 	log_info("configuration %s reloaded", conf->path);
 	return 0;
 }
@@ -99,6 +102,7 @@ reconciled(void *arg)
 	/* Tags left wrong by an EC2 failure before a restart: try again. */
 	if (json_array_size(json_object_get(json_object_get(state_doc(), "ec2"), "drift")) > 0)
 		roles_retag("drift recorded before the restart", NULL, NULL);
+	discover_start();
 	log_info("ready: %s is hot", state_hot() == POOL_B ? POOL_BLUE : POOL_GREEN);
 }
 
@@ -148,6 +152,7 @@ main(int argc, char *argv[])
 		fatalx("cannot use state_dir %s", sd.conf->state_dir);
 	history_set_hook(notify_event);
 	deploy_recover();
+	discover_apply_state(sd.conf);
 	if (http_init(sd.base) == -1 || ec2_init(sd.base) == -1)
 		fatalx("cannot start the HTTP client (libcurl)");
 	sd.lb = lb_new(sd.base, sd.conf);
@@ -160,6 +165,7 @@ main(int argc, char *argv[])
 
 	control_close();
 	repair_stop();
+	discover_stop();
 	roles_shutdown();
 	ec2_shutdown();
 	http_shutdown();

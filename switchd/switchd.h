@@ -97,6 +97,14 @@ struct config {
 	char		*ec2_pool_tag;
 	int		 ec2_port;
 	char		*ec2_endpoint;
+	char		*ec2_pool_tag_filter;	/* "tag:" + ec2_pool_tag */
+	char		*ec2_port_tag;		/* an instance's own port, over ec2_port */
+	int		 ec2_discover_interval;	/* seconds */
+	char		*ec2_server_options;	/* for discovered servers */
+	json_t		*ec2_filters;		/* ["name=v1,v2", ...] */
+	char		*backends_file;		/* generated backends, for reloads */
+	char		*backends_defaults;	/* the defaults section they use */
+	int		 nstatic[NPOOLS];	/* configured servers; then discovered */
 
 	char		*notify_webhook;
 	char		*notify_command;

@@ -28,6 +28,11 @@ test_reply_errors(void)
 	e = hapx_reply_error("show servers state be_x", "Can't find backend.\n");
 	CHECK(e != NULL);
 	free(e);
+	CHECK(hapx_reply_error("add server be/i-1 127.0.0.1:80", "New server registered.\n\n") == NULL);
+	CHECK(hapx_reply_error("del server be/i-1", "Server deleted.\n") == NULL);
+	e = hapx_reply_error("del server be/i-1", "Server still has connections attached to it, cannot remove it.\n");
+	CHECK(e != NULL);
+	free(e);
 	e = hapx_reply_error("disable server be/x", "No such server.\n");
 	CHECK_STR(e, "No such server.");
 	free(e);

@@ -1,0 +1,471 @@
+/*
+ * discover.c — pool membership from EC2 (ec2.discover = true).
+ *
+ * DescribeInstances with tag:<pool_tag> = blue|green and running (plus the
+ * user's ec2.filters) says which instances make each pool.  Each is a
+ * server named by its instance id at <private ip>:<ec2.port>.  A new one is
+ * added to its backend on every HAProxy node at run time (add server, then
+ * enable health and enable server: dynamic servers start in maintenance);
+ * one that is gone is drained first (set server ... state drain), deleted
+ * only once it has no connection left (state maint, del server), so a
+ * request in flight is never cut.  haproxy.backends_file, if set, is
+ * rewritten atomically with every server so that a reload keeps them (a
+ * reload forgets dynamic servers); the admin's haproxy.cfg is never edited.
+ *
+ * Refreshed at start, on `switchctl sync` and every ec2.discover_interval
+ * seconds.  The discovered servers are kept in state.json, so `hosts cold`
+ * answers before EC2 does after a restart.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "discover.h"
+#include "ec2.h"
+#include "hapx.h"
+#include "log.h"
+#include "roles.h"
+#include "switchd.h"
+
+#define DRAIN_POLL_S	1	/* how often a draining server is looked at */
+
+static struct event	*tick_ev;	/* the periodic refresh */
+static int		 refreshing;
+
+struct refresh {
+	discover_done_cb cb;
+	void		*arg;
+	json_t		*found;		/* {"blue": [{id, address}], "green": [...]} */
+	json_t		*report;	/* {"added": [], "removed": [], "draining": []} */
+	size_t		 node;		/* node being changed */
+	json_t		*script;	/* commands still to send to that node */
+	struct lb	*lb;
+};
+
+static const char *
+pool_name(int idx)
+{
+	return idx == POOL_B ? POOL_BLUE : POOL_GREEN;
+}
+
+/*
+ * The pool's servers are the configured ones followed by the discovered
+ * ones: rebuild the tail of conf->pools[].servers from state.json.
+ */
+void
+discover_apply_state(struct config *conf)
+{
+	json_t *disc = json_object_get(state_doc(), "discovered"), *list, *s;
+	struct pool *p;
+	size_t i, j, n;
+	int k;
+
+	for (k = 0; k < NPOOLS; k++) {
+		p = &conf->pools[k];
+		/* The configured servers come first and never change at run time. */
+		if (conf->nstatic[k] < 0)
+			conf->nstatic[k] = (int)p->nservers;
+		for (j = (size_t)conf->nstatic[k]; j < p->nservers; j++) {
+			free(p->servers[j].name);
+			free(p->servers[j].address);
+			free(p->servers[j].instance);
+		}
+		p->nservers = (size_t)conf->nstatic[k];
+		list = json_object_get(disc, pool_name(k));
+		n = json_array_size(list);
+		if (n == 0)
+			continue;
+		p->servers = realloc(p->servers, (p->nservers + n) * sizeof(*p->servers));
+		if (p->servers == NULL)
+			fatalx("out of memory");
+		json_array_foreach(list, i, s) {
+			struct server *sv = &p->servers[p->nservers++];
+
+			sv->name = xstrdup(json_string_value(json_object_get(s, "id")));
+			sv->instance = xstrdup(sv->name);
+			sv->address = xstrdup(json_string_value(json_object_get(s, "address")));
+		}
+	}
+}
+
+static int
+is_discovered_name(const char *name)
+{
+	return strncmp(name, "i-", 2) == 0;
+}
+
+static void
+refresh_finish(struct refresh *rf, const char *code, const char *error)
+{
+	refreshing = 0;
+	if (rf->cb != NULL)
+		rf->cb(rf->report, code, error, rf->arg);
+	json_decref(rf->found);
+	json_decref(rf->report);
+	json_decref(rf->script);
+	lb_unref(rf->lb);
+	free(rf);
+}
+
+/* ------------------------------------------------- the backends file */
+
+static void
+write_backends_file(const struct config *conf)
+{
+	char *text = NULL, *line;
+	size_t len = 0, i;
+	FILE *f;
+	int k;
+
+	if (conf->backends_file == NULL)
+		return;
+	if ((f = open_memstream(&text, &len)) == NULL)
+		return;
+	fprintf(f, "# written by switchd from its configuration and EC2: do not edit.\n"
+	    "# Load it after haproxy.cfg (haproxy -f haproxy.cfg -f %s);\n"
+	    "# the options of these backends come from \"defaults %s\" there.\n",
+	    conf->backends_file, conf->backends_defaults);
+	for (k = 0; k < NPOOLS; k++) {
+		const struct pool *p = &conf->pools[k];
+
+		fprintf(f, "\nbackend %s from %s\n", p->backend, conf->backends_defaults);
+		for (i = 0; i < p->nservers; i++) {
+			line = xasprintf("\tserver %s %s %s\n", p->servers[i].name,
+			    p->servers[i].address, conf->ec2_server_options);
+			fputs(line, f);
+			free(line);
+		}
+	}
+	fclose(f);
+	if (file_write_atomic(conf->backends_file, text, len, 0644) == -1)
+		log_warn("discover: write %s", conf->backends_file);
+	free(text);
+}
+
+/* ------------------------------------------------- HAProxy, node by node */
+
+static void node_next(struct refresh *);
+static void discover_node_start(struct refresh *);
+
+static void
+script_reply(const char *reply, const char *err, void *arg)
+{
+	struct refresh *rf = arg;
+	const char *cmd = json_string_value(json_array_get(rf->script, 0));
+	const char *node = rf->lb->conf->hap_sockets[rf->node];
+	char *herr = NULL;
+
+	if (err != NULL || (herr = hapx_reply_error(cmd, reply)) != NULL) {
+		/* One server that will not go is not a reason to stop the rest. */
+		log_warnx("discover: node %s: \"%s\": %s", node, cmd, err ? err : herr);
+		json_array_append_new(json_object_get(rf->report, "errors"),
+		    json_sprintf("node %s: \"%s\": %s", node, cmd, err ? err : herr));
+		free(herr);
+	}
+	json_array_remove(rf->script, 0);
+	node_next(rf);
+}
+
+static void
+node_next(struct refresh *rf)
+{
+	const struct config *conf = rf->lb->conf;
+
+	if (json_array_size(rf->script) > 0) {
+		const char *cmd = json_string_value(json_array_get(rf->script, 0));
+
+		if (hapx_cmd(sd.base, conf->hap_sockets[rf->node], cmd, conf->timeout_ms,
+		    script_reply, rf) == NULL)
+			script_reply(NULL, "bad socket address", rf);
+		return;
+	}
+	rf->node++;
+	if (rf->node < conf->hap_nsockets) {
+		discover_node_start(rf);
+		return;
+	}
+	refresh_finish(rf, NULL, NULL);
+}
+
+static json_t *
+find_server(json_t *list, const char *name)
+{
+	size_t i;
+	json_t *s;
+
+	json_array_foreach(list, i, s)
+		if (strcmp(json_string_value(json_object_get(s, "name")), name) == 0)
+			return s;
+	return NULL;
+}
+
+static void
+report_add(struct refresh *rf, const char *what, const char *backend, const char *name)
+{
+	json_t *list = json_object_get(rf->report, what);
+	char *s = xasprintf("%s/%s", backend, name);
+	size_t i;
+
+	for (i = 0; i < json_array_size(list); i++)
+		if (strcmp(json_string_value(json_array_get(list, i)), s) == 0)
+			break;
+	if (i == json_array_size(list))
+		json_array_append_new(list, json_string(s));
+	free(s);
+}
+
+/* What this node has against what EC2 says: the commands to get there. */
+static void
+node_stat(const char *reply, const char *err, void *arg)
+{
+	struct refresh *rf = arg;
+	const struct config *conf = rf->lb->conf;
+	json_t *stat = NULL, *have, *want, *s;
+	size_t i;
+	int k;
+
+	if (err != NULL || (stat = hapx_parse_stat(reply)) == NULL) {
+		json_array_append_new(json_object_get(rf->report, "errors"),
+		    json_sprintf("node %s: show stat: %s", conf->hap_sockets[rf->node],
+		    err ? err : "unreadable"));
+		json_decref(stat);
+		rf->node++;
+		if (rf->node < conf->hap_nsockets)
+			discover_node_start(rf);
+		else
+			refresh_finish(rf, NULL, NULL);
+		return;
+	}
+	json_decref(rf->script);
+	rf->script = json_array();
+	for (k = 0; k < NPOOLS; k++) {
+		const char *be = conf->pools[k].backend;
+
+		have = json_object_get(stat, be);
+		want = json_object_get(rf->found, pool_name(k));
+		json_array_foreach(want, i, s) {
+			const char *id = json_string_value(json_object_get(s, "id"));
+
+			if (find_server(have, id) != NULL)
+				continue;
+			json_array_append_new(rf->script, json_sprintf("add server %s/%s %s %s",
+			    be, id, json_string_value(json_object_get(s, "address")),
+			    conf->ec2_server_options));
+			if (strstr(conf->ec2_server_options, "check") != NULL)
+				json_array_append_new(rf->script,
+				    json_sprintf("enable health %s/%s", be, id));
+			json_array_append_new(rf->script, json_sprintf("enable server %s/%s", be, id));
+			report_add(rf, "added", be, id);
+		}
+		json_array_foreach(have, i, s) {
+			const char *name = json_string_value(json_object_get(s, "name"));
+			int sessions = json_integer_value(json_object_get(s, "scur")) > 0;
+			size_t j;
+			int wanted = 0;
+
+			if (!is_discovered_name(name))
+				continue;	/* the admin's own servers are theirs */
+			for (j = 0; j < json_array_size(want); j++)
+				if (strcmp(json_string_value(json_object_get(json_array_get(want,
+				    j), "id")), name) == 0)
+					wanted = 1;
+			if (wanted)
+				continue;
+			/*
+			 * Gone from EC2: no new requests (drain), and deleted
+			 * only once its last session has ended; until then the
+			 * next tick looks again.  del server itself refuses a
+			 * server with connections attached, so a session that
+			 * raced in is never cut either.
+			 */
+			json_array_append_new(rf->script, json_sprintf(
+			    "set server %s/%s state drain", be, name));
+			if (sessions) {
+				report_add(rf, "draining", be, name);
+				continue;
+			}
+			json_array_append_new(rf->script, json_sprintf(
+			    "set server %s/%s state maint", be, name));
+			json_array_append_new(rf->script, json_sprintf(
+			    "del server %s/%s", be, name));
+			report_add(rf, "removed", be, name);
+		}
+	}
+	json_decref(stat);
+	node_next(rf);
+}
+
+static void
+discover_node_start(struct refresh *rf)
+{
+	const struct config *conf = rf->lb->conf;
+
+	if (hapx_cmd(sd.base, conf->hap_sockets[rf->node], "show stat -1 4 -1",
+	    conf->timeout_ms, node_stat, rf) == NULL)
+		node_stat(NULL, "bad socket address", rf);
+}
+
+/* ------------------------------------------------------------------ EC2 */
+
+static void
+described(json_t *instances, const char *code, const char *error, void *arg)
+{
+	struct refresh *rf = arg;
+	struct config *conf = rf->lb->conf;
+	json_t *inst, *disc;
+	size_t i;
+	int k, changed;
+
+	if (code != NULL) {
+		log_warnx("discover: DescribeInstances failed (%s: %s); membership unchanged",
+		    code, error);
+		refresh_finish(rf, code, error);
+		return;
+	}
+	rf->found = json_pack("{s:[], s:[]}", POOL_BLUE, POOL_GREEN);
+	json_array_foreach(instances, i, inst) {
+		const char *pool = json_string_value(json_object_get(json_object_get(inst,
+		    "tags"), conf->ec2_pool_tag));
+		const char *ip = json_string_value(json_object_get(inst, "private_ip"));
+
+		if ((k = pool_index(pool)) < 0 || ip == NULL)
+			continue;
+		{
+			const char *ptag = json_string_value(json_object_get(json_object_get(inst,
+			    "tags"), conf->ec2_port_tag));
+			long port = ptag ? strtol(ptag, NULL, 10) : conf->ec2_port;
+
+			if (port <= 0 || port > 65535) {
+				log_warnx("discover: %s: tag %s=%s is not a port; using %d",
+				    json_string_value(json_object_get(inst, "id")),
+				    conf->ec2_port_tag, ptag, conf->ec2_port);
+				port = conf->ec2_port;
+			}
+			json_array_append_new(json_object_get(rf->found, pool), json_pack(
+			    "{s:O, s:o}", "id", json_object_get(inst, "id"), "address",
+			    strchr(ip, ':') ? json_sprintf("[%s]:%ld", ip, port) :
+			    json_sprintf("%s:%ld", ip, port)));
+		}
+	}
+	disc = json_object_get(state_doc(), "discovered");
+	changed = !json_equal(disc, rf->found);
+	if (changed) {
+		log_info("discover: blue has %zu instance%s, green %zu",
+		    json_array_size(json_object_get(rf->found, POOL_BLUE)),
+		    json_array_size(json_object_get(rf->found, POOL_BLUE)) == 1 ? "" : "s",
+		    json_array_size(json_object_get(rf->found, POOL_GREEN)));
+		json_object_set(state_doc(), "discovered", rf->found);
+		state_save();
+		discover_apply_state(conf);
+		write_backends_file(conf);
+		roles_retag("pool membership changed", NULL, NULL);
+	}
+	json_object_set_new(rf->report, "blue", json_deep_copy(json_object_get(rf->found,
+	    POOL_BLUE)));
+	json_object_set_new(rf->report, "green", json_deep_copy(json_object_get(rf->found,
+	    POOL_GREEN)));
+	rf->node = 0;
+	if (conf->hap_nsockets == 0 || strcmp(conf->driver, "haproxy") != 0 ||
+	    strcmp(conf->hap_mode, "runtime") != 0) {
+		refresh_finish(rf, NULL, NULL);
+		return;
+	}
+	discover_node_start(rf);
+}
+
+void
+discover_refresh(discover_done_cb cb, void *arg)
+{
+	struct refresh *rf;
+	json_t *filters;
+	struct config *conf = sd.conf;
+	size_t i;
+
+	if (!conf->ec2_discover) {
+		if (cb != NULL)
+			cb(NULL, NULL, NULL, arg);
+		return;
+	}
+	if (refreshing) {
+		if (cb != NULL)
+			cb(NULL, "Busy", "a discovery is already running", arg);
+		return;
+	}
+	refreshing = 1;
+	rf = xcalloc(1, sizeof(*rf));
+	rf->cb = cb;
+	rf->arg = arg;
+	rf->lb = lb_ref(sd.lb);
+	rf->report = json_pack("{s:[], s:[], s:[], s:[]}", "added", "removed", "draining",
+	    "errors");
+	filters = json_pack("{s:[s]}", "instance-state-name", "running");
+	json_object_set_new(filters, conf->ec2_pool_tag_filter, json_pack("[s, s]",
+	    POOL_BLUE, POOL_GREEN));
+	for (i = 0; i < json_array_size(conf->ec2_filters); i++) {
+		const char *f = json_string_value(json_array_get(conf->ec2_filters, i));
+		const char *eq = strchr(f, '=');
+		char *name = strndup(f, (size_t)(eq - f));
+		json_t *vals = json_array();
+		char *copy = xstrdup(eq + 1), *v, *save = NULL;
+
+		for (v = strtok_r(copy, ",", &save); v; v = strtok_r(NULL, ",", &save))
+			json_array_append_new(vals, json_string(v));
+		json_object_set_new(filters, name, vals);
+		free(copy);
+		free(name);
+	}
+	ec2_describe(roles_ec2(), filters, described, rf);
+	json_decref(filters);
+}
+
+/* ------------------------------------------------------------ the ticker */
+
+static void
+tick_done(json_t *report, const char *code, const char *error, void *arg)
+{
+	struct timeval tv = { 0, 0 };
+
+	(void)code;
+	(void)error;
+	(void)arg;
+	/* Drains in progress are looked at again soon; otherwise the interval. */
+	tv.tv_sec = report != NULL && json_array_size(json_object_get(report, "draining")) > 0 ?
+	    DRAIN_POLL_S : sd.conf->ec2_discover_interval;
+	if (tick_ev != NULL)
+		evtimer_add(tick_ev, &tv);
+}
+
+static void
+tick_fire(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	discover_refresh(tick_done, NULL);
+}
+
+void
+discover_start(void)
+{
+	struct timeval now = { 0, 0 };
+
+	if (tick_ev == NULL)
+		tick_ev = evtimer_new(sd.base, tick_fire, NULL);
+	if (!sd.conf->ec2_discover) {
+		evtimer_del(tick_ev);
+		return;
+	}
+	if (sd.conf->backends_file == NULL)
+		log_warnx("discover: haproxy.backends_file is not set: an HAProxy reload "
+		    "will forget the discovered servers until the next refresh");
+	evtimer_add(tick_ev, &now);
+}
+
+void
+discover_stop(void)
+{
+	if (tick_ev != NULL) {
+		event_free(tick_ev);
+		tick_ev = NULL;
+	}
+}

@@ -1,0 +1,141 @@
+#!/bin/bash
+# t-discover: pool membership from EC2 tags.  switchd adds a new green
+# instance to be_green at run time (no HAProxy reload: same PID), and a
+# terminated one is drained — its request in flight completes — before it is
+# deleted.  `hosts cold` lists the discovered servers (for Capistrano), also
+# after a restart with EC2 down; the generated backends file lists them for
+# HAProxy reloads.
+. "$(dirname "$0")/../lib.sh"
+t_setup
+EP_PY=/usr/bin/python3
+export AWS_ACCESS_KEY_ID=AKIDEXAMPLE
+export AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY
+export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=$T/none
+export AWS_EC2_METADATA_DISABLED=true SWITCHD_EC2_BACKOFF_SCALE=0.01
+unset AWS_PROFILE AWS_ENDPOINT_URL AWS_ENDPOINT_URL_EC2 AWS_SESSION_TOKEN
+
+EPORT=""
+start_endpoint() {
+	"$EP_PY" "$REPO_DIR/tests/ec2/ec2_endpoint.py" --port "${EPORT:-0}" \
+		--state "$T/ec2-state.json" </dev/null >"$T/ec2.out" 2>>"$T/ec2.log" &
+	EPID=$!
+	track "$EPID"
+	wait_for 10 grep -q '^PORT=' "$T/ec2.out" || die "EC2 endpoint did not start"
+	EPORT=$(sed -n 's/^PORT=//p' "$T/ec2.out")
+}
+admin() {
+	curl -sf --max-time 5 -X "$1" -H 'Content-Type: application/json' \
+		${3:+--data "$3"} "http://127.0.0.1:$EPORT/_admin/$2"
+}
+instance() {	# instance ID POOL PORT
+	admin POST instances '{"instances": [{"id": "'$1'", "private_ip": "127.0.0.1",
+	  "tags": {"switchd:pool": "'$2'", "switchd:port": "'$3'"}}]}' >/dev/null ||
+		die "cannot create instance $1"
+}
+
+pb=$(free_port); pg1=$(free_port); pg2=$(free_port)
+start_backend blue "$pb" blue
+start_backend g1 "$pg1" green
+start_backend g2 "$pg2" green
+# HAProxy starts with empty backends: every server comes from EC2.
+BLUE_PORTS="" GREEN_PORTS=""
+write_map blue green
+start_haproxy h1
+HPID=$(hap_pid h1)
+
+start_endpoint
+IB=i-0b1000000000000b1; IG1=i-06100000000000061; IG2=i-06200000000000062
+instance $IB blue "$pb"
+instance $IG1 green "$pg1"
+instance i-0deadbeef00000001 other 9 # not in a pool: ignored
+
+write_config "ec2 = { endpoint = \"http://127.0.0.1:$EPORT\"; discover = true; discover_interval = 3600;
+  server_options = \"check inter 200ms fall 2 rise 1\"; role_tag = \"group\"; };"
+sed -i "s|^haproxy = {|haproxy = {\n  backends_file = \"$T/backends.cfg\";|" "$T/switchd.conf"
+run "$SWITCHD" -n -f "$T/switchd.conf"
+expect_eq "config with discovery is valid" "$OUT" "configuration OK"
+start_switchd
+
+in_backend() { hap h1 "show stat -1 4 -1" | grep -q "^$1,$2,"; }
+ok "start-up discovery adds the blue instance to be_blue" wait_for 10 in_backend be_blue $IB
+ok "and the green one to be_green" wait_for 10 in_backend be_green $IG1
+ok "they come UP" wait_count h1 be_green UP 1 10
+expect_eq "live host answers blue" "$(via_live)" blue
+expect_eq "hosts cold: the discovered green host" "$(ctl hosts cold)" "127.0.0.1"
+expect_eq "hosts --json lists the server by instance id" \
+	"$(ctlj hosts cold | jget '[s["name"] + "=" + s["address"] for s in d["servers"]]')" \
+	"[\"$IG1=127.0.0.1:$pg1\"]"
+expect_grep "server $IG1 127.0.0.1:$pg1 check" "$T/backends.cfg" "backends file lists the green instance"
+expect_grep "^backend be_green from switchd_pools" "$T/backends.cfg" "backends file uses the named defaults"
+# The backends file is valid HAProxy configuration beside a main file.
+cat >"$T/main.cfg" <<EOF
+defaults switchd_pools
+	mode http
+	timeout connect 1s
+	timeout client 5s
+	timeout server 5s
+	balance roundrobin
+frontend fe from switchd_pools
+	bind 127.0.0.1:$(free_port)
+	default_backend be_blue
+EOF
+ok "haproxy -c accepts the generated backends file" "$HAPROXY" -c -q -f "$T/main.cfg" -f "$T/backends.cfg"
+ok "discovered instances get their role tags" wait_for 10 eval \
+	"admin GET instances | jget '[i[\"tags\"].get(\"group\") for i in d[\"instances\"] if i[\"id\"] == \"$IG1\"][0]' | grep -qx cold"
+
+# ---- a new green instance: added at run time, no reload
+instance $IG2 green "$pg2"
+expect_ok sync
+ok "sync adds the new instance to be_green" in_backend be_green $IG2
+expect_eq "HAProxy was not reloaded (same PID)" "$(hap_pid h1)" "$HPID"
+ok "both green servers UP" wait_count h1 be_green UP 2 10
+seen_both() {	# six requests to the cold host reach both g1 and g2
+	local i names=""
+	for i in 1 2 3 4 5 6; do
+		names="$names $(curl -s -o /dev/null -D - -H "Host: $COLD_HOST" \
+			"http://127.0.0.1:$FE_PORT/" | tr -d '\r' | sed -n 's/^[Xx]-[Bb]ackend: //p')"
+	done
+	case $names in *g1*) ;; *) return 1 ;; esac
+	case $names in *g2*) ;; *) return 1 ;; esac
+}
+ok "the cold host is served by both green instances" wait_for 5 seen_both
+expect_eq "hosts cold has one host (both on 127.0.0.1)" "$(ctl hosts cold)" "127.0.0.1"
+expect_eq "status lists both green servers" \
+	"$(status_get 'sorted(s["name"] for s in d["pools"]["green"]["servers"])')" "[\"$IG1\", \"$IG2\"]"
+
+# ---- a terminated instance is drained, never cut
+backend_ctl g1 'set?delay_ms=3000' >/dev/null
+: >"$T/slow.out"
+for i in 1 2 3 4; do
+	curl -s -o /dev/null -w '%{http_code}\n' --max-time 10 -H "Host: $COLD_HOST" \
+		"http://127.0.0.1:$FE_PORT/slow$i" >>"$T/slow.out" &
+done
+sleep 0.5
+ok "a slow request is in flight on $IG1" test "$(hap h1 "show stat -1 4 -1" | awk -F, -v s=$IG1 '$2 == s { print $5 }')" -ge 1
+admin POST terminate '{"ids": ["'$IG1'"]}' >/dev/null
+run ctlj sync
+expect_eq "sync after termination exits 0" "$RC" 0
+expect_match "sync reports $IG1 draining" "$(printf '%s' "$OUT" | jget '["discover"]["draining"]')" "be_green/$IG1"
+ok "$IG1 is not deleted while its request is in flight" in_backend be_green $IG1
+expect_match "$IG1 takes no new requests (drain)" \
+	"$(hap h1 "show servers state be_green" | awk -v s=$IG1 '$4 == s { print $7 }')" '^(8|9|24|25|40|41)$' 
+wait
+expect_eq "every request in flight completed with 200" "$(sort -u "$T/slow.out")" 200
+gone() { ! in_backend be_green $IG1; }
+ok "once idle, $IG1 is deleted (the drain poll)" wait_for 15 gone
+expect_eq "$IG2 still serves" "$(via_cold)" green
+expect_eq "hosts --json: only $IG2 left" \
+	"$(ctlj hosts cold | jget '[s["name"] for s in d["servers"]]')" "[\"$IG2\"]"
+ok "backends file no longer lists $IG1" eval "! grep -q $IG1 '$T/backends.cfg'"
+
+# ---- restart with EC2 down: membership comes from the state file
+stop_pid "$EPID"
+stop_switchd
+start_switchd
+expect_eq "after restart with EC2 down: hosts --json from state" \
+	"$(ctlj hosts cold | jget '[s["name"] for s in d["servers"]]')" "[\"$IG2\"]"
+expect_fail 1 ec2 sync
+expect_emsg "ConnectionError|connect" "sync names the EC2 failure"
+ok "a failed discovery leaves HAProxy's servers alone" in_backend be_green $IG2
+
+t_done
