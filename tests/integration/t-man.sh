@@ -13,6 +13,7 @@
 #                        PS_* states       -> ".It Cm STATE" in switchd.8
 #                        EV_* events       -> "Li EVENT" in switchd.8
 #   switchd/*.c          SWITCHD_* env     -> ".It Ev NAME" in a page
+#   switchd/ec2*.c       AWS_* env         -> ".It Ev NAME" in switchd.8
 # The example configurations of switchd.conf.5 and README.md (```conf
 # blocks) must pass "switchd -n".  Then the same checks are run on pages
 # with an entry removed, to prove they can fail.
@@ -52,13 +53,18 @@ src_switchd_opts() {
 	sed -nE 's/.*[^_]getopt\([^"]*"([a-zA-Z:]*)".*/\1/p' "$SRC/switchd.c" | tr -d ':' | fold -w1
 }
 
-# protocol.h: #define PREFIX_NAME "value"
+# protocol.h: #define PREFIX_NAME "value" (names may have digits: E_EC2)
 src_defines() {
-	sed -nE "s/^#define $1[A-Z_]*[[:space:]]+\"([^\"]+)\".*/\\1/p" "$SRC/protocol.h"
+	sed -nE "s/^#define $1[A-Z0-9_]*[[:space:]]+\"([^\"]+)\".*/\\1/p" "$SRC/protocol.h"
 }
 
 src_env() {
-	grep -ohE '"SWITCHD_[A-Z_]+(=|")' "$SRC"/*.c | tr -d '"=' | sort -u
+	grep -ohE '"SWITCHD_[A-Z0-9_]+(=|")' "$SRC"/*.c | tr -d '"=' | sort -u
+}
+
+# The AWS variables the EC2 client reads: env("AWS_...") in ec2.c, ec2-creds.c.
+src_aws_env() {
+	grep -ohE 'env\("AWS_[A-Z0-9_]+"\)' "$SRC"/ec2*.c | sed -E 's/env\("(.*)"\)/\1/' | sort -u
 }
 
 # config.c's key tables, as "SECTION KEY": SECTION is the top-level group a
@@ -174,6 +180,13 @@ missing_env() {	# PAGE...
 	done
 }
 
+missing_aws_env() {	# PAGE
+	local v
+	for v in $(src_aws_env); do
+		has_line "$1" "^\\.It (.* )?Ev $v( |\$)" || echo "environment variable $v"
+	done
+}
+
 lint() { mandoc -Tlint -W warning "$@" 2>&1; }
 
 # ------------------------------------------------------------ the sources parse
@@ -187,6 +200,9 @@ expect_eq "config.c: every key table hangs under a group" \
 expect_match "protocol.h: error codes found" "$(src_defines E_ | wc -l)" '^([5-9]|[1-9][0-9]+)$'
 expect_match "protocol.h: pool states found" "$(src_defines PS_ | wc -l)" '^[3-9]$'
 expect_match "SWITCHD_* variables found" "$(src_env | wc -l)" '^([3-9]|[1-9][0-9]+)$'
+expect_match "ec2*.c: AWS_* variables found" "$(src_aws_env | wc -l)" '^([5-9]|[1-9][0-9]+)$'
+expect_eq "protocol.h: names with digits are found (E_EC2)" \
+    "$(src_defines E_ | grep -cx ec2)" 1
 
 # ------------------------------------------------------------ the pages
 
@@ -208,6 +224,8 @@ expect_eq "switchd.8 has every pool state of protocol.h" "$(missing_states "$MAN
 expect_eq "switchd.8 has every progress event of protocol.h" "$(missing_events "$MAN/switchd.8")" ""
 expect_eq "the pages have every SWITCHD_* variable of the code" \
     "$(missing_env "$MAN"/*.[0-9])" ""
+expect_eq "switchd.8 has every AWS_* variable of the EC2 client" \
+    "$(missing_aws_env "$MAN/switchd.8")" ""
 
 # The example configurations are valid.
 n=0
@@ -270,6 +288,10 @@ if grep -q "^\\.Ss haproxy\$" "$MAN/switchd.conf.5"; then
 	expect_match "haproxy.timeout_ms documented only under smoke fails" \
 	    "$(missing_config_keys "$B/switchd.conf.5")" "config key haproxy\\.timeout_ms "
 fi
+
+v=$(src_aws_env | head -n 1)
+sed -Ei "s/^(\\.It .*)Ev $v( |\$)/\\1Ev XX\\2/" "$B/switchd.8"
+expect_match "switchd.8 without $v fails" "$(missing_aws_env "$B/switchd.8")" "variable $v\$"
 
 printf '.Zz not a macro\n' >>"$B/switchd.8"
 expect_ne "mandoc -Tlint catches a broken page" "$(lint "$B/switchd.8")" ""
