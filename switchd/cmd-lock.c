@@ -8,6 +8,8 @@
 #include "log.h"
 #include "switchd.h"
 
+#define LOCK_MAX_TTL	(366 * 24 * 3600)	/* a year: beyond, use no TTL */
+
 static void
 lock_journal(struct cmdq_item *item, const char *command, const char *message)
 {
@@ -30,8 +32,9 @@ cmd_lock_exec(struct cmdq_item *item)
 	char when[32];
 	json_t *lock;
 
-	if (ttl < 0) {
-		cmd_error(item, E_USAGE, "lock: --ttl must not be negative");
+	if (ttl < 0 || ttl > LOCK_MAX_TTL) {
+		cmd_error(item, E_USAGE, "lock: --ttl must be 0 (no expiry) to %d seconds",
+		    LOCK_MAX_TTL);
 		return;
 	}
 	iso_time(now, when, sizeof(when));

@@ -95,6 +95,12 @@ client_send(struct client *c, json_t *msg)
 	struct evbuffer *out;
 	char *text;
 
+	if (msg == NULL) {
+		/* json_pack refused (it should not now): never leave a client waiting */
+		log_warnx("control: a reply could not be built; sending a generic error");
+		msg = json_pack("{s:b, s:s, s:s}", P_OK, 0, P_CODE, E_INTERNAL, P_ERROR,
+		    "internal error: reply could not be encoded");
+	}
 	text = json_dumps(msg, JSON_COMPACT | JSON_SORT_KEYS);
 	json_decref(msg);
 	if (text == NULL || c->closing) {
@@ -132,7 +138,10 @@ client_command_done(struct client *c)
 			client_writecb(c->bev, c);
 		return;
 	}
-	if (!c->in_read && evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+	if (c->in_read)
+		return;	/* client_readcb() goes on with the next line itself */
+	bufferevent_enable(c->bev, EV_READ);
+	if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
 		bufferevent_trigger(c->bev, EV_READ, BEV_OPT_DEFER_CALLBACKS);
 }
 

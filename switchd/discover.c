@@ -97,7 +97,14 @@ is_discovered_name(const char *name)
 static void
 refresh_finish(struct refresh *rf, const char *code, const char *error)
 {
+	struct timeval poll = { DRAIN_POLL_S, 0 };
+
 	refreshing = 0;
+	/* Whoever asked (the ticker or sync), a drain is looked at again soon. */
+	if (tick_ev != NULL && json_array_size(json_object_get(rf->report, "draining")) > 0) {
+		evtimer_del(tick_ev);
+		evtimer_add(tick_ev, &poll);
+	}
 	if (rf->cb != NULL)
 		rf->cb(rf->report, code, error, rf->arg);
 	json_decref(rf->found);
@@ -428,10 +435,10 @@ tick_done(json_t *report, const char *code, const char *error, void *arg)
 	(void)code;
 	(void)error;
 	(void)arg;
-	/* Drains in progress are looked at again soon; otherwise the interval. */
-	tv.tv_sec = report != NULL && json_array_size(json_object_get(report, "draining")) > 0 ?
-	    DRAIN_POLL_S : sd.conf->ec2_discover_interval;
-	if (tick_ev != NULL)
+	(void)report;
+	/* refresh_finish() already set the drain poll if one is needed. */
+	tv.tv_sec = sd.conf->ec2_discover_interval;
+	if (tick_ev != NULL && !evtimer_pending(tick_ev, NULL))
 		evtimer_add(tick_ev, &tv);
 }
 

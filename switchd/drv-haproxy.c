@@ -208,16 +208,18 @@ precheck_done(struct fan *f)
 	for (n = 0; n < f->nnodes && msg[0] == '\0'; n++) {
 		const char *node = conf->hap_sockets[n];
 
-		for (i = 0; i < f->ncmds; i++) {
-			if ((err = fan_error(f, n, i)) != NULL) {
-				snprintf(msg, sizeof(msg), "node %s: %s", node, err);
-				code = E_HAPROXY;
-				free(err);
+		/* Transport first, then "show backend": without it nothing else means much. */
+		for (i = 0; i < f->ncmds; i++)
+			if (f->errors[n * f->ncmds + i] != NULL)
 				break;
-			}
-		}
-		if (msg[0] != '\0')
+		if (i == f->ncmds)
+			i = 0;
+		if ((err = fan_error(f, n, i)) != NULL) {
+			snprintf(msg, sizeof(msg), "node %s: %s", node, err);
+			code = E_HAPROXY;
+			free(err);
 			break;
+		}
 		if (!hapx_has_backend(f->replies[n * 3], job->to.live)) {
 			snprintf(msg, sizeof(msg), "node %s: backend %s does not exist "
 			    "(show backend)", node, job->to.live);
@@ -228,6 +230,16 @@ precheck_done(struct fan *f)
 			    "(show backend)", node, job->to.cold);
 			break;
 		}
+		for (i = 1; i < f->ncmds; i++) {
+			if ((err = fan_error(f, n, i)) != NULL) {
+				snprintf(msg, sizeof(msg), "node %s: %s", node, err);
+				code = E_HAPROXY;
+				free(err);
+				break;
+			}
+		}
+		if (msg[0] != '\0')
+			break;
 		if (hapx_parse_map(f->replies[n * 3 + 2], conf->live_host,
 		    conf->cold_host, &cur) == -1) {
 			snprintf(msg, sizeof(msg), "node %s: map %s has a host name twice",
@@ -273,7 +285,8 @@ hap_precheck(struct lb *lb, const struct lb_mapping *to, const char *target,
 {
 	struct precheck_job *job = xcalloc(1, sizeof(*job));
 	char *showmap = xasprintf("show map %s", lb->conf->hap_map);
-	const char *cmds[] = { "show backend", "show stat -1 4 -1", showmap, NULL };
+	char *showstat = xasprintf("show stat %s 4 -1", target);
+	const char *cmds[] = { "show backend", showstat, showmap, NULL };
 
 	job->to = *to;
 	job->target = xstrdup(target);
@@ -282,6 +295,7 @@ hap_precheck(struct lb *lb, const struct lb_mapping *to, const char *target,
 	job->arg = arg;
 	fan_start(lb, cmds, precheck_done, job);
 	free(showmap);
+	free(showstat);
 }
 
 /* ------------------------------------------------------ flip of one node */

@@ -162,7 +162,10 @@ hapx_timeout(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	snprintf(err, sizeof(err), "no answer within %d ms", r->timeout_ms);
+	if (r->connect_errno != 0)
+		snprintf(err, sizeof(err), "%s", strerror(r->connect_errno));
+	else
+		snprintf(err, sizeof(err), "no answer within %d ms", r->timeout_ms);
 	hapx_finish(r, err);
 }
 
@@ -200,8 +203,17 @@ hapx_cmd(struct event_base *base, const char *addr, const char *cmd,
 	 * fails at once is still reported from the loop, never from inside
 	 * this call; errno is kept for that report.
 	 */
-	if (bufferevent_socket_connect(r->bev, (struct sockaddr *)&ss, (int)sslen) == -1)
+	if (bufferevent_socket_connect(r->bev, (struct sockaddr *)&ss, (int)sslen) == -1) {
+		/*
+		 * libevent 2.1 may not call back for a connect that failed at
+		 * once (ENOENT on a unix socket): report it from the loop now
+		 * rather than after the whole timeout.
+		 */
 		r->connect_errno = errno ? errno : ECONNREFUSED;
+		evtimer_del(r->timer);
+		tv.tv_sec = tv.tv_usec = 0;
+		evtimer_add(r->timer, &tv);
+	}
 	return r;
 }
 
@@ -372,17 +384,18 @@ hapx_parse_stat(const char *reply)
 		if (c_px < 0 || c_sv < 0 || c_st < 0)
 			continue;
 		n = csv_split(line, f, 512);
-		if (n <= c_st || n <= c_sv)
+		if (n <= c_st || n <= c_sv || n <= c_px)
 			continue;
 		if (strcmp(f[c_sv], "FRONTEND") == 0 || strcmp(f[c_sv], "BACKEND") == 0)
 			continue;
 		if ((list = json_object_get(out, f[c_px])) == NULL) {
 			list = json_array();
-			json_object_set_new(out, f[c_px], list);
+			if (json_object_set_new(out, f[c_px], list) == -1)
+				continue;	/* not UTF-8: no backend of ours */
 		}
-		json_array_append_new(list, json_pack("{s:s, s:s, s:s, s:I}", "name", f[c_sv],
-		    "address", c_addr >= 0 && c_addr < n ? f[c_addr] : "",
-		    "status", f[c_st], "scur", (json_int_t)(c_scur >= 0 && c_scur < n ?
+		json_array_append_new(list, json_pack("{s:s, s:s, s:s, s:I}", "name", utf8_fix(f[c_sv]),
+		    "address", c_addr >= 0 && c_addr < n ? utf8_fix(f[c_addr]) : "",
+		    "status", utf8_fix(f[c_st]), "scur", (json_int_t)(c_scur >= 0 && c_scur < n ?
 		    strtoll(f[c_scur], NULL, 10) : 0)));
 	}
 	free(copy);

@@ -323,6 +323,17 @@ roles_check(roles_check_cb cb, void *arg)
 			if (sd.conf->pools[p].servers[i].instance != NULL)
 				json_array_append_new(ids,
 				    json_string(sd.conf->pools[p].servers[i].instance));
+	if (json_array_size(ids) == 0) {
+		/* Nothing to look at (discovery found no instance): in sync. */
+		json_t *none = json_array();
+
+		json_decref(ids);
+		json_decref(filters);
+		cb(none, NULL, NULL, arg);
+		json_decref(none);
+		free(ck);
+		return;
+	}
 	json_object_set_new(filters, "instance-id", ids);
 	checking++;
 	ec2_describe(roles_ec2(), filters, check_described, ck);

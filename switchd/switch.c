@@ -346,6 +346,7 @@ reconcile_intent(struct reconcile *rc, struct lb_view *v, int all_ok, int agreed
 		state_save();
 		reconcile_map_file(rc, to);
 		intent_clear();
+		roles_retag("an interrupted switch was finished", NULL, NULL);
 		reconcile_finish(rc);
 		return;
 	}
@@ -400,6 +401,7 @@ reconcile_view(struct lb_view *v, void *arg)
 			rc->why = "state file was stale: HAProxy serves the other pool";
 			reconcile_journal(rc, state, agreed, "ok", NULL);
 			state_save();
+			roles_retag("reconcile: HAProxy serves the other pool", NULL, NULL);
 		} else
 			log_info("reconcile: HAProxy and the state file agree: %s is hot",
 			    pool_name(agreed));

@@ -150,6 +150,7 @@ void		 iso_time(time_t, char *, size_t);
 double		 now_ms(void);
 char		*xasprintf(const char *, ...) __attribute__((format(printf, 1, 2)));
 void		 new_id(char *buf, size_t len);
+char		*utf8_fix(char *);		/* in place; for JSON strings */
 
 /* --------------------------------------------------------------- daemon */
 

@@ -147,3 +147,41 @@ new_id(char *buf, size_t len)
 	snprintf(buf, len, "%lx-%lx-%x", (unsigned long)tv.tv_sec,
 	    (unsigned long)tv.tv_usec, (unsigned)getpid() ^ (++seq << 16));
 }
+
+/*
+ * Make s valid UTF-8 in place: a byte that does not start or continue a
+ * well-formed sequence becomes '?'.  JSON strings must be UTF-8, and a
+ * message cut at a byte count can split a character.
+ */
+char *
+utf8_fix(char *s)
+{
+	unsigned char *p = (unsigned char *)s;
+	int n, i;
+
+	while (p != NULL && *p != '\0') {
+		if (*p < 0x80) {
+			p++;
+			continue;
+		}
+		if (*p >= 0xc2 && *p <= 0xdf)
+			n = 1;
+		else if (*p >= 0xe0 && *p <= 0xef)
+			n = 2;
+		else if (*p >= 0xf0 && *p <= 0xf4)
+			n = 3;
+		else {
+			*p++ = '?';
+			continue;
+		}
+		for (i = 1; i <= n; i++)
+			if ((p[i] & 0xc0) != 0x80)
+				break;
+		if (i <= n) {
+			*p++ = '?';
+			continue;
+		}
+		p += n + 1;
+	}
+	return s;
+}

@@ -106,9 +106,11 @@ expect_eq "status lists both green servers" \
 # ---- a terminated instance is drained, never cut
 backend_ctl g1 'set?delay_ms=3000' >/dev/null
 : >"$T/slow.out"
+slow=""
 for i in 1 2 3 4; do
 	curl -s -o /dev/null -w '%{http_code}\n' --max-time 10 -H "Host: $COLD_HOST" \
 		"http://127.0.0.1:$FE_PORT/slow$i" >>"$T/slow.out" &
+	slow="$slow $!"
 done
 sleep 0.5
 ok "a slow request is in flight on $IG1" test "$(hap h1 "show stat -1 4 -1" | awk -F, -v s=$IG1 '$2 == s { print $5 }')" -ge 1
@@ -119,7 +121,7 @@ expect_match "sync reports $IG1 draining" "$(printf '%s' "$OUT" | jget '["discov
 ok "$IG1 is not deleted while its request is in flight" in_backend be_green $IG1
 expect_match "$IG1 takes no new requests (drain)" \
 	"$(hap h1 "show servers state be_green" | awk -v s=$IG1 '$4 == s { print $7 }')" '^(8|9|24|25|40|41)$' 
-wait
+wait $slow
 expect_eq "every request in flight completed with 200" "$(sort -u "$T/slow.out")" 200
 gone() { ! in_backend be_green $IG1; }
 ok "once idle, $IG1 is deleted (the drain poll)" wait_for 15 gone
