@@ -19,12 +19,6 @@
 #include "smoke.h"
 #include "switchd.h"
 
-static const char *
-pool_name(int idx)
-{
-	return idx == POOL_B ? POOL_BLUE : POOL_GREEN;
-}
-
 /* The cold pool's hosts, space separated, for SWITCHD_HOSTS. */
 static char *
 pool_hosts(const struct pool *p)

@@ -7,12 +7,6 @@
 #include "hapx.h"
 #include "switchd.h"
 
-static const char *
-pool_name(int idx)
-{
-	return idx == POOL_B ? POOL_BLUE : POOL_GREEN;
-}
-
 /* Configured servers with HAProxy's word on each, then any it has besides. */
 static json_t *
 pool_servers(const struct pool *p, struct lb_view *v)

@@ -7,12 +7,6 @@
 #include "smoke.h"
 #include "switchd.h"
 
-static const char *
-pool_name(int idx)
-{
-	return idx == POOL_B ? POOL_BLUE : POOL_GREEN;
-}
-
 static void
 switch_done(int ok, const char *code, const char *error, void *arg)
 {

@@ -16,12 +16,6 @@ struct sync_op {
 	json_t		*report;
 };
 
-static const char *
-pool_name(int idx)
-{
-	return idx == POOL_B ? POOL_BLUE : POOL_GREEN;
-}
-
 static void
 sync_finish(struct sync_op *op, const char *code, const char *error)
 {

@@ -42,12 +42,6 @@ struct refresh {
 	struct lb	*lb;
 };
 
-static const char *
-pool_name(int idx)
-{
-	return idx == POOL_B ? POOL_BLUE : POOL_GREEN;
-}
-
 /*
  * The pool's servers are the configured ones followed by the discovered
  * ones: rebuild the tail of conf->pools[].servers from state.json.

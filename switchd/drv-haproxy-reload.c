@@ -300,9 +300,7 @@ precheck_done(struct batch *b)
 	struct precheck_job *job = b->arg;
 	char msg[2048] = "";
 	const char *code = E_REFUSED, *err;
-	json_t *stat = NULL, *servers;
-	size_t i, len;
-	int up = 0;
+	json_t *stat = NULL;
 
 	if ((err = batch_first_error(b)) != NULL) {
 		snprintf(msg, sizeof(msg), "HAProxy %s: %s", job->name, err);
@@ -317,24 +315,10 @@ precheck_done(struct batch *b)
 		    job->name);
 		code = E_HAPROXY;
 	} else {
-		servers = json_object_get(stat, job->target);
-		for (i = 0; i < json_array_size(servers); i++)
-			up += hapx_status_up(json_string_value(json_object_get(
-			    json_array_get(servers, i), "status")));
-		if (up < job->min_up) {
-			len = (size_t)snprintf(msg, sizeof(msg), "HAProxy %s: backend %s has "
-			    "%d server%s UP, min_up is %d", job->name, job->target, up,
-			    up == 1 ? "" : "s", job->min_up);
-			for (i = 0; i < json_array_size(servers) && len < sizeof(msg); i++) {
-				json_t *s = json_array_get(servers, i);
+		char *who = xasprintf("HAProxy %s", job->name);
 
-				len += (size_t)snprintf(msg + len, sizeof(msg) - len, "%s%s %s",
-				    i ? ", " : " (", json_string_value(json_object_get(s, "name")),
-				    json_string_value(json_object_get(s, "status")));
-			}
-			if (i > 0 && len < sizeof(msg) - 1)
-				strcat(msg, ")");
-		}
+		hapx_min_up_error(stat, job->target, job->min_up, who, msg, sizeof(msg));
+		free(who);
 	}
 	json_decref(stat);
 	job->cb(msg[0] ? code : NULL, msg[0] ? msg : NULL, job->arg);

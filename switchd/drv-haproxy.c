@@ -198,11 +198,10 @@ precheck_done(struct fan *f)
 {
 	struct precheck_job *job = f->arg;
 	struct config *conf = f->lb->conf;
-	char msg[2048] = "", *err;
+	char msg[2048] = "", *err, *who;
 	const char *code = E_REFUSED;
-	size_t n, i, len;
-	json_t *stat, *servers, *s;
-	int up;
+	size_t n, i;
+	json_t *stat;
 	struct lb_mapping cur;
 
 	for (n = 0; n < f->nnodes && msg[0] == '\0'; n++) {
@@ -253,24 +252,9 @@ precheck_done(struct fan *f)
 			code = E_HAPROXY;
 			break;
 		}
-		servers = json_object_get(stat, job->target);
-		up = 0;
-		for (i = 0; i < json_array_size(servers); i++)
-			up += hapx_status_up(json_string_value(json_object_get(
-			    json_array_get(servers, i), "status")));
-		if (up < job->min_up) {
-			len = (size_t)snprintf(msg, sizeof(msg), "node %s: backend %s has "
-			    "%d server%s UP, min_up is %d", node, job->target, up,
-			    up == 1 ? "" : "s", job->min_up);
-			for (i = 0; i < json_array_size(servers) && len < sizeof(msg); i++) {
-				s = json_array_get(servers, i);
-				len += (size_t)snprintf(msg + len, sizeof(msg) - len, "%s%s %s",
-				    i ? ", " : " (", json_string_value(json_object_get(s, "name")),
-				    json_string_value(json_object_get(s, "status")));
-			}
-			if (i > 0 && len < sizeof(msg) - 1)
-				strcat(msg, ")");
-		}
+		who = xasprintf("node %s", node);
+		hapx_min_up_error(stat, job->target, job->min_up, who, msg, sizeof(msg));
+		free(who);
 		json_decref(stat);
 	}
 	job->cb(msg[0] ? code : NULL, msg[0] ? msg : NULL, job->arg);

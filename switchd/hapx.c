@@ -16,6 +16,7 @@
 #include <arpa/inet.h>
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -411,4 +412,33 @@ int
 hapx_status_up(const char *status)
 {
 	return strncmp(status, "UP", 2) == 0 || strcmp(status, "no check") == 0;
+}
+
+/*
+ * Fewer than min_up servers of backend UP in a parsed "show stat"?  Then
+ * msg says so, prefixed with who, naming each server's status; returns 1.
+ */
+int
+hapx_min_up_error(json_t *stat, const char *backend, int min_up, const char *who,
+    char *msg, size_t size)
+{
+	json_t *servers = json_object_get(stat, backend), *s;
+	size_t i, len;
+	int up = 0;
+
+	json_array_foreach(servers, i, s)
+		up += hapx_status_up(json_string_value(json_object_get(s, "status")));
+	if (up >= min_up)
+		return 0;
+	len = (size_t)snprintf(msg, size, "%s: backend %s has %d server%s UP, min_up is %d",
+	    who, backend, up, up == 1 ? "" : "s", min_up);
+	for (i = 0; i < json_array_size(servers) && len < size; i++) {
+		s = json_array_get(servers, i);
+		len += (size_t)snprintf(msg + len, size - len, "%s%s %s", i ? ", " : " (",
+		    json_string_value(json_object_get(s, "name")),
+		    json_string_value(json_object_get(s, "status")));
+	}
+	if (i > 0 && len < size - 1)
+		strcat(msg, ")");
+	return 1;
 }

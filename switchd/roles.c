@@ -38,12 +38,6 @@ struct retag {
 	void		*arg;
 };
 
-static const char *
-pool_name(int idx)
-{
-	return idx == POOL_B ? POOL_BLUE : POOL_GREEN;
-}
-
 /* Instance ids of a pool: configured, or discovered (servers named by id). */
 static size_t
 pool_instances(const struct pool *p, char ***out)

@@ -16,12 +16,6 @@
 #include "roles.h"
 #include "switchd.h"
 
-static const char *
-pool_name(int idx)
-{
-	return idx == POOL_B ? POOL_BLUE : POOL_GREEN;
-}
-
 static json_t *
 roles_json(int hot)
 {

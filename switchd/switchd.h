@@ -115,6 +115,7 @@ struct config {
 struct config	*config_load(const char *path, json_t **errors);
 void		 config_free(struct config *);
 int		 pool_index(const char *name);	/* -1 if not blue/green */
+const char	*pool_name(int idx);		/* "blue" | "green" */
 
 /* ----------------------------------------------------------------- state */
 

@@ -1003,3 +1003,33 @@ wrk_stop() {
 	kill -INT "$WRK_PID" 2>/dev/null
 	wrk_wait 10
 }
+
+# ---------------------------------------------------------------- EC2
+
+# ec2_env: credentials for the project's EC2 endpoint (tests/ec2), nothing
+# from the machine, and the EC2 client's retries in milliseconds.
+ec2_env() {
+	export AWS_ACCESS_KEY_ID=AKIDEXAMPLE
+	export AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY
+	export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=$T/no-credentials
+	export AWS_EC2_METADATA_DISABLED=true SWITCHD_EC2_BACKOFF_SCALE=0.01
+	unset AWS_PROFILE AWS_ENDPOINT_URL AWS_ENDPOINT_URL_EC2 AWS_SESSION_TOKEN
+}
+
+# start_endpoint: the EC2 test endpoint, its instances kept in $T; the
+# first call picks a free port ($EPORT), later calls reuse it; PID in $EPID.
+EPORT=""
+start_endpoint() {
+	/usr/bin/python3 "$REPO_DIR/tests/ec2/ec2_endpoint.py" --port "${EPORT:-0}" \
+		--state "$T/ec2-state.json" </dev/null >"$T/ec2.out" 2>>"$T/ec2.log" &
+	EPID=$!
+	track "$EPID"
+	wait_for 10 grep -q '^PORT=' "$T/ec2.out" || die "EC2 endpoint did not start"
+	EPORT=$(sed -n 's/^PORT=//p' "$T/ec2.out")
+}
+
+# admin METHOD PATH [JSON]: the endpoint's admin API (tests/ec2/README.md).
+admin() {
+	curl -sf --max-time 5 -X "$1" -H 'Content-Type: application/json' \
+		${3:+--data "$3"} "http://127.0.0.1:$EPORT/_admin/$2"
+}

@@ -8,25 +8,8 @@
 . "$(dirname "$0")/../lib.sh"
 t_setup
 EP_PY=/usr/bin/python3
-export AWS_ACCESS_KEY_ID=AKIDEXAMPLE
-export AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY
-export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=$T/none
-export AWS_EC2_METADATA_DISABLED=true SWITCHD_EC2_BACKOFF_SCALE=0.01
-unset AWS_PROFILE AWS_ENDPOINT_URL AWS_ENDPOINT_URL_EC2 AWS_SESSION_TOKEN
+ec2_env
 
-EPORT=""
-start_endpoint() {
-	"$EP_PY" "$REPO_DIR/tests/ec2/ec2_endpoint.py" --port "${EPORT:-0}" \
-		--state "$T/ec2-state.json" </dev/null >"$T/ec2.out" 2>>"$T/ec2.log" &
-	EPID=$!
-	track "$EPID"
-	wait_for 10 grep -q '^PORT=' "$T/ec2.out" || die "EC2 endpoint did not start"
-	EPORT=$(sed -n 's/^PORT=//p' "$T/ec2.out")
-}
-admin() {
-	curl -sf --max-time 5 -X "$1" -H 'Content-Type: application/json' \
-		${3:+--data "$3"} "http://127.0.0.1:$EPORT/_admin/$2"
-}
 instance() {	# instance ID POOL PORT
 	admin POST instances '{"instances": [{"id": "'$1'", "private_ip": "127.0.0.1",
 	  "tags": {"switchd:pool": "'$2'", "switchd:port": "'$3'"}}]}' >/dev/null ||

@@ -13,27 +13,8 @@ AWS=/usr/bin/aws
 EP_PY=/usr/bin/python3
 [ -x "$AWS" ] || die "awscli is missing (Debian package awscli)"
 
-export AWS_ACCESS_KEY_ID=AKIDEXAMPLE
-export AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY
-export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=$T/no-credentials
-export AWS_EC2_METADATA_DISABLED=true HOME=$T
-unset AWS_PROFILE AWS_ENDPOINT_URL AWS_ENDPOINT_URL_EC2 AWS_SESSION_TOKEN
-# Retries of the EC2 client itself in milliseconds, not seconds (a test knob).
-export SWITCHD_EC2_BACKOFF_SCALE=0.01
+ec2_env
 
-EPORT=""
-start_endpoint() {
-	"$EP_PY" "$REPO_DIR/tests/ec2/ec2_endpoint.py" --port "${EPORT:-0}" \
-		--state "$T/ec2-state.json" </dev/null >"$T/ec2.out" 2>>"$T/ec2.log" &
-	EPID=$!
-	track "$EPID"
-	wait_for 10 grep -q '^PORT=' "$T/ec2.out" || die "EC2 endpoint did not start"
-	EPORT=$(sed -n 's/^PORT=//p' "$T/ec2.out")
-}
-admin() {	# admin METHOD PATH [JSON]
-	curl -sf --max-time 5 -X "$1" -H 'Content-Type: application/json' \
-		${3:+--data "$3"} "http://127.0.0.1:$EPORT/_admin/$2"
-}
 awsq() {	# awsq ARGS...: the AWS CLI against the endpoint
 	timeout 30 "$AWS" --endpoint-url "http://127.0.0.1:$EPORT" --region us-east-1 \
 		--no-cli-pager --output json "$@"
