@@ -301,6 +301,30 @@ accept_error_cb(struct evconnlistener *l, void *arg)
 	}
 }
 
+/*
+ * The socket's directory (e.g. /run/switchd without systemd's
+ * RuntimeDirectory): made if missing, one level only, enterable by all
+ * (the socket's own mode and group decide who may connect).
+ */
+static int
+socket_dir(const char *path)
+{
+	char *dir = xstrdup(path), *slash = strrchr(dir, '/');
+	int rc = 0;
+
+	if (slash != NULL && slash != dir) {
+		*slash = '\0';
+		if (mkdir(dir, 0755) == 0)
+			log_info("control: created %s", dir);
+		else if (errno != EEXIST) {
+			log_warn("control: socket directory %s", dir);
+			rc = -1;
+		}
+	}
+	free(dir);
+	return rc;
+}
+
 int
 control_listen(const struct config *conf)
 {
@@ -326,6 +350,8 @@ control_listen(const struct config *conf)
 		return -1;
 	}
 	close(probe);
+	if (socket_dir(conf->ctl_socket) == -1)
+		return -1;
 	if (unlink(conf->ctl_socket) == -1 && errno != ENOENT) {
 		log_warn("unlink %s", conf->ctl_socket);
 		return -1;

@@ -13,14 +13,24 @@
 
 static int log_foreground = 1;
 static int log_verbose;
+static int log_tee;	/* daemon not yet detached: warnings to stderr too */
 
 void
 log_init(int foreground, int verbose)
 {
 	log_foreground = foreground;
 	log_verbose = verbose;
-	if (!foreground)
+	if (!foreground) {
 		openlog("switchd", LOG_PID | LOG_NDELAY, LOG_DAEMON);
+		log_tee = 1;
+	}
+}
+
+/* The daemon has detached: from now on its messages go to syslog only. */
+void
+log_detached(void)
+{
+	log_tee = 0;
 }
 
 static void
@@ -41,9 +51,14 @@ log_vwrite(int pri, const char *fmt, va_list ap, const char *suffix)
 		    ts.tv_nsec / 1000000, msg, suffix ? ": " : "",
 		    suffix ? suffix : "");
 		fflush(stderr);
-	} else
+	} else {
 		syslog(pri, "%s%s%s", msg, suffix ? ": " : "",
 		    suffix ? suffix : "");
+		/* Whoever started switchd sees why it did not start. */
+		if (log_tee && pri <= LOG_WARNING)
+			fprintf(stderr, "switchd: %s%s%s\n", msg,
+			    suffix ? ": " : "", suffix ? suffix : "");
+	}
 }
 
 void

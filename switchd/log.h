@@ -7,6 +7,7 @@
 #include <stdarg.h>
 
 void log_init(int foreground, int verbose);
+void log_detached(void);
 void log_info(const char *, ...) __attribute__((format(printf, 1, 2)));
 void log_debug(const char *, ...) __attribute__((format(printf, 1, 2)));
 void log_warnx(const char *, ...) __attribute__((format(printf, 1, 2)));

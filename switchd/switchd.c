@@ -2,6 +2,10 @@
  * switchd.c — the daemon: options, config, log, event base, signals, state,
  * reconcile, listen, loop.
  */
+#include <sys/types.h>
+
+#include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +25,59 @@
 struct switchd sd;
 
 static struct event *ev_hup, *ev_term, *ev_int;
+static int ready_fd = -1;	/* to the waiting parent, until detach_done() */
+
+/*
+ * Go to the background, but let the parent wait until the daemon listens
+ * on its socket: its exit status then says whether switchd started, and a
+ * reason for not starting is on its stderr, not only in syslog.  The
+ * working directory is kept, so relative paths mean the same as under -d.
+ */
+static void
+detach(void)
+{
+	int p[2];
+	pid_t pid;
+	char c;
+	ssize_t n;
+
+	if (pipe(p) == -1)
+		fatalx("pipe: %s", strerror(errno));
+	if ((pid = fork()) == -1)
+		fatalx("fork: %s", strerror(errno));
+	if (pid > 0) {
+		close(p[1]);
+		while ((n = read(p[0], &c, 1)) == -1 && errno == EINTR)
+			;
+		/* Ready: the daemon carries on.  EOF: it said why on stderr. */
+		_exit(n == 1 ? 0 : 1);
+	}
+	close(p[0]);
+	ready_fd = p[1];
+	if (setsid() == -1)
+		fatalx("setsid: %s", strerror(errno));
+}
+
+static void
+detach_done(void)
+{
+	int fd;
+
+	if (ready_fd == -1)
+		return;
+	if ((fd = open("/dev/null", O_RDWR)) != -1) {
+		dup2(fd, STDIN_FILENO);
+		dup2(fd, STDOUT_FILENO);
+		dup2(fd, STDERR_FILENO);
+		if (fd > STDERR_FILENO)
+			close(fd);
+	}
+	log_detached();
+	if (write(ready_fd, "R", 1) != 1)
+		log_warnx("could not tell the starting process that switchd is ready");
+	close(ready_fd);
+	ready_fd = -1;
+}
 
 static void __attribute__((noreturn))
 usage(void)
@@ -136,8 +193,8 @@ main(int argc, char *argv[])
 	}
 
 	log_init(foreground, verbose);
-	if (!foreground && daemon(0, 0) == -1)
-		fatalx("daemon: cannot detach");
+	if (!foreground)
+		detach();
 	signal(SIGPIPE, SIG_IGN);
 	if ((sd.base = event_base_new()) == NULL)
 		fatalx("event_base_new failed");
@@ -158,6 +215,7 @@ main(int argc, char *argv[])
 	sd.lb = lb_new(sd.base, sd.conf);
 	if (control_listen(sd.conf) == -1)
 		fatalx("cannot listen on %s", sd.conf->ctl_socket);
+	detach_done();
 	control_accept(0);
 	switchd_reconcile(reconciled, NULL);
 
