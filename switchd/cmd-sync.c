@@ -58,8 +58,7 @@ sync_checked(json_t *drift, const char *code, const char *error, void *arg)
 	json_object_set_new(op->report, "ec2", ec2);
 	if (json_array_size(drift) == 0) {
 		json_object_set_new(ec2, "result", json_string("in sync"));
-		json_object_set_new(json_object_get(state_doc(), "ec2"), "drift", json_array());
-		state_save();
+		roles_mark_synced();
 		sync_finish(op, NULL, NULL);
 		return;
 	}

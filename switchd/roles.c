@@ -28,6 +28,8 @@ static int		 retry_delay;
 static int		 running;	/* a retag is in flight */
 static int		 checking;	/* roles_check()s in flight */
 static int		 again;		/* roles changed while it was */
+static roles_done_cb	 waiter_cb;	/* told when the "again" retag ends */
+static void		*waiter_arg;
 
 struct retag {
 	char		**ids[NPOOLS];	/* NULL-terminated, per pool */
@@ -101,12 +103,35 @@ retag_free(struct retag *rt)
 	free(rt);
 }
 
-/* Record what is (not) known to be tagged right. */
+/* Record in state.json what is known to be tagged wrong (drift), and why. */
+static void
+ec2_record(json_t *drift, const char *error)
+{
+	json_t *ec2 = json_object_get(state_doc(), "ec2");
+	char when[32];
+
+	iso_time(time(NULL), when, sizeof(when));
+	json_object_set_new(ec2, "drift", drift);
+	json_object_set_new(ec2, error ? "last_error" : "last_ok", json_string(when));
+	if (error != NULL)
+		json_object_set_new(ec2, "error", json_string(error));
+	else
+		json_object_del(ec2, "error");
+	state_save();
+}
+
+/* EC2 was read and every tag is right. */
+void
+roles_mark_synced(void)
+{
+	ec2_record(json_array(), NULL);
+}
+
+/* Record what is (not) known to be tagged right after a retag. */
 static void
 drift_set(struct retag *rt, int from_step, const char *error)
 {
-	json_t *drift = json_array(), *ec2 = json_object_get(state_doc(), "ec2");
-	char when[32];
+	json_t *drift = json_array();
 	size_t i;
 	int step, pool;
 
@@ -118,14 +143,7 @@ drift_set(struct retag *rt, int from_step, const char *error)
 			    "want", pool == rt->hot ? sd.conf->ec2_hot : sd.conf->ec2_cold,
 			    "error", error));
 	}
-	iso_time(time(NULL), when, sizeof(when));
-	json_object_set_new(ec2, "drift", drift);
-	json_object_set_new(ec2, error ? "last_error" : "last_ok", json_string(when));
-	if (error != NULL)
-		json_object_set_new(ec2, "error", json_string(error));
-	else
-		json_object_del(ec2, "error");
-	state_save();
+	ec2_record(drift, error);
 }
 
 static void retag_next(struct retag *);
@@ -183,8 +201,11 @@ retag_finish(struct retag *rt, const char *code, const char *error)
 		cb(code, msg, arg);
 	free(msg);
 	if (again) {
+		roles_done_cb wcb = waiter_cb;
+
 		again = 0;
-		roles_retag("the roles changed during the last retag", NULL, NULL);
+		waiter_cb = NULL;
+		roles_retag("the roles changed during the last retag", wcb, waiter_arg);
 	}
 }
 
@@ -231,10 +252,15 @@ roles_retag(const char *why, roles_done_cb cb, void *arg)
 		return;
 	}
 	if (running) {
-		/* The one in flight tags the old roles; go again after it. */
+		/* The one in flight may tag the old roles; go again after it,
+		 * and tell the caller when that one ends (one waiter: sync is
+		 * the only caller that waits, and it runs alone). */
 		again = 1;
-		if (cb != NULL)
-			cb(NULL, NULL, arg);
+		if (cb != NULL && waiter_cb == NULL) {
+			waiter_cb = cb;
+			waiter_arg = arg;
+		} else if (cb != NULL)
+			cb(E_BUSY, "a role retag is already waiting", arg);
 		return;
 	}
 	rt = xcalloc(1, sizeof(*rt));

@@ -14,5 +14,6 @@ int		 roles_enabled(void);		/* any instance ids, or discovery */
 struct ec2_ctx	*roles_ec2(void);		/* the EC2 client for the current config */
 void		 roles_retag(const char *why, roles_done_cb, void *);	/* cb may be NULL */
 void		 roles_check(roles_check_cb, void *);	/* what EC2 says, against the roles */
+void		 roles_mark_synced(void);	/* roles_check found no drift */
 void		 roles_shutdown(void);
 #endif

@@ -353,6 +353,29 @@ print_event(json_t *ev)
 }
 
 static void
+print_sync(json_t *r)
+{
+	json_t *ec2 = json_object_get(r, "ec2"), *disc = json_object_get(r, "discover");
+	size_t n = json_array_size(json_object_get(ec2, "drift"));
+
+	printf("sync: %s is hot, %s cold\n", jstr(r, "hot"), jstr(r, "cold"));
+	if (disc != NULL)
+		printf("  ec2 pools:  %zu blue, %zu green instance(s); %zu added, "
+		    "%zu draining, %zu removed\n",
+		    json_array_size(json_object_get(disc, "blue")),
+		    json_array_size(json_object_get(disc, "green")),
+		    json_array_size(json_object_get(disc, "added")),
+		    json_array_size(json_object_get(disc, "draining")),
+		    json_array_size(json_object_get(disc, "removed")));
+	printf("  nodes:      %s\n", jstr(r, "nodes"));
+	if (n > 0)
+		printf("  role tags:  %s (%zu instance%s had the wrong tag)\n",
+		    jstr(ec2, "result"), n, n == 1 ? "" : "s");
+	else
+		printf("  role tags:  %s\n", jstr(ec2, "result"));
+}
+
+static void
 print_result(const char *cmd, json_t *r)
 {
 	size_t i;
@@ -390,7 +413,8 @@ print_result(const char *cmd, json_t *r)
 	} else if (strcmp(cmd, "reload") == 0) {
 		if (!opt_quiet)
 			printf("configuration %s reloaded\n", jstr(r, "config"));
-	}
+	} else if (strcmp(cmd, "sync") == 0 && !opt_quiet)
+		print_sync(r);
 }
 
 /* --------------------------------------------------------------- the call */

@@ -99,6 +99,36 @@ run ctlj sync
 expect_eq "sync again: in sync" "$(printf '%s' "$OUT" | jget '["ec2"]["result"]')" "in sync"
 expect_eq "sync: nodes in sync" "$(printf '%s' "$OUT" | jget '["nodes"]')" "in sync"
 
+run ctl sync
+expect_grep '^sync: green is hot, blue cold' - "human sync: the roles"
+expect_grep '^  nodes: +in sync' - "human sync: the nodes"
+expect_grep '^  role tags: +in sync' - "human sync: the tags"
+admin POST tags '{"ids": ["'$GREEN_IDS'"], "set": {"group": "cold"}}' >/dev/null
+run ctl sync
+expect_grep '^  role tags: +fixed \(1 instance had the wrong tag\)' - "human sync: what it fixed"
+
+# ---- sync while a retag is still in flight answers only once the tags
+# are written (not when the earlier retag was merely started)
+admin POST faults '{"action": "CreateTags", "kind": "slow", "delay_ms": 1500, "count": 2}' >/dev/null
+expect_ok back -m "slow EC2"
+run ctlj sync
+expect_eq "sync during a slow retag exits 0" "$RC" 0
+expect_eq "sync during a slow retag: fixed" "$(printf '%s' "$OUT" | jget '["ec2"]["result"]')" fixed
+ok "when sync answers, the tags are already right" tags_are "i-0abcd000000000099 $BLUE_IDS" "$GREEN_IDS"
+admin POST faults/clear >/dev/null
+
+# ---- sync that finds the tags right clears an EC2 error recorded earlier
+admin POST faults '{"action": "CreateTags", "kind": "auth", "count": 1}' >/dev/null
+expect_ok switch --force -m "auth failure again"
+ok "an EC2 error is recorded" wait_for 10 eval '[ "$(status_get "d[\"ec2\"].get(\"error\", \"\")")" != "" ]'
+admin POST tags '{"ids": ["'$GREEN_IDS'"], "set": {"group": "hot"}}' >/dev/null
+admin POST tags '{"ids": ["'$BLUE_IDS'"], "set": {"group": "cold"}}' >/dev/null
+run ctlj sync
+expect_eq "sync: the tags are right: in sync" "$(printf '%s' "$OUT" | jget '["ec2"]["result"]')" "in sync"
+expect_eq "status: the old EC2 error is gone" "$(status_get 'd["ec2"].get("error", "none")')" none
+expect_eq "status: no drift" "$(status_get 'len(d["ec2"]["drift"])')" 0
+ok "status: last_ok is set" test -n "$(status_get 'd["ec2"]["last_ok"]')"
+
 # ---- sync with the endpoint down: a clear ec2 error, exit 1
 stop_pid "$EPID"
 expect_fail 1 ec2 sync
