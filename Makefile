@@ -5,6 +5,7 @@ BINDIR   = $(PREFIX)/bin
 SBINDIR  = $(PREFIX)/sbin
 MANDIR   = $(PREFIX)/share/man
 DOCDIR   = $(PREFIX)/share/doc/switchd
+DATADIR  = $(PREFIX)/share/switchd
 
 PKGS    = libevent jansson libconfig libcurl expat
 CC     ?= cc
@@ -117,7 +118,7 @@ install: all
 	chmod 0644 $(DESTDIR)$(UNITDIR)/switchd.service
 	install -m 0644 scripts/switchctl.bash-completion $(DESTDIR)$(COMPDIR)/switchctl
 	for d in capistrano rake; do for f in scripts/$$d/*; do [ ! -f "$$f" ] || \
-	    install -D -m 0644 "$$f" $(DESTDIR)$(DOCDIR)/$$d/$$(basename "$$f"); done; done
+	    install -D -m 0644 "$$f" $(DESTDIR)$(DATADIR)/$$d/$$(basename "$$f"); done; done
 
 clean:
 	rm -rf build switchd/switchd switchd/switchctl

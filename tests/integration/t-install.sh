@@ -10,7 +10,8 @@ ok "make install DESTDIR=... PREFIX=/usr" make -s -C "$REPO_DIR" install DESTDIR
 for f in usr/sbin/switchd usr/bin/switchctl usr/share/man/man1/switchctl.1 \
     usr/share/man/man5/switchd.conf.5 usr/share/man/man8/switchd.8 \
     usr/share/doc/switchd/examples/haproxy.cfg usr/share/doc/switchd/README.md \
-    usr/lib/systemd/system/switchd.service usr/share/bash-completion/completions/switchctl; do
+    usr/lib/systemd/system/switchd.service usr/share/bash-completion/completions/switchctl \
+    usr/share/switchd/capistrano/switchd.rb usr/share/switchd/rake/switchd.rake; do
 	ok "installed $f" test -f "$R/$f"
 done
 ok "switchd is executable" test -x "$R/usr/sbin/switchd"
