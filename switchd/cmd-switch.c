@@ -19,7 +19,7 @@ switch_done(int ok, const char *code, const char *error, void *arg)
 	}
 	cmd_done(item, json_pack("{s:s, s:s, s:s, s:s, s:I, s:I}", "from", pool_name(!hot),
 	    "to", pool_name(hot), "hot", pool_name(hot), "cold", pool_name(!hot),
-	    "nodes", (json_int_t)sd.conf->hap_nsockets,
+	    "nodes", (json_int_t)sd.lb->drv->nnodes(sd.conf),
 	    "took_ms", (json_int_t)(now_ms() - item->started_ms)));
 }
 

@@ -824,6 +824,8 @@ reload_apply(struct lb *lb, const struct lb_mapping *to, lb_done_cb cb, void *ar
 
 const struct lb_driver drv_haproxy_reload = {
 	.name = "haproxy-reload",
+	.product = "HAProxy",
+	.nnodes = lb_one_node,
 	.observe = reload_observe,
 	.precheck = reload_precheck,
 	.apply = reload_apply,

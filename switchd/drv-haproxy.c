@@ -549,8 +549,16 @@ hap_apply(struct lb *lb, const struct lb_mapping *to, lb_done_cb cb, void *arg)
 	apply_next(job);
 }
 
+static size_t
+hap_nnodes(const struct config *conf)
+{
+	return conf->hap_nsockets;
+}
+
 const struct lb_driver drv_haproxy_runtime = {
 	.name = "haproxy-runtime",
+	.product = "HAProxy",
+	.nnodes = hap_nnodes,
 	.observe = hap_observe,
 	.precheck = hap_precheck,
 	.apply = hap_apply,

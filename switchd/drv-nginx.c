@@ -606,6 +606,8 @@ ngx_apply(struct lb *lb, const struct lb_mapping *to, lb_done_cb cb, void *arg)
 
 const struct lb_driver drv_nginx = {
 	.name = "nginx",
+	.product = "nginx",
+	.nnodes = lb_one_node,
 	.observe = ngx_observe,
 	.precheck = ngx_precheck,
 	.apply = ngx_apply,

@@ -15,6 +15,9 @@ extern const struct lb_driver drv_nginx;		/* drv-nginx.c */
 /* The include file the nginx driver owns, for `to`. */
 char		*nginx_include_text(const struct config *, const struct lb_mapping *);
 
+/* The drivers that reload one local load balancer change one node. */
+size_t		 lb_one_node(const struct config *);
+
 /* A whole file, or NULL (errno; ENOENT: there is none). */
 char		*lb_file_read(const char *path);
 /* Put back what lb_file_read() gave: prev NULL removes the file. */

@@ -35,6 +35,21 @@ lb_driver_name(const struct config *conf, char *buf, size_t len)
 		snprintf(buf, len, "%s", conf->driver);
 }
 
+size_t
+lb_one_node(const struct config *conf)
+{
+	(void)conf;
+	return 1;
+}
+
+char *
+lb_nodes_text(const struct lb *lb)
+{
+	size_t n = lb->drv->nnodes(lb->conf);
+
+	return xasprintf("%zu %s node%s", n, lb->drv->product, n == 1 ? "" : "s");
+}
+
 struct lb *
 lb_new(struct event_base *base, struct config *conf)
 {

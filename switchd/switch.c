@@ -130,6 +130,7 @@ switch_prechecked(const char *code, const char *error, void *arg)
 	struct switch_op *op = arg;
 	json_t *intent;
 	struct lb_mapping from;
+	char *nodes;
 
 	if (code != NULL) {
 		op->cb(0, code, error, op->arg);
@@ -154,9 +155,10 @@ switch_prechecked(const char *code, const char *error, void *arg)
 		return;
 	}
 	json_decref(intent);
-	cmd_progress(op->item, "flipping %s to %s on %zu node%s", op->lb->conf->live_host,
-	    pool_name(op->to), op->lb->conf->hap_nsockets,
-	    op->lb->conf->hap_nsockets == 1 ? "" : "s");
+	nodes = lb_nodes_text(op->lb);
+	cmd_progress(op->item, "flipping %s to %s on %s", op->lb->conf->live_host,
+	    pool_name(op->to), nodes);
+	free(nodes);
 	op->lb->drv->apply(op->lb, &op->map_to, switch_applied, op);
 }
 
@@ -165,6 +167,7 @@ pool_switch(struct cmdq_item *item, int to, const char *command, flip_cb cb, voi
 {
 	struct switch_op *op = xcalloc(1, sizeof(*op));
 	struct config *conf = sd.conf;
+	char *nodes;
 
 	op->item = item;
 	op->lb = lb_ref(sd.lb);
@@ -176,9 +179,10 @@ pool_switch(struct cmdq_item *item, int to, const char *command, flip_cb cb, voi
 	op->t0 = now_ms();
 	new_id(op->id, sizeof(op->id));
 	lb_mapping_for(conf, to, &op->map_to);
-	cmd_progress(item, "checking %zu HAProxy node%s: backend %s, at least %d server%s UP",
-	    conf->hap_nsockets, conf->hap_nsockets == 1 ? "" : "s",
-	    conf->pools[to].backend, conf->min_up, conf->min_up == 1 ? "" : "s");
+	nodes = lb_nodes_text(op->lb);
+	cmd_progress(item, "checking %s: backend %s, at least %d server%s UP",
+	    nodes, conf->pools[to].backend, conf->min_up, conf->min_up == 1 ? "" : "s");
+	free(nodes);
 	sd.lb->drv->precheck(sd.lb, &op->map_to, conf->pools[to].backend,
 	    conf->min_up, switch_prechecked, op);
 }

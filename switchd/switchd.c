@@ -184,6 +184,7 @@ main(int argc, char *argv[])
 
 	if ((sd.conf = config_load(path, &errors)) == NULL) {
 		print_errors(errors);
+		json_decref(errors);
 		return 1;
 	}
 	if (check_only) {

@@ -257,6 +257,9 @@ typedef void (*lb_view_cb)(struct lb_view *, void *arg);	/* callee owns view */
  */
 struct lb_driver {
 	const char	*name;
+	const char	*product;	/* "HAProxy", "nginx": what a node runs */
+	/* How many nodes a switch changes. */
+	size_t		(*nnodes)(const struct config *);
 	/* Read every node: its map and its servers' health. */
 	void		(*observe)(struct lb *, lb_view_cb, void *);
 	/* Can `to` be applied?  Every node answers, backends exist, min_up. */
@@ -284,6 +287,8 @@ void		 lb_unref(struct lb *);
 void		 lb_mapping_for(const struct config *, int hot, struct lb_mapping *);
 int		 lb_mapping_hot(const struct config *, const struct lb_mapping *);	/* -1 if not a valid pair */
 char		*lb_map_text(const struct config *, const struct lb_mapping *);
+/* "1 HAProxy node", "3 HAProxy nodes", "1 nginx node", malloc'd. */
+char		*lb_nodes_text(const struct lb *);
 
 extern const struct lb_driver drv_haproxy_runtime;
 

@@ -74,7 +74,9 @@ expect_eq "status: server health is unknown (no active checks in nginx OSS)" "$(
 
 # ---- switch and back: graceful reloads, new workers, new mapping
 W0=$(nginx_workers "$NG")
-expect_ok switch --force -m "nginx switch"
+run ctlj switch --force -m "nginx switch"
+expect_eq "nginx switch exits 0" "$RC" 0
+expect_eq "the switch reply counts the one nginx node" "$(jv "$OUT" '["nodes"]')" 1
 expect_ne "the switch started new nginx workers" "$(nginx_workers "$NG")" "$W0"
 expect_eq "live host through nginx now answers green" "$(via_nginx "$LIVE_HOST")" green
 expect_eq "cold host through nginx now answers blue" "$(via_nginx "$COLD_HOST")" blue
@@ -82,7 +84,10 @@ expect_grep "^[[:space:]]*$LIVE_HOST switchd_green;" "$INC" "include maps the li
 expect_eq "status: nginx serves the live host from switchd_green" "$(status_get '["nodes"][0]["map"]["live"]')" switchd_green
 expect_eq "state.json hot is green" "$(state_hot)" green
 expect_eq "no temp files left next to the include" "$(ls -A "$NG" | grep -c '^switchd-upstreams\.conf.')" 0
-expect_ok back -m "nginx back"
+# On a terminal switchctl shows its progress: it names nginx, not HAProxy.
+run script -qec "$SWITCHCTL -s $T/switchd.sock back -m 'nginx back'" /dev/null
+expect_eq "nginx back exits 0" "$RC" 0
+expect_grep 'flipping .* to blue on 1 nginx node' - "back's progress: on 1 nginx node"
 expect_eq "after back: live host answers blue" "$(via_nginx "$LIVE_HOST")" blue
 expect_eq "after back: cold host answers green" "$(via_nginx "$COLD_HOST")" green
 

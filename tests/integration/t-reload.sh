@@ -52,7 +52,9 @@ expect_eq "live host answers blue" "$(via_live)" blue
 
 # ---- switch: a new worker serves the new map
 W0=$(hap_workers h1)
-expect_ok switch --force -m "reload switch"
+run ctlj switch --force -m "reload switch"
+expect_eq "reload switch exits 0" "$RC" 0
+expect_eq "the switch reply counts the one HAProxy node" "$(jv "$OUT" '["nodes"]')" 1
 W1=$(hap_workers h1)
 expect_ne "switch started a new worker" "$W1" "$W0"
 expect_eq "live host now answers green" "$(via_live)" green
