@@ -630,8 +630,10 @@ read_config(struct ctx *c, config_t *cf, struct config *conf)
 	}
 	conf->backends_file = get_str(hap, "backends_file", NULL);
 	conf->backends_defaults = get_str(hap, "backends_defaults", "switchd_pools");
-	if (conf->ec2_discover && conf->hap_mode != NULL && strcmp(conf->driver, "haproxy") == 0 &&
-	    strcmp(conf->hap_mode, "runtime") != 0)
+	/* Discovered servers are added to and drained from HAProxy's
+	 * backends at run time: no other driver can follow them. */
+	if (conf->ec2_discover && (strcmp(conf->driver, "haproxy") != 0 ||
+	    (conf->hap_mode != NULL && strcmp(conf->hap_mode, "runtime") != 0)))
 		cerr(c, config_setting_get_member(ec2, "discover"),
 		    "ec2.discover needs haproxy.mode \"runtime\" (servers are added at run time)");
 	conf->nstatic[0] = conf->nstatic[1] = -1;

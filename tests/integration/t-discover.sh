@@ -37,6 +37,15 @@ write_config "ec2 = { endpoint = \"http://127.0.0.1:$EPORT\"; discover = true; d
 sed -i "s|^haproxy = {|haproxy = {\n  backends_file = \"$T/backends.cfg\";|" "$T/switchd.conf"
 run "$SWITCHD" -n -f "$T/switchd.conf"
 expect_eq "config with discovery is valid" "$OUT" "configuration OK"
+# Only HAProxy's runtime API can follow discovered servers.
+sed 's|^haproxy = {|haproxy = {\n  mode = "reload"; reload_command = "true";|' "$T/switchd.conf" >"$T/bad.conf"
+run "$SWITCHD" -n -f "$T/bad.conf"
+expect_match "discovery with haproxy.mode reload is refused" "$ERR" 'ec2.discover needs haproxy.mode "runtime"'
+LB_BACKENDS=none write_lb_config "nginx = { include = \"$T/inc.conf\"; };" \
+	"ec2 = { endpoint = \"http://127.0.0.1:$EPORT\"; discover = true; };" "$T/bad.conf"
+run "$SWITCHD" -n -f "$T/bad.conf"
+expect_match "discovery with the nginx driver is refused" "$ERR" 'ec2.discover needs haproxy.mode "runtime"'
+expect_eq "and switchd -n exits 1" "$RC" 1
 start_switchd
 
 in_backend() { hap h1 "show stat -1 4 -1" | grep -q "^$1,$2,"; }
