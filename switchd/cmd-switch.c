@@ -81,10 +81,25 @@ void
 cmd_back_exec(struct cmdq_item *item)
 {
 	json_t *last = json_object_get(state_doc(), "last_switch");
+	int cold = !state_hot();
+	const char *pstate = json_string_value(json_object_get(state_pool(cold), "state"));
+	const char *err = json_string_value(json_object_get(state_pool(cold), "error"));
 
 	if (!json_is_object(last)) {
 		cmd_error(item, E_REFUSED, "nothing to go back to: no switch is recorded");
 		return;
 	}
-	pool_switch(item, !state_hot(), "back", switch_done, item);
+	/*
+	 * "back" trusts the old pool because it was serving a moment ago.  A
+	 * failed cold-deploy or smoke run since then means it no longer runs
+	 * what was live: flipping to it would be no way back.
+	 */
+	if (strcmp(pstate, PS_FAILED) == 0) {
+		cmd_error(item, E_REFUSED, "the cold pool %s is failed since the last switch "
+		    "(%s); it no longer runs what was live, so there is nothing to go back "
+		    "to; nothing was changed (switch --force flips to it anyway)",
+		    pool_name(cold), err ? err : "no reason recorded");
+		return;
+	}
+	pool_switch(item, cold, "back", switch_done, item);
 }

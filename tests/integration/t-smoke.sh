@@ -108,6 +108,13 @@ backend_ctl g2 'set?status=503' >/dev/null
 expect_fail 1 smoke_failed switch -m "went bad"
 expect_eq "pool marked failed by the re-run" "$(status_get '["pools"]["green"]["state"]')" failed
 live_unchanged "re-run smoke"
+# A switch is recorded, so "back" would flip to green: it went bad, refused.
+nhist=$(ctlj history | jget 'len(d["entries"])')
+expect_fail 1 refused back -m "back to a failed pool"
+expect_emsg "cold pool green is failed since the last switch \(smoke checks before a switch failed" \
+	"back names the failed pool and why"
+live_unchanged "back to a failed pool"
+expect_eq "a refused back adds no history entry" "$(ctlj history | jget 'len(d["entries"])')" "$nhist"
 reset_green
 
 # ---- all cold servers down: cold-deploy fails, switch --force refuses
