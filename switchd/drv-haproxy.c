@@ -186,6 +186,7 @@ hap_observe(struct lb *lb, lb_view_cb cb, void *arg)
 /* ---------------------------------------------------------------- precheck */
 
 struct precheck_job {
+	struct lb	*lb;
 	struct lb_mapping to;
 	char		*target;
 	int		 min_up;
@@ -194,14 +195,57 @@ struct precheck_job {
 };
 
 static void
+precheck_finish(struct precheck_job *job, const char *code, const char *msg)
+{
+	job->cb(code, msg, job->arg);
+	lb_unref(job->lb);
+	free(job->target);
+	free(job);
+}
+
+/* Each node's servers of the target backend: which node has too few UP. */
+static void
+precheck_detail_done(struct fan *f)
+{
+	struct precheck_job *job = f->arg;
+	char msg[2048] = "", *err, *who;
+	const char *code = E_REFUSED;
+	json_t *stat;
+	size_t n;
+
+	for (n = 0; n < f->nnodes && msg[0] == '\0'; n++) {
+		const char *node = f->lb->conf->hap_sockets[n];
+
+		if ((err = fan_error(f, n, 0)) != NULL) {
+			snprintf(msg, sizeof(msg), "node %s: %s", node, err);
+			code = E_HAPROXY;
+			free(err);
+			break;
+		}
+		if ((stat = hapx_parse_stat(f->replies[n])) == NULL) {
+			snprintf(msg, sizeof(msg), "node %s: \"show stat\" has no status "
+			    "column", node);
+			code = E_HAPROXY;
+			break;
+		}
+		who = xasprintf("node %s", node);
+		hapx_min_up_error(stat, job->target, job->min_up, who, msg, sizeof(msg));
+		free(who);
+		json_decref(stat);
+	}
+	fan_free(f);
+	precheck_finish(job, msg[0] ? code : NULL, msg[0] ? msg : NULL);
+}
+
+static void
 precheck_done(struct fan *f)
 {
 	struct precheck_job *job = f->arg;
 	struct config *conf = f->lb->conf;
-	char msg[2048] = "", *err, *who;
+	char msg[2048] = "", *err;
 	const char *code = E_REFUSED;
 	size_t n, i;
-	json_t *stat;
+	int up, short_of_up = 0;
 	struct lb_mapping cur;
 
 	for (n = 0; n < f->nnodes && msg[0] == '\0'; n++) {
@@ -245,22 +289,28 @@ precheck_done(struct fan *f)
 			    node, conf->hap_map);
 			break;
 		}
-		stat = hapx_parse_stat(f->replies[n * 3 + 1]);
-		if (stat == NULL) {
-			snprintf(msg, sizeof(msg), "node %s: \"show stat\" has no status "
-			    "column", node);
+		up = hapx_backend_up(f->replies[n * 3 + 1], job->target);
+		if (up == -1) {
+			snprintf(msg, sizeof(msg), "node %s: \"show stat %s 2 -1\" has no "
+			    "act/bck columns for it", node, job->target);
 			code = E_HAPROXY;
 			break;
 		}
-		who = xasprintf("node %s", node);
-		hapx_min_up_error(stat, job->target, job->min_up, who, msg, sizeof(msg));
-		free(who);
-		json_decref(stat);
+		if (up < job->min_up)
+			short_of_up = 1;
 	}
-	job->cb(msg[0] ? code : NULL, msg[0] ? msg : NULL, job->arg);
-	free(job->target);
-	free(job);
 	fan_free(f);
+	if (msg[0] == '\0' && short_of_up) {
+		/* Too few by HAProxy's count: ask for each server, to say which
+		 * are not UP (and to count as status shows them). */
+		char *showstat = xasprintf("show stat %s 4 -1", job->target);
+		const char *cmds[] = { showstat, NULL };
+
+		fan_start(job->lb, cmds, precheck_detail_done, job);
+		free(showstat);
+		return;
+	}
+	precheck_finish(job, msg[0] ? code : NULL, msg[0] ? msg : NULL);
 }
 
 static void
@@ -269,9 +319,10 @@ hap_precheck(struct lb *lb, const struct lb_mapping *to, const char *target,
 {
 	struct precheck_job *job = xcalloc(1, sizeof(*job));
 	char *showmap = xasprintf("show map %s", lb->conf->hap_map);
-	char *showstat = xasprintf("show stat %s 4 -1", target);
+	char *showstat = xasprintf("show stat %s 2 -1", target);
 	const char *cmds[] = { "show backend", showstat, showmap, NULL };
 
+	job->lb = lb_ref(lb);
 	job->to = *to;
 	job->target = xstrdup(target);
 	job->min_up = min_up;

@@ -407,6 +407,45 @@ hapx_parse_stat(const char *reply)
 	return out;
 }
 
+/*
+ * "show stat BACKEND 2 -1": the servers HAProxy counts as usable in that
+ * backend's own row (act + bck), read by column name; -1 if there is no
+ * such row.  One line to read instead of one per server: the pre-check of
+ * a switch stays as fast with 1000 servers as with 2.
+ */
+int
+hapx_backend_up(const char *reply, const char *backend)
+{
+	char *copy = xstrdup(reply ? reply : ""), *line, *save = NULL;
+	char *hdr[512], *f[512];
+	int nh, n, i, c_px = -1, c_sv = -1, c_act = -1, c_bck = -1, up = -1;
+
+	for (line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		rtrim(line);
+		if (strncmp(line, "# ", 2) == 0) {
+			nh = csv_split(line + 2, hdr, 512);
+			for (i = 0; i < nh; i++) {
+				if (strcmp(hdr[i], "pxname") == 0) c_px = i;
+				else if (strcmp(hdr[i], "svname") == 0) c_sv = i;
+				else if (strcmp(hdr[i], "act") == 0) c_act = i;
+				else if (strcmp(hdr[i], "bck") == 0) c_bck = i;
+			}
+			continue;
+		}
+		if (c_px < 0 || c_sv < 0 || c_act < 0 || c_bck < 0)
+			continue;
+		n = csv_split(line, f, 512);
+		if (n <= c_px || n <= c_sv || n <= c_act || n <= c_bck)
+			continue;
+		if (strcmp(f[c_sv], "BACKEND") == 0 && strcmp(f[c_px], backend) == 0) {
+			up = atoi(f[c_act]) + atoi(f[c_bck]);
+			break;
+		}
+	}
+	free(copy);
+	return up;
+}
+
 /* Does HAProxy send traffic to a server with this status? */
 int
 hapx_status_up(const char *status)

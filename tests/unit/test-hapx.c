@@ -108,6 +108,23 @@ test_stat(void)
 }
 
 static void
+test_backend_up(void)
+{
+	/* The BACKEND row's act + bck, found by column name. */
+	const char *r = "# pxname,svname,bck,x,act,status,\n"
+	    "be_blue,BACKEND,1,x,3,UP,\n"
+	    "be_green,g1,0,x,1,UP,\n"
+	    "be_green,BACKEND,0,x,0,DOWN,\n\n";
+
+	CHECK_INT(hapx_backend_up(r, "be_blue"), 4);
+	CHECK_INT(hapx_backend_up(r, "be_green"), 0);
+	CHECK_INT(hapx_backend_up(r, "be_other"), -1);
+	CHECK_INT(hapx_backend_up("# pxname,svname,status,\nbe_blue,BACKEND,UP,\n", "be_blue"), -1);
+	CHECK_INT(hapx_backend_up("Unknown command.\n", "be_blue"), -1);
+	CHECK_INT(hapx_backend_up(NULL, "be_blue"), -1);
+}
+
+static void
 test_addr(void)
 {
 	struct sockaddr_storage ss;
@@ -133,6 +150,7 @@ main(void)
 	RUN(test_map);
 	RUN(test_backend);
 	RUN(test_stat);
+	RUN(test_backend_up);
 	RUN(test_addr);
 	return unit_summary();
 }
