@@ -245,6 +245,15 @@ cmd_cold_deploy_exec(struct cmdq_item *item)
 	d->lb = lb_ref(sd.lb);
 	d->pool = !state_hot();
 	cur = json_string_value(json_object_get(state_pool(d->pool), "version"));
+	/*
+	 * Without -v, a run of deploy.command puts something new there whose
+	 * version nobody told us: keeping the old one would let a
+	 * "switch --expect OLD" pass.  Only a verify-only run keeps it.
+	 */
+	if (version == NULL && conf->deploy_command != NULL && !cmd_arg_bool(item, A_NO_DEPLOY)) {
+		cur = NULL;
+		json_object_set_new(state_pool(d->pool), "version", json_null());
+	}
 	d->version = xstrdup(version ? version : cur);
 
 	/* The deploy lock, for the whole run: nobody switches under us. */

@@ -174,4 +174,18 @@ expect_grep "killed after its 3 s timeout" "$T/long.out" "hung live test killed 
 ok "no live-test process left" test -z "$(pgrep -f "$MARK")"
 ok "the lock is released after the cold-deploy" test "$(status_get '["lock"]')" = null
 
+# ---- without -v: a deploy makes the version unknown; --no-deploy keeps it
+write_config "$SMOKE
+deploy = { command = \"echo deploying whatever is newest\"; timeout = 5; };"
+expect_ok reload
+expect_ok cold-deploy -v v9 -m "known version"
+expect_eq "with -v: the version is recorded" "$(status_get '["pools"]["green"]["version"]')" v9
+expect_ok cold-deploy --no-deploy -m "verify only"
+expect_eq "--no-deploy without -v keeps the version" "$(status_get '["pools"]["green"]["version"]')" v9
+expect_ok cold-deploy -m "deploy, no version given"
+expect_eq "a deploy without -v: the version is unknown" "$(status_get '["pools"]["green"]["version"]')" null
+expect_fail 1 refused switch --expect v9 -m "expects the old version"
+expect_emsg "is at version \(none\), not v9" "switch --expect refuses a pool whose version is unknown"
+live_unchanged "version unknown"
+
 t_done
