@@ -357,50 +357,62 @@ csv_split(char *line, char **fields, int max)
 }
 
 /*
- * "show stat": servers of each backend, read by the CSV header's column
- * names, never by position (columns are added in every HAProxy release).
- * Returns {"backend": [{"name", "address", "status"}]} or NULL.
+ * The index of each column in names (NULL-ended) by a "# pxname,svname,..."
+ * header line, -1 for one it lacks: columns are read by name, never by
+ * position (every HAProxy release adds some).
+ */
+static void
+csv_columns(char *header, const char *const *names, int *cols)
+{
+	char *hdr[512];
+	int nh = csv_split(header, hdr, 512), i, k;
+
+	for (k = 0; names[k] != NULL; k++)
+		cols[k] = -1;
+	for (i = 0; i < nh; i++)
+		for (k = 0; names[k] != NULL; k++)
+			if (strcmp(hdr[i], names[k]) == 0)
+				cols[k] = i;
+}
+
+/*
+ * "show stat": servers of each backend.
+ * Returns {"backend": [{"name", "address", "status", "scur"}]} or NULL.
  */
 json_t *
 hapx_parse_stat(const char *reply)
 {
-	char *copy = xstrdup(reply ? reply : ""), *line, *save = NULL;
-	char *hdr[512], *f[512];
-	int nh = 0, n, i, c_px = -1, c_sv = -1, c_st = -1, c_addr = -1, c_scur = -1;
+	static const char *const names[] = { "pxname", "svname", "status", "addr", "scur", NULL };
+	enum { PX, SV, ST, ADDR, SCUR };
+	char *copy = xstrdup(reply ? reply : ""), *line, *save = NULL, *f[512];
+	int c[5] = { -1, -1, -1, -1, -1 }, n;
 	json_t *out = json_object(), *list;
 
 	for (line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
 		rtrim(line);
 		if (strncmp(line, "# ", 2) == 0) {
-			nh = csv_split(line + 2, hdr, 512);
-			for (i = 0; i < nh; i++) {
-				if (strcmp(hdr[i], "pxname") == 0) c_px = i;
-				else if (strcmp(hdr[i], "svname") == 0) c_sv = i;
-				else if (strcmp(hdr[i], "status") == 0) c_st = i;
-				else if (strcmp(hdr[i], "addr") == 0) c_addr = i;
-				else if (strcmp(hdr[i], "scur") == 0) c_scur = i;
-			}
+			csv_columns(line + 2, names, c);
 			continue;
 		}
-		if (c_px < 0 || c_sv < 0 || c_st < 0)
+		if (c[PX] < 0 || c[SV] < 0 || c[ST] < 0)
 			continue;
 		n = csv_split(line, f, 512);
-		if (n <= c_st || n <= c_sv || n <= c_px)
+		if (n <= c[ST] || n <= c[SV] || n <= c[PX])
 			continue;
-		if (strcmp(f[c_sv], "FRONTEND") == 0 || strcmp(f[c_sv], "BACKEND") == 0)
+		if (strcmp(f[c[SV]], "FRONTEND") == 0 || strcmp(f[c[SV]], "BACKEND") == 0)
 			continue;
-		if ((list = json_object_get(out, f[c_px])) == NULL) {
+		if ((list = json_object_get(out, f[c[PX]])) == NULL) {
 			list = json_array();
-			if (json_object_set_new(out, f[c_px], list) == -1)
+			if (json_object_set_new(out, f[c[PX]], list) == -1)
 				continue;	/* not UTF-8: no backend of ours */
 		}
-		json_array_append_new(list, json_pack("{s:s, s:s, s:s, s:I}", "name", utf8_fix(f[c_sv]),
-		    "address", c_addr >= 0 && c_addr < n ? utf8_fix(f[c_addr]) : "",
-		    "status", utf8_fix(f[c_st]), "scur", (json_int_t)(c_scur >= 0 && c_scur < n ?
-		    strtoll(f[c_scur], NULL, 10) : 0)));
+		json_array_append_new(list, json_pack("{s:s, s:s, s:s, s:I}", "name", utf8_fix(f[c[SV]]),
+		    "address", c[ADDR] >= 0 && c[ADDR] < n ? utf8_fix(f[c[ADDR]]) : "",
+		    "status", utf8_fix(f[c[ST]]), "scur", (json_int_t)(c[SCUR] >= 0 && c[SCUR] < n ?
+		    strtoll(f[c[SCUR]], NULL, 10) : 0)));
 	}
 	free(copy);
-	if (c_st < 0) {
+	if (c[ST] < 0) {
 		json_decref(out);
 		return NULL;
 	}
@@ -409,36 +421,31 @@ hapx_parse_stat(const char *reply)
 
 /*
  * "show stat BACKEND 2 -1": the servers HAProxy counts as usable in that
- * backend's own row (act + bck), read by column name; -1 if there is no
- * such row.  One line to read instead of one per server: the pre-check of
- * a switch stays as fast with 1000 servers as with 2.
+ * backend's own row (act + bck); -1 if there is no such row.  One line to
+ * read instead of one per server: the pre-check of a switch stays as fast
+ * with 1000 servers as with 2.
  */
 int
 hapx_backend_up(const char *reply, const char *backend)
 {
-	char *copy = xstrdup(reply ? reply : ""), *line, *save = NULL;
-	char *hdr[512], *f[512];
-	int nh, n, i, c_px = -1, c_sv = -1, c_act = -1, c_bck = -1, up = -1;
+	static const char *const names[] = { "pxname", "svname", "act", "bck", NULL };
+	enum { PX, SV, ACT, BCK };
+	char *copy = xstrdup(reply ? reply : ""), *line, *save = NULL, *f[512];
+	int c[4] = { -1, -1, -1, -1 }, n, up = -1;
 
 	for (line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
 		rtrim(line);
 		if (strncmp(line, "# ", 2) == 0) {
-			nh = csv_split(line + 2, hdr, 512);
-			for (i = 0; i < nh; i++) {
-				if (strcmp(hdr[i], "pxname") == 0) c_px = i;
-				else if (strcmp(hdr[i], "svname") == 0) c_sv = i;
-				else if (strcmp(hdr[i], "act") == 0) c_act = i;
-				else if (strcmp(hdr[i], "bck") == 0) c_bck = i;
-			}
+			csv_columns(line + 2, names, c);
 			continue;
 		}
-		if (c_px < 0 || c_sv < 0 || c_act < 0 || c_bck < 0)
+		if (c[PX] < 0 || c[SV] < 0 || c[ACT] < 0 || c[BCK] < 0)
 			continue;
 		n = csv_split(line, f, 512);
-		if (n <= c_px || n <= c_sv || n <= c_act || n <= c_bck)
+		if (n <= c[PX] || n <= c[SV] || n <= c[ACT] || n <= c[BCK])
 			continue;
-		if (strcmp(f[c_sv], "BACKEND") == 0 && strcmp(f[c_px], backend) == 0) {
-			up = atoi(f[c_act]) + atoi(f[c_bck]);
+		if (strcmp(f[c[SV]], "BACKEND") == 0 && strcmp(f[c[PX]], backend) == 0) {
+			up = atoi(f[c[ACT]]) + atoi(f[c[BCK]]);
 			break;
 		}
 	}
