@@ -14,7 +14,8 @@
 #       one-liner's, reload >= 10x slower than runtime.
 #   P2  wrk through HAProxy during 100 flips: non-2xx and socket errors
 #       (target 0); through nginx TLS in front when nginx/tls-front.conf
-#       exists.
+#       exists; beside them, reported only, HAProxy's reload mode and the
+#       nginx driver (each flip a reload).
 #   P4  switch time with 1000 servers a pool vs 2 (target <= 1.2x), status
 #       latency at 1000 servers.
 #   P5  switchd's RSS idle and after 10,000 commands; idle wakeups a
@@ -271,23 +272,24 @@ else
 			"$(calc "$rl_e / $sw_e")x"
 		note "reload mode: $RN flips 500 ms apart; poller errors $(jf "$RL" poll_errors) of $(jf "$RL" poll_responses) responses"
 	fi
-	stop_pid "$SR"
-	stop_pid "$HR"
+	RELOAD_UP=1	# HR and SR stay for P2
 fi
 
 # ---------------------------------------------------------------- P2
-section "P2  wrk through HAProxy during $FLIPS flips (2 threads, 32 keep-alive connections)"
-# wrk_flips NAME URL: wrk for the length of $FLIPS switches 80 ms apart.
+section "P2  wrk during $FLIPS flips (2 threads, 32 keep-alive connections): runtime API (target 0), reload modes (reported)"
+# wrk_flips NAME URL [SOCK [FLIP_MS [TARGET]]]: wrk for the length of $FLIPS
+# switches 80 ms apart through switchd on SOCK, each taking about FLIP_MS
+# (30 for the runtime API); TARGET "0" (asserted) or "-" (reported only).
 wrk_flips() {
-	local name=$1 url=$2 secs
-	secs=$(( FLIPS * 110 / 1000 + 4 ))
+	local name=$1 url=$2 sock=${3:-$T/switchd.sock} flip_ms=${4:-30} target=${5:-0} secs
+	secs=$(( FLIPS * (80 + flip_ms) / 1000 + 4 ))
 	wrk -t2 -c32 -d"${secs}s" --timeout 3s --latency -H "Host: $LIVE_HOST" "$url" \
 		>"$T/wrk-$name.out" 2>&1 &
 	local w=$!
 	track "$w"
 	sleep 1
 	BENCH flips --n "$FLIPS" --gap-ms 80 --out "$T/p2-$name.flips" --first green \
-		"$SWITCHCTL -s $T/switchd.sock -q switch --no-smoke -m bench"
+		"$SWITCHCTL -s $sock -q switch --force --no-smoke -m bench"
 	wait "$w"
 	untrack "$w"
 	local reqs non2xx serr failed
@@ -296,8 +298,13 @@ wrk_flips() {
 	serr=$(awk '/Socket errors/ { gsub(/,/, ""); print $4 + $6 + $8 + $10 }' "$T/wrk-$name.out"); serr=${serr:-0}
 	failed=$(awk '$4 != 0' "$T/p2-$name.flips" | wc -l)
 	row P2 "$name: requests during the flips" "${reqs:-?}"
-	row P2 "$name: non-2xx responses" "$non2xx" "" "" "0" "$(verdict "$([ "$non2xx" = 0 ] && echo 1)")"
-	row P2 "$name: socket errors (connect/read/write/timeout)" "$serr" "" "" "0" "$(verdict "$([ "$serr" = 0 ] && echo 1)")"
+	if [ "$target" = 0 ]; then
+		row P2 "$name: non-2xx responses" "$non2xx" "" "" "0" "$(verdict "$([ "$non2xx" = 0 ] && echo 1)")"
+		row P2 "$name: socket errors (connect/read/write/timeout)" "$serr" "" "" "0" "$(verdict "$([ "$serr" = 0 ] && echo 1)")"
+	else
+		row P2 "$name: non-2xx responses" "$non2xx" "" "" "reported"
+		row P2 "$name: socket errors (connect/read/write/timeout)" "$serr" "" "" "reported"
+	fi
 	note "$name: $(grep -E 'Latency +[0-9]' "$T/wrk-$name.out" | awk '{ print "latency avg " $2 ", max " $4 }');" \
 		"$(grep -E '^ +99%' "$T/wrk-$name.out" | awk '{ print "p99 " $2 }'); switches that failed: $failed;" \
 		"$(grep -E 'Requests/sec' "$T/wrk-$name.out" | tr -s ' ')"
@@ -350,8 +357,44 @@ EOF
 		row P2 "nginx TLS in front: errors during flips" "n/a"
 		note "no nginx/tls-front.conf (or no nginx/openssl): skipped"
 	fi
+	# The reload modes: figures reported beside the runtime mode's, not
+	# asserted (a reload is not a runtime change).
+	if [ -n "${RELOAD_UP:-}" ]; then
+		wrk_flips "reload" "http://127.0.0.1:$RPORT/" "$T/sr.sock" 250 -
+	else
+		row P2 "reload: errors during flips" "n/a"
+	fi
+	if command -v nginx >/dev/null; then
+		# The nginx driver: nginx in front of the pools, no HAProxy.
+		NPORT=$(free_port)
+		ND=$T/ngdrv
+		nginx_conf "$ND" "$(sed -e "s|listen 80;|listen 127.0.0.1:$NPORT;|" \
+			-e "s|/etc/nginx/switchd-upstreams.conf|$ND/switchd-upstreams.conf|" \
+			"$REPO_DIR/nginx/switchd-driver.conf")"
+		LB_BACKENDS=none write_lb_config "nginx = {
+  include = \"$ND/switchd-upstreams.conf\"; config = \"$ND/nginx.conf\"; prefix = \"$ND\";
+  binary = \"$(command -v nginx)\"; pid_file = \"$ND/nginx.pid\";
+  check_url = \"http://127.0.0.1:$NPORT/switchd-upstream\"; timeout_ms = 5000;
+};" "" "$T/ngdrv.conf"
+		sed -i -e "s|$T/switchd.sock|$T/sn.sock|" -e "s|state_dir = \"$T/state\"|state_dir = \"$T/state-n\"|" "$T/ngdrv.conf"
+		"$SWITCHD" -d -f "$T/ngdrv.conf" </dev/null >>"$T/switchd-n.log" 2>&1 &
+		SN=$!
+		track "$SN"
+		if wait_for 10 test -s "$ND/switchd-upstreams.conf" && start_nginx "$ND"; then
+			wrk_flips "nginx-driver" "http://127.0.0.1:$NPORT/" "$T/sn.sock" 250 -
+			stop_nginx "$ND"
+		else
+			row P2 "nginx-driver: errors during flips" "n/a"
+			note "nginx driver: switchd or nginx did not start; see $T/switchd-n.log (KEEP=1)"
+		fi
+		stop_pid "$SN"
+	fi
 else
 	row P2 "wrk during flips" "n/a (no wrk)"
+fi
+if [ -n "${RELOAD_UP:-}" ]; then
+	stop_pid "$SR"
+	stop_pid "$HR"
 fi
 
 # ---------------------------------------------------------------- P4
