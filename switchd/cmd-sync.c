@@ -114,8 +114,7 @@ sync_view(struct lb_view *v, void *arg)
 			free(msg);
 			return;
 		}
-		if (!v->nodes[i].has_map || strcmp(v->nodes[i].map.live, want.live) != 0 ||
-		    strcmp(v->nodes[i].map.cold, want.cold) != 0)
+		if (lb_node_serves(op->lb->conf, &v->nodes[i]) != state_hot())
 			agree = 0;
 	}
 	lb_view_free(v);

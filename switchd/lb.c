@@ -112,6 +112,13 @@ lb_mapping_hot(const struct config *conf, const struct lb_mapping *m)
 	return -1;
 }
 
+/* The pool a node serves hot, or -1: it did not answer, or has no valid map. */
+int
+lb_node_serves(const struct config *conf, const struct lb_node *n)
+{
+	return n->ok && n->has_map ? lb_mapping_hot(conf, &n->map) : -1;
+}
+
 char *
 lb_map_text(const struct config *conf, const struct lb_mapping *m)
 {

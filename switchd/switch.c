@@ -66,15 +66,11 @@ static void
 switch_failed_view(struct lb_view *v, void *arg)
 {
 	struct switch_op *op = arg;
-	struct lb_mapping from;
 	size_t i;
 	int agree = 1;
 
-	lb_mapping_for(op->lb->conf, op->from, &from);
 	for (i = 0; i < v->nnodes; i++)
-		if (!v->nodes[i].ok || !v->nodes[i].has_map ||
-		    strcmp(v->nodes[i].map.live, from.live) != 0 ||
-		    strcmp(v->nodes[i].map.cold, from.cold) != 0)
+		if (lb_node_serves(op->lb->conf, &v->nodes[i]) != op->from)
 			agree = 0;
 	if (agree)
 		intent_clear();
@@ -369,7 +365,7 @@ reconcile_view(struct lb_view *v, void *arg)
 			all_ok = 0;
 			continue;
 		}
-		hot = n->has_map ? lb_mapping_hot(rc->lb->conf, &n->map) : -1;
+		hot = lb_node_serves(rc->lb->conf, n);
 		log_info("reconcile: node %s serves %s", n->name,
 		    hot < 0 ? "no valid blue/green map" : pool_name(hot));
 		if (agreed == -2)
@@ -484,8 +480,7 @@ repair_view(struct lb_view *v, void *arg)
 	for (i = 0; i < v->nnodes; i++) {
 		if (!v->nodes[i].ok)
 			all_ok = 0;
-		else if (!v->nodes[i].has_map || strcmp(v->nodes[i].map.live, want.live) != 0 ||
-		    strcmp(v->nodes[i].map.cold, want.cold) != 0)
+		else if (lb_node_serves(lb->conf, &v->nodes[i]) != state_hot())
 			agree = 0;
 	}
 	lb_view_free(v);

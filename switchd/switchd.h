@@ -287,6 +287,7 @@ void		 lb_unref(struct lb *);
 void		 lb_mapping_for(const struct config *, int hot, struct lb_mapping *);
 int		 lb_mapping_hot(const struct config *, const struct lb_mapping *);	/* -1 if not a valid pair */
 char		*lb_map_text(const struct config *, const struct lb_mapping *);
+int		 lb_node_serves(const struct config *, const struct lb_node *);
 /* "1 HAProxy node", "3 HAProxy nodes", "1 nginx node", malloc'd. */
 char		*lb_nodes_text(const struct lb *);
 
