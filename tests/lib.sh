@@ -803,18 +803,22 @@ kill9_switchd() {
 	untrack "$pid"
 }
 
+# two_pools: one blue and one green backend on free ports ($BLUE_PORTS,
+# $GREEN_PORTS), and the map file with the live host on blue.
+two_pools() {
+	BLUE_PORTS=$(free_port)
+	GREEN_PORTS=$(free_port)
+	start_backend blue "$BLUE_PORTS"
+	start_backend green "$GREEN_PORTS"
+	write_map blue green
+}
+
 # std_setup: one blue and one green backend, HAProxy node h1 with the live
 # host on blue, a config, switchd running.  STD_NO_SWITCHD=1 stops before
 # switchd.
 std_setup() {
 	[ -n "$T" ] || t_setup
-	local bp gp
-	bp=$(free_port); gp=$(free_port)
-	start_backend blue "$bp"
-	start_backend green "$gp"
-	BLUE_PORTS=$bp
-	GREEN_PORTS=$gp
-	write_map blue green
+	two_pools
 	start_haproxy h1
 	write_config
 	[ -n "${STD_NO_SWITCHD:-}" ] || start_switchd

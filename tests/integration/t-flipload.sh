@@ -10,12 +10,7 @@
 . "$(dirname "$0")/../lib.sh"
 t_setup
 
-bp=$(free_port); gp=$(free_port)
-start_backend blue "$bp"
-start_backend green "$gp"
-BLUE_PORTS=$bp
-GREEN_PORTS=$gp
-write_map blue green
+two_pools
 start_haproxy_mw h1
 
 make_certs "$T/tls"

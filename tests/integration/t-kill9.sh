@@ -24,11 +24,7 @@ SEED=${SEED:-$(( $(date +%s%N) % 1000000007 ))}
 RUNS=${RUNS:-100}
 log "seed: $SEED (SEED=$SEED repeats this sequence of kill delays)"
 
-bp=$(free_port); gp=$(free_port)
-start_backend blue "$bp"
-start_backend green "$gp"
-BLUE_PORTS=$bp GREEN_PORTS=$gp
-write_map blue green
+two_pools
 start_haproxy h1
 
 # ---------------------------------------------------------------- the helper

@@ -11,11 +11,7 @@
 . "$(dirname "$0")/../lib.sh"
 t_setup
 
-bp=$(free_port); gp=$(free_port)
-start_backend blue "$bp"
-start_backend green "$gp"
-BLUE_PORTS=$bp
-GREEN_PORTS=$gp
+two_pools
 NPORT=$(free_port)
 NG=$T/nginx
 INC=$NG/switchd-upstreams.conf
@@ -23,7 +19,7 @@ NGBODY=$(sed -e "s|listen 80;|listen 127.0.0.1:$NPORT;|" \
 	-e "s|/etc/nginx/switchd-upstreams.conf|$INC|" "$REPO_DIR/nginx/switchd-driver.conf")
 # A server that cannot start: its port is the blue backend's.
 nginx_conf "$NG" "$NGBODY
-server { listen 127.0.0.1:$bp; return 204; }"
+server { listen 127.0.0.1:$BLUE_PORTS; return 204; }"
 mv "$NG/nginx.conf" "$NG/nginx.conf.taken"
 nginx_conf "$NG" "$NGBODY"
 cp "$NG/nginx.conf" "$NG/nginx.conf.good"
@@ -55,7 +51,7 @@ ok "switchd -n accepts the nginx section" "$SWITCHD" -n -f "$T/switchd.conf"
 start_switchd
 ok "switchd wrote the include at start" wait_for 10 test -s "$INC"
 expect_grep 'upstream switchd_blue' "$INC" "include has the blue upstream (default name)"
-expect_grep "server 127\.0\.0\.1:$gp;" "$INC" "include has the green server"
+expect_grep "server 127\.0\.0\.1:$GREEN_PORTS;" "$INC" "include has the green server"
 expect_grep "^[[:space:]]*$LIVE_HOST switchd_blue;" "$INC" "include maps the live host to blue"
 expect_grep "^[[:space:]]*default switchd_blue;" "$INC" "unknown hosts go to the hot pool"
 start_nginx "$NG"

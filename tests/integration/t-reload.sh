@@ -11,12 +11,7 @@
 . "$(dirname "$0")/../lib.sh"
 t_setup
 
-bp=$(free_port); gp=$(free_port)
-start_backend blue "$bp"
-start_backend green "$gp"
-BLUE_PORTS=$bp
-GREEN_PORTS=$gp
-write_map blue green
+two_pools
 start_haproxy_mw h1
 cp "$T/h1.cfg" "$T/h1.cfg.good"
 
@@ -83,7 +78,7 @@ expect_eq "no temp files left next to the map" "$(ls -A "$T" | grep -c '^switchd
 
 # ---- passes haproxy -c, fails to load (its port is taken): show proc says so
 cp "$T/h1.cfg.good" "$T/h1.cfg"
-printf '\nfrontend fe_taken\n\tbind 127.0.0.1:%s\n' "$bp" >>"$T/h1.cfg"
+printf '\nfrontend fe_taken\n\tbind 127.0.0.1:%s\n' "$BLUE_PORTS" >>"$T/h1.cfg"
 ok "the broken config passes haproxy -c" "$HAPROXY" -c -q -f "$T/h1.cfg"
 expect_fail 1 haproxy switch --force --no-smoke -m "load fails"
 expect_emsg 'did not load|no new HAProxy worker' "error says the new configuration did not load"

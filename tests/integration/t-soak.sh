@@ -22,11 +22,7 @@ t_setup
 SOAK_N=${SOAK_N:-10000}
 T0=$(now_ms)
 
-bp=$(free_port); gp=$(free_port)
-start_backend blue "$bp"
-start_backend green "$gp"
-BLUE_PORTS=$bp GREEN_PORTS=$gp
-write_map blue green
+two_pools
 start_haproxy h1
 write_config
 start_switchd

@@ -216,18 +216,28 @@ run_for_ms(long ms)
 	event_free(ev);
 }
 
+/*
+ * One request, run to its end: the callback is never called from inside
+ * http_start(), and exactly once.
+ */
+static void
+fetch(const struct http_opts *o, struct got *g)
+{
+	memset(g, 0, sizeof(*g));
+	done = 0;
+	CHECK(start(o, g) != NULL);
+	CHECK_INT(g->calls, 0);
+	run_until(&done, 1);
+	CHECK_INT(g->calls, 1);
+}
+
 static void
 test_ok(void)
 {
 	struct http_opts o = { .url = url_ok };
 	struct got	 g;
 
-	memset(&g, 0, sizeof(g));
-	done = 0;
-	CHECK(start(&o, &g) != NULL);
-	CHECK_INT(g.calls, 0);
-	run_until(&done, 1);
-	CHECK_INT(g.calls, 1);
+	fetch(&o, &g);
 	CHECK_INT(g.status, 200);
 	CHECK_STR(g.body, "hello world");
 	CHECK_INT(g.body_len, 11);
@@ -244,10 +254,7 @@ test_503(void)
 	struct http_opts o = { .url = url_503 };
 	struct got	 g;
 
-	memset(&g, 0, sizeof(g));
-	done = 0;
-	CHECK(start(&o, &g) != NULL);
-	run_until(&done, 1);
+	fetch(&o, &g);
 	CHECK_INT(g.status, 503);
 	CHECK_STR(g.body, "down");
 	CHECK(!g.has_error);
@@ -259,12 +266,7 @@ test_refused(void)
 	struct http_opts o = { .url = url_refused };
 	struct got	 g;
 
-	memset(&g, 0, sizeof(g));
-	done = 0;
-	CHECK(start(&o, &g) != NULL);
-	CHECK_INT(g.calls, 0);
-	run_until(&done, 1);
-	CHECK_INT(g.calls, 1);
+	fetch(&o, &g);
 	CHECK_INT(g.status, 0);
 	CHECK(g.has_error);
 	CHECK(strstr(g.error, "Connection refused") != NULL);
@@ -279,10 +281,7 @@ test_bad_url(void)
 	struct http_opts o = { .url = "http://[::1" };
 	struct got	 g;
 
-	memset(&g, 0, sizeof(g));
-	done = 0;
-	CHECK(start(&o, &g) != NULL);
-	run_until(&done, 1);
+	fetch(&o, &g);
 	CHECK(g.has_error);
 	CHECK(!cb_in_start);
 	printf("# bad url: %s\n", g.error);
@@ -369,10 +368,7 @@ test_host_headers(void)
 	    .headers = hdrs };
 	struct got	 g;
 
-	memset(&g, 0, sizeof(g));
-	done = 0;
-	CHECK(start(&o, &g) != NULL);
-	run_until(&done, 1);
+	fetch(&o, &g);
 	CHECK_INT(g.status, 200);
 	CHECK_STR(seen_method, "GET");
 	CHECK_STR(seen_host, "cold.example.test");
@@ -388,10 +384,7 @@ test_resolve(void)
 
 	snprintf(url, sizeof(url), "http://cold.example.test:%d/echo", port);
 	snprintf(res, sizeof(res), "cold.example.test:%d:127.0.0.1", port);
-	memset(&g, 0, sizeof(g));
-	done = 0;
-	CHECK(start(&o, &g) != NULL);
-	run_until(&done, 1);
+	fetch(&o, &g);
 	CHECK_INT(g.status, 200);
 	CHECK(!g.has_error);
 	CHECK(strncmp(seen_host, "cold.example.test", 17) == 0);
@@ -404,10 +397,7 @@ test_post_put(void)
 	    .body = "a=1&b=2", .body_len = 7 };
 	struct got	 g;
 
-	memset(&g, 0, sizeof(g));
-	done = 0;
-	CHECK(start(&o, &g) != NULL);
-	run_until(&done, 1);
+	fetch(&o, &g);
 	CHECK_INT(g.status, 200);
 	CHECK_STR(seen_method, "POST");
 	CHECK_STR(seen_body, "a=1&b=2");
@@ -497,10 +487,7 @@ test_truncate(void)
 	struct http_opts o = { .url = url_big, .max_body = 1000 };
 	struct got	 g;
 
-	memset(&g, 0, sizeof(g));
-	done = 0;
-	CHECK(start(&o, &g) != NULL);
-	run_until(&done, 1);
+	fetch(&o, &g);
 	CHECK_INT(g.status, 200);
 	CHECK(!g.has_error);
 	CHECK_INT(g.body_len, 1000);
