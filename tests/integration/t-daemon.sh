@@ -49,6 +49,13 @@ expect_match "the reason is on stderr" "$ERR" "cannot use state_dir $T/daemon.co
 expect_eq "no second daemon left behind" "$(ours)" "$pid"
 ok "no socket left behind" test ! -e "$T/other.sock"
 
+# ---- a socket directory that cannot be made: exit 1 with the reason
+sed -e "s|socket = \"$SOCK\"|socket = \"$T/daemon.conf/run/s.sock\"|" daemon.conf >bad-dir.conf
+run timeout 20 "$SWITCHD" -f bad-dir.conf
+expect_eq "an impossible socket directory: exit 1" "$RC" 1
+expect_match "the reason names the directory" "$ERR" "control: socket directory $T/daemon.conf/run: Not a directory"
+expect_eq "no second daemon left behind" "$(ours)" "$pid"
+
 # ---- SIGHUP re-reads the relative -f from the kept working directory
 bp2=$(free_port)
 start_backend blue2 "$bp2" blue
