@@ -531,45 +531,35 @@ file_map() {
 # pool LIVE and the cold host on COLD.
 map_text() { printf '%s be_%s\n%s be_%s\n' "$LIVE_HOST" "$1" "$COLD_HOST" "$2" | sort; }
 
-# hap_status NODE BACKEND SERVER: the server's status from "show stat",
-# read by the CSV header.
-hap_status() {
-	hap "$1" "show stat" | "$PYTHON" -c '
+# hap_stat NODE COLUMN...: every row of "show stat" as "pxname<TAB>svname
+# <TAB>COLUMN..." (columns found by the CSV header's names); exit 1 if the
+# reply has no header.
+hap_stat() {
+	local node=$1; shift
+	hap "$node" "show stat" | "$PYTHON" -c '
 import csv, sys
-be, sv = sys.argv[1], sys.argv[2]
 lines = sys.stdin.read().splitlines()
 if not lines or not lines[0].startswith("# "):
     sys.exit(1)
 rows = csv.reader([lines[0][2:]] + [l for l in lines[1:] if l.strip()])
-hdr = next(rows)
-ix = {h: i for i, h in enumerate(hdr)}
+ix = {h: i for i, h in enumerate(next(rows))}
 for r in rows:
-    if r[ix["pxname"]] == be and r[ix["svname"]] == sv:
-        print(r[ix["status"]]); break
-else:
-    sys.exit(1)
-' "$2" "$3"
+    print("\t".join(r[ix[c]] for c in ["pxname", "svname"] + sys.argv[1:]))
+' "$@"
+}
+
+# hap_status NODE BACKEND SERVER: the server's status from "show stat".
+hap_status() {
+	hap_stat "$1" status | awk -F'\t' -v be="$2" -v sv="$3" \
+		'$1 == be && $2 == sv { print $3; found = 1; exit } END { exit !found }'
 }
 
 # hap_count NODE BACKEND STATUS: how many servers of BACKEND have STATUS
-# (first word: "UP", "DOWN", "MAINT"...).
+# (first word: "UP", "DOWN", "MAINT"...); nothing, exit 1, if unread.
 hap_count() {
-	hap "$1" "show stat" | "$PYTHON" -c '
-import csv, sys
-be, want = sys.argv[1], sys.argv[2]
-lines = sys.stdin.read().splitlines()
-if not lines or not lines[0].startswith("# "):
-    sys.exit(1)
-rows = csv.reader([lines[0][2:]] + [l for l in lines[1:] if l.strip()])
-hdr = next(rows)
-ix = {h: i for i, h in enumerate(hdr)}
-n = 0
-for r in rows:
-    if r[ix["pxname"]] == be and r[ix["svname"]] not in ("FRONTEND", "BACKEND"):
-        if r[ix["status"]].split()[0] == want:
-            n += 1
-print(n)
-' "$2" "$3"
+	hap_stat "$1" status | awk -F'\t' -v be="$2" -v want="$3" '
+		$1 == be && $2 != "FRONTEND" && $2 != "BACKEND" { split($3, w, " "); if (w[1] == want) n++ }
+		END { if (NR == 0) exit 1; print n + 0 }'
 }
 
 # wait_count NODE BACKEND STATUS N [SECONDS]: until N servers have STATUS.

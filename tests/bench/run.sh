@@ -313,46 +313,14 @@ wrk_flips() {
 if command -v wrk >/dev/null; then
 	wrk_flips runtime "http://127.0.0.1:$FE_PORT/"
 	if [ -f "$REPO_DIR/nginx/tls-front.conf" ] && command -v nginx >/dev/null && command -v openssl >/dev/null; then
+		# The shipped example, with this run's port, certificate and HAProxy.
 		NG=$T/nginx
-		mkdir -p "$NG/logs" "$NG/tmp"
-		openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=$LIVE_HOST" \
-			-addext "subjectAltName=DNS:$LIVE_HOST,DNS:$COLD_HOST" \
-			-keyout "$NG/key.pem" -out "$NG/cert.pem" >/dev/null 2>&1
 		NGPORT=$(free_port)
-		# The shipped example's server block, with this run's port, paths
-		# and HAProxy.
-		sed -e "s|server 127.0.0.1:80 |server 127.0.0.1:$FE_PORT |" \
-		    -e "s|listen 443 ssl http2 default_server;|listen 127.0.0.1:$(free_port) ssl http2 default_server;|" \
-		    -e "s|listen 443 ssl http2;|listen 127.0.0.1:$NGPORT ssl http2;|" \
-		    -e "s|/etc/ssl/switchd/|$NG/|g" -e "s|shared:switchd_tls:10m|shared:switchd_tls_bench:1m|" \
-		    "$REPO_DIR/nginx/tls-front.conf" >"$NG/site.conf"
-		cat >"$NG/nginx.conf" <<EOF
-worker_processes 1;
-pid $NG/nginx.pid;
-error_log $NG/logs/error.log warn;
-daemon off;
-events { worker_connections 1024; }
-http {
-	access_log off;
-	client_body_temp_path $NG/tmp/body;
-	proxy_temp_path $NG/tmp/proxy;
-	fastcgi_temp_path $NG/tmp/fastcgi;
-	uwsgi_temp_path $NG/tmp/uwsgi;
-	scgi_temp_path $NG/tmp/scgi;
-	include $NG/site.conf;
-}
-EOF
-		if nginx -t -p "$NG" -c "$NG/nginx.conf" >"$NG/t.out" 2>&1; then
-			nginx -p "$NG" -c "$NG/nginx.conf" </dev/null >>"$NG/logs/stderr" 2>&1 &
-			NGX=$!
-			track "$NGX"
-			wait_for 10 curl -sk --max-time 1 -o /dev/null "https://127.0.0.1:$NGPORT/" -H "Host: $LIVE_HOST"
-			wrk_flips "nginx-tls" "https://127.0.0.1:$NGPORT/"
-			stop_pid "$NGX"
-		else
-			row P2 "nginx TLS in front: errors during flips" "n/a"
-			note "nginx -t refused the generated config: $(tail -n 1 "$NG/t.out")"
-		fi
+		make_certs "$NG/tls"
+		nginx_conf "$NG" "$(tls_front_conf "$NGPORT" "$FE_PORT" "$NG/tls")"
+		start_nginx "$NG"
+		wrk_flips "nginx-tls" "https://127.0.0.1:$NGPORT/"
+		stop_nginx "$NG"
 	else
 		row P2 "nginx TLS in front: errors during flips" "n/a"
 		note "no nginx/tls-front.conf (or no nginx/openssl): skipped"

@@ -67,15 +67,7 @@ expect_eq "after back: cold host through TLS answers green" "$(through_tls "$COL
 
 # ---- nginx keeps its connections to HAProxy open (upstream keepalive)
 fe_counts() {
-	hap h1 "show stat" | "$PYTHON" -c '
-import csv, sys
-lines = sys.stdin.read().splitlines()
-rows = csv.reader([lines[0][2:]] + [l for l in lines[1:] if l.strip()])
-hdr = next(rows); ix = {h: i for i, h in enumerate(hdr)}
-for r in rows:
-    if r[ix["pxname"]] == "fe_http" and r[ix["svname"]] == "FRONTEND":
-        print(r[ix["stot"]], r[ix["req_tot"]])
-'
+	hap_stat h1 stot req_tot | awk -F'\t' '$1 == "fe_http" && $2 == "FRONTEND" { print $3, $4 }'
 }
 read -r c0 r0 <<<"$(fe_counts)"
 for i in $(seq 20); do through_tls "$LIVE_HOST" >/dev/null; done
