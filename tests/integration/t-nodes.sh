@@ -91,6 +91,14 @@ expect_fail 1 haproxy switch --force -m "unknown map"
 nodes_are blue green
 ok "h1 serves the live host from blue after all the failures" test "$(via_live h1)" = blue
 
+# ---- node 2's stat row for the target backend lacks the columns that
+# count its usable servers: the pre-check refuses before anything changes
+fault_rules fp2 '{"fail_match": "^show stat be_", "fail_reply": "# pxname,svname,status,\nbe_green,BACKEND,UP,\n"}'
+expect_fail 1 haproxy switch --force -m "odd stat"
+expect_emsg "node $T/fp2.sock: .show stat be_green 2 -1. has no act/bck columns" "the error names the node and the command"
+nodes_are blue green
+fault_rules fp2 '{}'
+
 # ---- node 2 answers "commit map" too late (after timeout_ms): the switch
 # fails, and once the late commit has landed every node, the map file and
 # the state still end up agreeing ("every node ends up agreeing") without a
