@@ -207,9 +207,9 @@ kill_run() {
 			# The proxy logs the time a hold starts: wait until the last
 			# one has ended, and 300 ms more for HAProxy to take it.
 			local last left
-			last=$(awk '$2 == "delay" && / commit map/ { t = $1 } END { print t + 0 }' "$T"/fp*.cmdlog 2>/dev/null)
+			last=$(awk '$2 == "delay" && / commit map/ { t = $1 } END { printf "%.3f", t }' "$T"/fp*.cmdlog 2>/dev/null)
 			left=$(awk -v l="$last" -v h="$HOLD_MS" -v now="$(date +%s.%N)" \
-				'BEGIN { w = l + h / 1000 + 0.3 - now; printf "%.3f", w > 0 ? w : 0 }')
+				'BEGIN { w = l + h / 1000 + 0.3 - now; printf "%.3f", (w > 0 ? w : 0) }')
 			sleep "$left"
 		fi
 		if [ "$final" = none ] && grep -q 'delay .*commit map' "$T"/fp*.cmdlog 2>/dev/null; then
