@@ -14,6 +14,10 @@ Runtime control (for smoke tests that need a misbehaving server):
         health    status code for /health
     GET /_ctl/down     /health answers 503 (HAProxy marks the server DOWN)
     GET /_ctl/up       /health answers 200 again
+    GET /_ctl/hold     ordinary paths (not /health) wait until /_ctl/release
+                       (at most 120 s): a request held in flight for as long
+                       as the test needs, whatever the machine's speed
+    GET /_ctl/release  let the held requests answer
     GET /_ctl/reset    back to the start-up behaviour
     GET /_ctl/state    the current settings as JSON
 Control paths always answer at once, never delayed.
@@ -41,11 +45,17 @@ class State:
         self.body = self.initial_body
         self.health = 200
         self.hits = 0
+        self.held = 0
+        if hasattr(self, "gate"):
+            self.gate.set()
+        self.gate = threading.Event()
+        self.gate.set()
 
     def snapshot(self):
         with self.lock:
             return {"status": self.status, "delay_ms": self.delay_ms,
-                    "body": self.body, "health": self.health, "hits": self.hits}
+                    "body": self.body, "health": self.health, "hits": self.hits,
+                    "holding": not self.gate.is_set(), "held": self.held}
 
 
 STATE = None
@@ -87,6 +97,14 @@ class Handler(BaseHTTPRequestHandler):
             STATE.hits += 1
             delay = STATE.delay_ms
             status, body, health = STATE.status, STATE.body, STATE.health
+            gate = STATE.gate
+            hold = path != "/health" and not gate.is_set()
+            if hold:
+                STATE.held += 1
+        if hold:
+            gate.wait(120)
+            with STATE.lock:
+                STATE.held -= 1
         if delay:
             time.sleep(delay / 1000.0)
         if path == "/health":
@@ -112,6 +130,11 @@ class Handler(BaseHTTPRequestHandler):
                 STATE.health = 503
             elif what == "up":
                 STATE.health = 200
+            elif what == "hold":
+                if STATE.gate.is_set():
+                    STATE.gate = threading.Event()
+            elif what == "release":
+                STATE.gate.set()
             elif what == "reset":
                 STATE.reset()
             elif what != "state":

@@ -14,6 +14,12 @@ checked against the rules, in this order:
     fail_match   -> fail_reply is answered instead of forwarding (the upstream
                     never sees the command), then the connection is closed
                     (or, in interactive "prompt" mode, a prompt follows)
+    hold_match   -> the command is held until the file hold_file exists
+                    (the test creates it when it is done looking at the
+                    held state: an event, not a guess at a duration), then
+                    forwarded; "hold" is logged when it starts, "release"
+                    when it goes on (after max_wait it goes on regardless,
+                    logged as "release-timeout")
     delay_match  -> the command is forwarded after delay_ms
                     (delay_ms without delay_match delays every command)
 anything else is forwarded to the upstream, and the upstream's answer is
@@ -21,13 +27,15 @@ relayed back until the upstream closes.  Non-interactive (one command per
 connection) and interactive ("prompt") sessions both work.
 
 --rules FILE names a JSON object with the same keys
-    {"delay_ms": 2000, "delay_match": "^commit map",
+    {"hold_match": "^commit map", "hold_file": "/tmp/x/fp1.release",
+     "delay_ms": 2000, "delay_match": "^commit map",
      "fail_match": "...", "fail_reply": "...", "close_match": "..."}
 re-read for every command, so a test can change the behaviour at run time
 (let the pre-checks pass, then fail "commit map").  Keys in the file
 override the command-line options; a missing or unreadable file means the
 command-line options alone.  --log FILE appends every command seen, with
-the action taken ("fwd", "delay", "fail", "close"), one per line.
+the action taken ("fwd", "hold", "release", "delay", "fail", "close"), one
+per line.
 Regexes are Python `re.search` patterns.
 """
 import argparse
@@ -127,7 +135,13 @@ def serve(client):
                 client.sendall((reply + "\n").encode())
                 return
             delay = int(r.get("delay_ms") or 0)
-            if delay and (not r.get("delay_match") or matches(r.get("delay_match"), line)):
+            if matches(r.get("hold_match"), line) and r.get("hold_file"):
+                log("hold", line)
+                deadline = time.monotonic() + ARGS.max_wait
+                while not os.path.exists(r["hold_file"]) and time.monotonic() < deadline:
+                    time.sleep(0.005)
+                log("release" if os.path.exists(r["hold_file"]) else "release-timeout", line)
+            elif delay and (not r.get("delay_match") or matches(r.get("delay_match"), line)):
                 log("delay", line)
                 time.sleep(delay / 1000.0)
             else:
@@ -179,7 +193,7 @@ def main():
     ap.add_argument("--rules")
     ap.add_argument("--log")
     ap.add_argument("--max-wait", type=float, default=30.0,
-                    help="seconds to wait for the upstream (default 30)")
+                    help="seconds to wait for the upstream, and longest hold (default 30)")
     ARGS = ap.parse_args()
 
     try:

@@ -26,7 +26,9 @@ SWITCHCTL=${SWITCHCTL:-$REPO_DIR/switchd/switchctl}
 case $SWITCHD in /*) ;; *) SWITCHD=$PWD/$SWITCHD ;; esac
 case $SWITCHCTL in /*) ;; *) SWITCHCTL=$PWD/$SWITCHCTL ;; esac
 HAPROXY=${HAPROXY:-$(command -v haproxy || echo /usr/sbin/haproxy)}
-PYTHON=${PYTHON:-python3}
+# One Python for the whole harness: Debian's, never whatever "python3" the
+# PATH finds first (a version-manager shim can take half a second to start).
+PYTHON=/usr/bin/python3
 export SWITCHD SWITCHCTL
 
 T=""
@@ -671,6 +673,18 @@ start_fault_proxy() {
 # fault_rules NAME JSON: replace the proxy's rules (effective for the next
 # command); fault_rules NAME '{}' clears them.
 fault_rules() { printf '%s\n' "$2" >"$T/$1.rules.tmp" && mv "$T/$1.rules.tmp" "$T/$1.rules"; }
+
+# fault_hold NAME REGEX: from the next command on, the proxy holds every
+# command matching REGEX until fault_release NAME; fault_held NAME N: more
+# than N commands have been held so far (for wait_for).  A held command waits
+# for the test, not for a clock, so a slow machine cannot make it land early.
+fault_hold() {
+	rm -f "$T/$1.release"
+	fault_rules "$1" "{\"hold_match\": \"$2\", \"hold_file\": \"$T/$1.release\"}"
+}
+fault_release() { : >"$T/$1.release"; }
+fault_held() { [ "$(grep -c ' hold ' "$T/$1.cmdlog" 2>/dev/null || true)" -gt "$2" ]; }
+fault_released() { [ "$(grep -c ' release ' "$T/$1.cmdlog" 2>/dev/null || true)" -gt "$2" ]; }
 
 # ---------------------------------------------------------------- switchd
 

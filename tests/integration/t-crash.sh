@@ -11,10 +11,11 @@ two_pools
 start_haproxy h1
 start_fault_proxy fp1 h1
 HAP_NODES=fp1
+TIMEOUT_MS=120000       # a held commit waits for the test, not for switchd's timeout
 write_config
 start_switchd
 
-commits_seen() { grep -c 'delay .*commit map' "$T/fp1.cmdlog" 2>/dev/null || true; }
+commits_seen() { grep -c ' hold .*commit map' "$T/fp1.cmdlog" 2>/dev/null || true; }
 commits_gt() { [ "$(commits_seen)" -gt "$1" ]; }
 live_on() { [ "$(hap_map_get h1 "$LIVE_HOST")" = "be_$1" ]; }
 
@@ -50,14 +51,16 @@ agree "kill -9 after switch"
 expect_eq "the completed switch stands" "$AGREED_HOT" green
 
 # ---- kill -9 while "commit map" is held; the commit lands after the death
-fault_rules fp1 '{"delay_ms": 1500, "delay_match": "commit map"}'
 n=$(commits_seen)
+fault_hold fp1 'commit map'
 ( ctlj switch --force -m "killed mid-commit" >"$T/mid1.out" 2>&1; echo $? >"$T/mid1.rc" ) &
 track $!
-ok "switch reached commit map" wait_for 5 commits_gt "$n"
+ok "switch reached commit map" wait_for 30 commits_gt "$n"
 kill9_switchd
-ok "the client sees the daemon go (exit non-zero)" wait_for 5 eval "[ -f '$T/mid1.rc' ] && [ \"\$(cat '$T/mid1.rc')\" != 0 ]"
-ok "the held commit reaches HAProxy after the kill" wait_for 5 live_on blue
+ok "the client sees the daemon go (exit non-zero)" wait_for 30 eval "[ -f '$T/mid1.rc' ] && [ \"\$(cat '$T/mid1.rc')\" != 0 ]"
+expect_eq "the commit is still held after the kill" "$(hap_map_get h1 "$LIVE_HOST")" be_green
+fault_release fp1
+ok "the held commit reaches HAProxy after the kill" wait_for 30 live_on blue
 expect_eq "map file still old (the daemon died before writing it)" "$(file_map)" "$(map_text green blue)"
 fault_rules fp1 '{}'
 L=$(log_lines)
@@ -69,12 +72,12 @@ expect_grep 'interrupt|intent|unfinished|incomplete|resum|finish|undo|roll' "$T/
 expect_eq "node and file agree with the committed switch" "$AGREED_HOT" blue
 
 # ---- kill -9 while "commit map" is held; the commit never lands
-fault_rules fp1 '{"delay_ms": 60000, "delay_match": "commit map"}'
 n=$(commits_seen)
+fault_hold fp1 'commit map'
 before=$(hap_map h1)
 ( ctlj switch --force -m "killed, commit lost" >"$T/mid2.out" 2>&1; echo $? >"$T/mid2.rc" ) &
 track $!
-ok "switch reached commit map" wait_for 5 commits_gt "$n"
+ok "switch reached commit map" wait_for 30 commits_gt "$n"
 kill9_switchd
 stop_pid "$(cat "$T/fp1.fpid")"   # the held commit dies with the proxy
 fault_rules fp1 '{}'

@@ -96,16 +96,16 @@ expect_eq "status lists both green servers" \
 	"$(status_get 'sorted(s["name"] for s in d["pools"]["green"]["servers"])')" "[\"$IG1\", \"$IG2\"]"
 
 # ---- a terminated instance is drained, never cut
-backend_ctl g1 'set?delay_ms=3000' >/dev/null
+backend_ctl g1 hold >/dev/null       # g1's answers wait for the test's release
 : >"$T/slow.out"
 slow=""
 for i in 1 2 3 4; do
-	curl -s -o /dev/null -w '%{http_code}\n' --max-time 10 -H "Host: $COLD_HOST" \
+	curl -s -o /dev/null -w '%{http_code}\n' --max-time 120 -H "Host: $COLD_HOST" \
 		"http://127.0.0.1:$FE_PORT/slow$i" >>"$T/slow.out" &
 	slow="$slow $!"
 done
-sleep 0.5
-ok "a slow request is in flight on $IG1" test "$(hap h1 "show stat -1 4 -1" | awk -F, -v s=$IG1 '$2 == s { print $5 }')" -ge 1
+in_flight() { [ "$(hap h1 "show stat -1 4 -1" | awk -F, -v s=$IG1 '$2 == s { print $5 }')" -ge 1 ]; }
+ok "a held request is in flight on $IG1" wait_for 30 in_flight
 admin POST terminate '{"ids": ["'$IG1'"]}' >/dev/null
 run ctlj sync
 expect_eq "sync after termination exits 0" "$RC" 0
@@ -113,10 +113,11 @@ expect_match "sync reports $IG1 draining" "$(printf '%s' "$OUT" | jget '["discov
 ok "$IG1 is not deleted while its request is in flight" in_backend be_green $IG1
 expect_match "$IG1 takes no new requests (drain)" \
 	"$(hap h1 "show servers state be_green" | awk -v s=$IG1 '$4 == s { print $7 }')" '^(8|9|24|25|40|41)$' 
+backend_ctl g1 release >/dev/null
 wait $slow
 expect_eq "every request in flight completed with 200" "$(sort -u "$T/slow.out")" 200
 gone() { ! in_backend be_green $IG1; }
-ok "once idle, $IG1 is deleted (the drain poll)" wait_for 15 gone
+ok "once idle, $IG1 is deleted (the drain poll)" wait_for 60 gone
 expect_eq "$IG2 still serves" "$(via_cold)" green
 expect_eq "hosts --json: only $IG2 left" \
 	"$(ctlj hosts cold | jget '[s["name"] for s in d["servers"]]')" "[\"$IG2\"]"

@@ -141,8 +141,11 @@ expect_grep '#FINAL' - "100 pipelined requests in one write: the first is answer
 alive_serving "after 100 pipelined requests"
 
 # ---- idle, slow and half-open clients do not block the daemon
-"$PYTHON" - "$T/switchd.sock" "$T/idle.ready" <<'EOF' &
-import socket, sys, time
+# The idle clients stay connected until the test says so (the stop file), so
+# a daemon that waited for any of them would never answer: ctl's own bound
+# (CTL_TIMEOUT) then fails the check, however fast or slow the machine.
+"$PYTHON" - "$T/switchd.sock" "$T/idle.ready" "$T/idle.stop" <<'EOF' &
+import os, socket, sys, time
 conns = []
 for i in range(50):
     s = socket.socket(socket.AF_UNIX)
@@ -151,19 +154,21 @@ for i in range(50):
         s.sendall(b'{"v": 1, "cmd": ')       # half a line, then silence
     conns.append(s)
 open(sys.argv[2], "w").write("ready\n")
-time.sleep(30)
+end = time.monotonic() + 240
+while not os.path.exists(sys.argv[3]) and time.monotonic() < end:
+    time.sleep(0.05)
 EOF
 IDLE=$!
 track "$IDLE"
-ok "50 idle clients connected" wait_for 10 test -f "$T/idle.ready"
+ok "50 idle clients connected" wait_for 30 test -f "$T/idle.ready"
 t0=$(now_ms)
-ok "status with 50 idle clients" ctl status
+ok "status answers with 50 idle clients connected" ctl status
 t1=$(now_ms)
-ok "status answered within 2 s ($((t1 - t0)) ms)" test $((t1 - t0)) -lt 2000
-t0=$(now_ms)
 expect_ok switch --force -m "with idle clients"
-t1=$(now_ms)
-ok "a switch with 50 idle clients within 2 s ($((t1 - t0)) ms)" test $((t1 - t0)) -lt 2000
+t2=$(now_ms)
+log "with 50 idle clients: status $((t1 - t0)) ms, switch $((t2 - t1)) ms"
+ok "the idle clients were still connected throughout" kill -0 "$IDLE"
+: >"$T/idle.stop"
 stop_pid "$IDLE"
 alive_serving "after the idle clients left"
 
@@ -186,20 +191,25 @@ EOF
 alive_serving "after half-open and vanished clients"
 
 # ---- a client that never reads a big reply
-"$PYTHON" - "$T/switchd.sock" <<'EOF' &
-import socket, sys, time
+"$PYTHON" - "$T/switchd.sock" "$T/slow.sent" "$T/slow.stop" <<'EOF' &
+import os, socket, sys, time
 s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
 s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
 s.sendall(b'{"v": 1, "cmd": "status"}\n' * 200)
-time.sleep(8)
+open(sys.argv[2], "w").write("sent\n")
+end = time.monotonic() + 240
+while not os.path.exists(sys.argv[3]) and time.monotonic() < end:
+    time.sleep(0.05)
 EOF
 SLOW=$!
 track "$SLOW"
-sleep 0.5
+ok "the non-reading client sent its 200 requests" wait_for 30 test -f "$T/slow.sent"
 t0=$(now_ms)
-ok "status while a client does not read its replies" ctl status
+ok "status answers while a client does not read its replies" ctl status
 t1=$(now_ms)
-ok "answered within 2 s ($((t1 - t0)) ms)" test $((t1 - t0)) -lt 2000
+log "status beside a non-reading client: $((t1 - t0)) ms"
+ok "the non-reading client was still connected" kill -0 "$SLOW"
+: >"$T/slow.stop"
 stop_pid "$SLOW"
 alive_serving "at the end"
 

