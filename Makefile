@@ -13,8 +13,11 @@ WARN    = -Wall -Wextra -Wformat=2 -Wshadow -Wstrict-prototypes \
           -Wmissing-prototypes -Wwrite-strings -Werror
 CFLAGS ?= -O2 -g
 CPPFLAGS += -D_GNU_SOURCE
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# Evaluated when a compile or a link first needs them, never when the
+# Makefile is read: "make test" and "make demo" install the packages first
+# (scripts/deps), then build in a sub-make that sees them.
+PKG_CFLAGS = $(eval PKG_CFLAGS := $$(shell pkg-config --cflags $(PKGS)))$(PKG_CFLAGS)
+PKG_LIBS   = $(eval PKG_LIBS := $$(shell pkg-config --libs $(PKGS)))$(PKG_LIBS)
 ALL_CFLAGS  = -std=c11 $(WARN) $(CFLAGS) $(PKG_CFLAGS)
 LDLIBS     += $(PKG_LIBS)
 
@@ -30,18 +33,28 @@ B ?= build/release
 LIBOBJ  = $(LIBSRC:switchd/%.c=$(B)/%.o)
 UNITBIN = $(UNITSRC:tests/unit/%.c=$(B)/%)
 
-.PHONY: all deps asan test unit integration bench demo demo-stop install clean lint fuzz
+.PHONY: all deps asan test unit integration bench demo demo-stop install clean lint fuzz \
+	check-build-deps check-fresh
 
 # The release binaries are also copied beside their sources, where the
 # README, the demo and the man pages' examples find them.
-all: switchd/switchd switchd/switchctl
+all: check-build-deps switchd/switchd switchd/switchctl
+
+# Say what is missing, and how to get it, instead of a compiler's "not
+# found" or a linker's dozens of undefined references.
+check-build-deps:
+	@command -v $(CC) >/dev/null 2>&1 && command -v pkg-config >/dev/null 2>&1 && \
+	    pkg-config --exists $(PKGS) || { \
+	    echo "switchd: the build needs a C compiler, pkg-config and the -dev packages of $(PKGS)."; \
+	    echo "  make deps   (as root) installs them; or make demo / make test, which do it first."; \
+	    scripts/deps build; exit 1; }
 
 switchd/switchd: build/release/switchd
 	@cp $< $@.tmp && mv -f $@.tmp $@
 switchd/switchctl: build/release/switchctl
 	@cp $< $@.tmp && mv -f $@.tmp $@
 
-$(B)/%.o: switchd/%.c $(HDRS)
+$(B)/%.o: switchd/%.c $(HDRS) | check-build-deps
 	@mkdir -p $(B)
 	@echo "  CC    $(B)/$*.o"
 	@$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -Iswitchd -c -o $@ $<
@@ -67,29 +80,42 @@ unit-bins: $(UNITBIN)
 
 # The sanitizer build the test suite runs.
 ASAN_FLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
-asan:
+asan: check-build-deps
 	@$(MAKE) --no-print-directory B=build/asan CFLAGS="$(ASAN_FLAGS)" LDFLAGS="$(ASAN_FLAGS)" \
 	    build/asan/switchd build/asan/switchctl unit-bins
 
 deps:
 	@scripts/deps test
 
-# make test: install what is missing, build both variants warning-free, run
+# make test: install what is missing, then (in a sub-make, which reads the
+# installed packages' pkg-config) build both variants warning-free, then run
 # the unit and integration tests against the ASan/UBSan binaries.
-test: deps all asan
+# TESTS=REGEX runs a selection (tests/run.sh).
+test:
+	@scripts/deps test
+	@$(MAKE) --no-print-directory all asan
 	@tests/run.sh build/asan
 
-bench: all
+bench:
 	@scripts/deps bench
+	@$(MAKE) --no-print-directory all
 	@tests/bench/run.sh
+
+# make check-fresh: the two README commands on a brand-new Debian 12 —
+# debootstrap a throwaway chroot, clone this repository's HEAD into it, run
+# make demo, make demo-stop and make test (a small TESTS selection) there.
+# Slow (minutes: it installs every package); run before changing set-up.
+check-fresh:
+	@tests/fresh/run.sh
 
 # libFuzzer over the request path (tests/fuzz/): replay the regressions,
 # then fuzz for FUZZ_SECONDS (default 600).  Needs clang, libclang-rt-14-dev.
 fuzz:
 	@tests/fuzz/run.sh $${FUZZ_SECONDS:-600}
 
-demo: all
+demo:
 	@scripts/deps demo
+	@$(MAKE) --no-print-directory all
 	@scripts/demo start
 
 demo-stop:
