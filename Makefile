@@ -34,7 +34,7 @@ LIBOBJ  = $(LIBSRC:switchd/%.c=$(B)/%.o)
 UNITBIN = $(UNITSRC:tests/unit/%.c=$(B)/%)
 
 .PHONY: all deps asan test unit integration bench demo demo-stop install clean lint fuzz \
-	check-build-deps check-fresh
+	check-build-deps check-fresh check-slow
 
 # The release binaries are also copied beside their sources, where the
 # README, the demo and the man pages' examples find them.
@@ -107,6 +107,13 @@ bench:
 # Slow (minutes: it installs every package); run before changing set-up.
 check-fresh:
 	@tests/fresh/run.sh
+
+# make check-slow: the whole suite twice under stress-ng --cpu 2, with a
+# python3 on the PATH that takes 0.5 s to start (tests/fresh/slow.sh).
+check-slow:
+	@scripts/deps check
+	@$(MAKE) --no-print-directory all asan
+	@tests/fresh/slow.sh
 
 # libFuzzer over the request path (tests/fuzz/): replay the regressions,
 # then fuzz for FUZZ_SECONDS (default 600).  Needs clang, libclang-rt-14-dev.
