@@ -73,8 +73,13 @@ discover_apply_state(struct config *conf)
 		if (p->servers == NULL)
 			fatalx("out of memory");
 		json_array_foreach(list, i, s) {
-			struct server *sv = &p->servers[p->nservers++];
+			struct server *sv;
 
+			/* state.c checked them at load; EC2's answers are checked too. */
+			if (!valid_instance_id(json_string_value(json_object_get(s, "id"))) ||
+			    !valid_ip_port(json_string_value(json_object_get(s, "address"))))
+				continue;
+			sv = &p->servers[p->nservers++];
 			sv->name = xstrdup(json_string_value(json_object_get(s, "id")));
 			sv->instance = xstrdup(sv->name);
 			sv->address = xstrdup(json_string_value(json_object_get(s, "address")));
@@ -329,8 +334,26 @@ described(json_t *instances, const char *code, const char *error, void *arg)
 		    "tags"), conf->ec2_pool_tag));
 		const char *ip = json_string_value(json_object_get(inst, "private_ip"));
 
+		const char *id = json_string_value(json_object_get(inst, "id"));
+
 		if ((k = pool_index(pool)) < 0 || ip == NULL)
 			continue;
+		/* These go into HAProxy commands and the backends file verbatim. */
+		if (!valid_instance_id(id)) {
+			log_warnx("discover: an instance id that is not i-[0-9a-f]{8,17} "
+			    "(\"%.64s\") is skipped", id ? id : "");
+			json_array_append_new(json_object_get(rf->report, "errors"),
+			    json_sprintf("instance id \"%.64s\" is not valid; skipped",
+			    id ? id : ""));
+			continue;
+		}
+		if (!valid_ip(ip)) {
+			log_warnx("discover: %s: private IP \"%.64s\" is not an address; "
+			    "skipped", id, ip);
+			json_array_append_new(json_object_get(rf->report, "errors"),
+			    json_sprintf("%s: private IP \"%.64s\" is not valid; skipped", id, ip));
+			continue;
+		}
 		{
 			const char *ptag = json_string_value(json_object_get(json_object_get(inst,
 			    "tags"), conf->ec2_port_tag));
