@@ -122,6 +122,50 @@ expect_eq "hosts --json: only $IG2 left" \
 	"$(ctlj hosts cold | jget '[s["name"] for s in d["servers"]]')" "[\"$IG2\"]"
 ok "backends file no longer lists $IG1" eval "! grep -q $IG1 '$T/backends.cfg'"
 
+
+# ---- issue 13: an answer that lists nothing never empties a pool.  A filter
+# typo makes DescribeInstances answer "no instances" successfully; taken at
+# its word it drained and deleted every discovered server (live host 503).
+cp "$T/switchd.conf" "$T/good.conf"
+sed -i 's|discover = true;|discover = true; filters = ( "tag:env=prdo" );|' "$T/switchd.conf"
+expect_ok reload
+expect_ok sync
+expect_match "sync reports the refusal" "$(printf '%s' "$OUT" | jget '["discover"]["refused"]')" \
+	'none of the 1 instance of blue'
+ok "the hot pool keeps its server (filter typo)" in_backend be_blue $IB
+ok "the cold pool keeps its server too" in_backend be_green $IG2
+expect_eq "live host still answers blue" "$(via_live)" blue
+expect_eq "hosts hot still lists the blue host" "$(ctl hosts hot)" "127.0.0.1"
+expect_match "status --json shows the refusal" \
+	"$(status_get '[r["pool"] for r in d["ec2"]["discover_refused"]]')" '"blue"'
+run ctl status
+expect_grep "discovery: +REFUSED for blue" - "status (for people) shows the refusal"
+expect_eq "the refusal is journaled once (notified)" \
+	"$(ctlj history | jget 'len([e for e in d["entries"] if e["command"] == "discover" and e["result"] == "refused"])')" 1
+expect_ok sync
+expect_eq "a repeated refusal is not journaled again" \
+	"$(ctlj history | jget 'len([e for e in d["entries"] if e["command"] == "discover"])')" 1
+expect_grep "discover: refused: EC2 lists none" "$T/switchd.log" "the refusal is logged"
+cp "$T/good.conf" "$T/switchd.conf"
+expect_ok reload
+expect_ok sync
+expect_eq "with the filter fixed, the refusal is gone from status" \
+	"$(status_get 'd["ec2"].get("discover_refused")')" null
+
+# ---- issue 13: EC2 values are checked before they reach HAProxy's admin
+# socket or the backends file: a newline would inject configuration, a ';'
+# another admin command.
+IBAD=i-0bad0000000000bad
+admin POST instances '{"instances": [{"id": "'$IBAD'", "private_ip": "127.0.0.1\nbackend injected",
+  "tags": {"switchd:pool": "green", "switchd:port": "'$pg2'"}}]}' >/dev/null || die "cannot create $IBAD"
+expect_ok sync
+expect_match "sync names the bad private IP" "$(printf '%s' "$OUT" | jget '["discover"]["errors"]')" \
+	"$IBAD: private IP .* not valid; skipped"
+ok "the instance with a bad IP is not added" eval "! in_backend be_green $IBAD"
+ok "backends file has no injected line" eval "! grep -q injected '$T/backends.cfg'"
+ok "haproxy -c still accepts the backends file" "$HAPROXY" -c -q -f "$T/main.cfg" -f "$T/backends.cfg"
+admin POST remove '{"ids": ["'$IBAD'"]}' >/dev/null
+
 # ---- restart with EC2 down: membership comes from the state file
 stop_pid "$EPID"
 stop_switchd
