@@ -153,6 +153,22 @@ state_lock_damaged(const char *why)
 static const char *const pool_states[] = { PS_EMPTY, PS_DEPLOYING, PS_DEPLOYED,
 	PS_VERIFYING, PS_VERIFIED, PS_FAILED, NULL };
 
+/*
+ * A pool whose record is damaged is not known to run anything in
+ * particular: "failed", so that neither switch nor back goes to it unless
+ * an admin forces it.
+ */
+static void
+state_pool_damaged(json_t *pools, const char *name, const char *why)
+{
+	json_t *p = pool_record();
+
+	json_object_set_new(p, "state", json_string(PS_FAILED));
+	json_object_set_new(p, "error", json_sprintf("its record in state.json was "
+	    "damaged (%s); run cold-deploy again", why));
+	json_object_set_new(pools, name, p);
+}
+
 static void
 state_validate_pool(json_t *pools, const char *name)
 {
@@ -161,12 +177,13 @@ state_validate_pool(json_t *pools, const char *name)
 	int i, good = 0;
 
 	if (p == NULL) {
-		state_problem("pools.%s is missing; it is taken as empty", name);
+		state_problem("pools.%s is missing; %s is taken as failed", name, name);
+		state_pool_damaged(pools, name, "missing");
 		return;
 	}
 	if (!json_is_object(p)) {
-		state_problem("pools.%s is not an object; it is taken as empty (not verified)", name);
-		json_object_del(pools, name);
+		state_problem("pools.%s is not an object; %s is taken as failed", name, name);
+		state_pool_damaged(pools, name, "not an object");
 		return;
 	}
 	st = json_string_value(v = json_object_get(p, "state"));
@@ -175,15 +192,14 @@ state_validate_pool(json_t *pools, const char *name)
 			good = 1;
 	if (!good) {
 		state_problem("pools.%s.state is not one of empty, deploying, deployed, "
-		    "verifying, verified, failed; %s is taken as empty (not verified)",
-		    name, name);
-		json_object_del(pools, name);
+		    "verifying, verified, failed; %s is taken as failed", name, name);
+		state_pool_damaged(pools, name, "state");
 		return;
 	}
 	if (!null_or_string(json_object_get(p, "version"))) {
 		state_problem("pools.%s.version is not a string (or is longer than %d "
-		    "bytes); %s is taken as empty (not verified)", name, STATE_MAX_STR, name);
-		json_object_del(pools, name);
+		    "bytes); %s is taken as failed", name, STATE_MAX_STR, name);
+		state_pool_damaged(pools, name, "version");
 		return;
 	}
 	if (!null_or_string(json_object_get(p, "since"))) {
@@ -289,8 +305,11 @@ state_validate(void)
 	pools = json_object_get(state, "pools");
 	if (!json_is_object(pools)) {
 		state_problem("pools is missing or not an object; both pools are taken as "
-		    "empty (not verified)");
-		json_object_del(state, "pools");
+		    "failed");
+		json_object_set_new(state, "pools", json_object());
+		pools = json_object_get(state, "pools");
+		state_pool_damaged(pools, POOL_BLUE, "pools missing");
+		state_pool_damaged(pools, POOL_GREEN, "pools missing");
 	} else {
 		state_validate_pool(pools, POOL_BLUE);
 		state_validate_pool(pools, POOL_GREEN);
