@@ -166,6 +166,49 @@ ok "backends file has no injected line" eval "! grep -q injected '$T/backends.cf
 ok "haproxy -c still accepts the backends file" "$HAPROXY" -c -q -f "$T/main.cfg" -f "$T/backends.cfg"
 admin POST remove '{"ids": ["'$IBAD'"]}' >/dev/null
 
+# ---- issue 13: the hot pool never goes below min_up UP servers.  Blue has
+# IB (UP) and IB2 (DOWN: nothing listens); EC2 stops listing IB: removing it
+# would leave no blue server UP, so it stays until IB2 is UP.
+IB2=i-0b2000000000000b2
+pb2=$(free_port)
+instance $IB2 blue "$pb2"
+expect_ok sync
+ok "$IB2 added to be_blue" in_backend be_blue $IB2
+ok "$IB2 is DOWN (nothing listens)" wait_count h1 be_blue DOWN 1 10
+admin POST terminate '{"ids": ["'$IB'"]}' >/dev/null
+expect_ok sync
+expect_match "sync refuses to take the hot pool below min_up" \
+	"$(printf '%s' "$OUT" | jget '["discover"]["refused"]')" 'would leave 0 servers UP, fewer than 1'
+ok "$IB (the only blue server UP) is kept" in_backend be_blue $IB
+expect_eq "live host still answers blue" "$(via_live)" blue
+start_backend b2 "$pb2" blue
+ok "$IB2 comes UP" wait_count h1 be_blue UP 2 10
+expect_ok sync
+ok "with $IB2 UP, $IB goes" wait_for 15 eval "! in_backend be_blue $IB"
+expect_eq "live host answers blue (from $IB2)" "$(via_live)" blue
+
+# ---- issue 13: at most half of a pool goes in one pass.  Green has four
+# instances; EC2 stops listing three: they are kept; two at a time may go.
+IG3=i-06300000000000063; IG4=i-06400000000000064; IG5=i-06500000000000065
+for i in $IG3 $IG4 $IG5; do instance $i green "$pg2"; done
+expect_ok sync
+expect_eq "green has four servers" \
+	"$(ctlj hosts cold | jget 'len(d["servers"])')" 4
+admin POST terminate '{"ids": ["'$IG3'", "'$IG4'", "'$IG5'"]}' >/dev/null
+expect_ok sync
+expect_match "three of four gone at once is refused" \
+	"$(printf '%s' "$OUT" | jget '["discover"]["refused"]')" 'no longer lists 3 of the 4 instances of green'
+ok "$IG3 is kept" in_backend be_green $IG3
+admin POST state '{"ids": ["'$IG5'"], "state": "running"}' >/dev/null
+expect_ok sync
+expect_eq "two of four may go" "$(printf '%s' "$OUT" | jget '["discover"]["refused"]')" "[]"
+ok "$IG3 and $IG4 are deleted" wait_for 15 eval "! in_backend be_green $IG3 && ! in_backend be_green $IG4"
+admin POST terminate '{"ids": ["'$IG5'"]}' >/dev/null
+expect_ok sync
+ok "then $IG5 (one of two)" wait_for 15 eval "! in_backend be_green $IG5"
+expect_eq "green is back to $IG2 alone" \
+	"$(ctlj hosts cold | jget '[s["name"] for s in d["servers"]]')" "[\"$IG2\"]"
+
 # ---- restart with EC2 down: membership comes from the state file
 stop_pid "$EPID"
 stop_switchd
