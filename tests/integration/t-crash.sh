@@ -147,6 +147,26 @@ else
 	ok "no core dump / signal death" test "$rc" -lt 128
 fi
 
+# ---- issue 13: a failed switch replies only once its intent record is
+# settled.  It used to reply (releasing the busy slot) and only then look at
+# the nodes and clear the intent, so a newer switch started in between had
+# its own intent record removed.  The look is slowed down here ("show map"
+# delayed): when the failed switch's reply arrives, no intent may be left.
+stop_switchd 2>/dev/null
+rm -f "$T/state/state.json" "$T/state/intent.json"
+write_map blue green
+restart_haproxy h1
+fault_rules fp1 '{}'
+start_switchd
+fault_rules fp1 '{"fail_match": "^add map", "fail_reply": "Unknown map identifier.\n",
+  "delay_match": "show map", "delay_ms": 1500}'
+expect_fail 1 haproxy switch --force --no-smoke -m "fails at add map"
+ok "the failed switch replied after its intent record was settled" \
+	test ! -e "$T/state/intent.json"
+fault_rules fp1 '{}'
+expect_eq "failed at add map: HAProxy still on blue" "$(hap_map h1)" "$(map_text blue green)"
+ok "switchd answers after the failed switch" ctl status
+
 # ---- issue 13: the map file's rename succeeds but the directory fsync
 # fails.  The switch fails and the nodes are put back, so the file on disk
 # must be put back too, or the next HAProxy reload would flip the site.  A
