@@ -450,6 +450,18 @@ reconcile_disagree(struct reconcile *rc, struct lb_view *v)
 	for (i = 0; i < v->nnodes; i++)
 		if ((hot = lb_node_serves(rc->lb->conf, &v->nodes[i])) >= 0)
 			count[hot]++;
+	if (count[POOL_B] == 0 && count[POOL_G] == 0) {
+		/*
+		 * A first start: no node serves either pool, so there is no
+		 * traffic to keep, and the driver may need the map written
+		 * before its load balancer can even start.
+		 */
+		log_warnx("reconcile: no node serves a valid blue/green map (a first "
+		    "start?); making every node serve %s hot (%s)", pool_name(state_hot()),
+		    state_roles_trusted() ? "the state file" : "the default");
+		reconcile_apply(rc, state_hot(), "no node served a valid map at start");
+		return;
+	}
 	if (state_roles_trusted())
 		first = state_hot();
 	else {
@@ -458,7 +470,7 @@ reconcile_disagree(struct reconcile *rc, struct lb_view *v)
 		    "green %d times", count[POOL_B], count[POOL_G]);
 	}
 	rc->ncand = rc->icand = 0;
-	if (state_roles_trusted() || count[first] > 0)
+	if (count[first] > 0 || state_roles_trusted())
 		rc->cand[rc->ncand++] = first;
 	if (count[!first] > 0)
 		rc->cand[rc->ncand++] = !first;
