@@ -33,7 +33,8 @@ instance $IG1 green "$pg1"
 instance i-0deadbeef00000001 other 9 # not in a pool: ignored
 
 write_config "ec2 = { endpoint = \"http://127.0.0.1:$EPORT\"; discover = true; discover_interval = 3600;
-  server_options = \"check inter 200ms fall 2 rise 1\"; role_tag = \"group\"; };"
+  server_options = \"check inter 200ms fall 2 rise 1\"; role_tag = \"group\"; };
+notify = { command = \"echo \\\"\$SWITCHD_COMMAND \$SWITCHD_RESULT: \$SWITCHD_MESSAGE\\\" >> $T/notify.log\"; };"
 sed -i "s|^haproxy = {|haproxy = {\n  backends_file = \"$T/backends.cfg\";|" "$T/switchd.conf"
 run "$SWITCHD" -n -f "$T/switchd.conf"
 expect_eq "config with discovery is valid" "$OUT" "configuration OK"
@@ -146,6 +147,7 @@ expect_ok sync
 expect_eq "a repeated refusal is not journaled again" \
 	"$(ctlj history | jget 'len([e for e in d["entries"] if e["command"] == "discover"])')" 1
 expect_grep "discover: refused: EC2 lists none" "$T/switchd.log" "the refusal is logged"
+ok "the refusal is notified (notify.command)" wait_for 10 grep -q '^discover refused: EC2 lists none' "$T/notify.log"
 cp "$T/good.conf" "$T/switchd.conf"
 expect_ok reload
 expect_ok sync
