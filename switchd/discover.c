@@ -347,8 +347,7 @@ count_up(struct lb_view *v, const char *backend, json_t *gone, int *now, int *af
 			continue;
 		n = a = 0;
 		json_array_foreach(list, j, s) {
-			if (strncmp(json_string_value(json_object_get(s, "status")) ?: "",
-			    "UP", 2) != 0)
+			if (!hapx_status_up(json_string_value(json_object_get(s, "status")) ?: ""))
 				continue;
 			n++;
 			if (!list_has_id(gone, json_string_value(json_object_get(s, "name")) ?: ""))

@@ -298,7 +298,6 @@ state_validate(void)
 		state_problem("cold is not the other pool than hot; the roles are learnt "
 		    "from HAProxy");
 		state_roles_known = 0;
-		json_object_del(state, "hot");
 	}
 	if (!state_roles_known)
 		json_object_del(state, "hot");
@@ -407,11 +406,12 @@ state_open(const char *dir, const struct config *conf)
 	raw = state_file_read(state_path);
 	state_new = raw == NULL;
 	if (raw == NULL && errno != ENOENT) {
+		const char *why = strerror(errno);
+
 		/* There is a file but it cannot be read: its lock may be held. */
 		state = json_object();
-		state_problem("cannot be read (%s); the roles are learnt from HAProxy",
-		    strerror(errno));
-		state_lock_damaged(strerror(errno));
+		state_problem("cannot be read (%s); the roles are learnt from HAProxy", why);
+		state_lock_damaged(why);
 	} else if (raw == NULL) {
 		state = json_object();
 	} else if ((state = json_loads(raw, 0, &jerr)) == NULL ||

@@ -67,6 +67,8 @@ restore
 spoil "hot is a number" 'd["hot"] = 42'
 expect_match "hot is a number: status names the field" "$(state_errors)" '^hot is not'
 expect_eq "hot is a number: hot learnt from HAProxy" "$(jv "$S" '["hot"]')" blue
+run ctl status
+expect_grep '^state file: +hot is not' - "hot is a number: status (for people) names the field"
 traffic_unchanged "hot is a number"
 restore
 
