@@ -44,9 +44,20 @@ out.write(d if isinstance(d, str) else json.dumps(d))
 	ok "$name: switchd answers status" ctl status
 	S=$(ctlj status)
 }
+# restore: the sound state file, and HAProxy and the map file on blue again
+# should a case have moved them, so that every case starts alike.
 restore() {
+	local v
 	stop_switchd
 	cp "$T/good.json" "$T/state/state.json"
+	rm -f "$T/state/intent.json"
+	if [ "$(hap_map h1)" != "$(map_text blue green)" ]; then
+		v=$(hap h1 "prepare map $T/switchd.map" | awk '/New version/ { print $NF }')
+		hap h1 "add map @$v $T/switchd.map $LIVE_HOST be_blue" >/dev/null
+		hap h1 "add map @$v $T/switchd.map $COLD_HOST be_green" >/dev/null
+		hap h1 "commit map @$v $T/switchd.map" >/dev/null
+		write_map blue green
+	fi
 }
 state_errors() { jv "$S" '" | ".join(d.get("state_errors", []))'; }
 
@@ -135,7 +146,7 @@ restore
 
 # 10. a discovered entry without an address (crashed cold-deploy), and a
 # last switch that is not one
-spoil "discovered without address" 'd["discovered"] = {"green": [{"id": "i-0123456789abcdef0"}], "blue": "x"}; d["last_switch"] = [1, 2]'
+spoil "discovered without address" 'd["discovered"] = {"green": [{"id": "i-0123456789abcdef0"}], "blue": [{"id": "i-0123456789abcdef1", "address": 7}]}; d["last_switch"] = [1, 2]'
 expect_match "discovered without address: status names it" "$(state_errors)" 'discovered.green\[0\]'
 expect_match "last_switch garbage: status names it" "$(state_errors)" 'last_switch'
 expect_ok cold-deploy --no-deploy -v v3
