@@ -696,6 +696,10 @@ read_config(struct ctx *c, config_t *cf, struct config *conf)
 	}
 	conf->backends_file = get_str(hap, "backends_file", NULL);
 	conf->backends_defaults = get_str(hap, "backends_defaults", "switchd_pools");
+	/* It goes into the generated backends file: the same rules as a name. */
+	name_check(c, hap && config_setting_get_member(hap, "backends_defaults") ?
+	    config_setting_get_member(hap, "backends_defaults") : hap,
+	    "haproxy.backends_defaults", conf->backends_defaults, NAME_MAX_BACKEND, NULL);
 	/* Discovered servers are added to and drained from HAProxy's
 	 * backends at run time: no other driver can follow them. */
 	if (conf->ec2_discover && (strcmp(conf->driver, "haproxy") != 0 ||

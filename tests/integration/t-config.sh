@@ -57,6 +57,9 @@ check_bad "a 200-character backend" "$T/n4.conf" "$(lineof "$long" "$T/n4.conf")
 cp "$T/good.conf" "$T/n5.conf"
 sed -i 's|address = "127.0.0.1:\([0-9]*\)"|address = "127.0.0.1;x:\1"|' "$T/n5.conf"
 check_bad "address with ';'" "$T/n5.conf" "$(lineof '127.0.0.1;x' "$T/n5.conf")" 'address'
+cp "$T/good.conf" "$T/n6.conf"
+sed -i 's|^haproxy = {|haproxy = {\n  backends_defaults = "d x";|' "$T/n6.conf"
+check_bad "backends_defaults with a blank" "$T/n6.conf" "$(lineof 'backends_defaults' "$T/n6.conf")" 'haproxy.backends_defaults'
 
 # ---- unknown key at top level
 cp "$T/good.conf" "$T/c1.conf"
