@@ -14,7 +14,10 @@
  *
  * Refreshed at start, on `switchctl sync` and every ec2.discover_interval
  * seconds.  The discovered servers are kept in state.json, so `hosts cold`
- * answers before EC2 does after a restart.
+ * answers before EC2 does after a restart.  EC2's word is checked before
+ * it is used: ids and addresses must look like ones (they go verbatim into
+ * admin commands and the backends file), and one answer may not remove
+ * too much of a pool (discover_guard).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -311,7 +314,6 @@ discover_node_start(struct refresh *rf)
 	    conf->timeout_ms, node_stat, rf) == NULL)
 		node_stat(NULL, "bad socket address", rf);
 }
-
 
 /* ------------------------------------------------------------ the guard */
 
