@@ -2,7 +2,10 @@
  * state.c — what switchd remembers across restarts, all under state_dir:
  *
  *   state.json     roles, each pool's version and verification state, the
- *                  lock, the last switch.  Replaced atomically, never edited.
+ *                  lock, the last switch.  Replaced atomically, never edited
+ *                  by switchd; checked field by field at load, since people
+ *                  do edit it: what is damaged becomes the cautious value
+ *                  (roles from HAProxy, pool failed, lock held).
  *   history.jsonl  the audit journal: one JSON object a line, appended with a
  *                  single write(2) and fsync'd, so a crash leaves no torn line
  *                  (a torn tail from a full disk is cut off at open).
