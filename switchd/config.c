@@ -80,13 +80,17 @@ static const struct key notify_keys[] = {
 	{ "webhook", K_STR, NULL }, { "command", K_STR, NULL }, { "timeout", K_INT, NULL },
 	{ NULL, 0, NULL }
 };
+static const struct key http_keys[] = {
+	{ "listen", K_STR, NULL }, { NULL, 0, NULL }
+};
 static const struct key top_keys[] = {
 	{ "control", K_GROUP, control_keys }, { "state_dir", K_STR, NULL },
 	{ "hosts", K_GROUP, hosts_keys }, { "pools", K_GROUP, pools_keys },
 	{ "haproxy", K_GROUP, haproxy_keys }, { "nginx", K_GROUP, nginx_keys },
 	{ "smoke", K_GROUP, smoke_keys },
 	{ "deploy", K_GROUP, deploy_keys }, { "ec2", K_GROUP, ec2_keys },
-	{ "notify", K_GROUP, notify_keys }, { NULL, 0, NULL }
+	{ "notify", K_GROUP, notify_keys }, { "http", K_GROUP, http_keys },
+	{ NULL, 0, NULL }
 };
 
 struct ctx {
@@ -295,6 +299,20 @@ valid_hostport(const char *a)
 		return 0;
 	port = strtol(colon + 1, &end, 10);
 	return *end == '\0' && port > 0 && port < 65536;
+}
+
+/* "127.0.0.1:9180", "[::1]:9180", "localhost:9180": a port and a host part. */
+static int
+valid_http_listen(const char *a)
+{
+	size_t n = strlen(a);
+
+	if (!valid_hostport(a))
+		return 0;
+	if (a[0] == '[')
+		return strchr(a, ']') != NULL && strchr(a, ']')[1] == ':';
+	/* An IPv6 address without brackets is ambiguous about its port. */
+	return memchr(a, ':', n) == strrchr(a, ':');
 }
 
 static void
@@ -515,7 +533,7 @@ static void
 read_config(struct ctx *c, config_t *cf, struct config *conf)
 {
 	const config_setting_t *root = config_root_setting(cf);
-	const config_setting_t *ctl, *hosts, *pools, *hap, *ngx, *smoke, *dep, *ec2, *notify;
+	const config_setting_t *ctl, *hosts, *pools, *hap, *ngx, *smoke, *dep, *ec2, *notify, *http;
 
 	ctl = config_setting_get_member(root, "control");
 	conf->ctl_socket = get_str(ctl, "socket", SWITCHD_DEFAULT_SOCKET);
@@ -650,6 +668,12 @@ read_config(struct ctx *c, config_t *cf, struct config *conf)
 	    strncmp(conf->notify_webhook, "https://", 8) != 0)
 		cerr(c, config_setting_get_member(notify, "webhook"),
 		    "notify.webhook must start with http:// or https://");
+
+	http = config_setting_get_member(root, "http");
+	conf->http_listen = get_str(http, "listen", NULL);
+	if (conf->http_listen != NULL && !valid_http_listen(conf->http_listen))
+		cerr(c, config_setting_get_member(http, "listen"), "http.listen: \"%s\" is not "
+		    "ADDRESS:PORT (127.0.0.1:9180, [::1]:9180)", conf->http_listen);
 }
 
 struct config *
@@ -750,6 +774,7 @@ config_free(struct config *conf)
 	free(conf->backends_defaults);
 	free(conf->notify_webhook);
 	free(conf->notify_command);
+	free(conf->http_listen);
 	free(conf);
 }
 
