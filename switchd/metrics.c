@@ -115,13 +115,14 @@ refresh_done_one(void)
 {
 	TAILQ_HEAD(, waiter) ready;
 	struct waiter *w;
-	json_t *sums = json_object(), *nc;
+	json_t *sums, *nc;
 	struct config *conf = sd.conf;
 	size_t n;
 	int i;
 
 	if (--M.pending > 0)
 		return;
+	sums = json_object();
 	/* Each pool's counters: the sum over the nodes of today's config. */
 	for (i = 0; i < NPOOLS && conf->hap_nsockets > 0; i++) {
 		json_int_t req = 0, h5 = 0;
