@@ -7,7 +7,8 @@
 # 5xx counters reach the per-pool counters; scraping 200 times asks each
 # node for its counters at most once a second; 500 idle connections and a
 # client sending one byte a second do not hold up status or a switch; a
-# reload re-binds, or keeps the old listener when the new bind fails; a bad
+# reload re-binds, or keeps the old listener when the new bind fails; the
+# README's scrape config and alert rules pass promtool and evaluate; a bad
 # http.listen is a config error with its line.
 . "$(dirname "$0")/../lib.sh"
 t_setup
@@ -118,6 +119,25 @@ expect_grep '^switchd_switches_total\{command="switch",result="ok",by="operator"
 expect_grep '^switchd_switch_duration_seconds_count 1$' "$T/m2.txt" "the switch's duration is observed"
 expect_nogrep '^switchd_last_switch_timestamp_seconds 0$' "$T/m2.txt" "the last switch has a time"
 ok "promtool still accepts /metrics" sh -c "'$PROMTOOL' check metrics <'$T/m2.txt'"
+
+# ---- the README's Prometheus config and alert rules are valid
+# readme_yaml NAME: the README's ```yaml block that starts with "# NAME".
+readme_yaml() {
+	awk -v n="# $1" '/^```yaml$/ { f = 1; first = 1; next } /^```$/ { f = 0 }
+		f && first { first = 0; if ($0 != n) f = 0 } f' "$REPO_DIR/README.md"
+}
+readme_yaml rules.yml >"$T/rules.yml"
+readme_yaml prometheus.yml >"$T/readme-prometheus.yml"
+ok "the README has alert rules" test -s "$T/rules.yml"
+ok "promtool check rules accepts the README's alert rules" "$PROMTOOL" check rules "$T/rules.yml"
+ok "promtool check config accepts the README's scrape config" \
+	"$PROMTOOL" check config "$T/readme-prometheus.yml"
+# The rules' expressions evaluate against a real scrape.
+for e in $(grep -E '^ +expr:' "$T/rules.yml" | sed 's/^ *expr: *//' | tr ' ' '\037'); do
+	e=$(printf '%s' "$e" | tr '\037' ' ')
+	ok "Prometheus evaluates: $e" sh -c "curl -sf -G '$PQ' --data-urlencode 'query=$e' | grep -q '\"status\":\"success\"'"
+done
+
 stop_pid "$PROM_PID"
 
 # ---- hostile clients: 500 idle connections and one byte a second
