@@ -5,7 +5,7 @@
  * Nothing changes state over HTTP: mutations stay on the control socket,
  * where the peer's uid is known.  Only GET and HEAD are answered (others
  * get 405).  A client is bounded in what it may send (headers, body) and
- * in how long it may sit idle; everything runs on the event loop and no
+ * in how long it may go without a response, trickling or not; everything runs on the event loop and no
  * handler waits, so a slow or hostile client never delays the control
  * socket or a switch.  Answers come from the snapshot of metrics.c, so
  * scrapes never multiply the questions asked of HAProxy.
@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
@@ -31,13 +32,100 @@
 #define HTTPD_MAX_HEADERS	8192	/* bytes of request line and headers */
 #define HTTPD_MAX_BODY		1024	/* a GET has none */
 #define HTTPD_TIMEOUT	10	/* seconds a client may stay silent */
+#define HTTPD_DEADLINE_MS 10000	/* ... or go without a response, however it trickles */
+
+/*
+ * Every connection, for the deadline: evhttp's own timeout is reset by each
+ * byte, so a client sending one byte a second would hold its connection
+ * for hours.  We create each connection's bufferevent (evhttp_set_bevcb)
+ * and keep a reference to it; evhttp_connection_free clears its callbacks,
+ * which is how the sweep learns that evhttp is done with it.
+ */
+struct conn {
+	struct bufferevent *bev;
+	double		 since;		/* accepted, or its last response */
+	TAILQ_ENTRY(conn) entry;
+};
 
 static struct {
 	struct evhttp	*http;
 	struct evhttp_bound_socket *bound;
 	char		*listen;
 	struct event	*resume;	/* accepting again after EMFILE */
+	struct event	*sweep;		/* every second while there are connections */
+	TAILQ_HEAD(, conn) conns;
+	size_t		 nconns;
 } H;
+
+static void
+conn_forget(struct conn *c)
+{
+	TAILQ_REMOVE(&H.conns, c, entry);
+	H.nconns--;
+	bufferevent_decref(c->bev);
+	free(c);
+}
+
+/* Close connections past their deadline; forget those evhttp has freed. */
+static void
+sweep(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c, *next;
+	bufferevent_data_cb rcb, wcb;
+	bufferevent_event_cb ecb;
+	double now = now_ms();
+
+	(void)fd;
+	(void)what;
+	(void)arg;
+	for (c = TAILQ_FIRST(&H.conns); c != NULL; c = next) {
+		next = TAILQ_NEXT(c, entry);
+		bufferevent_getcb(c->bev, &rcb, &wcb, &ecb, NULL);
+		if (rcb == NULL && wcb == NULL && ecb == NULL)
+			conn_forget(c);
+		else if (now - c->since > HTTPD_DEADLINE_MS && bufferevent_getfd(c->bev) != -1) {
+			/* evhttp sees the end of the stream and frees it. */
+			log_debug("http: closing a connection without a response for %d s",
+			    HTTPD_DEADLINE_MS / 1000);
+			shutdown(bufferevent_getfd(c->bev), SHUT_RDWR);
+			c->since = now;
+		}
+	}
+	if (H.nconns == 0)
+		event_del(H.sweep);
+}
+
+static struct bufferevent *
+conn_new(struct event_base *base, void *arg)
+{
+	struct conn *c = xcalloc(1, sizeof(*c));
+	struct timeval tv = { 1, 0 };
+
+	(void)arg;
+	if ((c->bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE)) == NULL)
+		fatalx("out of memory");
+	bufferevent_incref(c->bev);
+	c->since = now_ms();
+	TAILQ_INSERT_TAIL(&H.conns, c, entry);
+	if (H.nconns++ == 0)
+		event_add(H.sweep, &tv);
+	return c->bev;
+}
+
+/* A response went out: the connection's deadline starts again. */
+static void
+conn_answered(struct evhttp_request *req)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+	struct conn *c;
+
+	TAILQ_FOREACH(c, &H.conns, entry)
+		if (c->bev == bev) {
+			c->since = now_ms();
+			break;
+		}
+}
 
 int
 httpd_parse_listen(const char *a, char *host, size_t hostlen, int *port)
@@ -86,6 +174,7 @@ reply(struct evhttp_request *req, int code, const char *reason, const char *type
 	evhttp_add_header(h, "Content-Type", type);
 	evhttp_add_header(h, "Cache-Control", "no-store");
 	evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
+	conn_answered(req);
 	evhttp_send_reply(req, code, reason, body);
 }
 
@@ -279,6 +368,9 @@ httpd_configure(struct event_base *base, const struct config *conf)
 		if ((H.http = evhttp_new(base)) == NULL)
 			fatalx("evhttp_new failed");
 		H.resume = evtimer_new(base, resume_accept, NULL);
+		H.sweep = event_new(base, -1, EV_PERSIST, sweep, NULL);
+		TAILQ_INIT(&H.conns);
+		evhttp_set_bevcb(H.http, conn_new, NULL);
 		evhttp_set_max_headers_size(H.http, HTTPD_MAX_HEADERS);
 		evhttp_set_max_body_size(H.http, HTTPD_MAX_BODY);
 		evhttp_set_timeout(H.http, HTTPD_TIMEOUT);
@@ -315,8 +407,12 @@ httpd_stop(void)
 	metrics_drop_waiters();
 	if (H.http != NULL)
 		evhttp_free(H.http);
+	while (H.http != NULL && !TAILQ_EMPTY(&H.conns))
+		conn_forget(TAILQ_FIRST(&H.conns));
 	if (H.resume != NULL)
 		event_free(H.resume);
+	if (H.sweep != NULL)
+		event_free(H.sweep);
 	free(H.listen);
 	memset(&H, 0, sizeof(H));
 }
