@@ -13,6 +13,7 @@
 
 #include <libconfig.h>
 
+#include "httpd.h"
 #include "switchd.h"
 
 enum ktype { K_STR, K_INT, K_BOOL, K_GROUP, K_LIST_STR, K_LIST_GROUP, K_MODE, K_ANYGROUP };
@@ -301,20 +302,6 @@ valid_hostport(const char *a)
 	return *end == '\0' && port > 0 && port < 65536;
 }
 
-/* "127.0.0.1:9180", "[::1]:9180", "localhost:9180": a port and a host part. */
-static int
-valid_http_listen(const char *a)
-{
-	size_t n = strlen(a);
-
-	if (!valid_hostport(a))
-		return 0;
-	if (a[0] == '[')
-		return strchr(a, ']') != NULL && strchr(a, ']')[1] == ':';
-	/* An IPv6 address without brackets is ambiguous about its port. */
-	return memchr(a, ':', n) == strrchr(a, ':');
-}
-
 static void
 read_pool(struct ctx *c, const config_setting_t *pools, int idx, struct config *conf)
 {
@@ -534,6 +521,8 @@ read_config(struct ctx *c, config_t *cf, struct config *conf)
 {
 	const config_setting_t *root = config_root_setting(cf);
 	const config_setting_t *ctl, *hosts, *pools, *hap, *ngx, *smoke, *dep, *ec2, *notify, *http;
+	char host[256];
+	int port;
 
 	ctl = config_setting_get_member(root, "control");
 	conf->ctl_socket = get_str(ctl, "socket", SWITCHD_DEFAULT_SOCKET);
@@ -671,7 +660,8 @@ read_config(struct ctx *c, config_t *cf, struct config *conf)
 
 	http = config_setting_get_member(root, "http");
 	conf->http_listen = get_str(http, "listen", NULL);
-	if (conf->http_listen != NULL && !valid_http_listen(conf->http_listen))
+	if (conf->http_listen != NULL && httpd_parse_listen(conf->http_listen, host,
+	    sizeof(host), &port) == -1)
 		cerr(c, config_setting_get_member(http, "listen"), "http.listen: \"%s\" is not "
 		    "ADDRESS:PORT (127.0.0.1:9180, [::1]:9180)", conf->http_listen);
 }
