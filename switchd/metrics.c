@@ -231,9 +231,9 @@ metrics_snapshot(snapshot_cb cb, void *arg)
 	 * ~6 ms).  Older, or after a journal entry: the request waits.
 	 */
 	if (M.have && !M.invalid && age < STALE_MS) {
+		cb(&M.snap, arg);	/* first: the refresh must not delay it */
 		if (age >= REFRESH_MS && !M.refreshing)
 			refresh_start();
-		cb(&M.snap, arg);
 		return;
 	}
 	w = xcalloc(1, sizeof(*w));
