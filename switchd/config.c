@@ -13,6 +13,7 @@
 
 #include <libconfig.h>
 
+#include "httpd.h"
 #include "switchd.h"
 
 enum ktype { K_STR, K_INT, K_BOOL, K_GROUP, K_LIST_STR, K_LIST_GROUP, K_MODE, K_ANYGROUP };
@@ -80,13 +81,17 @@ static const struct key notify_keys[] = {
 	{ "webhook", K_STR, NULL }, { "command", K_STR, NULL }, { "timeout", K_INT, NULL },
 	{ NULL, 0, NULL }
 };
+static const struct key http_keys[] = {
+	{ "listen", K_STR, NULL }, { NULL, 0, NULL }
+};
 static const struct key top_keys[] = {
 	{ "control", K_GROUP, control_keys }, { "state_dir", K_STR, NULL },
 	{ "hosts", K_GROUP, hosts_keys }, { "pools", K_GROUP, pools_keys },
 	{ "haproxy", K_GROUP, haproxy_keys }, { "nginx", K_GROUP, nginx_keys },
 	{ "smoke", K_GROUP, smoke_keys },
 	{ "deploy", K_GROUP, deploy_keys }, { "ec2", K_GROUP, ec2_keys },
-	{ "notify", K_GROUP, notify_keys }, { NULL, 0, NULL }
+	{ "notify", K_GROUP, notify_keys }, { "http", K_GROUP, http_keys },
+	{ NULL, 0, NULL }
 };
 
 struct ctx {
@@ -578,7 +583,9 @@ static void
 read_config(struct ctx *c, config_t *cf, struct config *conf)
 {
 	const config_setting_t *root = config_root_setting(cf);
-	const config_setting_t *ctl, *hosts, *pools, *hap, *ngx, *smoke, *dep, *ec2, *notify;
+	const config_setting_t *ctl, *hosts, *pools, *hap, *ngx, *smoke, *dep, *ec2, *notify, *http;
+	char host[256];
+	int port;
 
 	ctl = config_setting_get_member(root, "control");
 	conf->ctl_socket = get_str(ctl, "socket", SWITCHD_DEFAULT_SOCKET);
@@ -720,6 +727,13 @@ read_config(struct ctx *c, config_t *cf, struct config *conf)
 	    strncmp(conf->notify_webhook, "https://", 8) != 0)
 		cerr(c, config_setting_get_member(notify, "webhook"),
 		    "notify.webhook must start with http:// or https://");
+
+	http = config_setting_get_member(root, "http");
+	conf->http_listen = get_str(http, "listen", NULL);
+	if (conf->http_listen != NULL && httpd_parse_listen(conf->http_listen, host,
+	    sizeof(host), &port) == -1)
+		cerr(c, config_setting_get_member(http, "listen"), "http.listen: \"%s\" is not "
+		    "ADDRESS:PORT (127.0.0.1:9180, [::1]:9180)", conf->http_listen);
 }
 
 struct config *
@@ -820,6 +834,7 @@ config_free(struct config *conf)
 	free(conf->backends_defaults);
 	free(conf->notify_webhook);
 	free(conf->notify_command);
+	free(conf->http_listen);
 	free(conf);
 }
 

@@ -17,7 +17,9 @@
 #include "discover.h"
 #include "ec2.h"
 #include "http.h"
+#include "httpd.h"
 #include "log.h"
+#include "metrics.h"
 #include "notify.h"
 #include "roles.h"
 #include "switchd.h"
@@ -117,6 +119,7 @@ switchd_reload_config(json_t **errors)
 	sd.lb = lb_new(sd.base, conf);
 	sd.conf = conf;
 	discover_start();
+	httpd_configure(sd.base, conf);	/* a failed new bind keeps the old one */
 	log_info("configuration %s reloaded", conf->path);
 	return 0;
 }
@@ -149,6 +152,14 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 	    cmd_busy() ? " after the command in flight" : "");
 	sd.shutting_down = 1;
 	switchd_maybe_exit();
+}
+
+/* Every journal entry: notified, and counted for /metrics. */
+static void
+journal_hook(json_t *entry)
+{
+	notify_event(entry);
+	metrics_journal(entry);
 }
 
 static void
@@ -208,7 +219,7 @@ main(int argc, char *argv[])
 
 	if (state_open(sd.conf->state_dir, sd.conf) == -1)
 		fatalx("cannot use state_dir %s", sd.conf->state_dir);
-	history_set_hook(notify_event);
+	history_set_hook(journal_hook);
 	deploy_recover();
 	discover_apply_state(sd.conf);
 	if (http_init(sd.base) == -1 || ec2_init(sd.base) == -1)
@@ -216,6 +227,8 @@ main(int argc, char *argv[])
 	sd.lb = lb_new(sd.base, sd.conf);
 	if (control_listen(sd.conf) == -1)
 		fatalx("cannot listen on %s", sd.conf->ctl_socket);
+	if (httpd_configure(sd.base, sd.conf) == -1)
+		fatalx("cannot listen on http.listen %s", sd.conf->http_listen);
 	detach_done();
 	control_accept(0);
 	switchd_reconcile(reconciled, NULL);
@@ -223,6 +236,8 @@ main(int argc, char *argv[])
 	event_base_dispatch(sd.base);
 
 	control_close();
+	httpd_stop();
+	metrics_shutdown();
 	repair_stop();
 	discover_stop();
 	roles_shutdown();

@@ -109,6 +109,8 @@ struct config {
 	char		*notify_webhook;
 	char		*notify_command;
 	int		 notify_timeout;	/* seconds */
+
+	char		*http_listen;		/* "127.0.0.1:9180"; NULL: off */
 };
 
 /* Returns a new config, or NULL with every error ("FILE:LINE: text") in *errors. */
@@ -222,6 +224,11 @@ void		 cmd_cold_deploy_exec(struct cmdq_item *);
 void		 cmd_smoke_exec(struct cmdq_item *);
 void		 cmd_sync_exec(struct cmdq_item *);
 void		 deploy_recover(void);
+/* The replies of status and history, for the control socket and HTTP alike. */
+typedef void (*status_cb)(json_t *reply, void *arg);	/* callee owns reply */
+void		 status_json(status_cb, void *);
+#define HISTORY_MAX_N	100000
+json_t		*history_json(long long n);		/* NULL: n out of range */
 
 /* control.c */
 int		 control_listen(const struct config *);
