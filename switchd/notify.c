@@ -46,6 +46,7 @@ notify_text(const struct config *conf, json_t *e)
 		    *fact(e, "version") ? fact(e, "version") : "(no version)", fact(e, "pool"));
 	else
 		snprintf(what, sizeof(what), "%s", cmd);
+	utf8_tidy(what);	/* a long version may be cut inside a character */
 	return xasprintf("switchd: %s: %s%s%s%s: %s%s%s", fact(e, "user"), what,
 	    *msg ? " \"" : "", msg, *msg ? "\"" : "", result, *err ? " — " : "", err);
 }
@@ -98,14 +99,18 @@ notify_event(json_t *entry)
 		    inflight);
 		return;
 	}
-	text = notify_text(conf, entry);
+	text = utf8_fix(notify_text(conf, entry));
 	if (conf->notify_webhook != NULL) {
 		struct http_opts o;
 		static const char *const hdrs[] = { "Content-Type: application/json", NULL };
 
 		doc = json_pack("{s:s, s:O}", "text", text, "switchd", entry);
-		body = json_dumps(doc, JSON_COMPACT);
+		body = doc != NULL ? json_dumps(doc, JSON_COMPACT) : NULL;
 		json_decref(doc);
+		if (body == NULL) {
+			log_warnx("notify: the webhook body could not be encoded; not sent");
+			goto command;
+		}
 		memset(&o, 0, sizeof(o));
 		o.method = "POST";
 		o.url = conf->notify_webhook;
@@ -119,6 +124,7 @@ notify_event(json_t *entry)
 			log_warnx("notify: cannot start the webhook request");
 		free(body);
 	}
+command:
 	if (conf->notify_command != NULL) {
 		env[n++] = xasprintf("SWITCHD_TEXT=%s", text);
 		env[n++] = xasprintf("SWITCHD_EVENT=%s", fact(entry, "command"));

@@ -24,6 +24,7 @@
 
 #include "log.h"
 #include "proc.h"
+#include "switchd.h"
 
 #if !defined(__GLIBC__) || !__GLIBC_PREREQ(2, 34)
 #error "proc.c needs posix_spawn_file_actions_addclosefrom_np (glibc >= 2.34)"
@@ -509,15 +510,29 @@ proc_kill_cb(evutil_socket_t fd, short what, void *arg)
 		evtimer_add(p->kill_ev, &tv);
 }
 
+/*
+ * Hand the line over as valid UTF-8 (it goes into JSON).  A piece cut at
+ * PROC_LINE_MAX ends before a character the cut would split; that
+ * character starts the next piece.
+ */
 static void
-proc_stream_line(struct proc_stream *s)
+proc_stream_line(struct proc_stream *s, int cut)
 {
 	struct proc	*p = s->p;
+	char		 rest[4];
+	size_t		 len = s->len, nrest = 0;
 
-	s->buf[s->len] = '\0';
-	s->len = 0;
+	if (cut) {
+		len = utf8_complete(s->buf, s->len);
+		nrest = s->len - len;
+		memcpy(rest, s->buf + len, nrest);
+	}
+	s->buf[len] = '\0';
+	utf8_fix(s->buf);
 	if (p->line_cb != NULL)
 		p->line_cb(s->buf, s->is_stderr, p->arg);
+	memcpy(s->buf, rest, nrest);
+	s->len = nrest;
 }
 
 static void
@@ -532,8 +547,9 @@ proc_stream_feed(struct proc_stream *s, const char *data, size_t n)
 			if (*data == '\n') {
 				data++;
 				n--;
-			}
-			proc_stream_line(s);
+				proc_stream_line(s, 0);
+			} else
+				proc_stream_line(s, 1);
 			continue;
 		}
 		nl = memchr(data, '\n', n);
@@ -550,7 +566,7 @@ proc_stream_feed(struct proc_stream *s, const char *data, size_t n)
 		if (nl != NULL) {
 			data++;
 			n--;
-			proc_stream_line(s);
+			proc_stream_line(s, 0);
 		}
 	}
 }
@@ -572,7 +588,7 @@ proc_stream_close(struct proc_stream *s, int drain)
 		proc_stream_feed(s, buf, n);
 	}
 	if (s->len > 0)
-		proc_stream_line(s);
+		proc_stream_line(s, 0);
 	if (s->ev != NULL)
 		event_free(s->ev);
 	s->ev = NULL;

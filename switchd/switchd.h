@@ -151,7 +151,12 @@ void		 iso_time(time_t, char *, size_t);
 double		 now_ms(void);
 char		*xasprintf(const char *, ...) __attribute__((format(printf, 1, 2)));
 void		 new_id(char *buf, size_t len);
-char		*utf8_fix(char *);		/* in place; for JSON strings */
+/* UTF-8 at the edges: every string from outside is fixed before JSON. */
+char		*utf8_fix(char *);		/* in place: bad bytes become '?' */
+char		*utf8_tidy(char *);		/* utf8_fix, and drop a cut last character */
+char		*utf8_trunc(char *, size_t max);	/* in place, never inside a character */
+size_t		 utf8_cut(const char *, size_t len, size_t max);
+size_t		 utf8_complete(const char *, size_t len);
 
 /* --------------------------------------------------------------- daemon */
 

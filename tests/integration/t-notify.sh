@@ -42,6 +42,16 @@ expect_grep "^SWITCHD_FROM=blue$" "$f" "command env: from"
 expect_grep "^SWITCHD_TO=green$" "$f" "command env: to"
 expect_grep "^SWITCHD_RESULT=ok$" "$f" "command env: result"
 
+# ---- a long version cut inside a character in the notification text: no
+# crash, the journal line and the webhook body are whole
+LONGV="$(printf 'a%.0s' $(seq 495))é"
+: >"$T/hook.jsonl"
+expect_ok cold-deploy --no-deploy -v "$LONGV" -m "long version"
+ok "switchd is alive after a long UTF-8 version" alive "$(switchd_pid)"
+expect_eq "the journal has the long version" "$(ctlj history -n 1 | jget 'd["entries"][0]["version"]')" "$LONGV"
+ok "webhook got the long-version cold-deploy" wait_for 5 hook_has 1
+expect_match "its text ends before the cut character" "$(tail -n 1 "$T/hook.jsonl" | jget '["text"]')" "cold-deploy of a{400,}"
+
 # ---- a failing webhook: logged, the switch is not affected
 stop_pid "$HOOK"
 start_hook --status 500

@@ -197,6 +197,29 @@ test_long_lines(void)
 	run_free(&r);
 }
 
+/* Lines reach JSON: valid UTF-8, and a piece cut never splits a character. */
+static void
+test_utf8_lines(void)
+{
+	struct run	 r;
+	size_t		 n0;
+
+	memset(&r, 0, sizeof(r));
+	/* 4095 x then "é": the 4096-byte cut falls inside the é. */
+	CHECK(start(&r, "head -c 4095 /dev/zero | tr '\\0' x; printf '\\303\\251z\\n'; "
+	    "printf 'bad \\377\\376 bytes \\303\\n'", NULL, 0) != NULL);
+	run_until(&r.exited, 1, 10);
+	CHECK_INT(r.nout, 3);
+	if (r.nout == 3) {
+		n0 = strlen(r.out[0]);
+		CHECK_INT(n0, 4095);
+		CHECK(r.out[0][n0 - 1] == 'x');
+		CHECK_STR(r.out[1], "\303\251z");
+		CHECK_STR(r.out[2], "bad ?? bytes ?");
+	}
+	run_free(&r);
+}
+
 static void
 test_exit_status(void)
 {
@@ -442,6 +465,7 @@ main(void)
 	base = event_base_new();
 	RUN(test_lines);
 	RUN(test_long_lines);
+	RUN(test_utf8_lines);
 	RUN(test_exit_status);
 	RUN(test_env);
 	RUN(test_fds);
