@@ -150,7 +150,12 @@ smoke_start(struct cmdq_item *item, int pool, smoke_done_cb cb, void *arg)
 		cmd_progress(item, "smoke: %zu check%s on the %s pool (Host: %s)", run->nreqs,
 		    run->nreqs == 1 ? "" : "s", p->name, conf->cold_host);
 	run->reqs = xcalloc(run->nreqs, sizeof(*run->reqs));
-	run->pending = run->nreqs;
+	/*
+	 * One more than the requests while this loop runs: a request that
+	 * cannot start is answered at once, and if all of them are, the run
+	 * must not finish (and be freed) under the loop still reading it.
+	 */
+	run->pending = run->nreqs + 1;
 	http_set_max_connections(SMOKE_MAX_CONNECTIONS);
 	for (i = 0; i < run->nreqs; i++) {
 		json_t *res = json_array_get(run->results, i);
@@ -172,4 +177,6 @@ smoke_start(struct cmdq_item *item, int pool, smoke_done_cb cb, void *arg)
 			smoke_reply(&r, &run->reqs[i]);
 		}
 	}
+	if (--run->pending == 0)
+		smoke_finish(run);
 }
