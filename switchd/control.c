@@ -4,7 +4,7 @@
  * request to cmd_dispatch(), write replies.
  *
  * A client runs one request at a time; its next line is read when the reply
- * is out.  Nothing a client does (garbage, floods, never reading, vanishing
+ * is out, and at most one of its lines is served per loop turn.  Nothing a client does (garbage, floods, never reading, vanishing
  * half way) blocks another client or the command in flight.
  */
 #include <sys/queue.h>
@@ -41,6 +41,7 @@ struct client {
 	struct cmdq_item *item;		/* request in flight */
 	int		 closing;	/* close once the output is written */
 	int		 in_read;
+	struct event	*more;		/* serves its next pipelined line, next turn */
 };
 TAILQ_HEAD(clients, client);
 
@@ -51,6 +52,7 @@ static struct event	*accept_pause;
 static char		*listen_path;
 
 static void client_readcb(struct bufferevent *, void *);
+static void client_more_cb(evutil_socket_t, short, void *);
 
 static void
 client_free(struct client *c)
@@ -58,6 +60,7 @@ client_free(struct client *c)
 	if (c->item != NULL)
 		c->item->client = NULL;	/* the command goes on without us */
 	TAILQ_REMOVE(&clients, c, entry);
+	event_free(c->more);
 	bufferevent_free(c->bev);
 	free(c);
 	nclients--;
@@ -154,6 +157,11 @@ client_too_long(struct client *c)
 	bufferevent_disable(c->bev, EV_READ);
 }
 
+/*
+ * One request per call: a client that pipelines many requests gets the
+ * next one served at the next loop turn (a deferred read callback), after
+ * every other client had its turn, never all of them in one go.
+ */
 static void
 client_readcb(struct bufferevent *bev, void *arg)
 {
@@ -163,9 +171,10 @@ client_readcb(struct bufferevent *bev, void *arg)
 	json_t *req;
 	size_t len;
 	char *line;
+	int served = 0;
 
 	c->in_read = 1;
-	while (c->item == NULL && !c->closing) {
+	while (c->item == NULL && !c->closing && !served) {
 		line = evbuffer_readln(in, &len, EVBUFFER_EOL_LF);
 		if (line == NULL) {
 			if (evbuffer_get_length(in) >= SWITCHD_MAX_LINE)
@@ -181,6 +190,7 @@ client_readcb(struct bufferevent *bev, void *arg)
 			free(line);
 			continue;
 		}
+		served = 1;
 		req = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
 		free(line);
 		if (req == NULL) {
@@ -203,8 +213,28 @@ client_readcb(struct bufferevent *bev, void *arg)
 	/* While a command runs, its client's input waits (and cannot grow). */
 	if (c->item != NULL)
 		bufferevent_disable(bev, EV_READ);
-	else
+	else {
 		bufferevent_enable(bev, EV_READ);
+		/*
+		 * A zero timer, not a deferred callback: libevent runs up to 32
+		 * of those in the same turn, a timer only after the next poll.
+		 */
+		if (served && evbuffer_get_length(in) > 0) {
+			struct timeval now = { 0, 0 };
+
+			evtimer_add(c->more, &now);
+		}
+	}
+}
+
+static void
+client_more_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct client *c = arg;
+
+	(void)fd;
+	(void)what;
+	client_readcb(c->bev, c);
 }
 
 /* May this uid run mutating commands? */
@@ -265,8 +295,14 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 		snprintf(c->user, sizeof(c->user), "uid%lu", (unsigned long)cred.uid);
 	c->admin = peer_is_admin(cred.uid, pw);
 	c->bev = bufferevent_socket_new(sd.base, fd, BEV_OPT_CLOSE_ON_FREE);
-	if (c->bev == NULL) {
-		close(fd);
+	c->more = evtimer_new(sd.base, client_more_cb, c);
+	if (c->bev == NULL || c->more == NULL) {
+		if (c->bev != NULL)
+			bufferevent_free(c->bev);
+		else
+			close(fd);
+		if (c->more != NULL)
+			event_free(c->more);
 		free(c);
 		return;
 	}
