@@ -8,10 +8,12 @@
  * half way) blocks another client or the command in flight.
  */
 #include <sys/queue.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -29,6 +31,12 @@
 #include "switchd.h"
 
 #define MAX_CLIENTS	1024
+/*
+ * Descriptors kept free for the work itself, whatever the clients do: one
+ * socket a HAProxy node, map, state and journal files, a child's pipes,
+ * smoke and webhook connections.
+ */
+#define FD_RESERVE	32
 #define MAX_OUTPUT	(8 * 1024 * 1024)
 #define IDLE_TIMEOUT	600
 
@@ -47,21 +55,34 @@ TAILQ_HEAD(clients, client);
 
 static struct clients	 clients = TAILQ_HEAD_INITIALIZER(clients);
 static int		 nclients;
+static int		 max_clients = MAX_CLIENTS;	/* below the fd limit */
 static struct evconnlistener *listener;
 static struct event	*accept_pause;
 static char		*listen_path;
 
 static void client_readcb(struct bufferevent *, void *);
+static int client_shed_idle(void);
 static void client_more_cb(evutil_socket_t, short, void *);
 
 static void
 client_free(struct client *c)
 {
+	evutil_socket_t fd;
+
 	if (c->item != NULL)
 		c->item->client = NULL;	/* the command goes on without us */
 	TAILQ_REMOVE(&clients, c, entry);
 	event_free(c->more);
+	/*
+	 * Close the socket now: bufferevent_free() closes it only when its
+	 * finalizer runs, a loop turn later, and a burst of connections at
+	 * the cap would meanwhile eat the descriptors kept for the work.
+	 */
+	fd = bufferevent_getfd(c->bev);
+	bufferevent_setfd(c->bev, -1);
 	bufferevent_free(c->bev);
+	if (fd != -1)
+		close(fd);
 	free(c);
 	nclients--;
 }
@@ -237,6 +258,76 @@ client_more_cb(evutil_socket_t fd, short what, void *arg)
 	client_readcb(c->bev, c);
 }
 
+/*
+ * At the cap, the oldest client that is only connected (no command in
+ * flight) makes room: idle connections must never lock out a switch.
+ */
+static int
+client_shed_idle(void)
+{
+	struct client *c;
+
+	TAILQ_FOREACH(c, &clients, entry) {
+		if (c->item != NULL || c->closing)
+			continue;
+		log_warnx("control: %d clients, the most the descriptor limit allows; "
+		    "closing the oldest idle one (uid %lu)", nclients, (unsigned long)c->uid);
+		client_free(c);
+		return 1;
+	}
+	return 0;
+}
+
+/* Descriptors open now (the log, the event base, the listener...). */
+static int
+fds_in_use(void)
+{
+	DIR *d;
+	struct dirent *e;
+	int n = 0;
+
+	if ((d = opendir("/proc/self/fd")) == NULL)
+		return 16;
+	while ((e = readdir(d)) != NULL)
+		if (e->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n - 1;	/* not the one reading the directory */
+}
+
+/*
+ * Raise the soft RLIMIT_NOFILE to the hard one, and cap the clients below
+ * it with FD_RESERVE left over, so that clients alone can never take the
+ * descriptors a switch needs.
+ */
+static void
+control_fd_budget(void)
+{
+	struct rlimit rl;
+	long limit, room;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1) {
+		log_warn("control: getrlimit(RLIMIT_NOFILE)");
+		return;
+	}
+	if (rl.rlim_cur != rl.rlim_max) {
+		struct rlimit want = { rl.rlim_max, rl.rlim_max };
+
+		if (setrlimit(RLIMIT_NOFILE, &want) == 0)
+			rl = want;
+		else
+			log_warn("control: raising the descriptor limit to %llu",
+			    (unsigned long long)rl.rlim_max);
+	}
+	limit = rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > 1 << 20 ? 1 << 20 :
+	    (long)rl.rlim_cur;
+	room = limit - fds_in_use() - FD_RESERVE;
+	max_clients = room < 1 ? 1 : room > MAX_CLIENTS ? MAX_CLIENTS : (int)room;
+	if (max_clients < MAX_CLIENTS)
+		log_info("control: at most %d clients (descriptor limit %ld, %d kept "
+		    "for the work)", max_clients, limit, FD_RESERVE);
+}
+
 /* May this uid run mutating commands? */
 static int
 peer_is_admin(uid_t uid, const struct passwd *pw)
@@ -277,8 +368,9 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	(void)sa;
 	(void)salen;
 	(void)arg;
-	if (nclients >= MAX_CLIENTS) {
-		log_warnx("control: %d clients already, connection refused", nclients);
+	if (nclients >= max_clients && !client_shed_idle()) {
+		log_warnx("control: %d clients already, all busy; connection refused",
+		    nclients);
 		close(fd);
 		return;
 	}
@@ -424,6 +516,7 @@ control_listen(const struct config *conf)
 		return -1;
 	}
 	evconnlistener_set_error_cb(listener, accept_error_cb);
+	control_fd_budget();
 	accept_pause = evtimer_new(sd.base, accept_resume, NULL);
 	listen_path = xstrdup(conf->ctl_socket);
 	log_info("listening on %s", conf->ctl_socket);
