@@ -59,6 +59,8 @@ static int		 max_clients = MAX_CLIENTS;	/* below the fd limit */
 static struct evconnlistener *listener;
 static struct event	*accept_pause;
 static char		*listen_path;
+static dev_t		 listen_dev;	/* the socket file this process bound */
+static ino_t		 listen_ino;
 
 static void client_readcb(struct bufferevent *, void *);
 static int client_shed_idle(void);
@@ -458,6 +460,7 @@ control_listen(const struct config *conf)
 {
 	struct sockaddr_un sun;
 	struct group *gr;
+	struct stat st;
 	mode_t old;
 	int fd, probe;
 
@@ -499,6 +502,10 @@ control_listen(const struct config *conf)
 		return -1;
 	}
 	umask(old);
+	if (stat(conf->ctl_socket, &st) == 0) {
+		listen_dev = st.st_dev;
+		listen_ino = st.st_ino;
+	}
 	if (conf->ctl_group != NULL) {
 		if ((gr = getgrnam(conf->ctl_group)) == NULL)
 			log_warnx("control: group %s does not exist; socket group unchanged",
@@ -541,9 +548,18 @@ control_close(void)
 	struct client *c;
 
 	if (listener != NULL) {
+		struct stat st;
+
 		evconnlistener_free(listener);
 		listener = NULL;
-		unlink(listen_path);
+		/* Only our own: another switchd may have bound this path since. */
+		if (lstat(listen_path, &st) == -1)
+			;	/* already gone */
+		else if (st.st_dev == listen_dev && st.st_ino == listen_ino)
+			unlink(listen_path);
+		else
+			log_warnx("control: %s is not the socket this switchd made; "
+			    "left in place", listen_path);
 	}
 	if (accept_pause != NULL) {
 		event_free(accept_pause);
