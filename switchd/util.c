@@ -21,6 +21,8 @@
  * Replace path with data so that a crash at any instant leaves either the
  * old or the new file: temp file in the same directory, fsync, rename over,
  * fsync the directory.  On error the temp file is removed and errno set.
+ * The temp file gets a fresh random name, made with O_EXCL (mkostemp): a
+ * symlink or file planted in the directory is never followed or reused.
  */
 int
 file_write_atomic(const char *path, const char *data, size_t len, int mode)
@@ -30,8 +32,8 @@ file_write_atomic(const char *path, const char *data, size_t len, int mode)
 	size_t off = 0;
 	ssize_t n;
 
-	tmp = xasprintf("%s.tmp.%ld", path, (long)getpid());
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	tmp = xasprintf("%s.tmp.XXXXXX", path);
+	fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd == -1) {
 		saved = errno;
 		free(tmp);

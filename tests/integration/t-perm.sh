@@ -80,4 +80,17 @@ start_switchd
 expect_eq "socket file mode 660" "$(stat -c %a "$T/switchd.sock")" 660
 CTL_USER=nobody expect_exit 3 ctl status
 
+# ---- temp files: symlinks planted where switchd used to put its temp files
+# (FILE.tmp.PID) are not followed; the victims keep their content
+echo precious >"$T/victim"
+PID=$(switchd_pid)
+for f in "$T/switchd.map" "$T/state/state.json" "$T/state/intent.json"; do
+	ln -s "$T/victim" "$f.tmp.$PID"
+done
+expect_ok switch --force --no-smoke -m "with planted symlinks"
+expect_eq "the victim of the planted symlinks is untouched" "$(cat "$T/victim")" precious
+ok "the map file is a regular file" test -f "$T/switchd.map" -a ! -L "$T/switchd.map"
+expect_eq "and it has the switch" "$(hap_map h1)" "$(file_map)"
+ok "state.json is a regular file" test -f "$T/state/state.json" -a ! -L "$T/state/state.json"
+
 t_done

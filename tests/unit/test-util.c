@@ -3,8 +3,13 @@
  * through them before it reaches JSON, so what they return must be
  * accepted by json_string(), and a cut must never split a character.
  */
+#include <sys/stat.h>
+
+#include <dirent.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -76,11 +81,60 @@ test_tidy(void)
 	CHECK_INT(utf8_complete("x\377", 2), 2);
 }
 
+static char *
+slurp(const char *path)
+{
+	static char buf[256];
+	FILE *f = fopen(path, "r");
+	size_t n;
+
+	if (f == NULL)
+		return NULL;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+	return buf;
+}
+
+/*
+ * A symlink planted where the temp file used to go (PATH.tmp.PID) is not
+ * followed, and nothing is left beside the target.
+ */
+static void
+test_write_atomic_symlink(void)
+{
+	char dir[] = "/tmp/test-util.XXXXXX", path[256], victim[256], plant[300];
+	DIR *d;
+	struct dirent *e;
+	int n = 0;
+
+	CHECK(mkdtemp(dir) != NULL);
+	snprintf(path, sizeof(path), "%s/switchd.map", dir);
+	snprintf(victim, sizeof(victim), "%s/victim", dir);
+	snprintf(plant, sizeof(plant), "%s.tmp.%ld", path, (long)getpid());
+	CHECK(file_write_atomic(victim, "precious\n", 9, 0600) == 0);
+	CHECK(symlink(victim, plant) == 0);
+	CHECK(file_write_atomic(path, "new map\n", 8, 0644) == 0);
+	CHECK_STR(slurp(victim), "precious\n");
+	CHECK_STR(slurp(path), "new map\n");
+	if ((d = opendir(dir)) != NULL) {
+		while ((e = readdir(d)) != NULL)
+			n += e->d_name[0] != '.';
+		closedir(d);
+	}
+	CHECK_INT(n, 3);	/* victim, the planted link, the map: no temp left */
+	unlink(plant);
+	unlink(path);
+	unlink(victim);
+	rmdir(dir);
+}
+
 int
 main(void)
 {
 	RUN(test_fix);
 	RUN(test_trunc);
 	RUN(test_tidy);
+	RUN(test_write_atomic_symlink);
 	return unit_summary();
 }
