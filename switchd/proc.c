@@ -3,9 +3,9 @@
  *
  * Owns: spawning "/bin/sh -c" in a fresh process group with a clean set of
  * descriptors and signals, reading its stdout and stderr line by line,
- * reaping it (and, as subreaper, its orphaned descendants) by pid and
- * process group from one SIGCHLD event, and the timeout: SIGTERM to the
- * group, SIGKILL PROC_KILL_GRACE seconds later.
+ * reaping it and, as subreaper, every orphaned descendant (waitpid(-1),
+ * each status handed to its own command) from one SIGCHLD event, and the
+ * timeout: SIGTERM to the group, SIGKILL PROC_KILL_GRACE seconds later.
  */
 #include <sys/types.h>
 #include <sys/prctl.h>
@@ -189,18 +189,46 @@ proc_sigchld_ref(struct event_base *base)
 	return (0);
 }
 
+static int	 proc_subreaping;
+
 static void
 proc_sigchld_unref(void)
 {
+	/* A subreaper inherits orphans at any time: it watches for good. */
 	if (proc_sigchld == NULL || proc_in_sigchld || !TAILQ_EMPTY(&procs) ||
-	    proc_nlingering > 0)
+	    proc_nlingering > 0 || proc_subreaping)
 		return;
 	event_free(proc_sigchld);
 	proc_sigchld = NULL;
 	proc_sigchld_base = NULL;
 }
 
-/* SIGCHLD says some child changed: look at each of ours, by pid. */
+/*
+ * Reap every child that has ended: ours by pid get their status, the rest
+ * are descendants a command left behind that left its process group too
+ * (setsid: ssh ControlPersist, daemons a deploy started), which came to us
+ * as subreaper and which nobody else will ever wait for.
+ */
+static void
+proc_reap_all(void)
+{
+	struct proc	*p;
+	pid_t		 r;
+	int		 st;
+
+	while ((r = waitpid(-1, &st, WNOHANG)) > 0) {
+		TAILQ_FOREACH(p, &procs, entry)
+			if (p->pid == r && !p->reaped)
+				break;
+		if (p != NULL) {
+			p->reaped = 1;
+			p->status = st;
+		} else
+			log_debug("reaped process %d, an orphaned descendant", (int)r);
+	}
+}
+
+/* SIGCHLD says some child changed: reap them all, then look at each of ours. */
 static void
 proc_sigchld_cb(evutil_socket_t sig, short what, void *arg)
 {
@@ -210,6 +238,7 @@ proc_sigchld_cb(evutil_socket_t sig, short what, void *arg)
 	(void)what;
 	(void)arg;
 	proc_in_sigchld = 1;
+	proc_reap_all();
 	for (p = TAILQ_FIRST(&procs); p != NULL; p = next) {
 		next = TAILQ_NEXT(p, entry);
 		proc_maybe_finish(p);
@@ -234,6 +263,8 @@ proc_subreaper(void)
 	done = 1;
 	if (prctl(PR_SET_CHILD_SUBREAPER, 1) == -1)
 		log_warn("prctl(PR_SET_CHILD_SUBREAPER)");
+	else
+		proc_subreaping = 1;
 #endif
 }
 

@@ -205,4 +205,20 @@ expect_grep '"text": ?"(\\u00e9|é) end"' "$T/utf8.out" "the character at the 40
 expect_grep '"text": ?"live \?"' "$T/utf8.out" "a live test's bad last byte arrives as ?"
 expect_eq "the pool is verified and says so" "$(status_get '["pools"]["green"]["state"]')" verified
 
+# ---- a deploy that leaves a process in a session of its own (setsid, as
+# ssh ControlPersist does): when it ends later, switchd (its subreaper)
+# reaps it; no zombie stays
+MARK2=orphan-$$-$RANDOM
+write_config "$SMOKE
+deploy = { command = \"setsid sh -c 'while [ ! -e $T/orphan.go ]; do sleep 0.05; done; : $MARK2' </dev/null >/dev/null 2>&1 & echo started\"; timeout = 5; };"
+expect_ok reload
+expect_ok cold-deploy -v v11 -m "leaves an orphan"
+PID=$(switchd_pid)
+orphan() { ps -o pid=,stat= --ppid "$PID" -o args= | grep -- "$MARK2" | grep -v grep; }
+ok "the orphan came to switchd (subreaper) and runs" wait_for 5 eval '[ -n "$(orphan)" ]'
+touch "$T/orphan.go"
+zombies() { ps -o stat= --ppid "$PID" | grep -c '^Z'; }
+ok "once it exits, no zombie child of switchd is left" wait_for 5 eval '[ -z "$(orphan)" ] && [ "$(zombies)" = 0 ]'
+log "children of switchd: $(ps -o pid=,stat=,args= --ppid "$PID" | tr '\n' ';')"
+
 t_done
