@@ -18,6 +18,7 @@
 
 #include "http.h"
 #include "log.h"
+#include "switchd.h"	/* url_redact */
 
 #define HTTP_DEFAULT_TIMEOUT_MS	30000L
 #define HTTP_DEFAULT_MAX_BODY	(1024 * 1024)
@@ -145,7 +146,9 @@ http_setup(struct http_req *req, const struct http_opts *o)
 
 #define SET(opt, val) do {						\
 	if (curl_easy_setopt(e, opt, val) != CURLE_OK) {		\
-		log_warnx("http: %s: cannot set %s", o->url, #opt);	\
+		char *shown = url_redact(o->url);			\
+		log_warnx("http: %s: cannot set %s", shown, #opt);	\
+		free(shown);						\
 		rc = -1;						\
 	}								\
 } while (0)
@@ -270,7 +273,10 @@ http_start(const struct http_opts *o, http_cb cb, void *arg)
 	 * and can fail, from the event loop, so cb never runs in here.
 	 */
 	if ((mrc = curl_multi_add_handle(http_multi, req->easy)) != CURLM_OK) {
-		log_warnx("http: %s: %s", o->url, curl_multi_strerror(mrc));
+		char *shown = url_redact(o->url);
+
+		log_warnx("http: %s: %s", shown, curl_multi_strerror(mrc));
+		free(shown);
 		http_req_free(req);
 		errno = EIO;
 		return (NULL);

@@ -88,7 +88,7 @@ notify_event(json_t *entry)
 	const struct config *conf = sd.conf;
 	static const char *keys[] = { "command", "user", "message", "result", "version",
 	    "pool", "error", "id", "time", NULL };
-	char *text, *body, *env[16];
+	char *text, *body, *shown, *env[16];
 	json_t *doc;
 	int i, n = 0;
 
@@ -118,10 +118,14 @@ notify_event(json_t *entry)
 		o.body = body;
 		o.body_len = strlen(body);
 		o.timeout_ms = conf->notify_timeout * 1000L;
-		if (http_start(&o, webhook_done, xstrdup(conf->notify_webhook)) != NULL)
+		/* For the log: redacted, the URL carries the hook's secret. */
+		shown = url_redact(conf->notify_webhook);
+		if (http_start(&o, webhook_done, shown) != NULL)
 			inflight++;
-		else
-			log_warnx("notify: cannot start the webhook request");
+		else {
+			log_warnx("notify: cannot start the webhook request to %s", shown);
+			free(shown);
+		}
 		free(body);
 	}
 command:

@@ -280,7 +280,12 @@ proc_env_has(const char *var, char *const list[])
 	return (0);
 }
 
-/* The daemon's environment with env_extra replacing what it names. */
+/*
+ * The daemon's environment with env_extra replacing what it names, less
+ * AWS_*: switchd's own EC2 credentials are not the deploy's, the live
+ * tests' or the notify command's.  A command that needs AWS names its own
+ * (AWS_PROFILE=deploy cap ...), or gets them in env_extra.
+ */
 static char **
 proc_env(char *const extra[])
 {
@@ -294,7 +299,8 @@ proc_env(char *const extra[])
 	if ((env = calloc(n + m + 1, sizeof(*env))) == NULL)
 		return (NULL);
 	for (i = 0; i < n; i++)
-		if (!proc_env_has(environ[i], extra))
+		if (strncmp(environ[i], "AWS_", 4) != 0 &&
+		    !proc_env_has(environ[i], extra))
 			env[k++] = environ[i];
 	for (i = 0; i < m; i++)
 		if (!proc_env_has(extra[i], extra + i + 1))	/* last wins */

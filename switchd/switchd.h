@@ -152,6 +152,7 @@ double		 now_ms(void);
 char		*xasprintf(const char *, ...) __attribute__((format(printf, 1, 2)));
 void		 new_id(char *buf, size_t len);
 /* UTF-8 at the edges: every string from outside is fixed before JSON. */
+char		*url_redact(const char *);	/* "scheme://host/...", malloc'd */
 char		*utf8_fix(char *);		/* in place: bad bytes become '?' */
 char		*utf8_tidy(char *);		/* utf8_fix, and drop a cut last character */
 char		*utf8_trunc(char *, size_t max);	/* in place, never inside a character */

@@ -83,6 +83,30 @@ fail:
 	return -1;
 }
 
+/*
+ * A URL fit for the log: "scheme://host/..." only.  A webhook URL carries
+ * its secret in the path (Slack's /services/T/B/XXXX) or in user:password@.
+ */
+char *
+url_redact(const char *url)
+{
+	const char *p, *host, *end, *at;
+
+	if (url == NULL)
+		return xstrdup("(none)");
+	if ((p = strstr(url, "://")) == NULL)
+		return xstrdup("(a URL)");
+	host = p + 3;
+	end = host + strcspn(host, "/?#");
+	/* userinfo@host: keep the host only */
+	for (at = end; at > host && at[-1] != '@'; at--)
+		;
+	if (at > host)
+		host = at;
+	return xasprintf("%.*s://%.*s%s", (int)(p - url), url, (int)(end - host), host,
+	    *end != '\0' ? "/..." : "");
+}
+
 char *
 xstrdup(const char *s)
 {

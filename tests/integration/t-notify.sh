@@ -17,7 +17,7 @@ start_hook() {	# start_hook [ARGS...]
 		die "hook receiver did not start"
 	: >"$T/hook.jsonl"
 }
-NOTIFY='notify = { webhook = "http://127.0.0.1:'$HP'/hook"; command = "env | grep ^SWITCHD_ | sort > '$T'/notify.env.$$"; timeout = 2; };'
+NOTIFY='notify = { webhook = "http://127.0.0.1:'$HP'/hook/T0KEN-s3cret"; command = "env | grep ^SWITCHD_ | sort > '$T'/notify.env.$$"; timeout = 2; };'
 NOTIFY=${NOTIFY//\$\$/\$SWITCHD_ID}
 write_config "$NOTIFY"
 start_hook
@@ -74,6 +74,10 @@ stop_pid "$HOOK"
 expect_ok back -m "nobody listens"
 expect_eq "back done with no receiver" "$(via_live)" blue
 ok "connection refused is logged" wait_for 5 grep -qi "webhook .*connect" "$T/switchd.log"
+
+# ---- the webhook URL carries a secret: the log shows scheme://host/... only
+expect_grep "webhook http://127.0.0.1:$HP/\.\.\." "$T/switchd.log" "the log names the webhook redacted"
+expect_nogrep "s3cret" "$T/switchd.log" "the log never shows the webhook's secret"
 
 # ---- a bad webhook URL is a config error
 write_config 'notify = { webhook = "ftp://x"; };' "$T/bad.conf"

@@ -266,6 +266,27 @@ test_env(void)
 	run_free(&r);
 }
 
+/* switchd's AWS credentials stay with switchd; what the caller passes goes. */
+static void
+test_env_no_aws(void)
+{
+	static char	 e1[] = "AWS_PROFILE=given";
+	char *const	 env[] = { e1, NULL };
+	struct run	 r;
+
+	setenv("AWS_SECRET_ACCESS_KEY", "daemon-secret", 1);
+	setenv("AWS_ACCESS_KEY_ID", "AKIADAEMON", 1);
+	memset(&r, 0, sizeof(r));
+	CHECK(start(&r, "env | grep '^AWS_' | sort", env, 0) != NULL);
+	run_until(&r.exited, 1, 10);
+	CHECK_INT(r.nout, 1);
+	if (r.nout == 1)
+		CHECK_STR(r.out[0], "AWS_PROFILE=given");
+	run_free(&r);
+	unsetenv("AWS_SECRET_ACCESS_KEY");
+	unsetenv("AWS_ACCESS_KEY_ID");
+}
+
 /* The test's own descriptor, opened without O_CLOEXEC, must not leak. */
 static void
 test_fds(void)
@@ -468,6 +489,7 @@ main(void)
 	RUN(test_utf8_lines);
 	RUN(test_exit_status);
 	RUN(test_env);
+	RUN(test_env_no_aws);
 	RUN(test_fds);
 	RUN(test_output_after_exit);
 	RUN(test_background);
