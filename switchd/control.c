@@ -455,11 +455,50 @@ socket_dir(const char *path)
 	return rc;
 }
 
+/*
+ * control.group: the socket's group, and a directory its members can pass.
+ * A team that cannot reach the socket is a failed start, not a line in the
+ * log: a switch must not wait for someone to read it.
+ */
+static int
+socket_group(const struct config *conf)
+{
+	struct group *gr;
+	struct stat st;
+	char *dir, *slash;
+	int rc = 0;
+
+	if ((gr = getgrnam(conf->ctl_group)) == NULL) {
+		log_warnx("control: group %s (control.group) does not exist", conf->ctl_group);
+		return -1;
+	}
+	if (chown(conf->ctl_socket, (uid_t)-1, gr->gr_gid) == -1) {
+		log_warnx("control: cannot give %s to group %s: %s; switchd must be a "
+		    "member of %s (usermod -aG %s, or SupplementaryGroups= in its unit)",
+		    conf->ctl_socket, conf->ctl_group, strerror(errno), conf->ctl_group,
+		    conf->ctl_group);
+		return -1;
+	}
+	dir = xstrdup(conf->ctl_socket);
+	if ((slash = strrchr(dir, '/')) != NULL) {
+		*slash = '\0';
+		if (stat(*dir ? dir : "/", &st) == 0 && !(st.st_mode & S_IXOTH) &&
+		    !(st.st_gid == gr->gr_gid && (st.st_mode & S_IXGRP))) {
+			log_warnx("control: members of group %s cannot reach %s: its "
+			    "directory %s is mode %04o, group %lu; make it 0755 "
+			    "(RuntimeDirectoryMode=0755)", conf->ctl_group, conf->ctl_socket,
+			    dir, (unsigned)(st.st_mode & 07777), (unsigned long)st.st_gid);
+			rc = -1;
+		}
+	}
+	free(dir);
+	return rc;
+}
+
 int
 control_listen(const struct config *conf)
 {
 	struct sockaddr_un sun;
-	struct group *gr;
 	struct stat st;
 	mode_t old;
 	int fd, probe;
@@ -506,12 +545,10 @@ control_listen(const struct config *conf)
 		listen_dev = st.st_dev;
 		listen_ino = st.st_ino;
 	}
-	if (conf->ctl_group != NULL) {
-		if ((gr = getgrnam(conf->ctl_group)) == NULL)
-			log_warnx("control: group %s does not exist; socket group unchanged",
-			    conf->ctl_group);
-		else if (chown(conf->ctl_socket, (uid_t)-1, gr->gr_gid) == -1)
-			log_warn("control: chown %s", conf->ctl_socket);
+	if (conf->ctl_group != NULL && socket_group(conf) == -1) {
+		close(fd);
+		unlink(conf->ctl_socket);
+		return -1;
 	}
 	if (chmod(conf->ctl_socket, (mode_t)conf->ctl_mode) == -1)
 		log_warn("control: chmod %s", conf->ctl_socket);
