@@ -336,8 +336,8 @@ peer_is_admin(uid_t uid, const struct passwd *pw)
 {
 	const struct config *conf = sd.conf;
 	struct group *gr;
-	gid_t groups[256];
-	int ngroups = 256, i;
+	gid_t *groups = NULL, *g;
+	int ngroups = 64, i, admin = 0, tries;
 
 	if (uid == 0 || uid == geteuid())
 		return 1;
@@ -347,12 +347,24 @@ peer_is_admin(uid_t uid, const struct passwd *pw)
 		return 0;
 	if (pw->pw_gid == gr->gr_gid)
 		return 1;
-	if (getgrouplist(pw->pw_name, pw->pw_gid, groups, &ngroups) == -1)
-		return 0;
-	for (i = 0; i < ngroups; i++)
-		if (groups[i] == gr->gr_gid)
-			return 1;
-	return 0;
+	/* No fixed cap: a user in more than 256 groups is still an admin. */
+	for (tries = 0; tries < 8; tries++) {
+		int want = ngroups;
+
+		if ((g = reallocarray(groups, (size_t)want, sizeof(*g))) == NULL)
+			break;
+		groups = g;
+		if (getgrouplist(pw->pw_name, pw->pw_gid, groups, &ngroups) != -1) {
+			for (i = 0; i < ngroups; i++)
+				if (groups[i] == gr->gr_gid)
+					admin = 1;
+			break;
+		}
+		if (ngroups <= want)	/* glibc says how many; else grow */
+			ngroups = want * 4;
+	}
+	free(groups);
+	return admin;
 }
 
 static void

@@ -68,6 +68,26 @@ if groupadd "$grp" 2>/dev/null; then
 	CTL_USER=$usr expect_ok back -m "admin group member"
 	expect_eq "the admin group member switched back" "$(via_live)" blue
 	CTL_USER=nobody expect_fail 1 permission switch --force
+	# A user in more than 256 groups, the admin group after the 256th:
+	# before, getgrouplist() into a fixed 256 failed and he was no admin.
+	many=""
+	for i in $(seq 1 260); do
+		groupadd "swf$$x$i" || break
+		at_exit "groupdel swf$$x$i"
+		many="$many${many:+,}swf$$x$i"
+	done
+	biggrp=swz$$
+	bigusr=swy$$
+	groupadd "$biggrp" && at_exit "groupdel $biggrp"
+	useradd -M -N -g nogroup -G "$many,$biggrp" -s /usr/sbin/nologin "$bigusr" &&
+		at_exit "userdel $bigusr"
+	expect_eq "$bigusr is in 261 groups" "$(id -G "$bigusr" | wc -w)" 262
+	sed -i "s|admin_group = \"$grp\"|admin_group = \"$biggrp\"|" "$T/switchd.conf"
+	expect_ok reload
+	CTL_USER=$bigusr expect_ok lock -m "in 261 groups"
+	CTL_USER=$bigusr expect_ok unlock
+	sed -i "s|admin_group = \"$biggrp\"|admin_group = \"$grp\"|" "$T/switchd.conf"
+	expect_ok reload
 else
 	log "groupadd not possible here: admin_group check skipped"
 fi
