@@ -1022,6 +1022,15 @@ proxy_serve(struct evhttp_request *req, void *arg)
 		evhttp_send_reply(req, 502, "Bad Gateway", b);
 	} else if (strcmp(uri, "/500") == 0)
 		evhttp_send_reply(req, 500, "Internal Server Error", b);
+	else if (strcmp(uri, "/endless") == 0) {
+		/* A page with no instance and a new NextToken, every time. */
+		evbuffer_add_printf(b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+		    "<DescribeInstancesResponse xmlns=\"http://ec2.amazonaws.com/doc/"
+		    "2016-11-15/\"><requestId>r%d</requestId><reservationSet/>"
+		    "<nextToken>token-%d</nextToken></DescribeInstancesResponse>",
+		    proxy_hits, proxy_hits);
+		evhttp_send_reply(req, 200, "OK", b);
+	}
 	else {
 		evbuffer_add_printf(b, "not here");
 		evhttp_send_reply(req, 404, "Not Found", b);
@@ -1067,6 +1076,8 @@ test_not_ec2_replies(void)
 	proxy_case(ntohs(sin.sin_port), "/500", "InternalError", 3);
 	proxy_case(ntohs(sin.sin_port), "/502", "InternalError", 3);
 	proxy_case(ntohs(sin.sin_port), "/404", "UnexpectedResponse", 1);
+	/* NextTokens that never end: bounded, not a loop for ever. */
+	proxy_case(ntohs(sin.sin_port), "/endless", "UnexpectedResponse", 200);
 	evhttp_free(srv);
 }
 
