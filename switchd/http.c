@@ -27,6 +27,7 @@ struct http_req {
 	CURL			*easy;
 	struct curl_slist	*headers;
 	struct curl_slist	*resolve;
+	struct curl_slist	*connect_to;
 	http_cb			 cb;
 	void			*arg;
 	int			 completing;	/* its callback is running */
@@ -240,6 +241,13 @@ http_setup(struct http_req *req, const struct http_opts *o)
 		    CURLE_OK)
 			rc = -1;
 	}
+	if (o->connect_to != NULL) {
+		if ((req->connect_to = curl_slist_append(NULL, o->connect_to)) == NULL)
+			return (-1);
+		if (curl_easy_setopt(e, CURLOPT_CONNECT_TO, req->connect_to) !=
+		    CURLE_OK)
+			rc = -1;
+	}
 	return (rc);
 }
 
@@ -303,6 +311,7 @@ http_req_free(struct http_req *req)
 	curl_easy_cleanup(req->easy);
 	curl_slist_free_all(req->headers);
 	curl_slist_free_all(req->resolve);
+	curl_slist_free_all(req->connect_to);
 	free(req->body);
 	free(req);
 }

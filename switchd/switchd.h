@@ -85,6 +85,8 @@ struct config {
 	int		 per_server;
 	char		*smoke_command;
 	int		 smoke_command_timeout;
+	int		 smoke_verify_tls;	/* https smoke.url: verify as the cold host */
+	char		*smoke_ca_file;
 
 	char		*deploy_command;
 	int		 deploy_timeout;
