@@ -171,6 +171,12 @@ check_value(struct ctx *c, const config_setting_t *s, const struct key *k)
 		cerr(c, s, "%s must be %s", where, type_name(k->type));
 		return;
 	}
+	/* Names, hosts, messages: all of it may end up in JSON. */
+	if (t == CONFIG_TYPE_STRING && !utf8_valid(config_setting_get_string(s))) {
+		setting_path(s, where, sizeof(where));
+		cerr(c, s, "%s is not valid UTF-8", where);
+		return;
+	}
 	if (k->type == K_GROUP)
 		check_group(c, s, k->sub);
 	else if (k->type == K_LIST_STR || k->type == K_LIST_GROUP) {
@@ -182,6 +188,9 @@ check_value(struct ctx *c, const config_setting_t *s, const struct key *k)
 			setting_path(e, where, sizeof(where));
 			if (k->type == K_LIST_STR && et != CONFIG_TYPE_STRING)
 				cerr(c, e, "%s must be a string", where);
+			else if (k->type == K_LIST_STR &&
+			    !utf8_valid(config_setting_get_string(e)))
+				cerr(c, e, "%s is not valid UTF-8", where);
 			else if (k->type == K_LIST_GROUP && et != CONFIG_TYPE_GROUP)
 				cerr(c, e, "%s must be a group { ... }", where);
 			else if (k->type == K_LIST_GROUP)

@@ -156,6 +156,7 @@ void		 new_id(char *buf, size_t len);
 /* UTF-8 at the edges: every string from outside is fixed before JSON. */
 char		*url_redact(const char *);	/* "scheme://host/...", malloc'd */
 char		*utf8_fix(char *);		/* in place: bad bytes become '?' */
+int		 utf8_valid(const char *);
 char		*utf8_tidy(char *);		/* utf8_fix, and drop a cut last character */
 char		*utf8_trunc(char *, size_t max);	/* in place, never inside a character */
 size_t		 utf8_cut(const char *, size_t len, size_t max);

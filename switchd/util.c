@@ -203,6 +203,21 @@ utf8_seq(const unsigned char *p)
 	return n;
 }
 
+/* Is s valid UTF-8 (as jansson wants it)? */
+int
+utf8_valid(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	int n;
+
+	while (*p != '\0') {
+		if ((n = utf8_seq(p)) == 0)
+			return 0;
+		p += n;
+	}
+	return 1;
+}
+
 /*
  * Make s valid UTF-8 in place: a byte that does not start a well-formed
  * sequence becomes '?'.  JSON strings must be UTF-8, and child output,
