@@ -4,8 +4,9 @@
  * request to cmd_dispatch(), write replies.
  *
  * A client runs one request at a time; its next line is read when the reply
- * is out, and at most one of its lines is served per loop turn.  Nothing a client does (garbage, floods, never reading, vanishing
- * half way) blocks another client or the command in flight.
+ * is out, and at most one of its lines is served per loop turn.  Nothing a
+ * client does (garbage, floods, never reading, vanishing half way, holding
+ * connections open) blocks another client or the command in flight.
  */
 #include <sys/queue.h>
 #include <sys/resource.h>
@@ -182,8 +183,8 @@ client_too_long(struct client *c)
 
 /*
  * One request per call: a client that pipelines many requests gets the
- * next one served at the next loop turn (a deferred read callback), after
- * every other client had its turn, never all of them in one go.
+ * next one served at the next loop turn (client_more_cb), after every
+ * other client had its turn, never all of them in one go.
  */
 static void
 client_readcb(struct bufferevent *bev, void *arg)
@@ -268,14 +269,23 @@ static int
 client_shed_idle(void)
 {
 	struct client *c;
+	int pass;
 
-	TAILQ_FOREACH(c, &clients, entry) {
-		if (c->item != NULL || c->closing)
-			continue;
-		log_warnx("control: %d clients, the most the descriptor limit allows; "
-		    "closing the oldest idle one (uid %lu)", nclients, (unsigned long)c->uid);
-		client_free(c);
-		return 1;
+	/* First one with nothing on its way either way, then any idle one. */
+	for (pass = 0; pass < 2; pass++) {
+		TAILQ_FOREACH(c, &clients, entry) {
+			if (c->item != NULL || c->closing)
+				continue;
+			if (pass == 0 &&
+			    (evbuffer_get_length(bufferevent_get_output(c->bev)) > 0 ||
+			    evbuffer_get_length(bufferevent_get_input(c->bev)) > 0))
+				continue;
+			log_warnx("control: %d clients, the most the descriptor limit "
+			    "allows; closing the oldest idle one (uid %lu)", nclients,
+			    (unsigned long)c->uid);
+			client_free(c);
+			return 1;
+		}
 	}
 	return 0;
 }
