@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <pthread.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +40,7 @@
  */
 #define FD_RESERVE	32
 #define MAX_OUTPUT	(8 * 1024 * 1024)
+#define MAX_LOOKUPS	64	/* peer lookups in threads at once; beyond, inline */
 #define IDLE_TIMEOUT	600
 
 struct client {
@@ -51,8 +53,27 @@ struct client {
 	int		 closing;	/* close once the output is written */
 	int		 in_read;
 	struct event	*more;		/* serves its next pipelined line, next turn */
+	struct peer_lookup *lookup;	/* who it is, being found out */
 };
 TAILQ_HEAD(clients, client);
+
+/*
+ * Who a peer is (its name, whether it is an admin) asks NSS, which may be
+ * LDAP or sssd and take seconds: a thread finds out, hands the answer back
+ * through lookup_pipe, and the client's requests wait for it, nobody else.
+ */
+struct peer_lookup {
+	struct client	*c;		/* NULL once the client is gone (loop only) */
+	uid_t		 uid;
+	char		*admin_group;
+	char		 user[64];
+	int		 admin;
+	TAILQ_ENTRY(peer_lookup) entry;	/* in flight (loop only) */
+};
+static TAILQ_HEAD(, peer_lookup) lookups = TAILQ_HEAD_INITIALIZER(lookups);
+static int		 nlookups;
+static int		 lookup_pipe[2] = { -1, -1 };
+static struct event	*lookup_ev;
 
 static struct clients	 clients = TAILQ_HEAD_INITIALIZER(clients);
 static int		 nclients;
@@ -75,6 +96,8 @@ client_free(struct client *c)
 	if (c->item != NULL)
 		c->item->client = NULL;	/* the command goes on without us */
 	TAILQ_REMOVE(&clients, c, entry);
+	if (c->lookup != NULL)
+		c->lookup->c = NULL;	/* its thread finishes; the answer is dropped */
 	event_free(c->more);
 	/*
 	 * Close the socket now: bufferevent_free() closes it only when its
@@ -340,22 +363,23 @@ control_fd_budget(void)
 		    "for the work)", max_clients, limit, FD_RESERVE);
 }
 
-/* May this uid run mutating commands? */
+/* May this uid run mutating commands?  Thread-safe: runs in a lookup thread. */
 static int
-peer_is_admin(uid_t uid, const struct passwd *pw)
+peer_is_admin(uid_t uid, const struct passwd *pw, const char *admin_group)
 {
-	const struct config *conf = sd.conf;
-	struct group *gr;
-	gid_t *groups = NULL, *g;
+	struct group grbuf, *gr = NULL;
+	char buf[8192];
+	gid_t *groups = NULL, *g, gid;
 	int ngroups = 64, i, admin = 0, tries;
 
 	if (uid == 0 || uid == geteuid())
 		return 1;
-	if (conf->admin_group == NULL || pw == NULL)
+	if (admin_group == NULL || pw == NULL)
 		return 0;
-	if ((gr = getgrnam(conf->admin_group)) == NULL)
+	if (getgrnam_r(admin_group, &grbuf, buf, sizeof(buf), &gr) != 0 || gr == NULL)
 		return 0;
-	if (pw->pw_gid == gr->gr_gid)
+	gid = gr->gr_gid;
+	if (pw->pw_gid == gid)
 		return 1;
 	/* No fixed cap: a user in more than 256 groups is still an admin. */
 	for (tries = 0; tries < 8; tries++) {
@@ -366,7 +390,7 @@ peer_is_admin(uid_t uid, const struct passwd *pw)
 		groups = g;
 		if (getgrouplist(pw->pw_name, pw->pw_gid, groups, &ngroups) != -1) {
 			for (i = 0; i < ngroups; i++)
-				if (groups[i] == gr->gr_gid)
+				if (groups[i] == gid)
 					admin = 1;
 			break;
 		}
@@ -377,14 +401,100 @@ peer_is_admin(uid_t uid, const struct passwd *pw)
 	return admin;
 }
 
+/* Name and admin right of l->uid; thread-safe. */
+static void
+peer_identify(struct peer_lookup *l)
+{
+	struct passwd pwbuf, *pw = NULL;
+	char buf[8192];
+
+	if (getpwuid_r(l->uid, &pwbuf, buf, sizeof(buf), &pw) == 0 && pw != NULL)
+		snprintf(l->user, sizeof(l->user), "%s", pw->pw_name);
+	else
+		snprintf(l->user, sizeof(l->user), "uid%lu", (unsigned long)l->uid);
+	l->admin = peer_is_admin(l->uid, pw, l->admin_group);
+}
+
+static void *
+lookup_thread(void *arg)
+{
+	struct peer_lookup *l = arg;
+	ssize_t n;
+
+	peer_identify(l);
+	/* A pointer is less than PIPE_BUF: one write, never torn. */
+	do
+		n = write(lookup_pipe[1], &l, sizeof(l));
+	while (n == -1 && errno == EINTR);
+	return NULL;
+}
+
+/* The client may now be served: it is known. */
+static void
+client_identified(struct client *c, const struct peer_lookup *l)
+{
+	memcpy(c->user, l->user, sizeof(c->user));
+	c->admin = l->admin;
+	c->lookup = NULL;
+	bufferevent_enable(c->bev, EV_READ);
+}
+
+static void
+lookup_done_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct peer_lookup *l;
+
+	(void)what;
+	(void)arg;
+	while (read(fd, &l, sizeof(l)) == (ssize_t)sizeof(l)) {
+		TAILQ_REMOVE(&lookups, l, entry);
+		nlookups--;
+		if (l->c != NULL)
+			client_identified(l->c, l);
+		free(l->admin_group);
+		free(l);
+	}
+}
+
+/* Find out who c is: in a thread, or here when too many are under way. */
+static void
+client_identify(struct client *c)
+{
+	struct peer_lookup *l = xcalloc(1, sizeof(*l));
+	pthread_attr_t attr;
+	pthread_t t;
+	int rc = -1;
+
+	l->c = c;
+	l->uid = c->uid;
+	l->admin_group = xstrdup(sd.conf->admin_group);
+	if (lookup_ev != NULL && nlookups < MAX_LOOKUPS &&
+	    pthread_attr_init(&attr) == 0) {
+		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+		TAILQ_INSERT_TAIL(&lookups, l, entry);
+		nlookups++;
+		c->lookup = l;
+		if ((rc = pthread_create(&t, &attr, lookup_thread, l)) != 0) {
+			TAILQ_REMOVE(&lookups, l, entry);
+			nlookups--;
+			c->lookup = NULL;
+		}
+		pthread_attr_destroy(&attr);
+	}
+	if (rc == 0)
+		return;
+	peer_identify(l);
+	client_identified(c, l);
+	free(l->admin_group);
+	free(l);
+}
+
 static void
 accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
     int salen, void *arg)
 {
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
-	struct passwd pwbuf, *pw = NULL;
-	char buf[4096];
 	struct client *c;
 	struct timeval tv = { IDLE_TIMEOUT, 0 };
 
@@ -405,11 +515,7 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	}
 	c = xcalloc(1, sizeof(*c));
 	c->uid = cred.uid;
-	if (getpwuid_r(cred.uid, &pwbuf, buf, sizeof(buf), &pw) == 0 && pw != NULL)
-		snprintf(c->user, sizeof(c->user), "%s", pw->pw_name);
-	else
-		snprintf(c->user, sizeof(c->user), "uid%lu", (unsigned long)cred.uid);
-	c->admin = peer_is_admin(cred.uid, pw);
+	snprintf(c->user, sizeof(c->user), "uid%lu", (unsigned long)cred.uid);
 	c->bev = bufferevent_socket_new(sd.base, fd, BEV_OPT_CLOSE_ON_FREE);
 	c->more = evtimer_new(sd.base, client_more_cb, c);
 	if (c->bev == NULL || c->more == NULL) {
@@ -424,9 +530,9 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	}
 	bufferevent_setcb(c->bev, client_readcb, client_writecb, client_eventcb, c);
 	bufferevent_set_timeouts(c->bev, &tv, NULL);
-	bufferevent_enable(c->bev, EV_READ);
 	TAILQ_INSERT_TAIL(&clients, c, entry);
 	nclients++;
+	client_identify(c);	/* reads its requests once it is known */
 }
 
 static void
@@ -582,6 +688,14 @@ control_listen(const struct config *conf)
 		return -1;
 	}
 	evconnlistener_set_error_cb(listener, accept_error_cb);
+	if (pipe2(lookup_pipe, O_CLOEXEC | O_NONBLOCK) == -1 ||
+	    (lookup_ev = event_new(sd.base, lookup_pipe[0], EV_READ | EV_PERSIST,
+	    lookup_done_cb, NULL)) == NULL || event_add(lookup_ev, NULL) == -1) {
+		log_warn("control: peer lookups run in the event loop");
+		if (lookup_ev != NULL)
+			event_free(lookup_ev);
+		lookup_ev = NULL;
+	}
 	control_fd_budget();
 	accept_pause = evtimer_new(sd.base, accept_resume, NULL);
 	listen_path = xstrdup(conf->ctl_socket);
@@ -623,6 +737,15 @@ control_close(void)
 	if (accept_pause != NULL) {
 		event_free(accept_pause);
 		accept_pause = NULL;
+	}
+	/*
+	 * Answers already back are freed; lookups still in their threads stay
+	 * listed (and the pipe open) until the process ends.
+	 */
+	if (lookup_ev != NULL) {
+		lookup_done_cb(lookup_pipe[0], EV_READ, NULL);
+		event_free(lookup_ev);
+		lookup_ev = NULL;
 	}
 	/*
 	 * Last replies (the answer to the command SIGTERM waited for) go out.
