@@ -65,7 +65,8 @@ static const struct key check_keys[] = {
 static const struct key smoke_keys[] = {
 	{ "url", K_STR, NULL }, { "timeout_ms", K_INT, NULL },
 	{ "checks", K_LIST_GROUP, check_keys }, { "per_server", K_BOOL, NULL },
-	{ "command", K_STR, NULL }, { "command_timeout", K_INT, NULL }, { NULL, 0, NULL }
+	{ "command", K_STR, NULL }, { "command_timeout", K_INT, NULL },
+	{ "verify_tls", K_BOOL, NULL }, { "ca_file", K_STR, NULL }, { NULL, 0, NULL }
 };
 static const struct key deploy_keys[] = {
 	{ "command", K_STR, NULL }, { "timeout", K_INT, NULL }, { NULL, 0, NULL }
@@ -175,6 +176,12 @@ check_value(struct ctx *c, const config_setting_t *s, const struct key *k)
 		cerr(c, s, "%s must be %s", where, type_name(k->type));
 		return;
 	}
+	/* Names, hosts, messages: all of it may end up in JSON. */
+	if (t == CONFIG_TYPE_STRING && !utf8_valid(config_setting_get_string(s))) {
+		setting_path(s, where, sizeof(where));
+		cerr(c, s, "%s is not valid UTF-8", where);
+		return;
+	}
 	if (k->type == K_GROUP)
 		check_group(c, s, k->sub);
 	else if (k->type == K_LIST_STR || k->type == K_LIST_GROUP) {
@@ -186,6 +193,9 @@ check_value(struct ctx *c, const config_setting_t *s, const struct key *k)
 			setting_path(e, where, sizeof(where));
 			if (k->type == K_LIST_STR && et != CONFIG_TYPE_STRING)
 				cerr(c, e, "%s must be a string", where);
+			else if (k->type == K_LIST_STR &&
+			    !utf8_valid(config_setting_get_string(e)))
+				cerr(c, e, "%s is not valid UTF-8", where);
 			else if (k->type == K_LIST_GROUP && et != CONFIG_TYPE_GROUP)
 				cerr(c, e, "%s must be a group { ... }", where);
 			else if (k->type == K_LIST_GROUP)
@@ -647,6 +657,8 @@ read_config(struct ctx *c, config_t *cf, struct config *conf)
 	conf->per_server = get_bool(smoke, "per_server", 0);
 	conf->smoke_command = get_str(smoke, "command", NULL);
 	conf->smoke_command_timeout = get_int(smoke, "command_timeout", 600);
+	conf->smoke_verify_tls = get_bool(smoke, "verify_tls", 1);
+	conf->smoke_ca_file = get_str(smoke, "ca_file", NULL);
 	read_checks(c, smoke, conf);
 	if (conf->nchecks > 0 && conf->smoke_url == NULL && !conf->per_server)
 		cerr(c, smoke, "smoke.checks need smoke.url (through the load balancer), "
@@ -819,6 +831,7 @@ config_free(struct config *conf)
 	}
 	free(conf->checks);
 	free(conf->smoke_command);
+	free(conf->smoke_ca_file);
 	free(conf->deploy_command);
 	free(conf->ec2_region);
 	free(conf->ec2_role_tag);

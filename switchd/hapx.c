@@ -116,6 +116,7 @@ hapx_finish(struct hapx_req *r, const char *err)
 			fatalx("out of memory");
 		evbuffer_remove(in, reply, len);
 		reply[len] = '\0';
+		utf8_fix(reply);	/* names and messages from HAProxy end up in JSON */
 	}
 	bufferevent_free(r->bev);
 	event_free(r->timer);

@@ -3,6 +3,8 @@
  * reconcile, listen, loop.
  */
 #include <sys/types.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -79,6 +81,49 @@ detach_done(void)
 		log_warnx("could not tell the starting process that switchd is ready");
 	close(ready_fd);
 	ready_fd = -1;
+}
+
+/*
+ * One switchd a state_dir: two would each believe their state.json and
+ * journal.  An flock on state_dir/switchd.lock, held (open, close-on-exec)
+ * until exit; the kernel drops it however the process ends.
+ */
+static int
+state_dir_lock(const char *dir)
+{
+	char *path, pid[32];
+	int fd;
+	ssize_t n;
+
+	if (mkdir(dir, 0750) == -1 && errno != EEXIST) {
+		log_warn("state_dir %s", dir);
+		return -1;
+	}
+	path = xasprintf("%s/switchd.lock", dir);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640);
+	if (fd == -1) {
+		log_warn("%s", path);
+		free(path);
+		return -1;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) == -1) {
+		if (errno == EWOULDBLOCK) {
+			n = pread(fd, pid, sizeof(pid) - 1, 0);
+			pid[n > 0 ? n : 0] = '\0';
+			pid[strcspn(pid, "\n")] = '\0';
+			log_warnx("another switchd%s%s%s uses state_dir %s (%s is locked)",
+			    *pid ? " (pid " : "", pid, *pid ? ")" : "", dir, path);
+		} else
+			log_warn("flock %s", path);
+		close(fd);
+		free(path);
+		return -1;
+	}
+	snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+	if (ftruncate(fd, 0) == -1 || pwrite(fd, pid, strlen(pid), 0) == -1)
+		log_warn("%s", path);
+	free(path);
+	return fd;
 }
 
 static void __attribute__((noreturn))
@@ -217,6 +262,8 @@ main(int argc, char *argv[])
 	evsignal_add(ev_term, NULL);
 	evsignal_add(ev_int, NULL);
 
+	if (state_dir_lock(sd.conf->state_dir) == -1)
+		fatalx("cannot use state_dir %s", sd.conf->state_dir);
 	if (state_open(sd.conf->state_dir, sd.conf) == -1)
 		fatalx("cannot use state_dir %s", sd.conf->state_dir);
 	history_set_hook(journal_hook);
