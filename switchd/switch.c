@@ -125,6 +125,7 @@ switch_applied(const char *code, const char *error, void *arg)
 		log_warnx("the switch is done but the state file could not be written; "
 		    "switchd will learn the roles from HAProxy at its next start");
 	intent_clear();
+	repair_cancel();
 	/* Traffic has moved; the EC2 role tags follow, never holding it up. */
 	roles_retag(op->command, NULL, NULL);
 	op->cb(1, NULL, NULL, op->arg);
@@ -694,6 +695,22 @@ repair_schedule(const char *why)
 	log_info("repair scheduled: %s", why);
 	repair_delay = 0;
 	repair_arm();
+}
+
+/*
+ * A switch or back that every node took leaves nothing to repair: a repair
+ * still pending from before (a node that was down, say) would only find the
+ * nodes agreeing and rewrite the map file from whatever the config says by
+ * then — a config reload later is not its business.
+ */
+void
+repair_cancel(void)
+{
+	if (repair_ev != NULL && evtimer_pending(repair_ev, NULL)) {
+		evtimer_del(repair_ev);
+		log_info("repair no longer needed: every node took the switch");
+	}
+	repair_delay = 0;
 }
 
 void

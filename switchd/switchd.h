@@ -319,6 +319,7 @@ typedef void (*flip_cb)(int ok, const char *code, const char *error, void *arg);
 void		 pool_switch(struct cmdq_item *, int target_hot, const char *command, flip_cb, void *);
 void		 switchd_reconcile(void (*done)(void *), void *);
 void		 repair_schedule(const char *why);
+void		 repair_cancel(void);		/* every node took a switch */
 void		 repair_stop(void);
 
 #endif
