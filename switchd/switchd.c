@@ -160,6 +160,7 @@ reconciled(void *arg)
 	if (json_array_size(json_object_get(json_object_get(state_doc(), "ec2"), "drift")) > 0)
 		roles_retag("drift recorded before the restart", NULL, NULL);
 	discover_start();
+	guard_resume();
 	log_info("ready: %s is hot", state_hot() == POOL_B ? POOL_BLUE : POOL_GREEN);
 }
 
@@ -224,6 +225,7 @@ main(int argc, char *argv[])
 
 	control_close();
 	repair_stop();
+	guard_shutdown();
 	discover_stop();
 	roles_shutdown();
 	ec2_shutdown();
