@@ -135,6 +135,9 @@ smoke_start(struct cmdq_item *item, int pool, smoke_done_cb cb, void *arg)
 	for (c = 0; c < conf->nchecks; c++) {
 		if (conf->smoke_url != NULL)
 			smoke_add(run, c, "lb", conf->smoke_url);
+		/* The live host name with the preview cookie: its routing too. */
+		if (conf->smoke_url != NULL && conf->smoke_preview)
+			smoke_add(run, c, "preview", conf->smoke_url);
 		for (s = 0; conf->per_server && s < p->nservers; s++) {
 			base = xasprintf("http://%s", p->servers[s].address);
 			smoke_add(run, c, p->servers[s].name, base);
@@ -155,11 +158,15 @@ smoke_start(struct cmdq_item *item, int pool, smoke_done_cb cb, void *arg)
 	for (i = 0; i < run->nreqs; i++) {
 		json_t *res = json_array_get(run->results, i);
 		struct http_opts o;
+		static const char *const preview[] = { "Cookie: switchd_preview=1", NULL };
+		int is_preview = strcmp(json_string_value(json_object_get(res, "target")),
+		    "preview") == 0;
 
 		memset(&o, 0, sizeof(o));
 		o.method = json_string_value(json_object_get(res, "method"));
 		o.url = json_string_value(json_object_get(res, "url"));
-		o.host = conf->cold_host;
+		o.host = is_preview ? conf->live_host : conf->cold_host;
+		o.headers = is_preview ? preview : NULL;
 		o.timeout_ms = conf->smoke_timeout_ms;
 		o.insecure = 1;	/* the cold pool is reached by address, not by its name */
 		run->reqs[i].run = run;

@@ -162,8 +162,23 @@ expect_eq "start-up reconcile: HAProxy canary back to be_blue:10" "$(hap_canary 
 expect_eq "start-up reconcile: file back to be_blue:10" "$(awk -v h=$LIVE_HOST '$1 == h { print $2 }' "$CANARY_MAP")" be_blue:10
 expect_ok canary 0
 
+# ---- smoke.preview: the gate also proves the live host's routing
+write_config "smoke = { url = \"http://127.0.0.1:$FE_PORT\"; preview = true;
+  checks = ( { name = \"home\"; path = \"/\"; body = \"blue\"; } ); };
+guard = { interval_ms = 200; };"
+config_canary
+expect_ok reload
+expect_ok smoke
+expect_eq "smoke.preview: the check ran through the LB and as a preview" "$(jv "$OUT" '[c["target"] for c in d["checks"] if c["passed"]]')" '["lb", "preview"]'
+hap h1 "set map $CANARY_MAP $LIVE_HOST be_green:0" >/dev/null
+expect_fail 1 smoke_failed smoke
+expect_eq "a preview routed to the wrong pool fails only the preview check" "$(jv "$OUT" '[c["target"] for c in d["checks"] if not c["passed"]]')" '["preview"]'
+expect_ok sync
+expect_eq "sync: the canary map is put right" "$(hap_canary h1)" be_blue:0
+expect_eq "sync: reports the repair" "$(jv "$OUT" '["nodes"]')" repaired
+
 # ---- refused where no canary can run
-sed -i '/canary_map/d' "$T/switchd.conf"
+write_config 'guard = { interval_ms = 200; };'
 expect_ok reload
 expect_fail 1 refused canary 10
 expect_emsg 'canary_map' "without canary_map: the refusal names it"
