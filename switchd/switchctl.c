@@ -312,7 +312,10 @@ print_history(json_t *r)
 		json_t *e = json_array_get(entries, i);
 		char hot[64];
 
-		if (*jstr(e, "pool"))
+		if (*jstr(e, "canary"))
+			snprintf(hot, sizeof(hot), "%s %lld %%", jstr(e, "canary"),
+			    (long long)json_integer_value(json_object_get(e, "percent")));
+		else if (*jstr(e, "pool"))
 			snprintf(hot, sizeof(hot), "%s at %s", jstr(e, "pool"),
 			    *jstr(e, "version") ? jstr(e, "version") : "-");
 		else if (strcmp(jstr(json_object_get(e, "before"), "hot"),
