@@ -4,14 +4,19 @@
 # a notification, a log line) — but not for one 5xx in 1000, nor with fewer
 # responses than min_requests; during a canary it ends the canary; a
 # rollout steps through canaries and switches, and is stopped by an
-# admin's "back" and by the guard.  Traffic is driven by the test until the
+# admin's "back" and by the guard; a node that does not answer stops any
+# verdict.  Traffic is driven by the test until the
 # expected state shows, bounded: nothing here waits for a clock.
 . "$(dirname "$0")/../lib.sh"
 t_setup
 two_pools
 use_canary
 start_haproxy h1
-write_config "guard = { interval_ms = 200; min_requests = 20; max_5xx_percent = 5.0; };
+# A second node, behind a fault proxy that can hold the guard's "show stat".
+start_haproxy h2
+start_fault_proxy fp1 h2
+HAP_NODES="h1 fp1"
+TIMEOUT_MS=500 write_config "guard = { interval_ms = 200; min_requests = 20; max_5xx_percent = 5.0; };
 notify = { command = \"env | grep '^SWITCHD_' >>$T/notify.out; echo -- >>$T/notify.out\"; };"
 config_canary
 start_switchd
@@ -52,6 +57,16 @@ backend_ctl green 'set?status=500' >/dev/null
 traffic 10 few-
 ok "the guard has counted the 10 errors" wait_for 20 responses_at_least $((N + 10))
 expect_eq "10 errors < min_requests: still green" "$(guard_get '["hot"]')" green
+
+# ---- a node that does not answer: no verdict, whatever the others say
+fault_hold fp1 '^show stat be_green'
+traffic 40 held-
+ok "the guard's samples of node 2 are held" wait_for 20 fault_held fp1 2
+traffic 40 held2-
+ok "more samples held" wait_for 20 fault_held fp1 4
+expect_eq "node 2 silent: no verdict, still green" "$(guard_get '["hot"]')" green
+fault_release fp1
+fault_rules fp1 '{}'
 
 # ---- green keeps answering 500: the guard goes back on its own
 ok "the guard goes back to blue" drive_until 30 hot_is blue
