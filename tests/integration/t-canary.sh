@@ -72,6 +72,10 @@ expect_match "same cookie 200 times -> one pool ($C)" "$C" '^blue=(0 green=200|2
 C=$(split_count "$FE_PORT" 200 - "switchd_id=another-user-42")
 expect_match "another cookie, also one pool ($C)" "$C" '^blue=(0 green=200|200 green=0) other=0$'
 
+# ---- no deploy under the canary's users
+expect_fail 1 refused cold-deploy -v v9 --no-deploy
+expect_emsg 'canary 0' "cold-deploy during a canary is refused, saying how to end it"
+
 # ---- 50 %
 expect_ok canary 50 --no-smoke
 expect_eq "HAProxy: be_green:50" "$(hap_canary h1)" be_green:50
