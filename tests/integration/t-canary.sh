@@ -11,6 +11,9 @@ t_setup
 two_pools
 use_canary
 start_haproxy h1
+# switchd talks to h1 through a fault proxy that can hold a command.
+start_fault_proxy fp1 h1
+HAP_NODES=fp1
 write_config 'guard = { interval_ms = 200; };'
 config_canary
 start_switchd
@@ -156,6 +159,38 @@ S=$(ctlj status)
 expect_eq "after kill -9: canary blue 10" "$(jv "$S" '[d["canary"]["pool"], d["canary"]["percent"]]')" '["blue", 10]'
 expect_eq "after kill -9: HAProxy be_blue:10" "$(hap_canary h1)" be_blue:10
 expect_eq "after kill -9: guard watches the canary" "$(jv "$S" '[d["guard"]["kind"], d["guard"]["pool"]]')" '["canary", "blue"]'
+
+# ---- kill -9 with a switch's canary commit in flight: the node ends consistent
+expect_ok canary 0
+ok "cold-deploy blue" ctl cold-deploy -v v3 --no-deploy
+expect_ok canary 30
+fault_hold fp1 "^commit map @[0-9]+ $CANARY_MAP"
+ctlj switch --no-smoke -m "killed mid-way" >"$T/sw.out" 2>&1 &
+SW=$!
+track "$SW"
+ok "the switch's canary commit is held" wait_for 20 fault_held fp1 0
+expect_eq "main map already flipped to blue on the node" "$(hap_map h1)" "$(map_text blue green)"
+kill9_switchd
+wait "$SW" 2>/dev/null; untrack "$SW"
+fault_release fp1
+ok "the held commit went on" wait_for 10 fault_released fp1 0
+fault_rules fp1 '{}'
+start_switchd
+S=$(ctlj status)
+HOT=$(jv "$S" '["hot"]')
+expect_eq "after restart: the node serves the state's hot pool ($HOT)" "$(hap_map h1)" "$(map_text "$HOT" "$([ "$HOT" = blue ] && echo green || echo blue)")"
+if [ "$HOT" = blue ]; then
+	expect_eq "switch finished: canary map be_green:0" "$(hap_canary h1)" be_green:0
+	expect_eq "switch finished: no canary" "$(jv "$S" '["canary"]')" null
+else
+	expect_eq "switch undone: canary map be_blue:30" "$(hap_canary h1)" be_blue:30
+	expect_eq "switch undone: canary blue 30" "$(jv "$S" '[d["canary"]["pool"], d["canary"]["percent"]]')" '["blue", 30]'
+fi
+expect_eq "after restart: every node agrees" "$(jv "$S" '["agree"]')" true
+[ "$HOT" = blue ] || expect_ok canary 0
+[ "$HOT" = green ] || expect_ok back -m "green again"
+expect_eq "green hot again" "$(status_get '["hot"]')" green
+expect_ok canary 10
 
 # ---- a canary map HAProxy lost (restart from a stale file) is put right
 printf '%s be_blue:77\n' "$LIVE_HOST" >"$CANARY_MAP"
