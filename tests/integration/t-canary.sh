@@ -190,6 +190,26 @@ expect_eq "after restart: every node agrees" "$(jv "$S" '["agree"]')" true
 [ "$HOT" = blue ] || expect_ok canary 0
 [ "$HOT" = green ] || expect_ok back -m "green again"
 expect_eq "green hot again" "$(status_get '["hot"]')" green
+
+# ---- the same, but the held canary commit is lost with the proxy: undone
+expect_ok canary 30
+fault_hold fp1 "^commit map @[0-9]+ $CANARY_MAP"
+ctlj switch --no-smoke -m "killed, commit lost" >"$T/sw.out" 2>&1 &
+SW=$!
+track "$SW"
+ok "the canary commit is held again" wait_for 20 fault_held fp1 1
+kill9_switchd
+wait "$SW" 2>/dev/null; untrack "$SW"
+stop_pid "$(cat "$T/fp1.fpid")"
+fault_rules fp1 '{}'
+start_fault_proxy fp1 h1
+start_switchd
+S=$(ctlj status)
+expect_eq "commit lost: the switch is undone (green hot)" "$(jv "$S" '["hot"]')" green
+expect_eq "commit lost: the node serves green again" "$(hap_map h1)" "$(map_text green blue)"
+expect_eq "commit lost: the canary is back at be_blue:30" "$(hap_canary h1)" be_blue:30
+expect_eq "commit lost: status canary blue 30" "$(jv "$S" '[d["canary"]["pool"], d["canary"]["percent"]]')" '["blue", 30]'
+expect_eq "commit lost: every node agrees" "$(jv "$S" '["agree"]')" true
 expect_ok canary 10
 
 # ---- a canary map HAProxy lost (restart from a stale file) is put right
