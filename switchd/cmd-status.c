@@ -70,6 +70,9 @@ status_view(struct lb_view *v, void *arg)
 			first = nh;
 		json_array_append_new(nodes, j);
 	}
+	/* Shown until then, and repaired in the background (with pre-checks). */
+	if (!agree && !cmd_busy())
+		repair_schedule("status found the nodes not all serving the hot pool");
 	lock = state_lock();
 	r = json_pack("{s:s, s:s, s:{s:s, s:s}, s:o, s:o, s:b, s:O, s:O, s:o, s:O}",
 	    "hot", pool_name(hot), "cold", pool_name(!hot),
@@ -81,6 +84,8 @@ status_view(struct lb_view *v, void *arg)
 	    "ec2", json_object_get(doc, "ec2"));
 	json_object_set_new(r, "canary", canary_json());
 	json_object_set_new(r, "guard", guard_json());
+	if (json_array_size(state_load_errors()) > 0)
+		json_object_set(r, "state_errors", state_load_errors());
 	lb_view_free(v);
 	cmd_done(item, r);
 }

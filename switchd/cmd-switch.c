@@ -50,7 +50,7 @@ cmd_switch_exec(struct cmdq_item *item)
 	int cold = !state_hot();
 	json_t *pool = state_pool(cold);
 	const char *version = json_string_value(json_object_get(pool, "version"));
-	const char *pstate = json_string_value(json_object_get(pool, "state"));
+	const char *pstate = json_string_value(json_object_get(pool, "state")) ?: PS_EMPTY;
 	const char *expect = cmd_arg_str(item, A_EXPECT);
 
 	/* The guard reads HAProxy's counters: nginx has none to read. */
@@ -89,7 +89,7 @@ cmd_back_exec(struct cmdq_item *item)
 {
 	json_t *last = json_object_get(state_doc(), "last_switch");
 	int cold = !state_hot();
-	const char *pstate = json_string_value(json_object_get(state_pool(cold), "state"));
+	const char *pstate = json_string_value(json_object_get(state_pool(cold), "state")) ?: PS_EMPTY;
 	const char *err = json_string_value(json_object_get(state_pool(cold), "error"));
 
 	if (canary_back(item))

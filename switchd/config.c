@@ -293,6 +293,51 @@ get_mode(struct ctx *c, const config_setting_t *g, const char *name, int def)
 	return (int)v;
 }
 
+
+/*
+ * Names from the config go into HAProxy admin commands (one line, where ';'
+ * starts another command), map files and the generated backends file
+ * (where '#' starts a comment and a newline a new statement).  So: not
+ * empty, no blanks, ';', '#' or control characters, and not longer than
+ * what switchd keeps (a name cut short would name something else).
+ */
+#define NAME_MAX_BACKEND	127	/* struct lb_mapping */
+#define NAME_MAX_HOST		253	/* DNS */
+#define NAME_MAX_SERVER		127
+
+static int
+name_check(struct ctx *c, const config_setting_t *s, const char *what, const char *v,
+    size_t max, const char *also)
+{
+	const unsigned char *p;
+
+	if (v == NULL)
+		return 1;
+	if (v[0] == '\0') {
+		cerr(c, s, "%s is empty", what);
+		return 0;
+	}
+	if (strlen(v) > max) {
+		cerr(c, s, "%s is %zu characters long; at most %zu", what, strlen(v), max);
+		return 0;
+	}
+	for (p = (const unsigned char *)v; *p != '\0'; p++)
+		if (*p <= ' ' || *p >= 0x7f || *p == ';' || *p == '#' ||
+		    (also != NULL && strchr(also, *p) != NULL)) {
+			char shown[NAME_MAX_HOST + 16], *q;
+
+			/* The message is JSON: show the value with '?' for what is bad. */
+			snprintf(shown, sizeof(shown), "%s", v);
+			for (q = shown; *q != '\0'; q++)
+				if ((unsigned char)*q < ' ' || (unsigned char)*q >= 0x7f)
+					*q = '?';
+			cerr(c, s, "%s \"%s\" must be ASCII without blanks, ';', '#'%s%s or "
+			    "control characters", what, shown, also ? ", " : "", also ? also : "");
+			return 0;
+		}
+	return 1;
+}
+
 static int
 valid_hostport(const char *a)
 {
@@ -327,9 +372,14 @@ read_pool(struct ctx *c, const config_setting_t *pools, int idx, struct config *
 		p->backend = xasprintf("switchd_%s", p->name);
 	if (p->backend == NULL)
 		cerr(c, g, "pools.%s.backend is missing", p->name);
-	else if (p->backend[0] == '\0' || strpbrk(p->backend, " \t\r\n") != NULL)
-		cerr(c, config_setting_get_member(g, "backend"),
-		    "pools.%s.backend \"%s\" is not a backend name", p->name, p->backend);
+	else {
+		char what[64];
+
+		snprintf(what, sizeof(what), "pools.%s.backend", p->name);
+		name_check(c, config_setting_get_member(g, "backend") ?
+		    config_setting_get_member(g, "backend") : g, what, p->backend,
+		    NAME_MAX_BACKEND, NULL);
+	}
 	list = config_setting_get_member(g, "servers");
 	if (list == NULL || !config_setting_is_aggregate(list))
 		return;
@@ -347,8 +397,21 @@ read_pool(struct ctx *c, const config_setting_t *pools, int idx, struct config *
 		p->nservers++;
 		if (s->name == NULL)
 			cerr(c, e, "pools.%s.servers.[%d]: name is missing", p->name, i);
+		else {
+			char what[64];
+
+			snprintf(what, sizeof(what), "pools.%s.servers.[%d]: name", p->name, i);
+			name_check(c, config_setting_get_member(e, "name"), what, s->name,
+			    NAME_MAX_SERVER, "/");
+			snprintf(what, sizeof(what), "pools.%s.servers.[%d]: instance", p->name, i);
+			name_check(c, config_setting_get_member(e, "instance"), what,
+			    s->instance, NAME_MAX_SERVER, NULL);
+		}
 		if (s->address == NULL)
 			cerr(c, e, "pools.%s.servers.[%d]: address is missing", p->name, i);
+		else if (!name_check(c, config_setting_get_member(e, "address"), "address",
+		    s->address, NAME_MAX_HOST + 8, NULL))
+			;
 		else if (!valid_hostport(s->address))
 			cerr(c, e, "pools.%s.servers.[%d]: address \"%s\" is not host:port",
 			    p->name, i, s->address);
@@ -594,9 +657,12 @@ read_config(struct ctx *c, config_t *cf, struct config *conf)
 		if (conf->live_host && conf->cold_host &&
 		    strcasecmp(conf->live_host, conf->cold_host) == 0)
 			cerr(c, hosts, "hosts.live and hosts.cold are the same name");
-		if ((conf->live_host && strpbrk(conf->live_host, " \t\r\n:")) ||
-		    (conf->cold_host && strpbrk(conf->cold_host, " \t\r\n:")))
-			cerr(c, hosts, "host names must not contain blanks or a port");
+		name_check(c, config_setting_get_member(hosts, "live") ?
+		    config_setting_get_member(hosts, "live") : hosts, "hosts.live",
+		    conf->live_host, NAME_MAX_HOST, ":");
+		name_check(c, config_setting_get_member(hosts, "cold") ?
+		    config_setting_get_member(hosts, "cold") : hosts, "hosts.cold",
+		    conf->cold_host, NAME_MAX_HOST, ":");
 	}
 
 	pools = config_setting_get_member(root, "pools");
@@ -697,6 +763,10 @@ read_config(struct ctx *c, config_t *cf, struct config *conf)
 	}
 	conf->backends_file = get_str(hap, "backends_file", NULL);
 	conf->backends_defaults = get_str(hap, "backends_defaults", "switchd_pools");
+	/* It goes into the generated backends file: the same rules as a name. */
+	name_check(c, hap && config_setting_get_member(hap, "backends_defaults") ?
+	    config_setting_get_member(hap, "backends_defaults") : hap,
+	    "haproxy.backends_defaults", conf->backends_defaults, NAME_MAX_BACKEND, NULL);
 	/* Discovered servers are added to and drained from HAProxy's
 	 * backends at run time: no other driver can follow them. */
 	if (conf->ec2_discover && (strcmp(conf->driver, "haproxy") != 0 ||

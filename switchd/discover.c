@@ -14,7 +14,10 @@
  *
  * Refreshed at start, on `switchctl sync` and every ec2.discover_interval
  * seconds.  The discovered servers are kept in state.json, so `hosts cold`
- * answers before EC2 does after a restart.
+ * answers before EC2 does after a restart.  EC2's word is checked before
+ * it is used: ids and addresses must look like ones (they go verbatim into
+ * admin commands and the backends file), and one answer may not remove
+ * too much of a pool (discover_guard).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,8 +76,13 @@ discover_apply_state(struct config *conf)
 		if (p->servers == NULL)
 			fatalx("out of memory");
 		json_array_foreach(list, i, s) {
-			struct server *sv = &p->servers[p->nservers++];
+			struct server *sv;
 
+			/* state.c checked them at load; EC2's answers are checked too. */
+			if (!valid_instance_id(json_string_value(json_object_get(s, "id"))) ||
+			    !valid_ip_port(json_string_value(json_object_get(s, "address"))))
+				continue;
+			sv = &p->servers[p->nservers++];
 			sv->name = xstrdup(json_string_value(json_object_get(s, "id")));
 			sv->instance = xstrdup(sv->name);
 			sv->address = xstrdup(json_string_value(json_object_get(s, "address")));
@@ -147,6 +155,7 @@ write_backends_file(const struct config *conf)
 
 static void node_next(struct refresh *);
 static void discover_node_start(struct refresh *);
+static void discover_guarded(struct lb_view *, void *);
 
 static void
 script_reply(const char *reply, const char *err, void *arg)
@@ -306,6 +315,161 @@ discover_node_start(struct refresh *rf)
 		node_stat(NULL, "bad socket address", rf);
 }
 
+/* ------------------------------------------------------------ the guard */
+
+static int
+list_has_id(json_t *list, const char *id)
+{
+	size_t i;
+	json_t *e;
+
+	json_array_foreach(list, i, e)
+		if (strcmp(json_string_value(json_object_get(e, "id")) ?: "", id) == 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * UP servers of a backend now, and how many stay UP without `gone`: the
+ * fewest over the nodes that answer.  -1 when no node said.
+ */
+static void
+count_up(struct lb_view *v, const char *backend, json_t *gone, int *now, int *after)
+{
+	size_t i, j;
+	json_t *s;
+	int n, a;
+
+	*now = *after = -1;
+	for (i = 0; v != NULL && i < v->nnodes; i++) {
+		json_t *list = v->nodes[i].ok && v->nodes[i].servers ?
+		    json_object_get(v->nodes[i].servers, backend) : NULL;
+
+		if (list == NULL)
+			continue;
+		n = a = 0;
+		json_array_foreach(list, j, s) {
+			if (!hapx_status_up(json_string_value(json_object_get(s, "status")) ?: ""))
+				continue;
+			n++;
+			if (!list_has_id(gone, json_string_value(json_object_get(s, "name")) ?: ""))
+				a++;
+		}
+		if (*now < 0 || n < *now)
+			*now = n;
+		if (*after < 0 || a < *after)
+			*after = a;
+	}
+}
+
+/*
+ * An answer that lists no instance (a filter typo, a renamed pool tag, tags
+ * removed by hand) is a successful answer: taken at its word, it would drain
+ * every discovered server of both pools.  So one pass may not remove more
+ * than half (rounded up) of a pool's discovered servers, never all of them,
+ * and never take the hot pool below min_up UP servers (or below what is UP
+ * now, when that is less).  A pool that breaks a rule keeps every server this
+ * pass (new ones are still added), and the refusal is logged, kept in
+ * state.json for status, and journaled (so notified) when it is new.
+ */
+static void
+discover_guard(struct refresh *rf, struct lb_view *v)
+{
+	const struct config *conf = rf->lb->conf;
+	json_t *prev = json_object_get(state_doc(), "discovered");
+	json_t *ec2 = json_object_get(state_doc(), "ec2"), *refused = json_array();
+	json_t *old, *e;
+	char *reason, *ids;
+	size_t i, n, nfound;
+	int k, hot = state_hot(), up_now, up_after, need;
+
+	for (k = 0; k < NPOOLS; k++) {
+		json_t *prevl = json_object_get(prev, pool_name(k));
+		json_t *foundl = json_object_get(rf->found, pool_name(k));
+		json_t *gone = json_array(), *kept;
+
+		json_array_foreach(prevl, i, e)
+			if (!list_has_id(foundl, json_string_value(json_object_get(e, "id")) ?: ""))
+				json_array_append(gone, e);
+		n = json_array_size(prevl);
+		nfound = json_array_size(foundl);
+		reason = NULL;
+		if (json_array_size(gone) == 0) {
+			json_decref(gone);
+			continue;
+		}
+		count_up(v, conf->pools[k].backend, gone, &up_now, &up_after);
+		need = up_now < conf->min_up ? up_now : conf->min_up;
+		if (nfound == 0)
+			reason = xasprintf("EC2 lists none of the %zu instance%s of %s (a "
+			    "filter or pool tag typo?); they are kept", n, n == 1 ? "" : "s",
+			    pool_name(k));
+		else if (json_array_size(gone) > (n + 1) / 2)
+			reason = xasprintf("EC2 no longer lists %zu of the %zu instances of %s; "
+			    "at most half go in one pass, so they are kept",
+			    json_array_size(gone), n, pool_name(k));
+		else if (k == hot && up_after >= 0 && up_after < need)
+			reason = xasprintf("removing %zu instance%s of %s (hot) would leave %d "
+			    "server%s UP, fewer than %d (min_up, or what is UP now); they are kept",
+			    json_array_size(gone), json_array_size(gone) == 1 ? "" : "s",
+			    pool_name(k), up_after, up_after == 1 ? "" : "s", need);
+		if (reason == NULL) {
+			json_decref(gone);
+			continue;
+		}
+		/* Keep the pool as it was, plus what is new. */
+		kept = json_deep_copy(prevl);
+		json_array_foreach(foundl, i, e)
+			if (!list_has_id(prevl, json_string_value(json_object_get(e, "id")) ?: ""))
+				json_array_append(kept, e);
+		json_object_set_new(rf->found, pool_name(k), kept);
+		ids = NULL;
+		json_array_foreach(gone, i, e) {
+			char *t = xasprintf("%s%s%s", ids ? ids : "", ids ? " " : "",
+			    json_string_value(json_object_get(e, "id")));
+			free(ids);
+			ids = t;
+		}
+		log_warnx("discover: refused: %s (%s)", reason, ids);
+		json_array_append_new(refused, json_pack("{s:s, s:s, s:s}", "pool",
+		    pool_name(k), "instances", ids, "reason", reason));
+		json_array_append_new(json_object_get(rf->report, "refused"),
+		    json_string(reason));
+		free(ids);
+		free(reason);
+		json_decref(gone);
+	}
+	old = json_object_get(ec2, "discover_refused");
+	if (json_array_size(refused) == 0) {
+		if (old != NULL) {
+			json_object_del(ec2, "discover_refused");
+			state_save();
+		}
+		json_decref(refused);
+		return;
+	}
+	if (!json_equal(old, refused)) {
+		json_t *roles = json_pack("{s:s, s:s}", "hot", pool_name(hot),
+		    "cold", pool_name(!hot));
+		char *msg = NULL;
+
+		json_array_foreach(refused, i, e) {
+			char *t = xasprintf("%s%s%s", msg ? msg : "", msg ? "; " : "",
+			    json_string_value(json_object_get(e, "reason")));
+			free(msg);
+			msg = t;
+		}
+		history_append(json_pack("{s:I, s:s, s:s, s:s, s:O, s:O, s:s}", "uid",
+		    (json_int_t)0, "user", "switchd", "command", "discover", "message", msg,
+		    "before", roles, "after", roles, "result", "refused"));
+		json_decref(roles);
+		free(msg);
+		json_object_set_new(ec2, "discover_refused", refused);
+		state_save();
+	} else
+		json_decref(refused);
+}
+
 /* ------------------------------------------------------------------ EC2 */
 
 static void
@@ -313,9 +477,9 @@ described(json_t *instances, const char *code, const char *error, void *arg)
 {
 	struct refresh *rf = arg;
 	struct config *conf = rf->lb->conf;
-	json_t *inst, *disc;
+	json_t *inst;
 	size_t i;
-	int k, changed;
+	int k;
 
 	if (code != NULL) {
 		log_warnx("discover: DescribeInstances failed (%s: %s); membership unchanged",
@@ -329,8 +493,26 @@ described(json_t *instances, const char *code, const char *error, void *arg)
 		    "tags"), conf->ec2_pool_tag));
 		const char *ip = json_string_value(json_object_get(inst, "private_ip"));
 
+		const char *id = json_string_value(json_object_get(inst, "id"));
+
 		if ((k = pool_index(pool)) < 0 || ip == NULL)
 			continue;
+		/* These go into HAProxy commands and the backends file verbatim. */
+		if (!valid_instance_id(id)) {
+			log_warnx("discover: an instance id that is not i-[0-9a-f]{8,17} "
+			    "(\"%.64s\") is skipped", id ? id : "");
+			json_array_append_new(json_object_get(rf->report, "errors"),
+			    json_sprintf("instance id \"%.64s\" is not valid; skipped",
+			    id ? id : ""));
+			continue;
+		}
+		if (!valid_ip(ip)) {
+			log_warnx("discover: %s: private IP \"%.64s\" is not an address; "
+			    "skipped", id, ip);
+			json_array_append_new(json_object_get(rf->report, "errors"),
+			    json_sprintf("%s: private IP \"%.64s\" is not valid; skipped", id, ip));
+			continue;
+		}
 		{
 			const char *ptag = json_string_value(json_object_get(json_object_get(inst,
 			    "tags"), conf->ec2_port_tag));
@@ -348,6 +530,20 @@ described(json_t *instances, const char *code, const char *error, void *arg)
 			    json_sprintf("%s:%ld", ip, port)));
 		}
 	}
+	/* How many servers are UP decides what may go: ask HAProxy first. */
+	rf->lb->drv->observe(rf->lb, discover_guarded, rf);
+}
+
+static void
+discover_guarded(struct lb_view *v, void *arg)
+{
+	struct refresh *rf = arg;
+	struct config *conf = rf->lb->conf;
+	json_t *disc;
+	int changed;
+
+	discover_guard(rf, v);
+	lb_view_free(v);
 	disc = json_object_get(state_doc(), "discovered");
 	changed = !json_equal(disc, rf->found);
 	if (changed) {
@@ -397,8 +593,8 @@ discover_refresh(discover_done_cb cb, void *arg)
 	rf->cb = cb;
 	rf->arg = arg;
 	rf->lb = lb_ref(sd.lb);
-	rf->report = json_pack("{s:[], s:[], s:[], s:[]}", "added", "removed", "draining",
-	    "errors");
+	rf->report = json_pack("{s:[], s:[], s:[], s:[], s:[]}", "added", "removed",
+	    "draining", "errors", "refused");
 	filters = json_pack("{s:[s]}", "instance-state-name", "running");
 	json_object_set_new(filters, conf->ec2_pool_tag_filter, json_pack("[s, s]",
 	    POOL_BLUE, POOL_GREEN));

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "drv.h"
 #include "hapx.h"
 #include "log.h"
 #include "switchd.h"
@@ -624,7 +625,8 @@ static void
 apply_next(struct apply_job *job)
 {
 	struct config *conf = job->lb->conf;
-	char *text;
+	char *text, *prev;
+	int prev_ok;
 
 	if (job->next < conf->hap_nsockets) {
 		flip_start(job->lb, job->next, &job->to, apply_node_done, job);
@@ -632,15 +634,28 @@ apply_next(struct apply_job *job)
 	}
 	/* Every node serves the new map: make a reload or restart keep it. */
 	text = lb_map_text(conf, &job->to);
+	errno = 0;
+	prev = lb_file_read(conf->hap_map);
+	prev_ok = prev != NULL || errno == ENOENT;
 	if (file_write_atomic(conf->hap_map, text, strlen(text), 0644) == -1) {
 		char *msg = xasprintf("cannot write the map file %s: %s", conf->hap_map,
 		    strerror(errno));
 
+		/*
+		 * The rename may have happened before the directory fsync
+		 * failed: the nodes are about to be put back, so the file
+		 * must say what they will serve, or a reload would flip.
+		 */
+		if (!prev_ok || lb_file_restore(conf->hap_map, prev) == -1)
+			log_warn("switch failed and the old map file %s could not be put "
+			    "back", conf->hap_map);
+		free(prev);
 		free(text);
 		apply_fail(job, msg);
 		free(msg);
 		return;
 	}
+	free(prev);
 	free(text);
 	canary_file_write(conf, &job->to);
 	apply_finish(job);

@@ -2,7 +2,10 @@
  * state.c — what switchd remembers across restarts, all under state_dir:
  *
  *   state.json     roles, each pool's version and verification state, the
- *                  lock, the last switch.  Replaced atomically, never edited.
+ *                  lock, the last switch.  Replaced atomically, never edited
+ *                  by switchd; checked field by field at load, since people
+ *                  do edit it: what is damaged becomes the cautious value
+ *                  (roles from HAProxy, pool failed, lock held).
  *   history.jsonl  the audit journal: one JSON object a line, appended with a
  *                  single write(2) and fsync'd, so a crash leaves no torn line
  *                  (a torn tail from a full disk is cut off at open).
@@ -15,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pwd.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +30,8 @@
 static char	*state_path, *history_path, *intent_path;
 static json_t	*state;
 static int	 state_new;	/* no state file at start */
+static int	 state_roles_known;	/* hot/cold came from a sound state file */
+static json_t	*state_errors;	/* what was wrong with state.json at start */
 static void	(*history_hook)(json_t *);
 
 void
@@ -87,10 +93,303 @@ history_repair(void)
 	close(fd);
 }
 
+
+#define STATE_MAX_STR	1024	/* a version, a message: anything longer is damage */
+
+static void
+state_problem(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void
+state_problem(const char *fmt, ...)
+{
+	va_list ap;
+	char msg[512];
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	log_warnx("%s: %s", state_path, msg);
+	json_array_append_new(state_errors, json_string(utf8_fix(msg)));
+}
+
+static int
+sane_string(json_t *j)
+{
+	const char *s = json_string_value(j);
+	size_t i;
+
+	if (s == NULL || json_string_length(j) > STATE_MAX_STR || strlen(s) != json_string_length(j))
+		return 0;
+	for (i = 0; s[i] != '\0'; i++)
+		if ((unsigned char)s[i] < 0x20 && s[i] != '\t')
+			return 0;
+	return 1;
+}
+
+static int
+null_or_string(json_t *j)
+{
+	return j == NULL || json_is_null(j) || sane_string(j);
+}
+
+/*
+ * A lock that cannot be read is held: dropping it would let a deploy run
+ * that someone meant to stop.  Only an admin's "unlock --force" (uid -1 is
+ * nobody's) clears it.
+ */
+static void
+state_lock_damaged(const char *why)
+{
+	time_t now = time(NULL);
+	char when[32], *msg;
+
+	iso_time(now, when, sizeof(when));
+	msg = xasprintf("the deploy lock in %s could not be read (%s); it is held until "
+	    "an admin runs \"switchctl unlock --force\"", state_path, why);
+	json_object_set_new(state, "lock", json_pack("{s:s, s:I, s:s, s:s, s:I, s:I, s:I, s:b}",
+	    "user", "(unreadable state file)", "uid", (json_int_t)-1, "message", msg,
+	    "since", when, "since_epoch", (json_int_t)now, "ttl", (json_int_t)0,
+	    "expires", (json_int_t)0, "damaged", 1));
+	free(msg);
+}
+
+static const char *const pool_states[] = { PS_EMPTY, PS_DEPLOYING, PS_DEPLOYED,
+	PS_VERIFYING, PS_VERIFIED, PS_FAILED, NULL };
+
+/*
+ * A pool whose record is damaged is not known to run anything in
+ * particular: "failed", so that neither switch nor back goes to it unless
+ * an admin forces it.
+ */
+static void
+state_pool_damaged(json_t *pools, const char *name, const char *why)
+{
+	json_t *p = pool_record();
+
+	json_object_set_new(p, "state", json_string(PS_FAILED));
+	json_object_set_new(p, "error", json_sprintf("its record in state.json was "
+	    "damaged (%s); run cold-deploy again", why));
+	json_object_set_new(pools, name, p);
+}
+
+static void
+state_validate_pool(json_t *pools, const char *name)
+{
+	json_t *p = json_object_get(pools, name), *v;
+	const char *st;
+	int i, good = 0;
+
+	if (p == NULL) {
+		state_problem("pools.%s is missing; %s is taken as failed", name, name);
+		state_pool_damaged(pools, name, "missing");
+		return;
+	}
+	if (!json_is_object(p)) {
+		state_problem("pools.%s is not an object; %s is taken as failed", name, name);
+		state_pool_damaged(pools, name, "not an object");
+		return;
+	}
+	st = json_string_value(v = json_object_get(p, "state"));
+	for (i = 0; st != NULL && pool_states[i] != NULL; i++)
+		if (strcmp(st, pool_states[i]) == 0)
+			good = 1;
+	if (!good) {
+		state_problem("pools.%s.state is not one of empty, deploying, deployed, "
+		    "verifying, verified, failed; %s is taken as failed", name, name);
+		state_pool_damaged(pools, name, "state");
+		return;
+	}
+	if (!null_or_string(json_object_get(p, "version"))) {
+		state_problem("pools.%s.version is not a string (or is longer than %d "
+		    "bytes); %s is taken as failed", name, STATE_MAX_STR, name);
+		state_pool_damaged(pools, name, "version");
+		return;
+	}
+	if (!null_or_string(json_object_get(p, "since"))) {
+		state_problem("pools.%s.since is not a string; dropped", name);
+		json_object_set_new(p, "since", json_null());
+	}
+	if (!null_or_string(json_object_get(p, "by"))) {
+		state_problem("pools.%s.by is not a string; dropped", name);
+		json_object_set_new(p, "by", json_null());
+	}
+	if (!null_or_string(json_object_get(p, "error"))) {
+		state_problem("pools.%s.error is not a string; dropped", name);
+		json_object_del(p, "error");
+	}
+}
+
+static void
+state_validate_discovered(void)
+{
+	json_t *disc = json_object_get(state, "discovered"), *list, *s;
+	size_t i;
+	int k;
+
+	if (disc == NULL || json_is_null(disc))
+		return;
+	if (!json_is_object(disc)) {
+		state_problem("discovered is not an object; dropped (the next discovery "
+		    "fills it)");
+		json_object_del(state, "discovered");
+		return;
+	}
+	for (k = 0; k < NPOOLS; k++) {
+		list = json_object_get(disc, pool_name(k));
+		if (list == NULL)
+			continue;
+		if (!json_is_array(list)) {
+			state_problem("discovered.%s is not an array; dropped", pool_name(k));
+			json_object_set_new(disc, pool_name(k), json_array());
+			continue;
+		}
+		for (i = 0; i < json_array_size(list); ) {
+			s = json_array_get(list, i);
+			if (!json_is_object(s) ||
+			    !valid_instance_id(json_string_value(json_object_get(s, "id"))) ||
+			    !valid_ip_port(json_string_value(json_object_get(s, "address")))) {
+				state_problem("discovered.%s[%zu] has no valid id (i-...) and "
+				    "address (IP:port); dropped", pool_name(k), i);
+				json_array_remove(list, i);
+				continue;
+			}
+			i++;
+		}
+	}
+}
+
+static void
+state_validate_lock(void)
+{
+	json_t *lock = json_object_get(state, "lock");
+
+	if (lock == NULL || json_is_null(lock))
+		return;
+	if (!json_is_object(lock)) {
+		state_problem("lock is not an object or null; the lock is taken as held");
+		state_lock_damaged("not an object");
+	} else if (!sane_string(json_object_get(lock, "user")) ||
+	    !json_is_integer(json_object_get(lock, "uid")) ||
+	    !json_is_integer(json_object_get(lock, "since_epoch")) ||
+	    !null_or_string(json_object_get(lock, "message")) ||
+	    (json_object_get(lock, "expires") != NULL &&
+	    !json_is_integer(json_object_get(lock, "expires")))) {
+		state_problem("lock lacks a user, uid or since_epoch of the right type; "
+		    "the lock is taken as held");
+		state_lock_damaged("missing or mistyped fields");
+	}
+}
+
+/*
+ * Check every field switchd relies on, with one message each; what is wrong
+ * becomes the cautious default (a pool not verified, a lock held, roles
+ * unknown so that reconcile learns them from HAProxy).
+ */
+static void
+state_validate(void)
+{
+	json_t *pools, *last, *ec2;
+	const char *hot = json_string_value(json_object_get(state, "hot"));
+	const char *cold = json_string_value(json_object_get(state, "cold"));
+
+	state_roles_known = 1;
+	if (pool_index(hot) < 0) {
+		state_problem("hot is not \"blue\" or \"green\"; the roles are learnt from "
+		    "HAProxy");
+		state_roles_known = 0;
+	} else if (pool_index(cold) != !pool_index(hot)) {
+		state_problem("cold is not the other pool than hot; the roles are learnt "
+		    "from HAProxy");
+		state_roles_known = 0;
+	}
+	if (!state_roles_known)
+		json_object_del(state, "hot");
+	pools = json_object_get(state, "pools");
+	if (!json_is_object(pools)) {
+		state_problem("pools is missing or not an object; both pools are taken as "
+		    "failed");
+		json_object_set_new(state, "pools", json_object());
+		pools = json_object_get(state, "pools");
+		state_pool_damaged(pools, POOL_BLUE, "pools missing");
+		state_pool_damaged(pools, POOL_GREEN, "pools missing");
+	} else {
+		state_validate_pool(pools, POOL_BLUE);
+		state_validate_pool(pools, POOL_GREEN);
+	}
+	last = json_object_get(state, "last_switch");
+	if (last != NULL && !json_is_null(last) && (!json_is_object(last) ||
+	    pool_index(json_string_value(json_object_get(last, "from"))) < 0 ||
+	    pool_index(json_string_value(json_object_get(last, "to"))) < 0)) {
+		state_problem("last_switch is not a switch record; dropped");
+		json_object_set_new(state, "last_switch", json_null());
+	}
+	ec2 = json_object_get(state, "ec2");
+	if (ec2 != NULL && (!json_is_object(ec2) ||
+	    !json_is_array(json_object_get(ec2, "drift")))) {
+		state_problem("ec2 is not {\"drift\": [...]}; reset (the next retag "
+		    "fills it)");
+		json_object_del(state, "ec2");
+	}
+	state_validate_lock();
+	state_validate_discovered();
+}
+
+/* The whole file, or NULL with errno (ENOENT: there is none). */
+static char *
+state_file_read(const char *path)
+{
+	char *buf = NULL;
+	size_t len = 0, cap = 0;
+	ssize_t n;
+	int fd, saved;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return NULL;
+	for (;;) {
+		if (len + 1 >= cap) {
+			cap = cap ? cap * 2 : 8192;
+			if ((buf = realloc(buf, cap)) == NULL)
+				fatalx("out of memory");
+		}
+		n = read(fd, buf + len, cap - len - 1);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+	}
+	saved = errno;
+	close(fd);
+	if (n == -1) {
+		free(buf);
+		errno = saved == ENOENT ? EIO : saved;
+		return NULL;
+	}
+	buf[len] = '\0';
+	return buf;
+}
+
+/* Keep the damaged file for the admin before anything overwrites it. */
+static void
+state_keep_damaged(const char *raw)
+{
+	char *copy;
+
+	if (raw == NULL)
+		return;
+	copy = xasprintf("%s.damaged", state_path);
+	if (file_write_atomic(copy, raw, strlen(raw), 0640) == -1)
+		log_warn("write %s", copy);
+	else
+		log_warnx("%s: the damaged file is kept as %s", state_path, copy);
+	free(copy);
+}
+
 int
 state_open(const char *dir, const struct config *conf)
 {
 	json_error_t jerr;
+	char *raw;
 
 	(void)conf;
 	if (mkdir(dir, 0750) == -1 && errno != EEXIST) {
@@ -104,20 +403,36 @@ state_open(const char *dir, const struct config *conf)
 	history_path = xasprintf("%s/history.jsonl", dir);
 	intent_path = xasprintf("%s/intent.json", dir);
 	json_decref(state);
-	state = json_load_file(state_path, 0, &jerr);
-	state_new = state == NULL;
-	if (state == NULL) {
-		if (access(state_path, F_OK) == 0) {
-			log_warnx("%s: unreadable (%s); starting from HAProxy's view",
-			    state_path, jerr.text);
-		}
+	json_decref(state_errors);
+	state_errors = json_array();
+	state_roles_known = 0;
+	raw = state_file_read(state_path);
+	state_new = raw == NULL;
+	if (raw == NULL && errno != ENOENT) {
+		const char *why = strerror(errno);
+
+		/* There is a file but it cannot be read: its lock may be held. */
 		state = json_object();
-	} else if (!json_is_object(state)) {
+		state_problem("cannot be read (%s); the roles are learnt from HAProxy", why);
+		state_lock_damaged(why);
+	} else if (raw == NULL) {
+		state = json_object();
+	} else if ((state = json_loads(raw, 0, &jerr)) == NULL ||
+	    !json_is_object(state)) {
 		state_new = 1;
-		log_warnx("%s: not a JSON object; starting from HAProxy's view", state_path);
+		if (state == NULL)
+			state_problem("not JSON (line %d: %s); starting from HAProxy's view",
+			    jerr.line, jerr.text);
+		else
+			state_problem("not a JSON object; starting from HAProxy's view");
 		json_decref(state);
 		state = json_object();
-	}
+		state_lock_damaged("the file is not a JSON object");
+	} else
+		state_validate();
+	if (json_array_size(state_errors) > 0)
+		state_keep_damaged(raw);
+	free(raw);
 	state_defaults();
 	history_repair();
 	return 0;
@@ -128,6 +443,8 @@ state_close(void)
 {
 	json_decref(state);
 	state = NULL;
+	json_decref(state_errors);
+	state_errors = NULL;
 	free(state_path);
 	free(history_path);
 	free(intent_path);
@@ -138,6 +455,18 @@ int
 state_is_new(void)
 {
 	return state_new;
+}
+
+int
+state_roles_trusted(void)
+{
+	return state_roles_known;
+}
+
+json_t *
+state_load_errors(void)
+{
+	return state_errors;
 }
 
 json_t *
@@ -158,8 +487,10 @@ state_save(void)
 	r = file_write_atomic(state_path, text, strlen(text), 0640);
 	if (r == -1)
 		log_warn("write %s", state_path);
-	else
+	else {
 		state_new = 0;
+		state_roles_known = 1;
+	}
 	free(text);
 	return r;
 }

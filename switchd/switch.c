@@ -34,6 +34,8 @@ struct switch_op {
 	struct lb_mapping map_to;
 	flip_cb		 cb;
 	void		*arg;
+	char		*fail_code;	/* a failed apply, told once the view is in */
+	char		*fail_error;
 };
 
 static void
@@ -41,6 +43,8 @@ switch_op_free(struct switch_op *op)
 {
 	lb_unref(op->lb);
 	free(op->command);
+	free(op->fail_code);
+	free(op->fail_error);
 	free(op);
 }
 
@@ -80,6 +84,12 @@ switch_failed_view(struct lb_view *v, void *arg)
 		repair_schedule("nodes disagree after a failed switch");
 	}
 	lb_view_free(v);
+	/*
+	 * Only now is the intent record settled: replying earlier releases
+	 * the busy slot, and a newer switch could write its own intent that
+	 * the intent_clear() above would then remove.
+	 */
+	op->cb(0, op->fail_code, op->fail_error, op->arg);
 	switch_op_free(op);
 }
 
@@ -92,7 +102,8 @@ switch_applied(const char *code, const char *error, void *arg)
 
 	if (code != NULL) {
 		history_append(switch_entry(op, "failed", error));
-		op->cb(0, code, error, op->arg);
+		op->fail_code = xstrdup(code);
+		op->fail_error = xstrdup(error);
 		op->lb->drv->observe(op->lb, switch_failed_view, op);
 		return;
 	}
@@ -186,10 +197,28 @@ pool_switch(struct cmdq_item *item, int to, const char *command, flip_cb cb, voi
 
 /* -------------------------------------------------------------- reconcile */
 
+/* The pool most answering nodes serve (blue on a tie), -1 if none does. */
+static int
+majority(const struct config *conf, struct lb_view *v)
+{
+	int count[NPOOLS] = { 0, 0 }, hot;
+	size_t i;
+
+	for (i = 0; i < v->nnodes; i++)
+		if (v->nodes[i].ok && (hot = lb_node_serves(conf, &v->nodes[i])) >= 0)
+			count[hot]++;
+	if (count[POOL_B] == 0 && count[POOL_G] == 0)
+		return -1;
+	return count[POOL_G] > count[POOL_B] ? POOL_G : POOL_B;
+}
+
 struct reconcile {
 	struct lb	*lb;
 	json_t		*intent;
 	int		 target;	/* hot pool every node must serve */
+	int		 cand[NPOOLS];	/* nodes disagree: pools to try, in order */
+	int		 ncand, icand;
+	char		*refusals;	/* why candidates failed their pre-checks */
 	const char	*why;
 	void		(*done)(void *);
 	void		*arg;
@@ -203,6 +232,7 @@ reconcile_finish(struct reconcile *rc)
 	rc->done(rc->arg);
 	json_decref(rc->intent);
 	lb_unref(rc->lb);
+	free(rc->refusals);
 	free(rc);
 }
 
@@ -353,6 +383,103 @@ reconcile_intent(struct reconcile *rc, struct lb_view *v, int all_ok, int agreed
 	reconcile_apply(rc, from, "undo of an interrupted switch");
 }
 
+/*
+ * The nodes answer but do not agree.  A pool is applied only if it passes
+ * the pre-checks a switch uses (backend on every node, min_up UP): tried
+ * first the state file's hot pool when the file is sound, else the pool
+ * most nodes serve; then the other pool that some node serves.  A pool no
+ * node serves is never made up (a missing or damaged state file says
+ * nothing).  If none passes, every node keeps what it serves and the
+ * background repair tries again.
+ */
+static void reconcile_try(struct reconcile *);
+
+static void
+reconcile_prechecked(const char *code, const char *error, void *arg)
+{
+	struct reconcile *rc = arg;
+	int target = rc->cand[rc->icand];
+	char *t;
+
+	if (code == NULL) {
+		log_warnx("reconcile: the nodes do not agree; %s passes the pre-checks; "
+		    "making every node serve %s hot (%s)", pool_name(target),
+		    pool_name(target), state_roles_trusted() ? "as the state file says" :
+		    "no trustworthy state file: the pool the nodes serve most");
+		reconcile_apply(rc, target, state_roles_trusted() ?
+		    "nodes disagreed at start; state file applied" :
+		    "nodes disagreed at start, no trustworthy state file; the pool the "
+		    "nodes serve most that passes the pre-checks applied");
+		return;
+	}
+	log_warnx("reconcile: %s fails the pre-checks: %s", pool_name(target), error);
+	t = xasprintf("%s%s%s: %s", rc->refusals ? rc->refusals : "", rc->refusals ?
+	    "; " : "", pool_name(target), error);
+	free(rc->refusals);
+	rc->refusals = t;
+	rc->icand++;
+	reconcile_try(rc);
+}
+
+static void
+reconcile_try(struct reconcile *rc)
+{
+	struct lb_mapping m;
+	int target;
+
+	if (rc->icand >= rc->ncand) {
+		log_warnx("reconcile: the nodes do not agree and no pool they serve passes "
+		    "the pre-checks (%s); every node keeps what it serves, and switchd "
+		    "tries again in the background", rc->refusals ? rc->refusals :
+		    "no node serves a valid blue/green map");
+		rc->why = "nodes disagreed at start; no pool passed the pre-checks";
+		reconcile_journal(rc, state_hot(), state_hot(), "refused", rc->refusals);
+		repair_schedule("the nodes disagree and no pool passes the pre-checks");
+		reconcile_finish(rc);
+		return;
+	}
+	target = rc->cand[rc->icand];
+	lb_mapping_for(rc->lb->conf, target, &m);
+	rc->lb->drv->precheck(rc->lb, &m, rc->lb->conf->pools[target].backend,
+	    rc->lb->conf->min_up, reconcile_prechecked, rc);
+}
+
+static void
+reconcile_disagree(struct reconcile *rc, struct lb_view *v)
+{
+	int count[NPOOLS] = { 0, 0 }, first, hot;
+	size_t i;
+
+	for (i = 0; i < v->nnodes; i++)
+		if ((hot = lb_node_serves(rc->lb->conf, &v->nodes[i])) >= 0)
+			count[hot]++;
+	if (count[POOL_B] == 0 && count[POOL_G] == 0) {
+		/*
+		 * A first start: no node serves either pool, so there is no
+		 * traffic to keep, and the driver may need the map written
+		 * before its load balancer can even start.
+		 */
+		log_warnx("reconcile: no node serves a valid blue/green map (a first "
+		    "start?); making every node serve %s hot (%s)", pool_name(state_hot()),
+		    state_roles_trusted() ? "the state file" : "the default");
+		reconcile_apply(rc, state_hot(), "no node served a valid map at start");
+		return;
+	}
+	if (state_roles_trusted())
+		first = state_hot();
+	else {
+		first = count[POOL_G] > count[POOL_B] ? POOL_G : POOL_B;
+		log_warnx("reconcile: no trustworthy state file; the nodes serve blue %d, "
+		    "green %d times", count[POOL_B], count[POOL_G]);
+	}
+	rc->ncand = rc->icand = 0;
+	if (count[first] > 0 || state_roles_trusted())
+		rc->cand[rc->ncand++] = first;
+	if (count[!first] > 0)
+		rc->cand[rc->ncand++] = !first;
+	reconcile_try(rc);
+}
+
 static void
 reconcile_view(struct lb_view *v, void *arg)
 {
@@ -403,15 +530,21 @@ reconcile_view(struct lb_view *v, void *arg)
 			log_info("reconcile: HAProxy and the state file agree: %s is hot",
 			    pool_name(agreed));
 		reconcile_map_file(rc, agreed);
+		/* A node that is down now may come back serving the other pool. */
+		if (!all_ok)
+			repair_schedule("a node did not answer at start");
 		reconcile_finish(rc);
-	} else if (all_ok) {
-		log_warnx("reconcile: the nodes do not agree (or lack the map keys); "
-		    "making every node serve %s hot, as the state file says",
-		    pool_name(state));
-		reconcile_apply(rc, state, "nodes disagreed at start; state file applied");
-	} else {
-		log_warnx("reconcile: not every node answers; keeping the state file (%s hot)",
-		    pool_name(state));
+	} else if (all_ok)
+		reconcile_disagree(rc, v);
+	else {
+		if (!state_roles_trusted() && majority(rc->lb->conf, v) >= 0) {
+			/* No file to keep: what the nodes that answer serve most. */
+			state = majority(rc->lb->conf, v);
+			state_set_hot(state);
+		}
+		log_warnx("reconcile: not every node answers; keeping %s hot (%s)",
+		    pool_name(state), state_roles_trusted() ? "the state file" :
+		    "what most nodes that answer serve");
 		repair_schedule("a node did not answer at start");
 		reconcile_finish(rc);
 	}
@@ -472,6 +605,27 @@ repair_applied(const char *code, const char *error, void *arg)
 }
 
 static void
+repair_prechecked(const char *code, const char *error, void *arg)
+{
+	struct lb *lb = arg;
+	struct lb_mapping want;
+
+	if (code != NULL) {
+		log_warnx("repair: the nodes do not all serve %s hot, but %s fails the "
+		    "pre-checks (%s); nothing changed, trying again later",
+		    pool_name(state_hot()), pool_name(state_hot()), error);
+		lb_unref(lb);
+		cmd_release_internal();
+		repair_arm();
+		return;
+	}
+	log_warnx("repair: the nodes do not all serve %s hot; making them",
+	    pool_name(state_hot()));
+	lb_mapping_for(lb->conf, state_hot(), &want);
+	lb->drv->apply(lb, &want, repair_applied, lb);
+}
+
+static void
 repair_view(struct lb_view *v, void *arg)
 {
 	struct lb *lb = arg;
@@ -479,6 +633,13 @@ repair_view(struct lb_view *v, void *arg)
 	size_t i;
 	int all_ok = 1, agree = 1;
 
+	if (!state_roles_trusted() && majority(lb->conf, v) >= 0 &&
+	    majority(lb->conf, v) != state_hot()) {
+		/* Roles never read from a sound state file: never made up either. */
+		log_warnx("repair: no trustworthy state file; %s is what most nodes serve",
+		    pool_name(majority(lb->conf, v)));
+		state_set_hot(majority(lb->conf, v));
+	}
 	lb_mapping_for(lb->conf, state_hot(), &want);
 	for (i = 0; i < v->nnodes; i++) {
 		if (!v->nodes[i].ok)
@@ -507,9 +668,9 @@ repair_view(struct lb_view *v, void *arg)
 		repair_arm();
 		return;
 	}
-	log_warnx("repair: the nodes do not all serve %s hot; making them",
-	    pool_name(state_hot()));
-	lb->drv->apply(lb, &want, repair_applied, lb);
+	/* The same pre-checks as a switch: a repair must not cause an outage. */
+	lb->drv->precheck(lb, &want, lb->conf->pools[state_hot()].backend, lb->conf->min_up,
+	    repair_prechecked, lb);
 }
 
 static void

@@ -215,6 +215,7 @@ print_status(json_t *r)
 	json_t *pools = json_object_get(r, "pools"), *nodes = json_object_get(r, "nodes");
 	json_t *last = json_object_get(r, "last_switch"), *busy = json_object_get(r, "busy");
 	json_t *drift = json_object_get(json_object_get(r, "ec2"), "drift");
+	json_t *refused, *errors;
 	const char *roles[2] = { jstr(r, "hot"), jstr(r, "cold") };
 	size_t i, j;
 
@@ -285,6 +286,13 @@ print_status(json_t *r)
 	if (json_is_object(busy))
 		printf("busy:        %s is running %s since %s\n", jstr(busy, "user"),
 		    jstr(busy, "command"), jstr(busy, "since"));
+	refused = json_object_get(json_object_get(r, "ec2"), "discover_refused");
+	for (i = 0; i < json_array_size(refused); i++)
+		printf("discovery:   REFUSED for %s: %s\n", jstr(json_array_get(refused, i), "pool"),
+		    jstr(json_array_get(refused, i), "reason"));
+	errors = json_object_get(r, "state_errors");
+	for (i = 0; i < json_array_size(errors); i++)
+		printf("state file:  %s\n", json_string_value(json_array_get(errors, i)));
 	if (json_array_size(drift) > 0) {
 		printf("ec2 drift:   %zu instance%s not tagged as their role:", json_array_size(drift),
 		    json_array_size(drift) == 1 ? "" : "s");

@@ -136,6 +136,8 @@ int		 state_open(const char *dir, const struct config *);
 json_t		*state_doc(void);
 void		 state_close(void);
 int		 state_is_new(void);		/* there was no state file */
+int		 state_roles_trusted(void);	/* hot/cold read from a sound file */
+json_t		*state_load_errors(void);	/* borrowed: ["what was wrong", ...] */
 int		 state_save(void);
 int		 state_hot(void);			/* POOL_B or POOL_G */
 void		 state_set_hot(int);
@@ -160,6 +162,9 @@ double		 now_ms(void);
 char		*xasprintf(const char *, ...) __attribute__((format(printf, 1, 2)));
 void		 new_id(char *buf, size_t len);
 char		*utf8_fix(char *);		/* in place; for JSON strings */
+int		 valid_instance_id(const char *);	/* i-[0-9a-f]{8,17} */
+int		 valid_ip(const char *);		/* IPv4 or IPv6, inet_pton */
+int		 valid_ip_port(const char *);	/* IP:port or [IPv6]:port */
 
 /* --------------------------------------------------------------- daemon */
 

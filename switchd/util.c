@@ -4,6 +4,8 @@
  */
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -184,4 +186,62 @@ utf8_fix(char *s)
 		p += n + 1;
 	}
 	return s;
+}
+
+/*
+ * What EC2 (or a hand-edited state file) says goes into HAProxy admin
+ * commands ("add server BE/ID ADDR": a ';' would start another command) and
+ * into the generated backends file (a newline would add configuration), so
+ * only values of the documented shape get through.
+ */
+int
+valid_instance_id(const char *s)
+{
+	size_t n;
+
+	if (s == NULL || strncmp(s, "i-", 2) != 0)
+		return 0;
+	for (n = 0; s[2 + n] != '\0'; n++)
+		if (!((s[2 + n] >= '0' && s[2 + n] <= '9') || (s[2 + n] >= 'a' && s[2 + n] <= 'f')))
+			return 0;
+	return n >= 8 && n <= 17;
+}
+
+int
+valid_ip(const char *s)
+{
+	unsigned char buf[sizeof(struct in6_addr)];
+
+	return s != NULL && (inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1);
+}
+
+/* "IPv4:port" or "[IPv6]:port", as discovery writes them. */
+int
+valid_ip_port(const char *s)
+{
+	const char *colon;
+	char host[INET6_ADDRSTRLEN + 2], *end;
+	size_t len;
+	long port;
+
+	if (s == NULL || (colon = strrchr(s, ':')) == NULL)
+		return 0;
+	len = (size_t)(colon - s);
+	if (s[0] == '[') {
+		if (len < 3 || s[len - 1] != ']' || len - 2 >= sizeof(host))
+			return 0;
+		memcpy(host, s + 1, len - 2);
+		host[len - 2] = '\0';
+	} else {
+		if (len == 0 || len >= sizeof(host))
+			return 0;
+		memcpy(host, s, len);
+		host[len] = '\0';
+		if (strchr(host, ':') != NULL)
+			return 0;
+	}
+	errno = 0;
+	port = strtol(colon + 1, &end, 10);
+	return valid_ip(host) && colon[1] != '\0' && *end == '\0' && errno == 0 &&
+	    port > 0 && port <= 65535;
 }

@@ -11,6 +11,7 @@
 set -u
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$REPO"
+mkdir -p tests/out
 RUNS=${RUNS:-2}
 HOGS=${CPU_HOGS:-2}
 command -v stress-ng >/dev/null || { echo "tests/fresh/slow.sh: stress-ng missing (scripts/deps check)" >&2; exit 1; }

@@ -38,6 +38,29 @@ haproxy = { sockets = ( "$T/h1.sock" ); map = "$T/switchd.map"; };
 EOF
 ok "minimal config (everything else defaulted) is OK" "$SWITCHD" -n -f "$T/minimal.conf"
 
+# ---- issue 13: names go into HAProxy admin commands and generated files, so
+# ';', '#', blanks and control characters are refused, and a name too long to
+# keep is an error (it was cut short silently), each with its line.
+cp "$T/good.conf" "$T/n1.conf"
+sed -i 's|backend = "be_green";|backend = "be_green;shutdown sessions";|' "$T/n1.conf"
+check_bad "backend with ';'" "$T/n1.conf" "$(lineof 'be_green;' "$T/n1.conf")" "pools.green.backend .*';'"
+cp "$T/good.conf" "$T/n2.conf"
+sed -i 's|name = "g1";|name = "g1#x";|' "$T/n2.conf"
+check_bad "server name with '#'" "$T/n2.conf" "$(lineof 'g1#x' "$T/n2.conf")" "servers.\[0\]: name"
+cp "$T/good.conf" "$T/n3.conf"
+sed -i "s|live = \"$LIVE_HOST\";|live = \"app.example.com\\\\tx\";|" "$T/n3.conf"
+check_bad "host name with a control character" "$T/n3.conf" "$(lineof '^  live' "$T/n3.conf")" 'hosts.live'
+cp "$T/good.conf" "$T/n4.conf"
+long=$(printf 'b%.0s' $(seq 1 200))
+sed -i "s|backend = \"be_blue\";|backend = \"$long\";|" "$T/n4.conf"
+check_bad "a 200-character backend" "$T/n4.conf" "$(lineof "$long" "$T/n4.conf")" 'at most 127'
+cp "$T/good.conf" "$T/n5.conf"
+sed -i 's|address = "127.0.0.1:\([0-9]*\)"|address = "127.0.0.1;x:\1"|' "$T/n5.conf"
+check_bad "address with ';'" "$T/n5.conf" "$(lineof '127.0.0.1;x' "$T/n5.conf")" 'address'
+cp "$T/good.conf" "$T/n6.conf"
+sed -i 's|^haproxy = {|haproxy = {\n  backends_defaults = "d x";|' "$T/n6.conf"
+check_bad "backends_defaults with a blank" "$T/n6.conf" "$(lineof 'backends_defaults' "$T/n6.conf")" 'haproxy.backends_defaults'
+
 # ---- unknown key at top level
 cp "$T/good.conf" "$T/c1.conf"
 n=$(lineof '^state_dir' "$T/c1.conf"); n=$((n + 1))

@@ -150,4 +150,81 @@ else
 	ok "no core dump / signal death" test "$rc" -lt 128
 fi
 
+# ---- issue 13: a failed switch replies only once its intent record is
+# settled.  It used to reply (releasing the busy slot) and only then look at
+# the nodes and clear the intent, so a newer switch started in between had
+# its own intent record removed.  The look is slowed down here ("show map"
+# delayed): when the failed switch's reply arrives, no intent may be left.
+stop_switchd 2>/dev/null
+rm -f "$T/state/state.json" "$T/state/intent.json"
+write_map blue green
+restart_haproxy h1
+fault_rules fp1 '{}'
+start_switchd
+fault_rules fp1 '{"fail_match": "^add map", "fail_reply": "Unknown map identifier.\n",
+  "delay_match": "show map", "delay_ms": 1500}'
+expect_fail 1 haproxy switch --force --no-smoke -m "fails at add map"
+ok "the failed switch replied after its intent record was settled" \
+	test ! -e "$T/state/intent.json"
+fault_rules fp1 '{}'
+expect_eq "failed at add map: HAProxy still on blue" "$(hap_map h1)" "$(map_text blue green)"
+ok "switchd answers after the failed switch" ctl status
+
+# ---- issue 13: the map file's rename succeeds but the directory fsync
+# fails.  The switch fails and the nodes are put back, so the file on disk
+# must be put back too, or the next HAProxy reload would flip the site.  A
+# preloaded fsync() fails on the map file's directory while $T/fail-dirsync
+# exists (and on no other).
+cat >"$T/dirsync.c" <<'EOF2'
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+int
+fsync(int fd)
+{
+	static int (*real)(int);
+	const char *dir = getenv("FAIL_DIRSYNC_DIR"), *trig = getenv("FAIL_DIRSYNC_IF");
+	char link[64], path[PATH_MAX];
+	ssize_t n;
+
+	if (real == NULL)
+		real = (int (*)(int))dlsym(RTLD_NEXT, "fsync");
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	if (dir != NULL && trig != NULL && access(trig, F_OK) == 0 &&
+	    (n = readlink(link, path, sizeof(path) - 1)) > 0) {
+		path[n] = '\0';
+		if (strcmp(path, dir) == 0) {
+			errno = EIO;
+			return -1;
+		}
+	}
+	return real(fd);
+}
+EOF2
+if ! cc -shared -fPIC -o "$T/dirsync.so" "$T/dirsync.c" -ldl 2>"$T/cc.err"; then
+	log "SKIP map file fsync failure: cannot build the fsync shim ($(head -1 "$T/cc.err"))"
+else
+	stop_switchd 2>/dev/null
+	rm -f "$T/state/state.json"
+	write_map blue green
+	restart_haproxy h1
+	fault_rules fp1 '{}'
+	: >"$T/switchd.log"
+	ASAN_OPTIONS="$ASAN_OPTIONS:verify_asan_link_order=0" LD_PRELOAD="$T/dirsync.so" \
+	    FAIL_DIRSYNC_DIR="$T" FAIL_DIRSYNC_IF="$T/fail-dirsync" start_switchd
+	expect_eq "fsync shim: live on blue" "$(hap_map h1)" "$(map_text blue green)"
+	touch "$T/fail-dirsync"
+	expect_fail 1 haproxy switch --force --no-smoke -m "dir fsync fails"
+	expect_emsg 'cannot write the map file' "the failure names the map file"
+	rm -f "$T/fail-dirsync"
+	expect_eq "dir fsync failed: HAProxy put back on blue" "$(hap_map h1)" "$(map_text blue green)"
+	expect_eq "dir fsync failed: the map file put back on blue too" "$(file_map)" "$(map_text blue green)"
+	stop_switchd
+fi
+
 t_done

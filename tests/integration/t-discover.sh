@@ -33,7 +33,8 @@ instance $IG1 green "$pg1"
 instance i-0deadbeef00000001 other 9 # not in a pool: ignored
 
 write_config "ec2 = { endpoint = \"http://127.0.0.1:$EPORT\"; discover = true; discover_interval = 3600;
-  server_options = \"check inter 200ms fall 2 rise 1\"; role_tag = \"group\"; };"
+  server_options = \"check inter 200ms fall 2 rise 1\"; role_tag = \"group\"; };
+notify = { command = \"echo \\\"\$SWITCHD_COMMAND \$SWITCHD_RESULT: \$SWITCHD_MESSAGE\\\" >> $T/notify.log\"; };"
 sed -i "s|^haproxy = {|haproxy = {\n  backends_file = \"$T/backends.cfg\";|" "$T/switchd.conf"
 run "$SWITCHD" -n -f "$T/switchd.conf"
 expect_eq "config with discovery is valid" "$OUT" "configuration OK"
@@ -122,6 +123,94 @@ expect_eq "$IG2 still serves" "$(via_cold)" green
 expect_eq "hosts --json: only $IG2 left" \
 	"$(ctlj hosts cold | jget '[s["name"] for s in d["servers"]]')" "[\"$IG2\"]"
 ok "backends file no longer lists $IG1" eval "! grep -q $IG1 '$T/backends.cfg'"
+
+
+# ---- issue 13: an answer that lists nothing never empties a pool.  A filter
+# typo makes DescribeInstances answer "no instances" successfully; taken at
+# its word it drained and deleted every discovered server (live host 503).
+cp "$T/switchd.conf" "$T/good.conf"
+sed -i 's|discover = true;|discover = true; filters = ( "tag:env=prdo" );|' "$T/switchd.conf"
+expect_ok reload
+expect_ok sync
+expect_match "sync reports the refusal" "$(printf '%s' "$OUT" | jget '["discover"]["refused"]')" \
+	'none of the 1 instance of blue'
+ok "the hot pool keeps its server (filter typo)" in_backend be_blue $IB
+ok "the cold pool keeps its server too" in_backend be_green $IG2
+expect_eq "live host still answers blue" "$(via_live)" blue
+expect_eq "hosts hot still lists the blue host" "$(ctl hosts hot)" "127.0.0.1"
+expect_match "status --json shows the refusal" \
+	"$(status_get '[r["pool"] for r in d["ec2"]["discover_refused"]]')" '"blue"'
+run ctl status
+expect_grep "discovery: +REFUSED for blue" - "status (for people) shows the refusal"
+expect_eq "the refusal is journaled once (notified)" \
+	"$(ctlj history | jget 'len([e for e in d["entries"] if e["command"] == "discover" and e["result"] == "refused"])')" 1
+expect_ok sync
+expect_eq "a repeated refusal is not journaled again" \
+	"$(ctlj history | jget 'len([e for e in d["entries"] if e["command"] == "discover"])')" 1
+expect_grep "discover: refused: EC2 lists none" "$T/switchd.log" "the refusal is logged"
+ok "the refusal is notified (notify.command)" wait_for 10 grep -q '^discover refused: EC2 lists none' "$T/notify.log"
+cp "$T/good.conf" "$T/switchd.conf"
+expect_ok reload
+expect_ok sync
+expect_eq "with the filter fixed, the refusal is gone from status" \
+	"$(status_get 'd["ec2"].get("discover_refused")')" null
+
+# ---- issue 13: EC2 values are checked before they reach HAProxy's admin
+# socket or the backends file: a newline would inject configuration, a ';'
+# another admin command.
+IBAD=i-0bad0000000000bad
+admin POST instances '{"instances": [{"id": "'$IBAD'", "private_ip": "127.0.0.1\nbackend injected",
+  "tags": {"switchd:pool": "green", "switchd:port": "'$pg2'"}}]}' >/dev/null || die "cannot create $IBAD"
+expect_ok sync
+expect_match "sync names the bad private IP" "$(printf '%s' "$OUT" | jget '["discover"]["errors"]')" \
+	"$IBAD: private IP .* not valid; skipped"
+ok "the instance with a bad IP is not added" eval "! in_backend be_green $IBAD"
+ok "backends file has no injected line" eval "! grep -q injected '$T/backends.cfg'"
+ok "haproxy -c still accepts the backends file" "$HAPROXY" -c -q -f "$T/main.cfg" -f "$T/backends.cfg"
+admin POST remove '{"ids": ["'$IBAD'"]}' >/dev/null
+
+# ---- issue 13: the hot pool never goes below min_up UP servers.  Blue has
+# IB (UP) and IB2 (DOWN: nothing listens); EC2 stops listing IB: removing it
+# would leave no blue server UP, so it stays until IB2 is UP.
+IB2=i-0b2000000000000b2
+pb2=$(free_port)
+instance $IB2 blue "$pb2"
+expect_ok sync
+ok "$IB2 added to be_blue" in_backend be_blue $IB2
+ok "$IB2 is DOWN (nothing listens)" wait_count h1 be_blue DOWN 1 10
+admin POST terminate '{"ids": ["'$IB'"]}' >/dev/null
+expect_ok sync
+expect_match "sync refuses to take the hot pool below min_up" \
+	"$(printf '%s' "$OUT" | jget '["discover"]["refused"]')" 'would leave 0 servers UP, fewer than 1'
+ok "$IB (the only blue server UP) is kept" in_backend be_blue $IB
+expect_eq "live host still answers blue" "$(via_live)" blue
+start_backend b2 "$pb2" blue
+ok "$IB2 comes UP" wait_count h1 be_blue UP 2 10
+expect_ok sync
+ok "with $IB2 UP, $IB goes" wait_for 15 eval "! in_backend be_blue $IB"
+expect_eq "live host answers blue (from $IB2)" "$(via_live)" blue
+
+# ---- issue 13: at most half of a pool goes in one pass.  Green has four
+# instances; EC2 stops listing three: they are kept; two at a time may go.
+IG3=i-06300000000000063; IG4=i-06400000000000064; IG5=i-06500000000000065
+for i in $IG3 $IG4 $IG5; do instance $i green "$pg2"; done
+expect_ok sync
+expect_eq "green has four servers" \
+	"$(ctlj hosts cold | jget 'len(d["servers"])')" 4
+admin POST terminate '{"ids": ["'$IG3'", "'$IG4'", "'$IG5'"]}' >/dev/null
+expect_ok sync
+expect_match "three of four gone at once is refused" \
+	"$(printf '%s' "$OUT" | jget '["discover"]["refused"]')" 'no longer lists 3 of the 4 instances of green'
+ok "$IG3 is kept" in_backend be_green $IG3
+admin POST state '{"ids": ["'$IG5'"], "state": "running"}' >/dev/null
+expect_ok sync
+expect_eq "two of four may go" "$(printf '%s' "$OUT" | jget '["discover"]["refused"]')" "[]"
+ok "$IG3 and $IG4 are deleted" wait_for 15 eval "! in_backend be_green $IG3 && ! in_backend be_green $IG4"
+admin POST terminate '{"ids": ["'$IG5'"]}' >/dev/null
+expect_ok sync
+ok "then $IG5 (one of two)" wait_for 15 eval "! in_backend be_green $IG5"
+expect_eq "green is back to $IG2 alone" \
+	"$(ctlj hosts cold | jget '[s["name"] for s in d["servers"]]')" "[\"$IG2\"]"
 
 # ---- restart with EC2 down: membership comes from the state file
 stop_pid "$EPID"

@@ -176,4 +176,58 @@ expect_eq "after start: status agrees with the nodes" \
 	"$(map_text "$(status_get '["hot"]')" "$(status_get '["cold"]')")" "$(hap_map h1)"
 expect_eq "after start: h1 and h2 route the live host alike" "$(via_live h1)" "$(via_live h2)"
 
+# ---- issue 13: with no trustworthy state file, reconcile never applies a
+# made-up role.  h1 serves green (healthy), h2 blue whose only server is
+# down, state.json is garbage: "applying the state file" meant applying the
+# built-in default (blue) to both nodes, and both answered 503.
+stop_switchd
+HAP_NODES="h1 h2"
+write_config
+flip_node() {	# flip_node NODE LIVE COLD: behind switchd's back
+	local v; v=$(hap "$1" "prepare map $T/switchd.map" | awk '/New version/ { print $NF }')
+	hap "$1" "add map @$v $T/switchd.map $LIVE_HOST be_$2" >/dev/null
+	hap "$1" "add map @$v $T/switchd.map $COLD_HOST be_$3" >/dev/null
+	hap "$1" "commit map @$v $T/switchd.map" >/dev/null
+}
+flip_node h1 green blue
+flip_node h2 blue green
+stop_backend blue
+ok "blue's only server is DOWN on h2" wait_count h2 be_blue DOWN 1 10
+echo 'this is {not json' >"$T/state/state.json"
+: >"$T/switchd.log"
+start_switchd
+expect_eq "damaged state, nodes split: h1 still serves green" "$(via_live h1)" green
+expect_eq "damaged state, nodes split: h2 moved to green, not both to blue" "$(via_live h2)" green
+expect_eq "no node was moved to the pool that fails the pre-checks" "$(hap_map h1)$(hap_map h2)" \
+	"$(map_text green blue)$(map_text green blue)"
+expect_eq "status: green hot" "$(status_get '["hot"]')" green
+expect_grep "no trustworthy state file" "$T/switchd.log" "the log says the state file was not trusted"
+expect_grep "blue fails the pre-checks" "$T/switchd.log" "the log says why blue was not applied"
+expect_nogrep "as the state file says" "$T/switchd.log" "the log does not claim the state file was applied"
+expect_ok unlock --force
+start_backend blue "$BLUE_PORTS"
+ok "blue UP again on both nodes" eval 'wait_count h1 be_blue UP 1 10 && wait_count h2 be_blue UP 1 10'
+
+# ---- issue 13: a node down at start is repaired when it comes back.  The
+# nodes that answered agreed, so no repair was scheduled, and h2, back
+# serving the other pool, stayed split until someone ran sync.
+stop_switchd
+stop_haproxy h2
+: >"$T/switchd.log"
+start_switchd
+hot=$(status_get '["hot"]')
+other=$( [ "$hot" = blue ] && echo green || echo blue )
+expect_eq "h2 down at start: status says $hot hot, as h1 serves" "$(hap_map h1)" "$(map_text "$hot" "$other")"
+cp "$T/switchd.map" "$T/map.keep"
+write_map "$other" "$hot"	# h2 comes back with a stale map file
+start_haproxy h2
+cp "$T/map.keep" "$T/switchd.map"
+# No status, no sync here: only the background repair may fix it.
+ok "h2 back serving $other is repaired to $hot in the background" \
+	wait_for 45 eval '[ "$(hap_map h2)" = "$(map_text "$hot" "$other")" ]'
+expect_eq "h1 untouched ($hot)" "$(hap_map h1)" "$(map_text "$hot" "$other")"
+expect_grep "repair scheduled: a node did not answer at start" "$T/switchd.log" \
+	"the log says a repair was scheduled for the node that was down"
+expect_eq "status: the nodes agree again" "$(status_get '["agree"]')" true
+
 t_done
