@@ -275,12 +275,13 @@ rollout_step(struct rollout *r)
 	int cold = !state_hot();
 	char text[256];
 
-	guard_set_hook(NULL, NULL);
 	if (r->why[0] != '\0') {
 		rollout_undo(r);
 		return;
 	}
 	if (r->idx >= r->nsteps) {
+		/* The switch's own bake window goes back by itself, not through us. */
+		guard_set_hook(NULL, NULL);
 		r->phase = R_SWITCHING;
 		snprintf(text, sizeof(text), "every step passed: switching %s to %s",
 		    sd.conf->live_host, pool_name(cold));
@@ -370,6 +371,8 @@ cmd_rollout_exec(struct cmdq_item *item)
 	r->message = cmd_arg_str(item, A_MESSAGE) ? xstrdup(cmd_arg_str(item, A_MESSAGE)) : NULL;
 	r->timer = evtimer_new(sd.base, rollout_tick, r);
 	r->done_steps = json_pack("{s:s, s:[]}", "from", pool_name(state_hot()), "steps");
+	/* From the first step to the switch, every verdict of the guard is ours. */
+	guard_set_hook(rollout_verdict, r);
 	cmd_progress(item, "rollout of %s: steps %s %%, %d s each, then switch",
 	    pool_name(!state_hot()), cmd_arg_str(item, A_STEPS) ? cmd_arg_str(item, A_STEPS) :
 	    "10,25,50", r->interval);
