@@ -168,4 +168,14 @@ expect_eq "rolled back: journal back by switchd" "$(newest '"command", "user"')"
 expect_eq "rolled back: green failed" "$(guard_get '["pools"]["green"]["state"]')" failed
 backend_ctl green reset >/dev/null
 
+# ---- the client of a rollout goes away: the rollout goes on in switchd
+ok "cold-deploy green v5" ctl cold-deploy -v v5 --no-deploy
+start_rollout --steps 10 --interval 1
+ok "rollout reaches 10 %" wait_for 20 at_percent 10
+kill_tree TERM "$RO"
+wait "$RO" 2>/dev/null; untrack "$RO"
+ok "without its client, the rollout still switches to green" wait_for 30 hot_is green
+ok "and frees the busy slot" wait_for 10 eval "[ \"\$(guard_get '[\"busy\"]')\" = null ]"
+expect_eq "the switch is in the journal" "$(newest '"command", "message"')" '["switch", "rollout: every step passed"]'
+
 t_done
