@@ -625,12 +625,30 @@ static void
 apply_next(struct apply_job *job)
 {
 	struct config *conf = job->lb->conf;
-	char *text, *prev;
-	int prev_ok;
+	char *text, *prev, *cprev = NULL;
+	int prev_ok, cprev_ok = 1;
 
 	if (job->next < conf->hap_nsockets) {
 		flip_start(job->lb, job->next, &job->to, apply_node_done, job);
 		return;
+	}
+	/* The canary map's file first: on a failure, both files are put back. */
+	if (conf->hap_canary_map != NULL && job->to.canary[0] != '\0') {
+		errno = 0;
+		cprev = lb_file_read(conf->hap_canary_map);
+		cprev_ok = cprev != NULL || errno == ENOENT;
+		if (canary_file_write(conf, &job->to) == -1) {
+			char *msg = xasprintf("cannot write the canary map file %s: %s",
+			    conf->hap_canary_map, strerror(errno));
+
+			if (!cprev_ok || lb_file_restore(conf->hap_canary_map, cprev) == -1)
+				log_warn("the old canary map file %s could not be put back",
+				    conf->hap_canary_map);
+			free(cprev);
+			apply_fail(job, msg);
+			free(msg);
+			return;
+		}
 	}
 	/* Every node serves the new map: make a reload or restart keep it. */
 	text = lb_map_text(conf, &job->to);
@@ -649,15 +667,20 @@ apply_next(struct apply_job *job)
 		if (!prev_ok || lb_file_restore(conf->hap_map, prev) == -1)
 			log_warn("switch failed and the old map file %s could not be put "
 			    "back", conf->hap_map);
+		if (conf->hap_canary_map != NULL && job->to.canary[0] != '\0' &&
+		    (!cprev_ok || lb_file_restore(conf->hap_canary_map, cprev) == -1))
+			log_warn("the old canary map file %s could not be put back",
+			    conf->hap_canary_map);
+		free(cprev);
 		free(prev);
 		free(text);
 		apply_fail(job, msg);
 		free(msg);
 		return;
 	}
+	free(cprev);
 	free(prev);
 	free(text);
-	canary_file_write(conf, &job->to);
 	apply_finish(job);
 }
 

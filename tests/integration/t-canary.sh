@@ -86,6 +86,15 @@ C=$(split_count "$FE_PORT" 10000 w)
 ok "50 %: green share within 1.5 points over 10,000 clients ($C)" share_ok "$C" 50
 log "$OUT"
 
+# ---- the canary map file cannot be written: every node is put back
+rm -f "$CANARY_MAP"; mkdir "$CANARY_MAP"
+expect_fail 1 haproxy canary 20 --no-smoke
+expect_emsg 'cannot write the canary map file' "the error names the canary map file"
+expect_eq "the node is put back to be_green:50" "$(hap_canary h1)" be_green:50
+expect_eq "the state keeps 50 %" "$(status_get '["canary"]["percent"]')" 50
+expect_eq "the main map file is untouched" "$(file_map)" "$(map_text blue green)"
+rmdir "$CANARY_MAP"; printf '%s be_green:50\n' "$LIVE_HOST" >"$CANARY_MAP"
+
 # ---- preview: the cookie sends the live host name to the cold pool
 expect_eq "preview cookie -> green, always" "$(split_count "$FE_PORT" 100 p "switchd_preview=1")" "blue=0 green=100 other=0"
 
