@@ -107,6 +107,21 @@ struct canary_op {
 };
 
 static void
+canary_failed_view(struct lb_view *v, void *arg)
+{
+	size_t i;
+	int agree = 1;
+
+	(void)arg;
+	for (i = 0; i < v->nnodes; i++)
+		if (lb_node_serves(sd.conf, &v->nodes[i]) != state_hot())
+			agree = 0;
+	lb_view_free(v);
+	if (!agree)
+		repair_schedule("the nodes disagree after a failed canary change");
+}
+
+static void
 canary_applied(const char *code, const char *error, void *arg)
 {
 	struct canary_op *op = arg;
@@ -122,6 +137,8 @@ canary_applied(const char *code, const char *error, void *arg)
 	if (code != NULL) {
 		json_object_set_new(e, "error", json_string(error));
 		history_append(e);
+		/* If putting a node back failed too, the repair makes them agree. */
+		sd.lb->drv->observe(sd.lb, canary_failed_view, NULL);
 		op->cb(0, code, error, op->arg);
 		goto out;
 	}
