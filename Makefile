@@ -59,6 +59,9 @@ $(B)/%.o: switchd/%.c $(HDRS) | check-build-deps
 	@echo "  CC    $(B)/$*.o"
 	@$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -Iswitchd -c -o $@ $<
 
+# The status page is embedded by page.c (.incbin).
+$(B)/page.o: switchd/page.html
+
 $(B)/libswitchd.a: $(LIBOBJ)
 	@rm -f $@
 	@$(AR) rcs $@ $^

@@ -3,14 +3,23 @@
  */
 #include "switchd.h"
 
+/* The reply of "history", also served as /api/history; NULL if n is out of range. */
+json_t *
+history_json(long long n)
+{
+	if (n <= 0 || n > HISTORY_MAX_N)
+		return NULL;
+	return json_pack("{s:o, s:b}", "entries", history_read((int)n), P_OK, 1);
+}
+
 void
 cmd_history_exec(struct cmdq_item *item)
 {
-	long long n = cmd_arg_int(item, A_N, 20);
+	json_t *r = history_json(cmd_arg_int(item, A_N, 20));
 
-	if (n <= 0 || n > 100000) {
-		cmd_error(item, E_USAGE, "history: -n must be 1..100000");
+	if (r == NULL) {
+		cmd_error(item, E_USAGE, "history: -n must be 1..%d", HISTORY_MAX_N);
 		return;
 	}
-	cmd_done(item, json_pack("{s:o}", "entries", history_read((int)n)));
+	cmd_done(item, r);
 }

@@ -2,6 +2,7 @@
  * cmd-status.c — "status": the roles and versions from the state file,
  * and what every load balancer node actually serves, asked live.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "hapx.h"
@@ -35,10 +36,15 @@ pool_servers(const struct pool *p, struct lb_view *v)
 	return out;
 }
 
+struct status_job {
+	status_cb	 cb;
+	void		*arg;
+};
+
 static void
 status_view(struct lb_view *v, void *arg)
 {
-	struct cmdq_item *item = arg;
+	struct status_job *job = arg;
 	struct config *conf = sd.conf;
 	json_t *doc = state_doc(), *r, *pools, *nodes, *p, *lock;
 	int hot = state_hot(), i, nh, agree = 1, first = -2;
@@ -87,11 +93,33 @@ status_view(struct lb_view *v, void *arg)
 	if (json_array_size(state_load_errors()) > 0)
 		json_object_set(r, "state_errors", state_load_errors());
 	lb_view_free(v);
-	cmd_done(item, r);
+	json_object_set_new(r, P_OK, json_true());
+	job->cb(r, job->arg);
+	free(job);
+}
+
+/*
+ * The reply of "status", built for the control socket and for the HTTP
+ * server alike, so that /api/status is exactly switchctl --json status.
+ */
+void
+status_json(status_cb cb, void *arg)
+{
+	struct status_job *job = xcalloc(1, sizeof(*job));
+
+	job->cb = cb;
+	job->arg = arg;
+	sd.lb->drv->observe(sd.lb, status_view, job);
+}
+
+static void
+status_reply(json_t *r, void *arg)
+{
+	cmd_done(arg, r);
 }
 
 void
 cmd_status_exec(struct cmdq_item *item)
 {
-	sd.lb->drv->observe(sd.lb, status_view, item);
+	status_json(status_reply, item);
 }

@@ -96,7 +96,7 @@ reply_error(struct client *c, const char *code, const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	client_send(c, json_pack("{s:b, s:s, s:s}", P_OK, 0, P_CODE, code, P_ERROR,
-	    utf8_fix(msg)));
+	    utf8_tidy(msg)));
 	client_command_done(c);
 }
 
@@ -296,7 +296,7 @@ cmd_progress(struct cmdq_item *item, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	cmd_event(item, json_pack("{s:s, s:s}", P_EVENT, EV_STEP, "text", utf8_fix(msg)));
+	cmd_event(item, json_pack("{s:s, s:s}", P_EVENT, EV_STEP, "text", utf8_tidy(msg)));
 }
 
 void
@@ -319,7 +319,7 @@ cmd_verror(struct cmdq_item *item, const char *code, json_t *extra, const char *
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	json_object_set_new(r, P_OK, json_false());
 	json_object_set_new(r, P_CODE, json_string(code));
-	json_object_set_new(r, P_ERROR, json_string(utf8_fix(msg)));
+	json_object_set_new(r, P_ERROR, json_string(utf8_tidy(msg)));
 	cmd_event(item, r);
 	item_free(item);
 }

@@ -13,6 +13,7 @@
 
 #include <libconfig.h>
 
+#include "httpd.h"
 #include "switchd.h"
 
 enum ktype { K_STR, K_INT, K_NUM, K_BOOL, K_GROUP, K_LIST_STR, K_LIST_GROUP, K_MODE, K_ANYGROUP };
@@ -65,6 +66,7 @@ static const struct key smoke_keys[] = {
 	{ "url", K_STR, NULL }, { "timeout_ms", K_INT, NULL },
 	{ "checks", K_LIST_GROUP, check_keys }, { "per_server", K_BOOL, NULL },
 	{ "command", K_STR, NULL }, { "command_timeout", K_INT, NULL },
+	{ "verify_tls", K_BOOL, NULL }, { "ca_file", K_STR, NULL },
 	{ "preview", K_BOOL, NULL }, { NULL, 0, NULL }
 };
 static const struct key guard_keys[] = {
@@ -85,6 +87,9 @@ static const struct key notify_keys[] = {
 	{ "webhook", K_STR, NULL }, { "command", K_STR, NULL }, { "timeout", K_INT, NULL },
 	{ NULL, 0, NULL }
 };
+static const struct key http_keys[] = {
+	{ "listen", K_STR, NULL }, { NULL, 0, NULL }
+};
 static const struct key top_keys[] = {
 	{ "control", K_GROUP, control_keys }, { "state_dir", K_STR, NULL },
 	{ "hosts", K_GROUP, hosts_keys }, { "pools", K_GROUP, pools_keys },
@@ -92,6 +97,7 @@ static const struct key top_keys[] = {
 	{ "smoke", K_GROUP, smoke_keys },
 	{ "deploy", K_GROUP, deploy_keys }, { "ec2", K_GROUP, ec2_keys },
 	{ "notify", K_GROUP, notify_keys }, { "guard", K_GROUP, guard_keys },
+	{ "http", K_GROUP, http_keys },
 	{ NULL, 0, NULL }
 };
 
@@ -179,6 +185,12 @@ check_value(struct ctx *c, const config_setting_t *s, const struct key *k)
 		cerr(c, s, "%s must be %s", where, type_name(k->type));
 		return;
 	}
+	/* Names, hosts, messages: all of it may end up in JSON. */
+	if (t == CONFIG_TYPE_STRING && !utf8_valid(config_setting_get_string(s))) {
+		setting_path(s, where, sizeof(where));
+		cerr(c, s, "%s is not valid UTF-8", where);
+		return;
+	}
 	if (k->type == K_GROUP)
 		check_group(c, s, k->sub);
 	else if (k->type == K_LIST_STR || k->type == K_LIST_GROUP) {
@@ -190,6 +202,9 @@ check_value(struct ctx *c, const config_setting_t *s, const struct key *k)
 			setting_path(e, where, sizeof(where));
 			if (k->type == K_LIST_STR && et != CONFIG_TYPE_STRING)
 				cerr(c, e, "%s must be a string", where);
+			else if (k->type == K_LIST_STR &&
+			    !utf8_valid(config_setting_get_string(e)))
+				cerr(c, e, "%s is not valid UTF-8", where);
 			else if (k->type == K_LIST_GROUP && et != CONFIG_TYPE_GROUP)
 				cerr(c, e, "%s must be a group { ... }", where);
 			else if (k->type == K_LIST_GROUP)
@@ -635,7 +650,9 @@ static void
 read_config(struct ctx *c, config_t *cf, struct config *conf)
 {
 	const config_setting_t *root = config_root_setting(cf);
-	const config_setting_t *ctl, *hosts, *pools, *hap, *ngx, *smoke, *dep, *ec2, *notify;
+	const config_setting_t *ctl, *hosts, *pools, *hap, *ngx, *smoke, *dep, *ec2, *notify, *http;
+	char host[256];
+	int port;
 
 	ctl = config_setting_get_member(root, "control");
 	conf->ctl_socket = get_str(ctl, "socket", SWITCHD_DEFAULT_SOCKET);
@@ -697,6 +714,8 @@ read_config(struct ctx *c, config_t *cf, struct config *conf)
 	conf->per_server = get_bool(smoke, "per_server", 0);
 	conf->smoke_command = get_str(smoke, "command", NULL);
 	conf->smoke_command_timeout = get_int(smoke, "command_timeout", 600);
+	conf->smoke_verify_tls = get_bool(smoke, "verify_tls", 1);
+	conf->smoke_ca_file = get_str(smoke, "ca_file", NULL);
 	read_checks(c, smoke, conf);
 	if (conf->nchecks > 0 && conf->smoke_url == NULL && !conf->per_server)
 		cerr(c, smoke, "smoke.checks need smoke.url (through the load balancer), "
@@ -787,6 +806,13 @@ read_config(struct ctx *c, config_t *cf, struct config *conf)
 	    strncmp(conf->notify_webhook, "https://", 8) != 0)
 		cerr(c, config_setting_get_member(notify, "webhook"),
 		    "notify.webhook must start with http:// or https://");
+
+	http = config_setting_get_member(root, "http");
+	conf->http_listen = get_str(http, "listen", NULL);
+	if (conf->http_listen != NULL && httpd_parse_listen(conf->http_listen, host,
+	    sizeof(host), &port) == -1)
+		cerr(c, config_setting_get_member(http, "listen"), "http.listen: \"%s\" is not "
+		    "ADDRESS:PORT (127.0.0.1:9180, [::1]:9180)", conf->http_listen);
 }
 
 struct config *
@@ -873,6 +899,7 @@ config_free(struct config *conf)
 	}
 	free(conf->checks);
 	free(conf->smoke_command);
+	free(conf->smoke_ca_file);
 	free(conf->deploy_command);
 	free(conf->ec2_region);
 	free(conf->ec2_role_tag);
@@ -888,6 +915,7 @@ config_free(struct config *conf)
 	free(conf->backends_defaults);
 	free(conf->notify_webhook);
 	free(conf->notify_command);
+	free(conf->http_listen);
 	free(conf);
 }
 

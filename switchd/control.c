@@ -4,17 +4,21 @@
  * request to cmd_dispatch(), write replies.
  *
  * A client runs one request at a time; its next line is read when the reply
- * is out.  Nothing a client does (garbage, floods, never reading, vanishing
- * half way) blocks another client or the command in flight.
+ * is out, and at most one of its lines is served per loop turn.  Nothing a
+ * client does (garbage, floods, never reading, vanishing half way, holding
+ * connections open) blocks another client or the command in flight.
  */
 #include <sys/queue.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <pthread.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,7 +33,14 @@
 #include "switchd.h"
 
 #define MAX_CLIENTS	1024
+/*
+ * Descriptors kept free for the work itself, whatever the clients do: one
+ * socket a HAProxy node, map, state and journal files, a child's pipes,
+ * smoke and webhook connections.
+ */
+#define FD_RESERVE	32
 #define MAX_OUTPUT	(8 * 1024 * 1024)
+#define MAX_LOOKUPS	64	/* peer lookups in threads at once; beyond, inline */
 #define IDLE_TIMEOUT	600
 
 struct client {
@@ -41,24 +52,63 @@ struct client {
 	struct cmdq_item *item;		/* request in flight */
 	int		 closing;	/* close once the output is written */
 	int		 in_read;
+	struct event	*more;		/* serves its next pipelined line, next turn */
+	struct peer_lookup *lookup;	/* who it is, being found out */
 };
 TAILQ_HEAD(clients, client);
 
+/*
+ * Who a peer is (its name, whether it is an admin) asks NSS, which may be
+ * LDAP or sssd and take seconds: a thread finds out, hands the answer back
+ * through lookup_pipe, and the client's requests wait for it, nobody else.
+ */
+struct peer_lookup {
+	struct client	*c;		/* NULL once the client is gone (loop only) */
+	uid_t		 uid;
+	char		*admin_group;
+	char		 user[64];
+	int		 admin;
+	TAILQ_ENTRY(peer_lookup) entry;	/* in flight (loop only) */
+};
+static TAILQ_HEAD(, peer_lookup) lookups = TAILQ_HEAD_INITIALIZER(lookups);
+static int		 nlookups;
+static int		 lookup_pipe[2] = { -1, -1 };
+static struct event	*lookup_ev;
+
 static struct clients	 clients = TAILQ_HEAD_INITIALIZER(clients);
 static int		 nclients;
+static int		 max_clients = MAX_CLIENTS;	/* below the fd limit */
 static struct evconnlistener *listener;
 static struct event	*accept_pause;
 static char		*listen_path;
+static dev_t		 listen_dev;	/* the socket file this process bound */
+static ino_t		 listen_ino;
 
 static void client_readcb(struct bufferevent *, void *);
+static int client_shed_idle(void);
+static void client_more_cb(evutil_socket_t, short, void *);
 
 static void
 client_free(struct client *c)
 {
+	evutil_socket_t fd;
+
 	if (c->item != NULL)
 		c->item->client = NULL;	/* the command goes on without us */
 	TAILQ_REMOVE(&clients, c, entry);
+	if (c->lookup != NULL)
+		c->lookup->c = NULL;	/* its thread finishes; the answer is dropped */
+	event_free(c->more);
+	/*
+	 * Close the socket now: bufferevent_free() closes it only when its
+	 * finalizer runs, a loop turn later, and a burst of connections at
+	 * the cap would meanwhile eat the descriptors kept for the work.
+	 */
+	fd = bufferevent_getfd(c->bev);
+	bufferevent_setfd(c->bev, -1);
 	bufferevent_free(c->bev);
+	if (fd != -1)
+		close(fd);
 	free(c);
 	nclients--;
 }
@@ -154,6 +204,11 @@ client_too_long(struct client *c)
 	bufferevent_disable(c->bev, EV_READ);
 }
 
+/*
+ * One request per call: a client that pipelines many requests gets the
+ * next one served at the next loop turn (client_more_cb), after every
+ * other client had its turn, never all of them in one go.
+ */
 static void
 client_readcb(struct bufferevent *bev, void *arg)
 {
@@ -163,9 +218,10 @@ client_readcb(struct bufferevent *bev, void *arg)
 	json_t *req;
 	size_t len;
 	char *line;
+	int served = 0;
 
 	c->in_read = 1;
-	while (c->item == NULL && !c->closing) {
+	while (c->item == NULL && !c->closing && !served) {
 		line = evbuffer_readln(in, &len, EVBUFFER_EOL_LF);
 		if (line == NULL) {
 			if (evbuffer_get_length(in) >= SWITCHD_MAX_LINE)
@@ -181,6 +237,7 @@ client_readcb(struct bufferevent *bev, void *arg)
 			free(line);
 			continue;
 		}
+		served = 1;
 		req = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
 		free(line);
 		if (req == NULL) {
@@ -203,33 +260,233 @@ client_readcb(struct bufferevent *bev, void *arg)
 	/* While a command runs, its client's input waits (and cannot grow). */
 	if (c->item != NULL)
 		bufferevent_disable(bev, EV_READ);
-	else
+	else {
 		bufferevent_enable(bev, EV_READ);
+		/*
+		 * A zero timer, not a deferred callback: libevent runs up to 32
+		 * of those in the same turn, a timer only after the next poll.
+		 */
+		if (served && evbuffer_get_length(in) > 0) {
+			struct timeval now = { 0, 0 };
+
+			evtimer_add(c->more, &now);
+		}
+	}
 }
 
-/* May this uid run mutating commands? */
-static int
-peer_is_admin(uid_t uid, const struct passwd *pw)
+static void
+client_more_cb(evutil_socket_t fd, short what, void *arg)
 {
-	const struct config *conf = sd.conf;
-	struct group *gr;
-	gid_t groups[256];
-	int ngroups = 256, i;
+	struct client *c = arg;
+
+	(void)fd;
+	(void)what;
+	client_readcb(c->bev, c);
+}
+
+/*
+ * At the cap, the oldest client that is only connected (no command in
+ * flight) makes room: idle connections must never lock out a switch.
+ */
+static int
+client_shed_idle(void)
+{
+	struct client *c;
+	int pass;
+
+	/* First one with nothing on its way either way, then any idle one. */
+	for (pass = 0; pass < 2; pass++) {
+		TAILQ_FOREACH(c, &clients, entry) {
+			if (c->item != NULL || c->closing)
+				continue;
+			if (pass == 0 &&
+			    (evbuffer_get_length(bufferevent_get_output(c->bev)) > 0 ||
+			    evbuffer_get_length(bufferevent_get_input(c->bev)) > 0))
+				continue;
+			log_warnx("control: %d clients, the most the descriptor limit "
+			    "allows; closing the oldest idle one (uid %lu)", nclients,
+			    (unsigned long)c->uid);
+			client_free(c);
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* Descriptors open now (the log, the event base, the listener...). */
+static int
+fds_in_use(void)
+{
+	DIR *d;
+	struct dirent *e;
+	int n = 0;
+
+	if ((d = opendir("/proc/self/fd")) == NULL)
+		return 16;
+	while ((e = readdir(d)) != NULL)
+		if (e->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n - 1;	/* not the one reading the directory */
+}
+
+/*
+ * Raise the soft RLIMIT_NOFILE to the hard one, and cap the clients below
+ * it with FD_RESERVE left over, so that clients alone can never take the
+ * descriptors a switch needs.
+ */
+static void
+control_fd_budget(void)
+{
+	struct rlimit rl;
+	long limit, room;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1) {
+		log_warn("control: getrlimit(RLIMIT_NOFILE)");
+		return;
+	}
+	if (rl.rlim_cur != rl.rlim_max) {
+		struct rlimit want = { rl.rlim_max, rl.rlim_max };
+
+		if (setrlimit(RLIMIT_NOFILE, &want) == 0)
+			rl = want;
+		else
+			log_warn("control: raising the descriptor limit to %llu",
+			    (unsigned long long)rl.rlim_max);
+	}
+	limit = rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > 1 << 20 ? 1 << 20 :
+	    (long)rl.rlim_cur;
+	room = limit - fds_in_use() - FD_RESERVE;
+	max_clients = room < 1 ? 1 : room > MAX_CLIENTS ? MAX_CLIENTS : (int)room;
+	if (max_clients < MAX_CLIENTS)
+		log_info("control: at most %d clients (descriptor limit %ld, %d kept "
+		    "for the work)", max_clients, limit, FD_RESERVE);
+}
+
+/* May this uid run mutating commands?  Thread-safe: runs in a lookup thread. */
+static int
+peer_is_admin(uid_t uid, const struct passwd *pw, const char *admin_group)
+{
+	struct group grbuf, *gr = NULL;
+	char buf[8192];
+	gid_t *groups = NULL, *g, gid;
+	int ngroups = 64, i, admin = 0, tries;
 
 	if (uid == 0 || uid == geteuid())
 		return 1;
-	if (conf->admin_group == NULL || pw == NULL)
+	if (admin_group == NULL || pw == NULL)
 		return 0;
-	if ((gr = getgrnam(conf->admin_group)) == NULL)
+	if (getgrnam_r(admin_group, &grbuf, buf, sizeof(buf), &gr) != 0 || gr == NULL)
 		return 0;
-	if (pw->pw_gid == gr->gr_gid)
+	gid = gr->gr_gid;
+	if (pw->pw_gid == gid)
 		return 1;
-	if (getgrouplist(pw->pw_name, pw->pw_gid, groups, &ngroups) == -1)
-		return 0;
-	for (i = 0; i < ngroups; i++)
-		if (groups[i] == gr->gr_gid)
-			return 1;
-	return 0;
+	/* No fixed cap: a user in more than 256 groups is still an admin. */
+	for (tries = 0; tries < 8; tries++) {
+		int want = ngroups;
+
+		if ((g = reallocarray(groups, (size_t)want, sizeof(*g))) == NULL)
+			break;
+		groups = g;
+		if (getgrouplist(pw->pw_name, pw->pw_gid, groups, &ngroups) != -1) {
+			for (i = 0; i < ngroups; i++)
+				if (groups[i] == gid)
+					admin = 1;
+			break;
+		}
+		if (ngroups <= want)	/* glibc says how many; else grow */
+			ngroups = want * 4;
+	}
+	free(groups);
+	return admin;
+}
+
+/* Name and admin right of l->uid; thread-safe. */
+static void
+peer_identify(struct peer_lookup *l)
+{
+	struct passwd pwbuf, *pw = NULL;
+	char buf[8192];
+
+	if (getpwuid_r(l->uid, &pwbuf, buf, sizeof(buf), &pw) == 0 && pw != NULL)
+		snprintf(l->user, sizeof(l->user), "%s", pw->pw_name);
+	else
+		snprintf(l->user, sizeof(l->user), "uid%lu", (unsigned long)l->uid);
+	l->admin = peer_is_admin(l->uid, pw, l->admin_group);
+}
+
+static void *
+lookup_thread(void *arg)
+{
+	struct peer_lookup *l = arg;
+	ssize_t n;
+
+	peer_identify(l);
+	/* A pointer is less than PIPE_BUF: one write, never torn. */
+	do
+		n = write(lookup_pipe[1], &l, sizeof(l));
+	while (n == -1 && errno == EINTR);
+	return NULL;
+}
+
+/* The client may now be served: it is known. */
+static void
+client_identified(struct client *c, const struct peer_lookup *l)
+{
+	memcpy(c->user, l->user, sizeof(c->user));
+	c->admin = l->admin;
+	c->lookup = NULL;
+	bufferevent_enable(c->bev, EV_READ);
+}
+
+static void
+lookup_done_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct peer_lookup *l;
+
+	(void)what;
+	(void)arg;
+	while (read(fd, &l, sizeof(l)) == (ssize_t)sizeof(l)) {
+		TAILQ_REMOVE(&lookups, l, entry);
+		nlookups--;
+		if (l->c != NULL)
+			client_identified(l->c, l);
+		free(l->admin_group);
+		free(l);
+	}
+}
+
+/* Find out who c is: in a thread, or here when too many are under way. */
+static void
+client_identify(struct client *c)
+{
+	struct peer_lookup *l = xcalloc(1, sizeof(*l));
+	pthread_attr_t attr;
+	pthread_t t;
+	int rc = -1;
+
+	l->c = c;
+	l->uid = c->uid;
+	l->admin_group = xstrdup(sd.conf->admin_group);
+	if (lookup_ev != NULL && nlookups < MAX_LOOKUPS &&
+	    pthread_attr_init(&attr) == 0) {
+		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+		TAILQ_INSERT_TAIL(&lookups, l, entry);
+		nlookups++;
+		c->lookup = l;
+		if ((rc = pthread_create(&t, &attr, lookup_thread, l)) != 0) {
+			TAILQ_REMOVE(&lookups, l, entry);
+			nlookups--;
+			c->lookup = NULL;
+		}
+		pthread_attr_destroy(&attr);
+	}
+	if (rc == 0)
+		return;
+	peer_identify(l);
+	client_identified(c, l);
+	free(l->admin_group);
+	free(l);
 }
 
 static void
@@ -238,8 +495,6 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 {
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
-	struct passwd pwbuf, *pw = NULL;
-	char buf[4096];
 	struct client *c;
 	struct timeval tv = { IDLE_TIMEOUT, 0 };
 
@@ -247,8 +502,9 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	(void)sa;
 	(void)salen;
 	(void)arg;
-	if (nclients >= MAX_CLIENTS) {
-		log_warnx("control: %d clients already, connection refused", nclients);
+	if (nclients >= max_clients && !client_shed_idle()) {
+		log_warnx("control: %d clients already, all busy; connection refused",
+		    nclients);
 		close(fd);
 		return;
 	}
@@ -259,22 +515,24 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	}
 	c = xcalloc(1, sizeof(*c));
 	c->uid = cred.uid;
-	if (getpwuid_r(cred.uid, &pwbuf, buf, sizeof(buf), &pw) == 0 && pw != NULL)
-		snprintf(c->user, sizeof(c->user), "%s", pw->pw_name);
-	else
-		snprintf(c->user, sizeof(c->user), "uid%lu", (unsigned long)cred.uid);
-	c->admin = peer_is_admin(cred.uid, pw);
+	snprintf(c->user, sizeof(c->user), "uid%lu", (unsigned long)cred.uid);
 	c->bev = bufferevent_socket_new(sd.base, fd, BEV_OPT_CLOSE_ON_FREE);
-	if (c->bev == NULL) {
-		close(fd);
+	c->more = evtimer_new(sd.base, client_more_cb, c);
+	if (c->bev == NULL || c->more == NULL) {
+		if (c->bev != NULL)
+			bufferevent_free(c->bev);
+		else
+			close(fd);
+		if (c->more != NULL)
+			event_free(c->more);
 		free(c);
 		return;
 	}
 	bufferevent_setcb(c->bev, client_readcb, client_writecb, client_eventcb, c);
 	bufferevent_set_timeouts(c->bev, &tv, NULL);
-	bufferevent_enable(c->bev, EV_READ);
 	TAILQ_INSERT_TAIL(&clients, c, entry);
 	nclients++;
+	client_identify(c);	/* reads its requests once it is known */
 }
 
 static void
@@ -325,11 +583,51 @@ socket_dir(const char *path)
 	return rc;
 }
 
+/*
+ * control.group: the socket's group, and a directory its members can pass.
+ * A team that cannot reach the socket is a failed start, not a line in the
+ * log: a switch must not wait for someone to read it.
+ */
+static int
+socket_group(const struct config *conf)
+{
+	struct group *gr;
+	struct stat st;
+	char *dir, *slash;
+	int rc = 0;
+
+	if ((gr = getgrnam(conf->ctl_group)) == NULL) {
+		log_warnx("control: group %s (control.group) does not exist", conf->ctl_group);
+		return -1;
+	}
+	if (chown(conf->ctl_socket, (uid_t)-1, gr->gr_gid) == -1) {
+		log_warnx("control: cannot give %s to group %s: %s; switchd must be a "
+		    "member of %s (usermod -aG %s, or SupplementaryGroups= in its unit)",
+		    conf->ctl_socket, conf->ctl_group, strerror(errno), conf->ctl_group,
+		    conf->ctl_group);
+		return -1;
+	}
+	dir = xstrdup(conf->ctl_socket);
+	if ((slash = strrchr(dir, '/')) != NULL) {
+		*slash = '\0';
+		if (stat(*dir ? dir : "/", &st) == 0 && !(st.st_mode & S_IXOTH) &&
+		    !(st.st_gid == gr->gr_gid && (st.st_mode & S_IXGRP))) {
+			log_warnx("control: members of group %s cannot reach %s: its "
+			    "directory %s is mode %04o, group %lu; make it 0755 "
+			    "(RuntimeDirectoryMode=0755)", conf->ctl_group, conf->ctl_socket,
+			    dir, (unsigned)(st.st_mode & 07777), (unsigned long)st.st_gid);
+			rc = -1;
+		}
+	}
+	free(dir);
+	return rc;
+}
+
 int
 control_listen(const struct config *conf)
 {
 	struct sockaddr_un sun;
-	struct group *gr;
+	struct stat st;
 	mode_t old;
 	int fd, probe;
 
@@ -371,12 +669,14 @@ control_listen(const struct config *conf)
 		return -1;
 	}
 	umask(old);
-	if (conf->ctl_group != NULL) {
-		if ((gr = getgrnam(conf->ctl_group)) == NULL)
-			log_warnx("control: group %s does not exist; socket group unchanged",
-			    conf->ctl_group);
-		else if (chown(conf->ctl_socket, (uid_t)-1, gr->gr_gid) == -1)
-			log_warn("control: chown %s", conf->ctl_socket);
+	if (stat(conf->ctl_socket, &st) == 0) {
+		listen_dev = st.st_dev;
+		listen_ino = st.st_ino;
+	}
+	if (conf->ctl_group != NULL && socket_group(conf) == -1) {
+		close(fd);
+		unlink(conf->ctl_socket);
+		return -1;
 	}
 	if (chmod(conf->ctl_socket, (mode_t)conf->ctl_mode) == -1)
 		log_warn("control: chmod %s", conf->ctl_socket);
@@ -388,6 +688,15 @@ control_listen(const struct config *conf)
 		return -1;
 	}
 	evconnlistener_set_error_cb(listener, accept_error_cb);
+	if (pipe2(lookup_pipe, O_CLOEXEC | O_NONBLOCK) == -1 ||
+	    (lookup_ev = event_new(sd.base, lookup_pipe[0], EV_READ | EV_PERSIST,
+	    lookup_done_cb, NULL)) == NULL || event_add(lookup_ev, NULL) == -1) {
+		log_warn("control: peer lookups run in the event loop");
+		if (lookup_ev != NULL)
+			event_free(lookup_ev);
+		lookup_ev = NULL;
+	}
+	control_fd_budget();
 	accept_pause = evtimer_new(sd.base, accept_resume, NULL);
 	listen_path = xstrdup(conf->ctl_socket);
 	log_info("listening on %s", conf->ctl_socket);
@@ -412,13 +721,31 @@ control_close(void)
 	struct client *c;
 
 	if (listener != NULL) {
+		struct stat st;
+
 		evconnlistener_free(listener);
 		listener = NULL;
-		unlink(listen_path);
+		/* Only our own: another switchd may have bound this path since. */
+		if (lstat(listen_path, &st) == -1)
+			;	/* already gone */
+		else if (st.st_dev == listen_dev && st.st_ino == listen_ino)
+			unlink(listen_path);
+		else
+			log_warnx("control: %s is not the socket this switchd made; "
+			    "left in place", listen_path);
 	}
 	if (accept_pause != NULL) {
 		event_free(accept_pause);
 		accept_pause = NULL;
+	}
+	/*
+	 * Answers already back are freed; lookups still in their threads stay
+	 * listed (and the pipe open) until the process ends.
+	 */
+	if (lookup_ev != NULL) {
+		lookup_done_cb(lookup_pipe[0], EV_READ, NULL);
+		event_free(lookup_ev);
+		lookup_ev = NULL;
 	}
 	/*
 	 * Last replies (the answer to the command SIGTERM waited for) go out.

@@ -4,9 +4,9 @@
  * (AWS_PROFILE, else "default") in the shared credentials file and then the
  * config file, then the instance role from IMDSv2.
  *
- * The environment and the files are read once, when a chain is made (at
- * start and at each config reload): they are small local files and the
- * SDKs read them once per client too.  IMDS is asked on the event loop
+ * The environment and the files are read when a chain is made (at start and
+ * at each config reload), and the files again when they change (a rotation
+ * rewrites ~/.aws/credentials under a running daemon): each use stats them.  IMDS is asked on the event loop
  * when credentials are first needed, and again within five minutes of their
  * Expiration, so that a request is never signed with keys about to lapse.
  */
@@ -53,8 +53,20 @@ enum imds_step {
 	IMDS_CREDS,		/* GET .../security-credentials/ROLE */
 };
 
+/* What a file was when it was read: a change means read it again. */
+struct file_id {
+	int			 exists;
+	dev_t			 dev;
+	ino_t			 ino;
+	off_t			 size;
+	struct timespec		 mtime;
+};
+
 struct ec2_creds_chain {
 	enum creds_kind		 kind;
+	int			 from_files;	/* CREDS_STATIC from paths[] */
+	char			*paths[2];	/* credentials, config */
+	struct file_id		 ids[2];
 	char			*source;
 	char			*tried;		/* what env and files said */
 	char			*error;		/* CREDS_NONE: why */
@@ -70,8 +82,10 @@ struct ec2_creds_chain {
 };
 
 static void	 creds_clear(struct ec2_creds *);
+static void	 creds_recheck(struct ec2_creds_chain *);
 static int	 creds_from_env(struct ec2_creds_chain *);
 static int	 creds_from_files(struct ec2_creds_chain *, int *);
+static void	 file_id_of(const char *, struct file_id *);
 static json_t	*profile_from_file(const char *, const char *, const char *,
 		    char **);
 static char	*read_small_file(const char *, char **);
@@ -147,6 +161,8 @@ ec2_creds_chain_free(struct ec2_creds_chain *c)
 	while ((w = TAILQ_FIRST(&c->waiters)) != NULL)
 		ec2_creds_cancel(c, w);
 	creds_clear(&c->creds);
+	free(c->paths[0]);
+	free(c->paths[1]);
 	free(c->source);
 	free(c->tried);
 	free(c->error);
@@ -197,6 +213,8 @@ ec2_creds_get(struct ec2_creds_chain *c, int refresh,
 		*error = c->error;
 		return (NULL);
 	case CREDS_STATIC:
+		if (c->from_files)
+			creds_recheck(c);
 		return (&c->creds);
 	case CREDS_IMDS:
 		break;
@@ -350,10 +368,81 @@ creds_from_files(struct ec2_creds_chain *c, int *explicit_missing)
 		*explicit_missing = 1;
 	}
 	for (i = 0; i < 2; i++) {
-		free(paths[i]);
+		if (rc == 0) {
+			free(c->paths[i]);
+			c->paths[i] = paths[i];
+			file_id_of(c->paths[i], &c->ids[i]);
+		} else
+			free(paths[i]);
 		free(sections[i]);
 	}
+	c->from_files = rc == 0;
 	return (rc);
+}
+
+static void
+file_id_of(const char *path, struct file_id *id)
+{
+	struct stat	 st;
+
+	memset(id, 0, sizeof(*id));
+	if (stat(path, &st) == -1)
+		return;
+	id->exists = 1;
+	id->dev = st.st_dev;
+	id->ino = st.st_ino;
+	id->size = st.st_size;
+	id->mtime = st.st_mtim;
+}
+
+static int
+file_id_same(const struct file_id *a, const struct file_id *b)
+{
+	return (a->exists == b->exists && a->dev == b->dev && a->ino == b->ino &&
+	    a->size == b->size && a->mtime.tv_sec == b->mtime.tv_sec &&
+	    a->mtime.tv_nsec == b->mtime.tv_nsec);
+}
+
+/*
+ * Keys from the files: if a file changed since it was read (rotated keys),
+ * read the profile again.  Until the new read gives keys (a file half
+ * rewritten, removed), the old ones serve.
+ */
+static void
+creds_recheck(struct ec2_creds_chain *c)
+{
+	struct ec2_creds_chain	 n;
+	struct file_id		 now[2];
+	int			 i, changed = 0, missing = 0;
+
+	for (i = 0; i < 2; i++) {
+		file_id_of(c->paths[i], &now[i]);
+		if (!file_id_same(&now[i], &c->ids[i]))
+			changed = 1;
+	}
+	if (!changed)
+		return;
+	memcpy(c->ids, now, sizeof(now));
+	memset(&n, 0, sizeof(n));
+	n.tried = xstrdup("");
+	if (creds_from_files(&n, &missing) == 0) {
+		log_info("ec2: %s changed; using the credentials it has now",
+		    n.source);
+		creds_clear(&c->creds);
+		c->creds = n.creds;
+		memset(&n.creds, 0, sizeof(n.creds));
+		free(c->source);
+		c->source = n.source;
+		n.source = NULL;
+		memcpy(c->ids, n.ids, sizeof(n.ids));
+	} else
+		log_warnx("ec2: the AWS credentials files changed but give no "
+		    "keys now (%s); keeping the ones read before", n.tried);
+	creds_clear(&n.creds);
+	free(n.paths[0]);
+	free(n.paths[1]);
+	free(n.source);
+	free(n.tried);
 }
 
 /* [section] (or [alt]) of file, or NULL with *why. */

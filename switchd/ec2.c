@@ -32,6 +32,7 @@
 #define EC2_MAX_BACKOFF_S	20
 #define EC2_TAG_BATCH		1000		/* ResourceId.N a call */
 #define EC2_PAGE_SIZE		1000		/* MaxResults: EC2's maximum */
+#define EC2_MAX_PAGES		200		/* 200,000 instances: beyond, a loop */
 /* A page of 1000 real instances is a few MB of XML. */
 #define EC2_MAX_REPLY		(64 * 1024 * 1024)
 #define EC2_MAX_TEXT		(64 * 1024)	/* one element's text */
@@ -731,6 +732,14 @@ op_success(struct ec2_op *op, json_t *doc)
 			/* A token that repeats would page forever. */
 			msg = xasprintf("DescribeInstances: page %d repeats "
 			    "the NextToken of the page before", op->pages);
+			op_finish(op, "UnexpectedResponse", msg);
+			free(msg);
+			return;
+		}
+		if (op->pages >= EC2_MAX_PAGES) {
+			/* Distinct tokens that never end would page forever too. */
+			msg = xasprintf("DescribeInstances: still a NextToken after "
+			    "%d pages; giving up", op->pages);
 			op_finish(op, "UnexpectedResponse", msg);
 			free(msg);
 			return;

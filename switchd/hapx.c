@@ -116,6 +116,7 @@ hapx_finish(struct hapx_req *r, const char *err)
 			fatalx("out of memory");
 		evbuffer_remove(in, reply, len);
 		reply[len] = '\0';
+		utf8_fix(reply);	/* names and messages from HAProxy end up in JSON */
 	}
 	bufferevent_free(r->bev);
 	event_free(r->timer);
@@ -451,6 +452,47 @@ hapx_backend_up(const char *reply, const char *backend)
 	}
 	free(copy);
 	return up;
+}
+
+/*
+ * "show stat -1 2 -1": each backend's own row, for its traffic counters.
+ * Returns {"backend": {"requests": req_tot (stot where HAProxy has no
+ * req_tot), "5xx": hrsp_5xx}}, or NULL without the columns.
+ */
+json_t *
+hapx_parse_backend_counters(const char *reply)
+{
+	static const char *const names[] = { "pxname", "svname", "stot", "req_tot", "hrsp_5xx", NULL };
+	enum { PX, SV, STOT, REQ, H5 };
+	char *copy = xstrdup(reply ? reply : ""), *line, *save = NULL, *f[512];
+	int c[5] = { -1, -1, -1, -1, -1 }, n;
+	json_t *out = json_object();
+
+	for (line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		const char *req;
+
+		rtrim(line);
+		if (strncmp(line, "# ", 2) == 0) {
+			csv_columns(line + 2, names, c);
+			continue;
+		}
+		if (c[PX] < 0 || c[SV] < 0 || c[STOT] < 0 || c[H5] < 0)
+			continue;
+		n = csv_split(line, f, 512);
+		if (n <= c[PX] || n <= c[SV] || n <= c[STOT] || n <= c[H5] ||
+		    strcmp(f[c[SV]], "BACKEND") != 0)
+			continue;
+		req = c[REQ] >= 0 && c[REQ] < n && f[c[REQ]][0] != '\0' ? f[c[REQ]] : f[c[STOT]];
+		json_object_set_new(out, utf8_fix(f[c[PX]]), json_pack("{s:I, s:I}",
+		    "requests", (json_int_t)strtoll(req, NULL, 10),
+		    "5xx", (json_int_t)strtoll(f[c[H5]], NULL, 10)));
+	}
+	free(copy);
+	if (c[STOT] < 0 || c[H5] < 0) {
+		json_decref(out);
+		return NULL;
+	}
+	return out;
 }
 
 /* Does HAProxy send traffic to a server with this status? */

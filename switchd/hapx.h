@@ -23,6 +23,7 @@ int		 hapx_parse_map(const char *reply, const char *live_key,
 		    const char *cold_key, struct lb_mapping *);
 int		 hapx_has_backend(const char *reply, const char *backend);
 json_t		*hapx_parse_stat(const char *reply);
+json_t		*hapx_parse_backend_counters(const char *reply);
 int		 hapx_status_up(const char *status);
 int		 hapx_backend_up(const char *reply, const char *backend);
 int		 hapx_backend_counters(const char *reply, const char *backend,

@@ -18,6 +18,7 @@
 
 #include "http.h"
 #include "log.h"
+#include "switchd.h"	/* url_redact */
 
 #define HTTP_DEFAULT_TIMEOUT_MS	30000L
 #define HTTP_DEFAULT_MAX_BODY	(1024 * 1024)
@@ -26,6 +27,7 @@ struct http_req {
 	CURL			*easy;
 	struct curl_slist	*headers;
 	struct curl_slist	*resolve;
+	struct curl_slist	*connect_to;
 	http_cb			 cb;
 	void			*arg;
 	int			 completing;	/* its callback is running */
@@ -145,7 +147,9 @@ http_setup(struct http_req *req, const struct http_opts *o)
 
 #define SET(opt, val) do {						\
 	if (curl_easy_setopt(e, opt, val) != CURLE_OK) {		\
-		log_warnx("http: %s: cannot set %s", o->url, #opt);	\
+		char *shown = url_redact(o->url);			\
+		log_warnx("http: %s: cannot set %s", shown, #opt);	\
+		free(shown);						\
 		rc = -1;						\
 	}								\
 } while (0)
@@ -237,6 +241,13 @@ http_setup(struct http_req *req, const struct http_opts *o)
 		    CURLE_OK)
 			rc = -1;
 	}
+	if (o->connect_to != NULL) {
+		if ((req->connect_to = curl_slist_append(NULL, o->connect_to)) == NULL)
+			return (-1);
+		if (curl_easy_setopt(e, CURLOPT_CONNECT_TO, req->connect_to) !=
+		    CURLE_OK)
+			rc = -1;
+	}
 	return (rc);
 }
 
@@ -270,7 +281,10 @@ http_start(const struct http_opts *o, http_cb cb, void *arg)
 	 * and can fail, from the event loop, so cb never runs in here.
 	 */
 	if ((mrc = curl_multi_add_handle(http_multi, req->easy)) != CURLM_OK) {
-		log_warnx("http: %s: %s", o->url, curl_multi_strerror(mrc));
+		char *shown = url_redact(o->url);
+
+		log_warnx("http: %s: %s", shown, curl_multi_strerror(mrc));
+		free(shown);
 		http_req_free(req);
 		errno = EIO;
 		return (NULL);
@@ -297,6 +311,7 @@ http_req_free(struct http_req *req)
 	curl_easy_cleanup(req->easy);
 	curl_slist_free_all(req->headers);
 	curl_slist_free_all(req->resolve);
+	curl_slist_free_all(req->connect_to);
 	free(req->body);
 	free(req);
 }

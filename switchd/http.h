@@ -40,6 +40,7 @@ struct http_opts {
 	int		 insecure;	/* skip TLS verification */
 	size_t		 max_body;	/* cap on kept body bytes; 0 = 1 MiB */
 	const char	*resolve;	/* optional CURLOPT_RESOLVE entry "host:port:addr" */
+	const char	*connect_to;	/* optional CURLOPT_CONNECT_TO "host:port:to:port" */
 };
 
 /* Once, before any transfer: curl_global_init and the multi handle. */

@@ -46,6 +46,7 @@ notify_text(const struct config *conf, json_t *e)
 		    *fact(e, "version") ? fact(e, "version") : "(no version)", fact(e, "pool"));
 	else
 		snprintf(what, sizeof(what), "%s", cmd);
+	utf8_tidy(what);	/* a long version may be cut inside a character */
 	return xasprintf("switchd: %s: %s%s%s%s: %s%s%s", fact(e, "user"), what,
 	    *msg ? " \"" : "", msg, *msg ? "\"" : "", result, *err ? " — " : "", err);
 }
@@ -87,7 +88,7 @@ notify_event(json_t *entry)
 	const struct config *conf = sd.conf;
 	static const char *keys[] = { "command", "user", "message", "result", "version",
 	    "pool", "error", "id", "time", NULL };
-	char *text, *body, *env[16];
+	char *text, *body, *shown, *env[16];
 	json_t *doc;
 	int i, n = 0;
 
@@ -98,14 +99,18 @@ notify_event(json_t *entry)
 		    inflight);
 		return;
 	}
-	text = notify_text(conf, entry);
+	text = utf8_fix(notify_text(conf, entry));
 	if (conf->notify_webhook != NULL) {
 		struct http_opts o;
 		static const char *const hdrs[] = { "Content-Type: application/json", NULL };
 
 		doc = json_pack("{s:s, s:O}", "text", text, "switchd", entry);
-		body = json_dumps(doc, JSON_COMPACT);
+		body = doc != NULL ? json_dumps(doc, JSON_COMPACT) : NULL;
 		json_decref(doc);
+		if (body == NULL) {
+			log_warnx("notify: the webhook body could not be encoded; not sent");
+			goto command;
+		}
 		memset(&o, 0, sizeof(o));
 		o.method = "POST";
 		o.url = conf->notify_webhook;
@@ -113,12 +118,17 @@ notify_event(json_t *entry)
 		o.body = body;
 		o.body_len = strlen(body);
 		o.timeout_ms = conf->notify_timeout * 1000L;
-		if (http_start(&o, webhook_done, xstrdup(conf->notify_webhook)) != NULL)
+		/* For the log: redacted, the URL carries the hook's secret. */
+		shown = url_redact(conf->notify_webhook);
+		if (http_start(&o, webhook_done, shown) != NULL)
 			inflight++;
-		else
-			log_warnx("notify: cannot start the webhook request");
+		else {
+			log_warnx("notify: cannot start the webhook request to %s", shown);
+			free(shown);
+		}
 		free(body);
 	}
+command:
 	if (conf->notify_command != NULL) {
 		env[n++] = xasprintf("SWITCHD_TEXT=%s", text);
 		env[n++] = xasprintf("SWITCHD_EVENT=%s", fact(entry, "command"));

@@ -3,9 +3,9 @@
  *
  * Owns: spawning "/bin/sh -c" in a fresh process group with a clean set of
  * descriptors and signals, reading its stdout and stderr line by line,
- * reaping it (and, as subreaper, its orphaned descendants) by pid and
- * process group from one SIGCHLD event, and the timeout: SIGTERM to the
- * group, SIGKILL PROC_KILL_GRACE seconds later.
+ * reaping it and, as subreaper, every orphaned descendant (waitpid(-1),
+ * each status handed to its own command) from one SIGCHLD event, and the
+ * timeout: SIGTERM to the group, SIGKILL PROC_KILL_GRACE seconds later.
  */
 #include <sys/types.h>
 #include <sys/prctl.h>
@@ -24,6 +24,7 @@
 
 #include "log.h"
 #include "proc.h"
+#include "switchd.h"
 
 #if !defined(__GLIBC__) || !__GLIBC_PREREQ(2, 34)
 #error "proc.c needs posix_spawn_file_actions_addclosefrom_np (glibc >= 2.34)"
@@ -188,18 +189,46 @@ proc_sigchld_ref(struct event_base *base)
 	return (0);
 }
 
+static int	 proc_subreaping;
+
 static void
 proc_sigchld_unref(void)
 {
+	/* A subreaper inherits orphans at any time: it watches for good. */
 	if (proc_sigchld == NULL || proc_in_sigchld || !TAILQ_EMPTY(&procs) ||
-	    proc_nlingering > 0)
+	    proc_nlingering > 0 || proc_subreaping)
 		return;
 	event_free(proc_sigchld);
 	proc_sigchld = NULL;
 	proc_sigchld_base = NULL;
 }
 
-/* SIGCHLD says some child changed: look at each of ours, by pid. */
+/*
+ * Reap every child that has ended: ours by pid get their status, the rest
+ * are descendants a command left behind that left its process group too
+ * (setsid: ssh ControlPersist, daemons a deploy started), which came to us
+ * as subreaper and which nobody else will ever wait for.
+ */
+static void
+proc_reap_all(void)
+{
+	struct proc	*p;
+	pid_t		 r;
+	int		 st;
+
+	while ((r = waitpid(-1, &st, WNOHANG)) > 0) {
+		TAILQ_FOREACH(p, &procs, entry)
+			if (p->pid == r && !p->reaped)
+				break;
+		if (p != NULL) {
+			p->reaped = 1;
+			p->status = st;
+		} else
+			log_debug("reaped process %d, an orphaned descendant", (int)r);
+	}
+}
+
+/* SIGCHLD says some child changed: reap them all, then look at each of ours. */
 static void
 proc_sigchld_cb(evutil_socket_t sig, short what, void *arg)
 {
@@ -209,6 +238,7 @@ proc_sigchld_cb(evutil_socket_t sig, short what, void *arg)
 	(void)what;
 	(void)arg;
 	proc_in_sigchld = 1;
+	proc_reap_all();
 	for (p = TAILQ_FIRST(&procs); p != NULL; p = next) {
 		next = TAILQ_NEXT(p, entry);
 		proc_maybe_finish(p);
@@ -233,6 +263,8 @@ proc_subreaper(void)
 	done = 1;
 	if (prctl(PR_SET_CHILD_SUBREAPER, 1) == -1)
 		log_warn("prctl(PR_SET_CHILD_SUBREAPER)");
+	else
+		proc_subreaping = 1;
 #endif
 }
 
@@ -248,7 +280,12 @@ proc_env_has(const char *var, char *const list[])
 	return (0);
 }
 
-/* The daemon's environment with env_extra replacing what it names. */
+/*
+ * The daemon's environment with env_extra replacing what it names, less
+ * AWS_*: switchd's own EC2 credentials are not the deploy's, the live
+ * tests' or the notify command's.  A command that needs AWS names its own
+ * (AWS_PROFILE=deploy cap ...), or gets them in env_extra.
+ */
 static char **
 proc_env(char *const extra[])
 {
@@ -262,7 +299,8 @@ proc_env(char *const extra[])
 	if ((env = calloc(n + m + 1, sizeof(*env))) == NULL)
 		return (NULL);
 	for (i = 0; i < n; i++)
-		if (!proc_env_has(environ[i], extra))
+		if (strncmp(environ[i], "AWS_", 4) != 0 &&
+		    !proc_env_has(environ[i], extra))
 			env[k++] = environ[i];
 	for (i = 0; i < m; i++)
 		if (!proc_env_has(extra[i], extra + i + 1))	/* last wins */
@@ -509,15 +547,29 @@ proc_kill_cb(evutil_socket_t fd, short what, void *arg)
 		evtimer_add(p->kill_ev, &tv);
 }
 
+/*
+ * Hand the line over as valid UTF-8 (it goes into JSON).  A piece cut at
+ * PROC_LINE_MAX ends before a character the cut would split; that
+ * character starts the next piece.
+ */
 static void
-proc_stream_line(struct proc_stream *s)
+proc_stream_line(struct proc_stream *s, int cut)
 {
 	struct proc	*p = s->p;
+	char		 rest[4];
+	size_t		 len = s->len, nrest = 0;
 
-	s->buf[s->len] = '\0';
-	s->len = 0;
+	if (cut) {
+		len = utf8_complete(s->buf, s->len);
+		nrest = s->len - len;
+		memcpy(rest, s->buf + len, nrest);
+	}
+	s->buf[len] = '\0';
+	utf8_fix(s->buf);
 	if (p->line_cb != NULL)
 		p->line_cb(s->buf, s->is_stderr, p->arg);
+	memcpy(s->buf, rest, nrest);
+	s->len = nrest;
 }
 
 static void
@@ -532,8 +584,9 @@ proc_stream_feed(struct proc_stream *s, const char *data, size_t n)
 			if (*data == '\n') {
 				data++;
 				n--;
-			}
-			proc_stream_line(s);
+				proc_stream_line(s, 0);
+			} else
+				proc_stream_line(s, 1);
 			continue;
 		}
 		nl = memchr(data, '\n', n);
@@ -550,7 +603,7 @@ proc_stream_feed(struct proc_stream *s, const char *data, size_t n)
 		if (nl != NULL) {
 			data++;
 			n--;
-			proc_stream_line(s);
+			proc_stream_line(s, 0);
 		}
 	}
 }
@@ -572,7 +625,7 @@ proc_stream_close(struct proc_stream *s, int drain)
 		proc_stream_feed(s, buf, n);
 	}
 	if (s->len > 0)
-		proc_stream_line(s);
+		proc_stream_line(s, 0);
 	if (s->ev != NULL)
 		event_free(s->ev);
 	s->ev = NULL;

@@ -5,11 +5,13 @@
  *
  * Each command runs as "/bin/sh -c COMMAND" in its own process group, with
  * stdin from /dev/null, stdout and stderr on pipes read line by line, and no
- * other descriptor of the daemon.  Children are reaped by pid from a
- * SIGCHLD event, never with waitpid(-1).  On Linux the daemon becomes a
- * child subreaper (PR_SET_CHILD_SUBREAPER) at the first proc_start(), so a
- * command's orphaned descendants come back to it and are reaped by process
- * group instead of lingering as zombies under an init that does not reap.
+ * other descriptor of the daemon.  Children are reaped from a SIGCHLD
+ * event with waitpid(-1), each status handed to the command it belongs
+ * to: the daemon must fork nothing but through proc_start().  On Linux it
+ * becomes a child subreaper (PR_SET_CHILD_SUBREAPER) at the first
+ * proc_start(), so a command's orphaned descendants come back to it, even
+ * those that left its process group (setsid), and are reaped instead of
+ * lingering as zombies under an init that does not reap.
  *
  * The exit callback runs once, from the loop, after both pipes reached EOF
  * and the child was reaped; after a kill (timeout or proc_kill) also only

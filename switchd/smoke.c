@@ -116,6 +116,33 @@ smoke_add(struct smoke_run *run, size_t ci, const char *target, const char *base
 	free(url);
 }
 
+/*
+ * An https smoke.url, verified: the request names the host (the cold one,
+ * or the live one for a preview check: its SNI,
+ * and the name its certificate must carry) and is sent to smoke.url's
+ * address with CURLOPT_CONNECT_TO.  *url and *connect_to are malloc'd.
+ */
+static void
+smoke_tls_target(const char *name, const char *check_url, char **url,
+    char **connect_to)
+{
+	const char *auth = check_url + strlen("https://"), *rest, *colon;
+	char *host, *port;
+
+	rest = auth + strcspn(auth, "/?#");
+	if (*auth == '[') {
+		colon = memchr(auth, ']', (size_t)(rest - auth));
+		colon = colon != NULL && colon + 1 < rest && colon[1] == ':' ? colon + 1 : NULL;
+	} else
+		colon = memchr(auth, ':', (size_t)(rest - auth));
+	host = xasprintf("%.*s", (int)((colon ? colon : rest) - auth), auth);
+	port = colon ? xasprintf("%.*s", (int)(rest - colon - 1), colon + 1) : xstrdup("443");
+	*url = xasprintf("https://%s:%s%s", name, port, rest);
+	*connect_to = xasprintf("%s:%s:%s:%s", name, port, host, port);
+	free(host);
+	free(port);
+}
+
 void
 smoke_start(struct cmdq_item *item, int pool, smoke_done_cb cb, void *arg)
 {
@@ -153,7 +180,12 @@ smoke_start(struct cmdq_item *item, int pool, smoke_done_cb cb, void *arg)
 		cmd_progress(item, "smoke: %zu check%s on the %s pool (Host: %s)", run->nreqs,
 		    run->nreqs == 1 ? "" : "s", p->name, conf->cold_host);
 	run->reqs = xcalloc(run->nreqs, sizeof(*run->reqs));
-	run->pending = run->nreqs;
+	/*
+	 * One more than the requests while this loop runs: a request that
+	 * cannot start is answered at once, and if all of them are, the run
+	 * must not finish (and be freed) under the loop still reading it.
+	 */
+	run->pending = run->nreqs + 1;
 	http_set_max_connections(SMOKE_MAX_CONNECTIONS);
 	for (i = 0; i < run->nreqs; i++) {
 		json_t *res = json_array_get(run->results, i);
@@ -161,6 +193,7 @@ smoke_start(struct cmdq_item *item, int pool, smoke_done_cb cb, void *arg)
 		static const char *const preview[] = { "Cookie: switchd_preview=1", NULL };
 		int is_preview = strcmp(json_string_value(json_object_get(res, "target")),
 		    "preview") == 0;
+		char *tls_url = NULL, *connect_to = NULL;
 
 		memset(&o, 0, sizeof(o));
 		o.method = json_string_value(json_object_get(res, "method"));
@@ -168,10 +201,18 @@ smoke_start(struct cmdq_item *item, int pool, smoke_done_cb cb, void *arg)
 		o.host = is_preview ? conf->live_host : conf->cold_host;
 		o.headers = is_preview ? preview : NULL;
 		o.timeout_ms = conf->smoke_timeout_ms;
-		o.insecure = 1;	/* the cold pool is reached by address, not by its name */
+		if (conf->smoke_verify_tls && strncmp(o.url, "https://", 8) == 0) {
+			smoke_tls_target(o.host, o.url, &tls_url, &connect_to);
+			o.url = tls_url;
+			o.connect_to = connect_to;
+			o.cainfo = conf->smoke_ca_file;
+		} else
+			o.insecure = 1;	/* by address: no name to verify */
 		run->reqs[i].run = run;
 		run->reqs[i].idx = i;
 		run->reqs[i].http = http_start(&o, smoke_reply, &run->reqs[i]);
+		free(tls_url);
+		free(connect_to);
 		if (run->reqs[i].http == NULL) {
 			struct http_result r = { 0 };
 
@@ -179,4 +220,6 @@ smoke_start(struct cmdq_item *item, int pool, smoke_done_cb cb, void *arg)
 			smoke_reply(&r, &run->reqs[i]);
 		}
 	}
+	if (--run->pending == 0)
+		smoke_finish(run);
 }

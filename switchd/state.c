@@ -598,40 +598,97 @@ history_append(json_t *entry)
 	return r;
 }
 
-static json_t *
-history_load(void)
-{
-	json_t *all = json_array(), *e;
-	char *line = NULL;
-	size_t cap = 0;
-	ssize_t len;
-	FILE *f;
+#define HISTORY_CHUNK	(8 * 1024)	/* the first read; then doubled */
+#define HISTORY_CHUNK_MAX (1024 * 1024)
 
-	if ((f = fopen(history_path, "re")) == NULL)
-		return all;
-	while ((len = getline(&line, &cap, f)) > 0) {
-		if (line[len - 1] != '\n')
-			break;	/* torn: being written */
-		e = json_loadb(line, (size_t)len, 0, NULL);
-		if (json_is_object(e))
-			json_array_append_new(all, e);
-		else
-			json_decref(e);
-	}
-	free(line);
-	fclose(f);
-	return all;
+/* One journal line (without its newline) onto out, if it is an object. */
+static void
+history_take(json_t *out, const char *line, size_t len)
+{
+	json_t *e;
+
+	if (len == 0)
+		return;
+	e = json_loadb(line, len, 0, NULL);
+	if (json_is_object(e))
+		json_array_append_new(out, e);
+	else
+		json_decref(e);
 }
 
+/*
+ * The newest n entries (all if n <= 0), newest first.  The journal is read
+ * backwards from its end in chunks, so the work is the last n lines, not
+ * the whole file: a big journal must not stall the loop for everyone.  A
+ * torn last line (being written) is skipped.
+ */
 json_t *
 history_read(int n)
 {
-	json_t *all = history_load(), *out = json_array();
-	size_t i, size = json_array_size(all);
+	json_t *out = json_array();
+	char *buf = NULL, *carry = NULL, *nl;
+	size_t carrylen = 0, total, len, end, k, chunk = HISTORY_CHUNK;
+	struct stat st;
+	off_t pos;
+	int fd, torn;
 
-	for (i = size; i > 0 && (n <= 0 || json_array_size(out) < (size_t)n); i--)
-		json_array_append(out, json_array_get(all, i - 1));
-	json_decref(all);
+	if ((fd = open(history_path, O_RDONLY | O_CLOEXEC)) == -1)
+		return out;
+	if (fstat(fd, &st) == -1 || st.st_size == 0) {
+		close(fd);
+		return out;
+	}
+	pos = st.st_size;
+	torn = 1;	/* until the last byte is known to be a newline */
+	while (pos > 0 && (n <= 0 || json_array_size(out) < (size_t)n)) {
+		len = pos > (off_t)chunk ? chunk : (size_t)pos;
+		pos -= (off_t)len;
+		if (chunk < HISTORY_CHUNK_MAX)
+			chunk *= 2;
+		buf = xcalloc(len + carrylen + 1, 1);
+		if (pread(fd, buf, len, pos) != (ssize_t)len) {
+			log_warn("read %s", history_path);
+			free(buf);
+			buf = NULL;
+			break;
+		}
+		if (carrylen > 0)
+			memcpy(buf + len, carry, carrylen);
+		free(carry);
+		carry = NULL;
+		total = len + carrylen;
+		carrylen = 0;
+		end = total;
+		if (torn) {
+			/* Only the first chunk's bytes count here: carry is empty. */
+			if ((nl = memrchr(buf, '\n', total)) == NULL) {
+				free(buf);
+				buf = NULL;
+				continue;
+			}
+			end = (size_t)(nl - buf) + 1;
+			torn = 0;
+		}
+		/* buf[0..end) ends with a newline; its first line may start earlier. */
+		for (k = end - 1; k > 0 && (n <= 0 || json_array_size(out) < (size_t)n); k--) {
+			if (buf[k - 1] != '\n')
+				continue;
+			history_take(out, buf + k, end - 1 - k);
+			end = k;
+		}
+		if (pos == 0 && (n <= 0 || json_array_size(out) < (size_t)n))
+			history_take(out, buf, end - 1);
+		else {
+			carry = buf;
+			carrylen = end;
+			buf = NULL;
+			continue;
+		}
+		free(buf);
+		buf = NULL;
+	}
+	free(carry);
+	close(fd);
 	return out;
 }
 

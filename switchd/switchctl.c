@@ -84,6 +84,21 @@ die_usage(const char *fmt, ...)
 }
 
 /* Command options into the request's "args", by the shared table. */
+/*
+ * A value for the request: JSON strings are UTF-8, and jansson refuses
+ * anything else.  Refuse it here with its name: a dropped --expect would
+ * let a switch go on without its guard.
+ */
+static json_t *
+arg_string(const struct cmd_info *ci, const char *what, const char *val)
+{
+	json_t *j = json_string(val);
+
+	if (j == NULL)
+		die_usage("%s: %s is not valid UTF-8", ci->name, what);
+	return j;
+}
+
 static json_t *
 parse_args(const struct cmd_info *ci, int argc, char **argv)
 {
@@ -127,7 +142,7 @@ parse_args(const struct cmd_info *ci, int argc, char **argv)
 					break;
 			if (ci->choices && ci->choices[j] == NULL)
 				die_usage("%s: \"%s\" is not one of %s", ci->name, a, ci->usage);
-			json_object_set_new(args, ci->positional, json_string(a));
+			json_object_set_new(args, ci->positional, arg_string(ci, "the argument", a));
 			continue;
 		} else
 			die_usage("%s: unexpected argument \"%s\"\nusage: switchctl %s %s",
@@ -152,8 +167,12 @@ parse_args(const struct cmd_info *ci, int argc, char **argv)
 			if (errno || *end != '\0' || end == val)
 				die_usage("%s: %s wants a number, not \"%s\"", ci->name, a, val);
 			json_object_set_new(args, o->key, json_integer(v));
-		} else
-			json_object_set_new(args, o->key, json_string(val));
+		} else {
+			char what[64];
+
+			snprintf(what, sizeof(what), "the value of --%s", o->lopt);
+			json_object_set_new(args, o->key, arg_string(ci, what, val));
+		}
 	}
 	if (ci->positional != NULL && json_object_get(args, ci->positional) == NULL)
 		die_usage("%s: missing argument\nusage: switchctl %s %s", ci->name,

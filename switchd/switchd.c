@@ -3,6 +3,8 @@
  * reconcile, listen, loop.
  */
 #include <sys/types.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -17,7 +19,9 @@
 #include "discover.h"
 #include "ec2.h"
 #include "http.h"
+#include "httpd.h"
 #include "log.h"
+#include "metrics.h"
 #include "notify.h"
 #include "roles.h"
 #include "switchd.h"
@@ -79,6 +83,49 @@ detach_done(void)
 	ready_fd = -1;
 }
 
+/*
+ * One switchd a state_dir: two would each believe their state.json and
+ * journal.  An flock on state_dir/switchd.lock, held (open, close-on-exec)
+ * until exit; the kernel drops it however the process ends.
+ */
+static int
+state_dir_lock(const char *dir)
+{
+	char *path, pid[32];
+	int fd;
+	ssize_t n;
+
+	if (mkdir(dir, 0750) == -1 && errno != EEXIST) {
+		log_warn("state_dir %s", dir);
+		return -1;
+	}
+	path = xasprintf("%s/switchd.lock", dir);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640);
+	if (fd == -1) {
+		log_warn("%s", path);
+		free(path);
+		return -1;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) == -1) {
+		if (errno == EWOULDBLOCK) {
+			n = pread(fd, pid, sizeof(pid) - 1, 0);
+			pid[n > 0 ? n : 0] = '\0';
+			pid[strcspn(pid, "\n")] = '\0';
+			log_warnx("another switchd%s%s%s uses state_dir %s (%s is locked)",
+			    *pid ? " (pid " : "", pid, *pid ? ")" : "", dir, path);
+		} else
+			log_warn("flock %s", path);
+		close(fd);
+		free(path);
+		return -1;
+	}
+	snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+	if (ftruncate(fd, 0) == -1 || pwrite(fd, pid, strlen(pid), 0) == -1)
+		log_warn("%s", path);
+	free(path);
+	return fd;
+}
+
 static void __attribute__((noreturn))
 usage(void)
 {
@@ -117,6 +164,7 @@ switchd_reload_config(json_t **errors)
 	sd.lb = lb_new(sd.base, conf);
 	sd.conf = conf;
 	discover_start();
+	httpd_configure(sd.base, conf);	/* a failed new bind keeps the old one */
 	log_info("configuration %s reloaded", conf->path);
 	return 0;
 }
@@ -149,6 +197,14 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 	    cmd_busy() ? " after the command in flight" : "");
 	sd.shutting_down = 1;
 	switchd_maybe_exit();
+}
+
+/* Every journal entry: notified, and counted for /metrics. */
+static void
+journal_hook(json_t *entry)
+{
+	notify_event(entry);
+	metrics_journal(entry);
 }
 
 static void
@@ -207,9 +263,11 @@ main(int argc, char *argv[])
 	evsignal_add(ev_term, NULL);
 	evsignal_add(ev_int, NULL);
 
+	if (state_dir_lock(sd.conf->state_dir) == -1)
+		fatalx("cannot use state_dir %s", sd.conf->state_dir);
 	if (state_open(sd.conf->state_dir, sd.conf) == -1)
 		fatalx("cannot use state_dir %s", sd.conf->state_dir);
-	history_set_hook(notify_event);
+	history_set_hook(journal_hook);
 	deploy_recover();
 	discover_apply_state(sd.conf);
 	if (http_init(sd.base) == -1 || ec2_init(sd.base) == -1)
@@ -217,6 +275,8 @@ main(int argc, char *argv[])
 	sd.lb = lb_new(sd.base, sd.conf);
 	if (control_listen(sd.conf) == -1)
 		fatalx("cannot listen on %s", sd.conf->ctl_socket);
+	if (httpd_configure(sd.base, sd.conf) == -1)
+		fatalx("cannot listen on http.listen %s", sd.conf->http_listen);
 	detach_done();
 	control_accept(0);
 	switchd_reconcile(reconciled, NULL);
@@ -224,6 +284,8 @@ main(int argc, char *argv[])
 	event_base_dispatch(sd.base);
 
 	control_close();
+	httpd_stop();
+	metrics_shutdown();
 	repair_stop();
 	guard_shutdown();
 	discover_stop();

@@ -86,6 +86,8 @@ struct config {
 	int		 per_server;
 	char		*smoke_command;
 	int		 smoke_command_timeout;
+	int		 smoke_verify_tls;	/* https smoke.url: verify as the cold host */
+	char		*smoke_ca_file;
 	int		 smoke_preview;	/* also check the live host name with the preview cookie */
 
 	/* guard: the bake window after a switch and the watch over a canary. */
@@ -117,6 +119,8 @@ struct config {
 	char		*notify_webhook;
 	char		*notify_command;
 	int		 notify_timeout;	/* seconds */
+
+	char		*http_listen;		/* "127.0.0.1:9180"; NULL: off */
 };
 
 /* Returns a new config, or NULL with every error ("FILE:LINE: text") in *errors. */
@@ -161,7 +165,14 @@ void		 iso_time(time_t, char *, size_t);
 double		 now_ms(void);
 char		*xasprintf(const char *, ...) __attribute__((format(printf, 1, 2)));
 void		 new_id(char *buf, size_t len);
-char		*utf8_fix(char *);		/* in place; for JSON strings */
+/* UTF-8 at the edges: every string from outside is fixed before JSON. */
+char		*url_redact(const char *);	/* "scheme://host/...", malloc'd */
+char		*utf8_fix(char *);		/* in place: bad bytes become '?' */
+int		 utf8_valid(const char *);
+char		*utf8_tidy(char *);		/* utf8_fix, and drop a cut last character */
+char		*utf8_trunc(char *, size_t max);	/* in place, never inside a character */
+size_t		 utf8_cut(const char *, size_t len, size_t max);
+size_t		 utf8_complete(const char *, size_t len);
 int		 valid_instance_id(const char *);	/* i-[0-9a-f]{8,17} */
 int		 valid_ip(const char *);		/* IPv4 or IPv6, inet_pton */
 int		 valid_ip_port(const char *);	/* IP:port or [IPv6]:port */
@@ -230,6 +241,11 @@ void		 cmd_cold_deploy_exec(struct cmdq_item *);
 void		 cmd_smoke_exec(struct cmdq_item *);
 void		 cmd_sync_exec(struct cmdq_item *);
 void		 deploy_recover(void);
+/* The replies of status and history, for the control socket and HTTP alike. */
+typedef void (*status_cb)(json_t *reply, void *arg);	/* callee owns reply */
+void		 status_json(status_cb, void *);
+#define HISTORY_MAX_N	100000
+json_t		*history_json(long long n);		/* NULL: n out of range */
 
 /* control.c */
 int		 control_listen(const struct config *);

@@ -23,6 +23,8 @@
  * Replace path with data so that a crash at any instant leaves either the
  * old or the new file: temp file in the same directory, fsync, rename over,
  * fsync the directory.  On error the temp file is removed and errno set.
+ * The temp file gets a fresh random name, made with O_EXCL (mkostemp): a
+ * symlink or file planted in the directory is never followed or reused.
  */
 int
 file_write_atomic(const char *path, const char *data, size_t len, int mode)
@@ -32,8 +34,8 @@ file_write_atomic(const char *path, const char *data, size_t len, int mode)
 	size_t off = 0;
 	ssize_t n;
 
-	tmp = xasprintf("%s.tmp.%ld", path, (long)getpid());
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	tmp = xasprintf("%s.tmp.XXXXXX", path);
+	fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd == -1) {
 		saved = errno;
 		free(tmp);
@@ -81,6 +83,30 @@ fail:
 	free(tmp);
 	errno = saved;
 	return -1;
+}
+
+/*
+ * A URL fit for the log: "scheme://host/..." only.  A webhook URL carries
+ * its secret in the path (Slack's /services/T/B/XXXX) or in user:password@.
+ */
+char *
+url_redact(const char *url)
+{
+	const char *p, *host, *end, *at;
+
+	if (url == NULL)
+		return xstrdup("(none)");
+	if ((p = strstr(url, "://")) == NULL)
+		return xstrdup("(a URL)");
+	host = p + 3;
+	end = host + strcspn(host, "/?#");
+	/* userinfo@host: keep the host only */
+	for (at = end; at > host && at[-1] != '@'; at--)
+		;
+	if (at > host)
+		host = at;
+	return xasprintf("%.*s://%.*s%s", (int)(p - url), url, (int)(end - host), host,
+	    *end != '\0' ? "/..." : "");
 }
 
 char *
@@ -151,39 +177,66 @@ new_id(char *buf, size_t len)
 }
 
 /*
- * Make s valid UTF-8 in place: a byte that does not start or continue a
- * well-formed sequence becomes '?'.  JSON strings must be UTF-8, and a
- * message cut at a byte count can split a character.
+ * Length of the well-formed UTF-8 sequence at p (1-4), or 0 if p does not
+ * start one.  As strict as jansson (no overlong forms, no surrogates,
+ * nothing above U+10FFFF), so that json_string() accepts what passes.
+ */
+static int
+utf8_seq(const unsigned char *p)
+{
+	int n, i;
+
+	if (p[0] < 0x80)
+		return 1;
+	if (p[0] >= 0xc2 && p[0] <= 0xdf)
+		n = 2;
+	else if (p[0] >= 0xe0 && p[0] <= 0xef)
+		n = 3;
+	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+		n = 4;
+	else
+		return 0;
+	for (i = 1; i < n; i++)
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+	if ((p[0] == 0xe0 && p[1] < 0xa0) || (p[0] == 0xed && p[1] > 0x9f) ||
+	    (p[0] == 0xf0 && p[1] < 0x90) || (p[0] == 0xf4 && p[1] > 0x8f))
+		return 0;
+	return n;
+}
+
+/* Is s valid UTF-8 (as jansson wants it)? */
+int
+utf8_valid(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	int n;
+
+	while (*p != '\0') {
+		if ((n = utf8_seq(p)) == 0)
+			return 0;
+		p += n;
+	}
+	return 1;
+}
+
+/*
+ * Make s valid UTF-8 in place: a byte that does not start a well-formed
+ * sequence becomes '?'.  JSON strings must be UTF-8, and child output,
+ * HAProxy replies and the like are whatever bytes they are: every string
+ * from outside goes through here before it reaches JSON.
  */
 char *
 utf8_fix(char *s)
 {
 	unsigned char *p = (unsigned char *)s;
-	int n, i;
+	int n;
 
 	while (p != NULL && *p != '\0') {
-		if (*p < 0x80) {
-			p++;
-			continue;
-		}
-		if (*p >= 0xc2 && *p <= 0xdf)
-			n = 1;
-		else if (*p >= 0xe0 && *p <= 0xef)
-			n = 2;
-		else if (*p >= 0xf0 && *p <= 0xf4)
-			n = 3;
-		else {
+		if ((n = utf8_seq(p)) == 0)
 			*p++ = '?';
-			continue;
-		}
-		for (i = 1; i <= n; i++)
-			if ((p[i] & 0xc0) != 0x80)
-				break;
-		if (i <= n) {
-			*p++ = '?';
-			continue;
-		}
-		p += n + 1;
+		else
+			p += n;
 	}
 	return s;
 }
@@ -244,4 +297,59 @@ valid_ip_port(const char *s)
 	port = strtol(colon + 1, &end, 10);
 	return valid_ip(host) && colon[1] != '\0' && *end == '\0' && errno == 0 &&
 	    port > 0 && port <= 65535;
+}
+
+/*
+ * Where to cut s (of len bytes) to keep at most max bytes without
+ * splitting a character: max, or less if a character spans the cut.
+ */
+size_t
+utf8_cut(const char *s, size_t len, size_t max)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t n, back;
+
+	if (len <= max)
+		return len;
+	/* Back over continuation bytes (at most 3) to the character's start. */
+	for (n = max, back = 0; n > 0 && back < 3 && (p[n] & 0xc0) == 0x80; back++)
+		n--;
+	return (p[n] & 0xc0) == 0x80 ? max : n;
+}
+
+/* Truncate s in place to at most max bytes, never inside a character. */
+char *
+utf8_trunc(char *s, size_t max)
+{
+	s[utf8_cut(s, strlen(s), max)] = '\0';
+	return s;
+}
+
+/*
+ * len, less a character left incomplete at the end of s[0..len) (by a cut
+ * at a byte count): where to end s so that the cut splits nothing.
+ */
+size_t
+utf8_complete(const char *s, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i, need;
+
+	for (i = len; i > 0 && len - i < 3 && (p[i - 1] & 0xc0) == 0x80; i--)
+		;
+	if (i == 0 || p[i - 1] < 0xc2 || p[i - 1] > 0xf4)
+		return len;
+	need = p[i - 1] >= 0xf0 ? 4 : p[i - 1] >= 0xe0 ? 3 : 2;
+	return len - (i - 1) < need ? i - 1 : len;
+}
+
+/*
+ * For a buffer snprintf() may have cut: drop a character left incomplete
+ * at its end, then make the rest valid.
+ */
+char *
+utf8_tidy(char *s)
+{
+	s[utf8_complete(s, strlen(s))] = '\0';
+	return utf8_fix(s);
 }

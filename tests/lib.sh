@@ -1109,3 +1109,32 @@ for i in range(n):
 print(" ".join("%s=%d" % kv for kv in sorted(counts.items())))
 PYEOF
 }
+
+# ---------------------------------------------------------------- raw requests
+
+# ctl_raw JSON [SECS]: send one request line to switchd's socket and print
+# every reply line (progress events too, as the daemon sent them) up to the
+# final {"ok": ...} one; exit 1 if none came within SECS (30).
+ctl_raw() {
+	"$PYTHON" - "$T/switchd.sock" "$1" "${2:-30}" <<'PY'
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(float(sys.argv[3]))
+s.connect(sys.argv[1])
+s.sendall(sys.argv[2].encode() + b"\n")
+buf = b""
+while True:
+    try:
+        chunk = s.recv(65536)
+    except socket.timeout:
+        sys.exit(1)
+    if not chunk:
+        sys.exit(1)
+    buf += chunk
+    while b"\n" in buf:
+        line, buf = buf.split(b"\n", 1)
+        sys.stdout.write(line.decode("utf-8", "backslashreplace") + "\n")
+        if "ok" in json.loads(line):
+            sys.exit(0)
+PY
+}

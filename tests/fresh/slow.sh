@@ -28,6 +28,9 @@ for i in $(seq "$RUNS"); do
 	t0=$(date +%s)
 	PATH=$SHIM:$PATH tests/run.sh build/asan >"tests/out/slow-run$i.txt" 2>&1
 	rc=$?
+	# keep this run's logs: the next run writes tests/out/*.log again
+	rm -rf "tests/out/slow-run$i" && mkdir -p "tests/out/slow-run$i" &&
+		cp tests/out/*.log "tests/out/slow-run$i/" 2>/dev/null
 	summary=$(tail -n 1 "tests/out/slow-run$i.txt")
 	grep -E '^FAIL' "tests/out/slow-run$i.txt"
 	echo "# run $i: exit $rc, $summary, $(( $(date +%s) - t0 )) s"

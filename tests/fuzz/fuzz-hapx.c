@@ -90,6 +90,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		json_decref(stat);
 	}
+	/* The per-pool traffic counters of /metrics. */
+	json_decref(hapx_parse_backend_counters(reply));
 	if (size < 512)
 		hapx_parse_addr(reply, &ss, &len);
 	free(reply);

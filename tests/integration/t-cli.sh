@@ -86,6 +86,20 @@ expect_match "human history: the messages" "$OUT" 'quiet'
 run ctl hosts hot
 expect_eq "hosts hot: the host part, one a line" "$OUT" "127.0.0.1"
 
+# a value that is not UTF-8 is refused, never dropped: a switch --expect
+# whose guard vanished would switch to whatever the cold pool runs
+expect_ok cold-deploy --no-deploy -v v2 -m "cold at v2"
+hot0=$(via_live)
+run ctl switch --expect $'v3\xff' -m "bad expect"
+expect_eq "switch --expect with a non-UTF-8 value: exit 2" "$RC" 2
+expect_match "the refusal names the option" "$ERR" 'value of --expect is not valid UTF-8'
+expect_eq "nothing switched" "$(via_live)" "$hot0"
+run ctl switch --expect=$'v3\xff' -m "bad expect"
+expect_eq "switch --expect=VALUE, not UTF-8: exit 2" "$RC" 2
+run ctl lock -m $'bad \xc3'
+expect_eq "lock -m, not UTF-8: exit 2" "$RC" 2
+expect_eq "no lock taken" "$(status_get '["lock"]')" null
+
 # the daemon goes away: exit 3 again
 stop_switchd
 run ctl status

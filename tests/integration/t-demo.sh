@@ -12,7 +12,7 @@ at_exit "SWITCHD_DEMO_DIR='$T/demo' '$REPO_DIR/scripts/demo' stop"
 demo_pids() { cat "$T/demo/pids/"* 2>/dev/null | sort -n | tr '\n' ' '; }
 
 for round in 1 2; do
-	run timeout 120 "$REPO_DIR/scripts/demo" start
+	run timeout 240 "$REPO_DIR/scripts/demo" start
 	if [ "$RC" -ne 0 ]; then
 		_fail "round $round: scripts/demo start exits 0 (exit $RC)"
 		_show_last

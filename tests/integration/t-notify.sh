@@ -17,7 +17,7 @@ start_hook() {	# start_hook [ARGS...]
 		die "hook receiver did not start"
 	: >"$T/hook.jsonl"
 }
-NOTIFY='notify = { webhook = "http://127.0.0.1:'$HP'/hook"; command = "env | grep ^SWITCHD_ | sort > '$T'/notify.env.$$"; timeout = 2; };'
+NOTIFY='notify = { webhook = "http://127.0.0.1:'$HP'/hook/T0KEN-s3cret"; command = "env | grep ^SWITCHD_ | sort > '$T'/notify.env.$$"; timeout = 2; };'
 NOTIFY=${NOTIFY//\$\$/\$SWITCHD_ID}
 write_config "$NOTIFY"
 start_hook
@@ -42,6 +42,16 @@ expect_grep "^SWITCHD_FROM=blue$" "$f" "command env: from"
 expect_grep "^SWITCHD_TO=green$" "$f" "command env: to"
 expect_grep "^SWITCHD_RESULT=ok$" "$f" "command env: result"
 
+# ---- a long version cut inside a character in the notification text: no
+# crash, the journal line and the webhook body are whole
+LONGV="$(printf 'a%.0s' $(seq 495))é"
+: >"$T/hook.jsonl"
+expect_ok cold-deploy --no-deploy -v "$LONGV" -m "long version"
+ok "switchd is alive after a long UTF-8 version" alive "$(switchd_pid)"
+expect_eq "the journal has the long version" "$(ctlj history -n 1 | jget 'd["entries"][0]["version"]')" "$LONGV"
+ok "webhook got the long-version cold-deploy" wait_for 5 hook_has 1
+expect_match "its text ends before the cut character" "$(tail -n 1 "$T/hook.jsonl" | jget '["text"]')" "cold-deploy of a{400,}"
+
 # ---- a failing webhook: logged, the switch is not affected
 stop_pid "$HOOK"
 start_hook --status 500
@@ -64,6 +74,10 @@ stop_pid "$HOOK"
 expect_ok back -m "nobody listens"
 expect_eq "back done with no receiver" "$(via_live)" blue
 ok "connection refused is logged" wait_for 5 grep -qi "webhook .*connect" "$T/switchd.log"
+
+# ---- the webhook URL carries a secret: the log shows scheme://host/... only
+expect_grep "webhook http://127.0.0.1:$HP/\.\.\." "$T/switchd.log" "the log names the webhook redacted"
+expect_nogrep "s3cret" "$T/switchd.log" "the log never shows the webhook's secret"
 
 # ---- a bad webhook URL is a config error
 write_config 'notify = { webhook = "ftp://x"; };' "$T/bad.conf"

@@ -188,4 +188,37 @@ expect_fail 1 refused switch --expect v9 -m "expects the old version"
 expect_emsg "is at version \(none\), not v9" "switch --expect refuses a pool whose version is unknown"
 live_unchanged "version unknown"
 
+# ---- output that is not UTF-8 (and a character cut at the 4096-byte line
+# piece) reaches the client as valid JSON: the deploy's answer is its own,
+# never {"code":"internal"}
+write_config "${SMOKE%\};}
+  command = \"printf 'live \\\\303'\"; command_timeout = 5; };
+deploy = { command = \"printf 'bad \\\\377\\\\376 bytes\\\\n'; head -c 4095 /dev/zero | tr '\\\\0' x; printf '\\\\303\\\\251 end\\\\n'\"; timeout = 5; };
+"
+expect_ok reload
+ok "cold-deploy with non-UTF-8 output gets an answer" \
+	ctl_raw '{"v":1,"cmd":"cold-deploy","args":{"version":"v10","message":"non-UTF-8 output"}}'
+printf '%s\n' "$OUT" >"$T/utf8.out"
+expect_grep '"ok": ?true' "$T/utf8.out" "its answer is ok, not an internal error"
+expect_grep '"text": ?"bad \?\? bytes"' "$T/utf8.out" "invalid bytes arrive as ?"
+expect_grep '"text": ?"(\\u00e9|é) end"' "$T/utf8.out" "the character at the 4096-byte cut arrives whole"
+expect_grep '"text": ?"live \?"' "$T/utf8.out" "a live test's bad last byte arrives as ?"
+expect_eq "the pool is verified and says so" "$(status_get '["pools"]["green"]["state"]')" verified
+
+# ---- a deploy that leaves a process in a session of its own (setsid, as
+# ssh ControlPersist does): when it ends later, switchd (its subreaper)
+# reaps it; no zombie stays
+MARK2=orphan-$$-$RANDOM
+write_config "$SMOKE
+deploy = { command = \"setsid sh -c 'while [ ! -e $T/orphan.go ]; do sleep 0.05; done; : $MARK2' </dev/null >/dev/null 2>&1 & echo started\"; timeout = 5; };"
+expect_ok reload
+expect_ok cold-deploy -v v11 -m "leaves an orphan"
+PID=$(switchd_pid)
+orphan() { ps -o pid=,stat= --ppid "$PID" -o args= | grep -- "$MARK2" | grep -v grep; }
+ok "the orphan came to switchd (subreaper) and runs" wait_for 5 eval '[ -n "$(orphan)" ]'
+touch "$T/orphan.go"
+zombies() { ps -o stat= --ppid "$PID" | grep -c '^Z'; }
+ok "once it exits, no zombie child of switchd is left" wait_for 5 eval '[ -z "$(orphan)" ] && [ "$(zombies)" = 0 ]'
+log "children of switchd: $(ps -o pid=,stat=,args= --ppid "$PID" | tr '\n' ';')"
+
 t_done

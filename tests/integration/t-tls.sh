@@ -33,13 +33,31 @@ expect_nogrep '^blue$' - "plain HTTP on the TLS port does not reach a pool"
 run curl -sk --max-time 5 -H "Host: $COLD_HOST" "https://127.0.0.1:$TLS_PORT/"
 expect_eq "by address with Host: cold host -> green" "$OUT" green
 
+# smoke_conf BODY [TLS-KEYS]: TLS-KEYS default to the test CA (smoke.ca_file).
 smoke_conf() {
 	printf 'smoke = {\n  url = "https://127.0.0.1:%s";\n  timeout_ms = 3000;\n' "$TLS_PORT"
+	printf '  %s\n' "${2-ca_file = \"$T/tls/ca.pem\";}"
 	printf '  checks = ( { name = "home"; path = "/"; status = 200; body = "%s"; },\n' "$1"
 	printf '             { name = "health"; path = "/health"; status = 200; } );\n};\n'
 }
-write_config "$(smoke_conf green)"
+
+# ---- smoke.verify_tls is on by default for https: a certificate nobody
+# vouches for fails the checks; verify_tls = false is the explicit way out
+write_config "$(smoke_conf green "")"
 start_switchd
+run ctlj smoke
+expect_eq "without smoke.ca_file the test CA is not trusted: smoke fails" "$(jv "$OUT" '["passed"]')" false
+expect_match "the check says why" "$(jv "$OUT" '[c.get("why", "") for c in d["checks"]][0]')" "[Cc]ertificate|SSL|issuer"
+write_config "$(smoke_conf green "verify_tls = false;")"
+expect_ok reload
+run ctlj smoke
+expect_eq "verify_tls = false: smoke passes unverified" "$(jv "$OUT" '["passed"]')" true
+write_config "$(smoke_conf green "ca_file = \"$T/tls/ca.pem\"; verify_tls = true;")"
+expect_ok reload
+run ctlj smoke
+expect_eq "with smoke.ca_file the certificate verifies for the cold host name" "$(jv "$OUT" '["passed"]')" true
+write_config "$(smoke_conf green)"
+expect_ok reload
 
 # ---- cold-deploy: the smoke checks reach green through nginx and TLS
 expect_ok cold-deploy --no-deploy -v v2 -m "through TLS"

@@ -128,6 +128,15 @@ test_errors_with_lines(void)
 	c = load(BASE "pools2 = 3;\n", &errors);
 	CHECK(c == NULL);
 	json_decref(errors);
+
+	/* Strings end up in JSON (status, journal, webhook): UTF-8 only. */
+	c = load(BASE "smoke = { url = \"http://127.0.0.1\";\n"
+	    "  checks = ( { name = \"caf\351\"; path = \"/\"; status = 200; } ); };\n"
+	    "deploy = { command = \"ok \303\251\"; };\n", &errors);
+	CHECK(c == NULL);
+	CHECK(has_error(errors, 6, "is not valid UTF-8"));
+	CHECK(!has_error(errors, 7, "UTF-8"));
+	json_decref(errors);
 }
 
 static void

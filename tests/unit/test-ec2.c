@@ -1022,6 +1022,15 @@ proxy_serve(struct evhttp_request *req, void *arg)
 		evhttp_send_reply(req, 502, "Bad Gateway", b);
 	} else if (strcmp(uri, "/500") == 0)
 		evhttp_send_reply(req, 500, "Internal Server Error", b);
+	else if (strcmp(uri, "/endless") == 0) {
+		/* A page with no instance and a new NextToken, every time. */
+		evbuffer_add_printf(b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+		    "<DescribeInstancesResponse xmlns=\"http://ec2.amazonaws.com/doc/"
+		    "2016-11-15/\"><requestId>r%d</requestId><reservationSet/>"
+		    "<nextToken>token-%d</nextToken></DescribeInstancesResponse>",
+		    proxy_hits, proxy_hits);
+		evhttp_send_reply(req, 200, "OK", b);
+	}
 	else {
 		evbuffer_add_printf(b, "not here");
 		evhttp_send_reply(req, 404, "Not Found", b);
@@ -1067,6 +1076,8 @@ test_not_ec2_replies(void)
 	proxy_case(ntohs(sin.sin_port), "/500", "InternalError", 3);
 	proxy_case(ntohs(sin.sin_port), "/502", "InternalError", 3);
 	proxy_case(ntohs(sin.sin_port), "/404", "UnexpectedResponse", 1);
+	/* NextTokens that never end: bounded, not a loop for ever. */
+	proxy_case(ntohs(sin.sin_port), "/endless", "UnexpectedResponse", 200);
 	evhttp_free(srv);
 }
 
@@ -1193,6 +1204,51 @@ test_creds_files(void)
 	unlink(conf);
 	free(cred);
 	free(conf);
+	result_clear(&r);
+}
+
+/* Keys rotated in the credentials file under a running daemon are used. */
+static void
+test_creds_rotation(void)
+{
+	struct ec2_ctx	*ctx;
+	struct result	 r = { 0 };
+	char		*cred;
+	json_t		*c;
+
+	fresh();
+	no_env_creds();
+	unsetenv("AWS_PROFILE");
+	unsetenv("AWS_CONFIG_FILE");
+	setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
+	admin_do("POST", "/_admin/credentials", "{\"access_key\": "
+	    "\"AKIDROTATED1\", \"secret_key\": \"rotated/one\"}");
+	admin_do("POST", "/_admin/credentials", "{\"access_key\": "
+	    "\"AKIDROTATED22\", \"secret_key\": \"rotated/two2\"}");
+	cred = write_tmp("rotating", "[default]\naws_access_key_id = AKIDROTATED1\n"
+	    "aws_secret_access_key = rotated/one\n");
+	setenv("AWS_SHARED_CREDENTIALS_FILE", cred, 1);
+	ctx = ctx_here();
+	admin_do("POST", "/_admin/reset_calls", NULL);
+	describe(ctx, NULL, &r);
+	CHECK(r.code == NULL);
+	/* Rewritten in place (another size, so even a coarse mtime shows it). */
+	free(write_tmp("rotating", "[default]\naws_access_key_id = AKIDROTATED22\n"
+	    "aws_secret_access_key = rotated/two2\n"));
+	describe(ctx, NULL, &r);
+	CHECK(r.code == NULL);
+	CHECK(strstr(ec2_ctx_creds_source(ctx), "rotating") != NULL);
+	c = calls(NULL);
+	CHECK_INT(json_array_size(c), 2);
+	CHECK_STR(json_string_value(json_object_get(json_array_get(c, 0),
+	    "access_key")), "AKIDROTATED1");
+	CHECK_STR(json_string_value(json_object_get(json_array_get(c, 1),
+	    "access_key")), "AKIDROTATED22");
+	json_decref(c);
+	ec2_ctx_free(ctx);
+	unlink(cred);
+	free(cred);
+	unsetenv("AWS_SHARED_CREDENTIALS_FILE");
 	result_clear(&r);
 }
 
@@ -1481,6 +1537,7 @@ main(void)
 	RUN(test_not_ec2_replies);
 	RUN(test_creds_env_token);
 	RUN(test_creds_files);
+	RUN(test_creds_rotation);
 	RUN(test_creds_none);
 	RUN(test_creds_imds);
 	RUN(test_endpoint_precedence);

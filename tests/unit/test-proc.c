@@ -197,6 +197,29 @@ test_long_lines(void)
 	run_free(&r);
 }
 
+/* Lines reach JSON: valid UTF-8, and a piece cut never splits a character. */
+static void
+test_utf8_lines(void)
+{
+	struct run	 r;
+	size_t		 n0;
+
+	memset(&r, 0, sizeof(r));
+	/* 4095 x then "é": the 4096-byte cut falls inside the é. */
+	CHECK(start(&r, "head -c 4095 /dev/zero | tr '\\0' x; printf '\\303\\251z\\n'; "
+	    "printf 'bad \\377\\376 bytes \\303\\n'", NULL, 0) != NULL);
+	run_until(&r.exited, 1, 10);
+	CHECK_INT(r.nout, 3);
+	if (r.nout == 3) {
+		n0 = strlen(r.out[0]);
+		CHECK_INT(n0, 4095);
+		CHECK(r.out[0][n0 - 1] == 'x');
+		CHECK_STR(r.out[1], "\303\251z");
+		CHECK_STR(r.out[2], "bad ?? bytes ?");
+	}
+	run_free(&r);
+}
+
 static void
 test_exit_status(void)
 {
@@ -241,6 +264,27 @@ test_env(void)
 		CHECK_STR(r.out[1], "1");
 	}
 	run_free(&r);
+}
+
+/* switchd's AWS credentials stay with switchd; what the caller passes goes. */
+static void
+test_env_no_aws(void)
+{
+	static char	 e1[] = "AWS_PROFILE=given";
+	char *const	 env[] = { e1, NULL };
+	struct run	 r;
+
+	setenv("AWS_SECRET_ACCESS_KEY", "daemon-secret", 1);
+	setenv("AWS_ACCESS_KEY_ID", "AKIADAEMON", 1);
+	memset(&r, 0, sizeof(r));
+	CHECK(start(&r, "env | grep '^AWS_' | sort", env, 0) != NULL);
+	run_until(&r.exited, 1, 10);
+	CHECK_INT(r.nout, 1);
+	if (r.nout == 1)
+		CHECK_STR(r.out[0], "AWS_PROFILE=given");
+	run_free(&r);
+	unsetenv("AWS_SECRET_ACCESS_KEY");
+	unsetenv("AWS_ACCESS_KEY_ID");
 }
 
 /* The test's own descriptor, opened without O_CLOEXEC, must not leak. */
@@ -442,8 +486,10 @@ main(void)
 	base = event_base_new();
 	RUN(test_lines);
 	RUN(test_long_lines);
+	RUN(test_utf8_lines);
 	RUN(test_exit_status);
 	RUN(test_env);
+	RUN(test_env_no_aws);
 	RUN(test_fds);
 	RUN(test_output_after_exit);
 	RUN(test_background);
