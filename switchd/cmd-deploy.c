@@ -241,6 +241,15 @@ cmd_cold_deploy_exec(struct cmdq_item *item)
 	time_t now = time(NULL);
 	char when[32];
 
+	/* A canary sends live users to the cold pool: no deploy under them. */
+	if (canary_percent(!state_hot()) > 0) {
+		free(d);
+		cmd_error(item, E_REFUSED, "a canary sends %d %% of %s to the cold pool %s; "
+		    "end it first (switchctl canary 0, or switch to complete it); nothing "
+		    "was changed", canary_percent(!state_hot()), conf->live_host,
+		    pool_name(!state_hot()));
+		return;
+	}
 	d->item = item;
 	d->lb = lb_ref(sd.lb);
 	d->pool = !state_hot();

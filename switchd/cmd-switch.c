@@ -53,6 +53,13 @@ cmd_switch_exec(struct cmdq_item *item)
 	const char *pstate = json_string_value(json_object_get(pool, "state")) ?: PS_EMPTY;
 	const char *expect = cmd_arg_str(item, A_EXPECT);
 
+	/* The guard reads HAProxy's counters: nginx has none to read. */
+	if (cmd_arg_int(item, A_BAKE, 0) > 0 && strcmp(sd.conf->driver, "haproxy") != 0) {
+		cmd_error(item, E_REFUSED, "switch --bake: the nginx driver has no "
+		    "counters for the guard to watch; --bake needs HAProxy (runtime or "
+		    "reload mode, with a stats socket); nothing was changed");
+		return;
+	}
 	/* An explicit expectation holds even with --force. */
 	if (expect != NULL && (version == NULL || strcmp(version, expect) != 0)) {
 		cmd_error(item, E_REFUSED, "the cold pool %s is at version %s, not %s; "
@@ -85,6 +92,8 @@ cmd_back_exec(struct cmdq_item *item)
 	const char *pstate = json_string_value(json_object_get(state_pool(cold), "state")) ?: PS_EMPTY;
 	const char *err = json_string_value(json_object_get(state_pool(cold), "error"));
 
+	if (canary_back(item))
+		return;
 	if (!json_is_object(last)) {
 		cmd_error(item, E_REFUSED, "nothing to go back to: no switch is recorded");
 		return;

@@ -25,6 +25,8 @@ static const struct cmd_entry cmd_table[] = {
 	{ "smoke",	cmd_smoke_exec },
 	{ "switch",	cmd_switch_exec },
 	{ "back",	cmd_back_exec },
+	{ "canary",	cmd_canary_exec },
+	{ "rollout",	cmd_rollout_exec },
 	{ "history",	cmd_history_exec },
 	{ "lock",	cmd_lock_exec },
 	{ "unlock",	cmd_unlock_exec },
@@ -220,7 +222,9 @@ cmd_dispatch(struct client *c, uid_t uid, int admin, const char *user, json_t *r
 		reply_error(c, E_SHUTDOWN, "switchd is shutting down");
 		return;
 	}
-	if ((ci->flags & CMD_EXCLUSIVE) && busy_item != NULL) {
+	/* An admin's "back" aborts a rollout, which holds the slot for minutes. */
+	if ((ci->flags & CMD_EXCLUSIVE) && busy_item != NULL &&
+	    !(strcmp(ci->name, "back") == 0 && rollout_running())) {
 		json_decref(args);
 		iso_time(busy_item->started, since, sizeof(since));
 		reply_error(c, E_BUSY, "busy: %s (uid %lu) is running \"%s\" since %s "
@@ -255,7 +259,7 @@ cmd_dispatch(struct client *c, uid_t uid, int admin, const char *user, json_t *r
 	snprintf(item->user, sizeof(item->user), "%s", user);
 	item->started = time(NULL);
 	item->started_ms = now_ms();
-	if (ci->flags & CMD_EXCLUSIVE)
+	if ((ci->flags & CMD_EXCLUSIVE) && busy_item == NULL)
 		busy_item = item;
 	client_attach(c, item);
 	log_debug("%s (uid %lu): %s", user, (unsigned long)uid, ci->name);

@@ -16,7 +16,7 @@
 #include "httpd.h"
 #include "switchd.h"
 
-enum ktype { K_STR, K_INT, K_BOOL, K_GROUP, K_LIST_STR, K_LIST_GROUP, K_MODE, K_ANYGROUP };
+enum ktype { K_STR, K_INT, K_NUM, K_BOOL, K_GROUP, K_LIST_STR, K_LIST_GROUP, K_MODE, K_ANYGROUP };
 
 struct key {
 	const char	*name;
@@ -48,7 +48,7 @@ static const struct key haproxy_keys[] = {
 	{ "master_socket", K_STR, NULL }, { "reload_command", K_STR, NULL },
 	{ "config", K_STR, NULL }, { "binary", K_STR, NULL },
 	{ "backends_file", K_STR, NULL }, { "backends_defaults", K_STR, NULL },
-	{ "reload_timeout_ms", K_INT, NULL },
+	{ "reload_timeout_ms", K_INT, NULL }, { "canary_map", K_STR, NULL },
 	{ NULL, 0, NULL }
 };
 static const struct key nginx_keys[] = {
@@ -66,7 +66,12 @@ static const struct key smoke_keys[] = {
 	{ "url", K_STR, NULL }, { "timeout_ms", K_INT, NULL },
 	{ "checks", K_LIST_GROUP, check_keys }, { "per_server", K_BOOL, NULL },
 	{ "command", K_STR, NULL }, { "command_timeout", K_INT, NULL },
-	{ "verify_tls", K_BOOL, NULL }, { "ca_file", K_STR, NULL }, { NULL, 0, NULL }
+	{ "verify_tls", K_BOOL, NULL }, { "ca_file", K_STR, NULL },
+	{ "preview", K_BOOL, NULL }, { NULL, 0, NULL }
+};
+static const struct key guard_keys[] = {
+	{ "bake", K_INT, NULL }, { "max_5xx_percent", K_NUM, NULL },
+	{ "min_requests", K_INT, NULL }, { "interval_ms", K_INT, NULL }, { NULL, 0, NULL }
 };
 static const struct key deploy_keys[] = {
 	{ "command", K_STR, NULL }, { "timeout", K_INT, NULL }, { NULL, 0, NULL }
@@ -91,7 +96,8 @@ static const struct key top_keys[] = {
 	{ "haproxy", K_GROUP, haproxy_keys }, { "nginx", K_GROUP, nginx_keys },
 	{ "smoke", K_GROUP, smoke_keys },
 	{ "deploy", K_GROUP, deploy_keys }, { "ec2", K_GROUP, ec2_keys },
-	{ "notify", K_GROUP, notify_keys }, { "http", K_GROUP, http_keys },
+	{ "notify", K_GROUP, notify_keys }, { "guard", K_GROUP, guard_keys },
+	{ "http", K_GROUP, http_keys },
 	{ NULL, 0, NULL }
 };
 
@@ -123,6 +129,7 @@ type_name(enum ktype t)
 	switch (t) {
 	case K_STR:		return "a string";
 	case K_INT:		return "an integer";
+	case K_NUM:		return "a number";
 	case K_BOOL:		return "true or false";
 	case K_GROUP:
 	case K_ANYGROUP:	return "a group { ... }";
@@ -164,6 +171,8 @@ check_value(struct ctx *c, const config_setting_t *s, const struct key *k)
 	switch (k->type) {
 	case K_STR:	ok = t == CONFIG_TYPE_STRING; break;
 	case K_INT:	ok = t == CONFIG_TYPE_INT || t == CONFIG_TYPE_INT64; break;
+	case K_NUM:	ok = t == CONFIG_TYPE_INT || t == CONFIG_TYPE_INT64 ||
+			    t == CONFIG_TYPE_FLOAT; break;
 	case K_BOOL:	ok = t == CONFIG_TYPE_BOOL; break;
 	case K_MODE:	ok = t == CONFIG_TYPE_INT || t == CONFIG_TYPE_STRING; break;
 	case K_GROUP:
@@ -515,6 +524,18 @@ read_haproxy(struct ctx *c, const config_setting_t *hap, struct config *conf)
 	if (conf->reload_timeout_ms <= 0)
 		cerr(c, config_setting_get_member(hap, "reload_timeout_ms"),
 		    "haproxy.reload_timeout_ms must be positive");
+	conf->hap_canary_map = get_str(hap, "canary_map", NULL);
+	if (conf->hap_canary_map != NULL && conf->hap_canary_map[0] != '/')
+		cerr(c, config_setting_get_member(hap, "canary_map"),
+		    "haproxy.canary_map must be an absolute path (HAProxy names the map by it)");
+	if (conf->hap_canary_map != NULL && strcmp(conf->hap_canary_map, conf->hap_map) == 0)
+		cerr(c, config_setting_get_member(hap, "canary_map"),
+		    "haproxy.canary_map and haproxy.map must be different files");
+	/* A canary changes its percent through the runtime API, never by a reload. */
+	if (conf->hap_canary_map != NULL && reload)
+		cerr(c, config_setting_get_member(hap, "canary_map"),
+		    "haproxy.canary_map needs haproxy.mode \"runtime\" (a canary is "
+		    "set through the runtime API, never by a reload)");
 	if (!reload)
 		return;
 	if (conf->master_socket == NULL && conf->reload_command == NULL)
@@ -587,6 +608,42 @@ read_nginx(struct ctx *c, const config_setting_t *ngx, struct config *conf)
 	if ((conf->live_host && !nginx_token_ok(conf->live_host)) ||
 	    (conf->cold_host && !nginx_token_ok(conf->cold_host)))
 		cerr(c, ngx, "hosts.live and hosts.cold must be plain host names for nginx");
+}
+
+static double
+get_num(const config_setting_t *g, const char *name, double def)
+{
+	const config_setting_t *s;
+
+	if (g == NULL || (s = config_setting_get_member(g, name)) == NULL)
+		return def;
+	if (config_setting_type(s) == CONFIG_TYPE_FLOAT)
+		return config_setting_get_float(s);
+	if (config_setting_type(s) == CONFIG_TYPE_INT ||
+	    config_setting_type(s) == CONFIG_TYPE_INT64)
+		return (double)config_setting_get_int64(s);
+	return def;
+}
+
+/* The guard: how long a switch is watched, and what makes it go back. */
+static void
+read_guard(struct ctx *c, const config_setting_t *g, struct config *conf)
+{
+	conf->guard_bake = get_int(g, "bake", 300);
+	conf->guard_max_5xx = get_num(g, "max_5xx_percent", 5.0);
+	conf->guard_min_requests = get_int(g, "min_requests", 20);
+	conf->guard_interval_ms = get_int(g, "interval_ms", 1000);
+	if (conf->guard_bake < 0)
+		cerr(c, config_setting_get_member(g, "bake"), "guard.bake must not be negative");
+	if (conf->guard_max_5xx <= 0 || conf->guard_max_5xx > 100)
+		cerr(c, config_setting_get_member(g, "max_5xx_percent"),
+		    "guard.max_5xx_percent must be more than 0 and at most 100");
+	if (conf->guard_min_requests < 1)
+		cerr(c, config_setting_get_member(g, "min_requests"),
+		    "guard.min_requests must be at least 1");
+	if (conf->guard_interval_ms < 50)
+		cerr(c, config_setting_get_member(g, "interval_ms"),
+		    "guard.interval_ms must be at least 50");
 }
 
 static void
@@ -671,6 +728,16 @@ read_config(struct ctx *c, config_t *cf, struct config *conf)
 		cerr(c, smoke, "smoke.timeout_ms must be positive");
 	if (conf->smoke_command_timeout <= 0)
 		cerr(c, smoke, "smoke.command_timeout must be positive");
+
+	conf->smoke_preview = get_bool(smoke, "preview", 0);
+	if (conf->smoke_preview && conf->smoke_url == NULL)
+		cerr(c, config_setting_get_member(smoke, "preview"),
+		    "smoke.preview needs smoke.url (the checks go through the load balancer)");
+	if (conf->smoke_preview && conf->hap_canary_map == NULL)
+		cerr(c, config_setting_get_member(smoke, "preview"),
+		    "smoke.preview needs haproxy.canary_map (the preview cookie is "
+		    "routed by the canary frontend rules)");
+	read_guard(c, config_setting_get_member(root, "guard"), conf);
 
 	dep = config_setting_get_member(root, "deploy");
 	conf->deploy_command = get_str(dep, "command", NULL);
@@ -811,6 +878,7 @@ config_free(struct config *conf)
 		free(conf->hap_sockets[i]);
 	free(conf->hap_sockets);
 	free(conf->hap_map);
+	free(conf->hap_canary_map);
 	free(conf->master_socket);
 	free(conf->reload_command);
 	free(conf->hap_config);

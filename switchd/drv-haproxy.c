@@ -127,6 +127,16 @@ fan_error(struct fan *f, size_t node, size_t c)
 	return NULL;
 }
 
+/* The live host's canary value ("be_green:10") from "show map" of the canary map. */
+static void
+canary_parse(const struct config *conf, const char *reply, struct lb_mapping *m)
+{
+	struct lb_mapping c;
+
+	hapx_parse_map(reply, conf->live_host, "", &c);
+	snprintf(m->canary, sizeof(m->canary), "%s", c.live);
+}
+
 /* ----------------------------------------------------------------- observe */
 
 struct observe_job {
@@ -155,7 +165,7 @@ observe_done(struct fan *f)
 			snprintf(node->error, sizeof(node->error), "%s", err);
 			free(err);
 		} else {
-			int found = hapx_parse_map(f->replies[n * 2], conf->live_host,
+			int found = hapx_parse_map(f->replies[n * f->ncmds], conf->live_host,
 			    conf->cold_host, &node->map);
 			node->has_map = found == 2;
 			if (found == -1)
@@ -163,8 +173,16 @@ observe_done(struct fan *f)
 				    "a host name appears twice in the map");
 		}
 		if ((err = fan_error(f, n, 1)) == NULL)
-			node->servers = hapx_parse_stat(f->replies[n * 2 + 1]);
+			node->servers = hapx_parse_stat(f->replies[n * f->ncmds + 1]);
 		free(err);
+		if (f->ncmds > 2 && node->ok) {
+			if ((err = fan_error(f, n, 2)) != NULL) {
+				node->ok = 0;
+				snprintf(node->error, sizeof(node->error), "%s", err);
+				free(err);
+			} else
+				canary_parse(conf, f->replies[n * f->ncmds + 2], &node->map);
+		}
 	}
 	job->cb(v, job->arg);
 	free(job);
@@ -176,12 +194,15 @@ hap_observe(struct lb *lb, lb_view_cb cb, void *arg)
 {
 	struct observe_job *job = xcalloc(1, sizeof(*job));
 	char *showmap = xasprintf("show map %s", lb->conf->hap_map);
-	const char *cmds[] = { showmap, "show stat -1 4 -1", NULL };
+	char *showcanary = lb->conf->hap_canary_map ?
+	    xasprintf("show map %s", lb->conf->hap_canary_map) : NULL;
+	const char *cmds[] = { showmap, "show stat -1 4 -1", showcanary, NULL };
 
 	job->cb = cb;
 	job->arg = arg;
 	fan_start(lb, cmds, observe_done, job);
 	free(showmap);
+	free(showcanary);
 }
 
 /* ---------------------------------------------------------------- precheck */
@@ -336,7 +357,13 @@ hap_precheck(struct lb *lb, const struct lb_mapping *to, const char *target,
 
 /* ------------------------------------------------------ flip of one node */
 
-enum flip_step { F_READ, F_PREPARE, F_ADD_LIVE, F_ADD_COLD, F_COMMIT, F_VERIFY, F_DONE };
+/*
+ * The main map first, then the canary map: while the canary still names
+ * the new hot pool, every request already goes to it, so after the main
+ * commit none reaches the old pool (see "switch during a canary").
+ */
+enum flip_step { F_READ, F_CREAD, F_PREPARE, F_ADD_LIVE, F_ADD_COLD, F_COMMIT, F_VERIFY,
+	F_CPREPARE, F_CADD, F_CCOMMIT, F_CVERIFY, F_DONE };
 
 struct flip {
 	struct lb	*lb;
@@ -367,7 +394,7 @@ flip_reply(const char *reply, const char *err, void *arg)
 	if (err != NULL) {
 		msg = xasprintf("node %s: \"%s\": %s", node, fl->cmd, err);
 		/* HAProxy may still run a commit it did not answer in time. */
-		if (fl->step == F_COMMIT)
+		if (fl->step == F_COMMIT || fl->step == F_CCOMMIT)
 			fl->uncertain = 1;
 	}
 	else if ((herr = hapx_reply_error(fl->cmd, reply)) != NULL) {
@@ -378,12 +405,24 @@ flip_reply(const char *reply, const char *err, void *arg)
 		fl->has_prev = hapx_parse_map(reply, conf->live_host, conf->cold_host,
 		    &fl->prev) == 2;
 		break;
+	case F_CREAD:
+		canary_parse(conf, reply, &fl->prev);
+		break;
+	case F_CVERIFY:
+		canary_parse(conf, reply, &now);
+		if (strcmp(now.canary, fl->to.canary) != 0)
+			msg = xasprintf("node %s: read-back of %s shows %s -> %s after the "
+			    "commit", node, conf->hap_canary_map, conf->live_host,
+			    now.canary[0] ? now.canary : "(none)");
+		break;
+	case F_CPREPARE:
 	case F_PREPARE:
 		if (hapx_parse_version(reply, &fl->ver) == -1)
 			msg = xasprintf("node %s: \"%s\": unexpected reply: %s", node,
 			    fl->cmd, reply);
 		break;
 	case F_COMMIT:
+	case F_CCOMMIT:
 		fl->committed = 1;
 		break;
 	case F_VERIFY:
@@ -412,9 +451,29 @@ static void
 flip_next(struct flip *fl)
 {
 	struct config *conf = fl->lb->conf;
-	const char *map = conf->hap_map;
+	const char *map = conf->hap_map, *cmap = conf->hap_canary_map;
 
+	/* Without a canary map (or nothing to put back in it), only the main map. */
+	if (fl->step >= F_CPREPARE && fl->step <= F_CVERIFY &&
+	    (cmap == NULL || fl->to.canary[0] == '\0'))
+		fl->step = F_DONE;
+	if (fl->step == F_CREAD && cmap == NULL)
+		fl->step = F_PREPARE;
 	switch (fl->step) {
+	case F_CREAD:
+	case F_CVERIFY:
+		fl->cmd = xasprintf("show map %s", cmap);
+		break;
+	case F_CPREPARE:
+		fl->cmd = xasprintf("prepare map %s", cmap);
+		break;
+	case F_CADD:
+		fl->cmd = xasprintf("add map @%lu %s %s %s", fl->ver, cmap,
+		    conf->live_host, fl->to.canary);
+		break;
+	case F_CCOMMIT:
+		fl->cmd = xasprintf("commit map @%lu %s", fl->ver, cmap);
+		break;
 	case F_READ:
 	case F_VERIFY:
 		fl->cmd = xasprintf("show map %s", map);
@@ -566,12 +625,30 @@ static void
 apply_next(struct apply_job *job)
 {
 	struct config *conf = job->lb->conf;
-	char *text, *prev;
-	int prev_ok;
+	char *text, *prev, *cprev = NULL;
+	int prev_ok, cprev_ok = 1;
 
 	if (job->next < conf->hap_nsockets) {
 		flip_start(job->lb, job->next, &job->to, apply_node_done, job);
 		return;
+	}
+	/* The canary map's file first: on a failure, both files are put back. */
+	if (conf->hap_canary_map != NULL && job->to.canary[0] != '\0') {
+		errno = 0;
+		cprev = lb_file_read(conf->hap_canary_map);
+		cprev_ok = cprev != NULL || errno == ENOENT;
+		if (canary_file_write(conf, &job->to) == -1) {
+			char *msg = xasprintf("cannot write the canary map file %s: %s",
+			    conf->hap_canary_map, strerror(errno));
+
+			if (!cprev_ok || lb_file_restore(conf->hap_canary_map, cprev) == -1)
+				log_warn("the old canary map file %s could not be put back",
+				    conf->hap_canary_map);
+			free(cprev);
+			apply_fail(job, msg);
+			free(msg);
+			return;
+		}
 	}
 	/* Every node serves the new map: make a reload or restart keep it. */
 	text = lb_map_text(conf, &job->to);
@@ -590,12 +667,18 @@ apply_next(struct apply_job *job)
 		if (!prev_ok || lb_file_restore(conf->hap_map, prev) == -1)
 			log_warn("switch failed and the old map file %s could not be put "
 			    "back", conf->hap_map);
+		if (conf->hap_canary_map != NULL && job->to.canary[0] != '\0' &&
+		    (!cprev_ok || lb_file_restore(conf->hap_canary_map, cprev) == -1))
+			log_warn("the old canary map file %s could not be put back",
+			    conf->hap_canary_map);
+		free(cprev);
 		free(prev);
 		free(text);
 		apply_fail(job, msg);
 		free(msg);
 		return;
 	}
+	free(cprev);
 	free(prev);
 	free(text);
 	apply_finish(job);

@@ -530,3 +530,46 @@ hapx_min_up_error(json_t *stat, const char *backend, int min_up, const char *who
 		strcat(msg, ")");
 	return 1;
 }
+
+/*
+ * "show stat BACKEND 2 -1": the backend row's responses (hrsp_1xx..5xx and
+ * hrsp_other) and its 5xx, for the guard.  -1 if the row or a column is
+ * missing.
+ */
+int
+hapx_backend_counters(const char *reply, const char *backend, long long *responses,
+    long long *errors)
+{
+	static const char *const names[] = { "pxname", "svname", "hrsp_1xx", "hrsp_2xx",
+	    "hrsp_3xx", "hrsp_4xx", "hrsp_5xx", "hrsp_other", NULL };
+	enum { PX, SV, R1, R2, R3, R4, R5, RO, NCOL };
+	char *copy = xstrdup(reply ? reply : ""), *line, *save = NULL, *f[512];
+	int c[NCOL], n, k, found = -1;
+
+	for (k = 0; k < NCOL; k++)
+		c[k] = -1;
+	for (line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		rtrim(line);
+		if (strncmp(line, "# ", 2) == 0) {
+			csv_columns(line + 2, names, c);
+			continue;
+		}
+		for (k = 0; k < NCOL; k++)
+			if (c[k] < 0)
+				break;
+		if (k < NCOL)
+			continue;
+		n = csv_split(line, f, 512);
+		if (n <= c[RO] || n <= c[R5] || strcmp(f[c[PX]], backend) != 0 ||
+		    strcmp(f[c[SV]], "BACKEND") != 0)
+			continue;
+		*responses = 0;
+		for (k = R1; k <= RO; k++)
+			*responses += strtoll(f[c[k]], NULL, 10);
+		*errors = strtoll(f[c[R5]], NULL, 10);
+		found = 0;
+		break;
+	}
+	free(copy);
+	return found;
+}

@@ -26,6 +26,8 @@ json_t		*hapx_parse_stat(const char *reply);
 json_t		*hapx_parse_backend_counters(const char *reply);
 int		 hapx_status_up(const char *status);
 int		 hapx_backend_up(const char *reply, const char *backend);
+int		 hapx_backend_counters(const char *reply, const char *backend,
+		    long long *responses, long long *errors);
 int		 hapx_min_up_error(json_t *stat, const char *backend, int min_up,
 		    const char *who, char *msg, size_t size);
 #endif

@@ -97,6 +97,11 @@ lb_mapping_for(const struct config *conf, int hot, struct lb_mapping *m)
 {
 	snprintf(m->live, sizeof(m->live), "%s", conf->pools[hot].backend);
 	snprintf(m->cold, sizeof(m->cold), "%s", conf->pools[!hot].backend);
+	/* The canary map follows the roles: the cold pool, at the state's split. */
+	m->canary[0] = '\0';
+	if (conf->hap_canary_map != NULL)
+		snprintf(m->canary, sizeof(m->canary), "%s:%d", conf->pools[!hot].backend,
+		    canary_percent(!hot));
 }
 
 /* Which pool a mapping makes hot, or -1 if it is not blue/green crosswise. */
@@ -116,7 +121,16 @@ lb_mapping_hot(const struct config *conf, const struct lb_mapping *m)
 int
 lb_node_serves(const struct config *conf, const struct lb_node *n)
 {
-	return n->ok && n->has_map ? lb_mapping_hot(conf, &n->map) : -1;
+	struct lb_mapping want;
+	int hot = n->ok && n->has_map ? lb_mapping_hot(conf, &n->map) : -1;
+
+	/* A node whose canary split is not the state's does not serve it either. */
+	if (hot >= 0 && conf->hap_canary_map != NULL) {
+		lb_mapping_for(conf, hot, &want);
+		if (strcmp(want.canary, n->map.canary) != 0)
+			return -1;
+	}
+	return hot;
 }
 
 char *

@@ -336,7 +336,7 @@ metrics_render(const struct snapshot *s, struct evbuffer *b)
 	static const char *const usual[] = { "up", "down", "maint", "drain", "unknown", NULL };
 	json_t *st = s->status, *pools = json_object_get(st, "pools"), *p, *v, *lock;
 	const char *hot = json_string_value(json_object_get(st, "hot")), *key;
-	json_t *canary = json_object_get(state_doc(), "canary");
+	json_t *canary = json_object_get(st, "canary");	/* null, or on the cold pool */
 	char word[32], cmd[64], result[32], by[32];
 	size_t i;
 	int k;

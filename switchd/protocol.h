@@ -70,6 +70,9 @@
  *   cold-deploy             version, message, no_deploy (bool)
  *   smoke                   -
  *   sync                    -
+ *   canary                  percent: "0".."99" (required), message, expect, no_smoke (bool)
+ *   rollout                 steps ("10,25,50"), interval (seconds), message, expect
+ * switch also takes bake (seconds the guard watches it; default guard.bake).
  */
 #define A_POOL		"pool"
 #define A_MESSAGE	"message"
@@ -80,6 +83,10 @@
 #define A_TTL		"ttl"
 #define A_VERSION	"version"
 #define A_NO_DEPLOY	"no_deploy"
+#define A_PERCENT	"percent"
+#define A_BAKE		"bake"
+#define A_STEPS		"steps"
+#define A_INTERVAL	"interval"
 
 /*
  * Final reply payloads (besides "ok"):
@@ -95,9 +102,13 @@
  *   cold-deploy: pool, version, state, checks[], summary
  *   smoke:   pool, passed (bool), checks[], summary
  *   sync:    hot, cold, nodes ("in sync"|"repaired"|...), ec2{result, drift[]}
+ *   canary:  pool, percent, hot, cold, took_ms
+ *   rollout: result ("switched"|"rolled back"|"aborted"), steps[], hot, cold, message
+ *   status also has canary: null|{pool, percent, since} and
+ *            guard: null|{kind, pool, since, until, responses, errors}
  * Progress events: {"event":"step","text":"..."}.
  */
-#define EV_STEP		"step"		/* {"text"} */
+#define EV_STEP		"step"		/* {"text"}; a rollout's also {"step", "percent"} */
 #define EV_CHECK	"check"		/* one smoke result: check, target, url, status, ms, passed, why */
 #define EV_OUTPUT	"output"	/* a line of deploy/live-test output: source, stream, text */
 

@@ -117,12 +117,13 @@ smoke_add(struct smoke_run *run, size_t ci, const char *target, const char *base
 }
 
 /*
- * An https smoke.url, verified: the request names the cold host (its SNI,
+ * An https smoke.url, verified: the request names the host (the cold one,
+ * or the live one for a preview check: its SNI,
  * and the name its certificate must carry) and is sent to smoke.url's
  * address with CURLOPT_CONNECT_TO.  *url and *connect_to are malloc'd.
  */
 static void
-smoke_tls_target(const struct config *conf, const char *check_url, char **url,
+smoke_tls_target(const char *name, const char *check_url, char **url,
     char **connect_to)
 {
 	const char *auth = check_url + strlen("https://"), *rest, *colon;
@@ -136,8 +137,8 @@ smoke_tls_target(const struct config *conf, const char *check_url, char **url,
 		colon = memchr(auth, ':', (size_t)(rest - auth));
 	host = xasprintf("%.*s", (int)((colon ? colon : rest) - auth), auth);
 	port = colon ? xasprintf("%.*s", (int)(rest - colon - 1), colon + 1) : xstrdup("443");
-	*url = xasprintf("https://%s:%s%s", conf->cold_host, port, rest);
-	*connect_to = xasprintf("%s:%s:%s:%s", conf->cold_host, port, host, port);
+	*url = xasprintf("https://%s:%s%s", name, port, rest);
+	*connect_to = xasprintf("%s:%s:%s:%s", name, port, host, port);
 	free(host);
 	free(port);
 }
@@ -161,6 +162,9 @@ smoke_start(struct cmdq_item *item, int pool, smoke_done_cb cb, void *arg)
 	for (c = 0; c < conf->nchecks; c++) {
 		if (conf->smoke_url != NULL)
 			smoke_add(run, c, "lb", conf->smoke_url);
+		/* The live host name with the preview cookie: its routing too. */
+		if (conf->smoke_url != NULL && conf->smoke_preview)
+			smoke_add(run, c, "preview", conf->smoke_url);
 		for (s = 0; conf->per_server && s < p->nservers; s++) {
 			base = xasprintf("http://%s", p->servers[s].address);
 			smoke_add(run, c, p->servers[s].name, base);
@@ -186,15 +190,19 @@ smoke_start(struct cmdq_item *item, int pool, smoke_done_cb cb, void *arg)
 	for (i = 0; i < run->nreqs; i++) {
 		json_t *res = json_array_get(run->results, i);
 		struct http_opts o;
+		static const char *const preview[] = { "Cookie: switchd_preview=1", NULL };
+		int is_preview = strcmp(json_string_value(json_object_get(res, "target")),
+		    "preview") == 0;
 		char *tls_url = NULL, *connect_to = NULL;
 
 		memset(&o, 0, sizeof(o));
 		o.method = json_string_value(json_object_get(res, "method"));
 		o.url = json_string_value(json_object_get(res, "url"));
-		o.host = conf->cold_host;
+		o.host = is_preview ? conf->live_host : conf->cold_host;
+		o.headers = is_preview ? preview : NULL;
 		o.timeout_ms = conf->smoke_timeout_ms;
 		if (conf->smoke_verify_tls && strncmp(o.url, "https://", 8) == 0) {
-			smoke_tls_target(conf, o.url, &tls_url, &connect_to);
+			smoke_tls_target(o.host, o.url, &tls_url, &connect_to);
 			o.url = tls_url;
 			o.connect_to = connect_to;
 			o.cainfo = conf->smoke_ca_file;

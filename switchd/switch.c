@@ -121,6 +121,7 @@ switch_applied(const char *code, const char *error, void *arg)
 	    "from", pool_name(op->from), "to", pool_name(op->to),
 	    "message", cmd_arg_str(op->item, A_MESSAGE), "command", op->command);
 	json_object_set_new(doc, "last_switch", last);
+	guard_after_switch(op->item, op->command, op->from, op->to);
 	if (state_save() == -1)
 		log_warnx("the switch is done but the state file could not be written; "
 		    "switchd will learn the roles from HAProxy at its next start");
@@ -272,6 +273,8 @@ reconcile_map_file(struct reconcile *rc, int hot)
 			log_info("reconcile: map file %s rewritten: %s is served by %s",
 			    rc->lb->conf->hap_map, rc->lb->conf->live_host, m.live);
 	}
+	if (canary_file_write(rc->lb->conf, &m) == -1)
+		log_warn("reconcile: write %s", rc->lb->conf->hap_canary_map);
 	free(text);
 }
 

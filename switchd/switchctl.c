@@ -285,6 +285,23 @@ print_status(json_t *r)
 		printf("\n");
 	} else
 		printf("last switch: none\n");
+	if (json_is_object(json_object_get(r, "canary"))) {
+		json_t *c = json_object_get(r, "canary");
+
+		printf("canary:      %lld %% of %s on %s since %s\n",
+		    (long long)json_integer_value(json_object_get(c, "percent")),
+		    jstr(json_object_get(r, "hosts"), "live"), jstr(c, "pool"), jstr(c, "since"));
+	} else
+		printf("canary:      none\n");
+	if (json_is_object(json_object_get(r, "guard"))) {
+		json_t *g = json_object_get(r, "guard");
+
+		printf("guard:       watching %s (%s) %s%s: %lld responses, %lld 5xx\n",
+		    jstr(g, "pool"), jstr(g, "kind"), *jstr(g, "until") ? "until " :
+		    "while the canary runs", jstr(g, "until"),
+		    (long long)json_integer_value(json_object_get(g, "responses")),
+		    (long long)json_integer_value(json_object_get(g, "errors")));
+	}
 	if (json_is_object(busy))
 		printf("busy:        %s is running %s since %s\n", jstr(busy, "user"),
 		    jstr(busy, "command"), jstr(busy, "since"));
@@ -322,7 +339,10 @@ print_history(json_t *r)
 		json_t *e = json_array_get(entries, i);
 		char hot[64];
 
-		if (*jstr(e, "pool"))
+		if (*jstr(e, "canary"))
+			snprintf(hot, sizeof(hot), "%s %lld %%", jstr(e, "canary"),
+			    (long long)json_integer_value(json_object_get(e, "percent")));
+		else if (*jstr(e, "pool"))
 			snprintf(hot, sizeof(hot), "%s at %s", jstr(e, "pool"),
 			    *jstr(e, "version") ? jstr(e, "version") : "-");
 		else if (strcmp(jstr(json_object_get(e, "before"), "hot"),
@@ -426,6 +446,22 @@ print_result(const char *cmd, json_t *r)
 	else if (strcmp(cmd, "hosts") == 0) {
 		for (i = 0; i < json_array_size(json_object_get(r, "hosts")); i++)
 			printf("%s\n", json_string_value(json_array_get(json_object_get(r, "hosts"), i)));
+	} else if (strcmp(cmd, "canary") == 0) {
+		if (!opt_quiet && json_integer_value(json_object_get(r, "percent")) > 0)
+			printf("canary: %lld %% of the live host on %s; %s serves the rest\n",
+			    (long long)json_integer_value(json_object_get(r, "percent")),
+			    jstr(r, "pool"), jstr(r, "hot"));
+		else if (!opt_quiet)
+			printf("canary: none; %s serves all of the live host\n", jstr(r, "hot"));
+	} else if (strcmp(cmd, "rollout") == 0) {
+		if (!opt_quiet)
+			printf("rollout: %s; %s is hot now\n", jstr(r, "result"), jstr(r, "hot"));
+	} else if (strcmp(cmd, "back") == 0 && json_is_string(json_object_get(r, "rollout"))) {
+		if (!opt_quiet)
+			printf("rollout aborted; %s serves all of the live host\n", jstr(r, "hot"));
+	} else if (strcmp(cmd, "back") == 0 && json_is_integer(json_object_get(r, "canary"))) {
+		if (!opt_quiet)
+			printf("canary ended; %s serves all of the live host\n", jstr(r, "hot"));
 	} else if (strcmp(cmd, "switch") == 0 || strcmp(cmd, "back") == 0) {
 		if (!opt_quiet)
 			printf("%s is hot now (was %s); %s answers on the cold host name\n",

@@ -216,6 +216,7 @@ reconciled(void *arg)
 	if (json_array_size(json_object_get(json_object_get(state_doc(), "ec2"), "drift")) > 0)
 		roles_retag("drift recorded before the restart", NULL, NULL);
 	discover_start();
+	guard_resume();
 	log_info("ready: %s is hot", state_hot() == POOL_B ? POOL_BLUE : POOL_GREEN);
 }
 
@@ -286,6 +287,7 @@ main(int argc, char *argv[])
 	httpd_stop();
 	metrics_shutdown();
 	repair_stop();
+	guard_shutdown();
 	discover_stop();
 	roles_shutdown();
 	ec2_shutdown();

@@ -60,6 +60,7 @@ struct config {
 	char	       **hap_sockets;
 	size_t		 hap_nsockets;
 	char		*hap_map;
+	char		*hap_canary_map;	/* "<live host> <cold backend>:<percent>", or NULL */
 	int		 min_up;
 	int		 timeout_ms;
 	char		*master_socket;
@@ -87,6 +88,13 @@ struct config {
 	int		 smoke_command_timeout;
 	int		 smoke_verify_tls;	/* https smoke.url: verify as the cold host */
 	char		*smoke_ca_file;
+	int		 smoke_preview;	/* also check the live host name with the preview cookie */
+
+	/* guard: the bake window after a switch and the watch over a canary. */
+	int		 guard_bake;		/* seconds; 0: off */
+	double		 guard_max_5xx;		/* percent */
+	int		 guard_min_requests;
+	int		 guard_interval_ms;
 
 	char		*deploy_command;
 	int		 deploy_timeout;
@@ -250,6 +258,7 @@ void		 control_close(void);
 struct lb_mapping {
 	char		 live[128];
 	char		 cold[128];
+	char		 canary[160];	/* "<cold backend>:<percent>"; "" without canary_map */
 };
 
 /* What one load balancer node says. */
@@ -313,6 +322,20 @@ int		 lb_node_serves(const struct config *, const struct lb_node *);
 char		*lb_nodes_text(const struct lb *);
 
 extern const struct lb_driver drv_haproxy_runtime;
+
+/* guard.c: the canary split and the guard that watches a new pool. */
+int		 canary_percent(int cold);	/* of the live host's traffic on pool cold */
+json_t		*canary_json(void);		/* status: null | {pool, percent, since} */
+json_t		*guard_json(void);		/* status: null | {until, pool, responses, errors} */
+int		 canary_file_write(const struct config *, const struct lb_mapping *);
+void		 guard_after_switch(struct cmdq_item *, const char *command, int from, int to);
+void		 guard_resume(void);
+void		 guard_shutdown(void);
+const char	*guard_unsupported(const struct config *);	/* why no canary, or NULL */
+void		 cmd_canary_exec(struct cmdq_item *);
+void		 cmd_rollout_exec(struct cmdq_item *);
+int		 rollout_running(void);
+int		 canary_back(struct cmdq_item *);	/* back during a canary: 1 if handled */
 
 /* switch.c */
 typedef void (*flip_cb)(int ok, const char *code, const char *error, void *arg);

@@ -64,6 +64,9 @@ STATE = None
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "switchd-test-backend"
+    # Headers and body are two writes: without this, Nagle holds the body
+    # for the peer's delayed ACK, 40 ms a keep-alive request.
+    disable_nagle_algorithm = True
 
     def log_message(self, fmt, *args):  # quiet unless -v
         if self.server.verbose:

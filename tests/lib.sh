@@ -1042,6 +1042,74 @@ admin() {
 		${3:+--data "$3"} "http://127.0.0.1:$EPORT/_admin/$2"
 }
 
+# ---------------------------------------------------------------- canary
+# (added for t-canary and t-guard)
+
+CANARY_MAP=""
+
+# canary_rules: the canary frontend rules shipped, commented, in
+# haproxy/haproxy.cfg, uncommented, with this test's map paths.
+canary_rules() {
+	sed -n '/switchd canary rules: begin/,/switchd canary rules: end/p' \
+		"$REPO_DIR/haproxy/haproxy.cfg" | grep -E '^[[:space:]]*#	' |
+		sed -e 's/^[[:space:]]*#//' -e "s|/etc/haproxy/switchd-canary.map|$CANARY_MAP|g" \
+		    -e "s|/etc/haproxy/switchd.map|$T/switchd.map|g"
+}
+
+# use_canary [BACKEND:PERCENT]: from now on start_haproxy's nodes route with
+# the canary rules (instead of the one-line use_backend) and load
+# $CANARY_MAP, written now (default "be_green:0").  Call it before
+# start_haproxy; config_canary adds haproxy.canary_map to switchd.conf.
+use_canary() {
+	CANARY_MAP=$T/switchd-canary.map
+	printf '%s %s\n' "$LIVE_HOST" "${1:-be_green:0}" >"$CANARY_MAP"
+	canary_rules >"$T/canary.rules"
+	[ -s "$T/canary.rules" ] || die "no canary rules in haproxy/haproxy.cfg"
+	eval "$(declare -f hap_cfg | sed '1s/^hap_cfg/_hap_cfg_plain/')"
+	hap_cfg() {
+		_hap_cfg_plain "$@" | awk -v rules="$T/canary.rules" '
+			/^\tuse_backend %\[req.hdr\(host\)/ { while ((getline l < rules) > 0) print l; next }
+			{ print }'
+	}
+}
+
+# config_canary [FILE]: haproxy.canary_map in the switchd config.
+config_canary() {
+	local file=${1:-$T/switchd.conf}
+	sed -i "s|^  map = \"$T/switchd.map\";|&\n  canary_map = \"$CANARY_MAP\";|" "$file"
+	grep -q canary_map "$file" || die "config_canary: no haproxy.map line in $file"
+}
+
+# hap_canary NODE: the canary value HAProxy serves for the live host.
+hap_canary() {
+	hap "$1" "show map $CANARY_MAP" | awk -v k="$LIVE_HOST" '$2 == k { print $3 }'
+}
+
+# split_count PORT N PREFIX [COOKIE...]: N requests for the live host on one
+# keep-alive connection, each with cookie switchd_id=PREFIX<i>; prints
+# "blue=B green=G other=O".
+split_count() {
+	"$PYTHON" - "$@" <<'PYEOF'
+import http.client, sys
+port, n, prefix = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+extra = "; ".join(sys.argv[4:])
+counts = {"blue": 0, "green": 0, "other": 0}
+c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+for i in range(n):
+    cookie = "switchd_id=%s%d" % (prefix, i) if prefix != "-" else ""
+    if extra:
+        cookie = (cookie + "; " if cookie else "") + extra
+    h = {"Host": "app.example.com"}
+    if cookie:
+        h["Cookie"] = cookie
+    c.request("GET", "/", headers=h)
+    r = c.getresponse()
+    body = r.read().decode(errors="replace").strip()
+    counts[body if body in counts else "other"] += 1
+print(" ".join("%s=%d" % kv for kv in sorted(counts.items())))
+PYEOF
+}
+
 # ---------------------------------------------------------------- raw requests
 
 # ctl_raw JSON [SECS]: send one request line to switchd's socket and print

@@ -28,6 +28,10 @@ for round in 1 2; do
 	expect_grep 'i-06100000000000061 +g1 +green +group=hot' "$T/last.out" "round $round: the EC2 tags followed the switch"
 	expect_grep 'blue is hot now \(was green\)' "$T/last.out" "round $round: back moves it to blue"
 	expect_grep 'root|[a-z]+ +back +green -> blue +ok +demo: roll back' "$T/last.out" "round $round: history records the back"
+	expect_grep 'canary: 25 % of the live host on green' "$T/last.out" "round $round: a canary puts 25 % on green"
+	expect_grep '^(alice|bob|carol|dave|erin|frank|grace|heidi) +Welcome! green pool, version v2' "$T/last.out" "round $round: some canary clients see green v2"
+	expect_grep '^(alice|bob|carol|dave|erin|frank|grace|heidi) +Welcome! blue pool, version v1' "$T/last.out" "round $round: the others see blue v1"
+	expect_grep 'switchd +back +green -> blue +ok +guard: 5xx' "$T/last.out" "round $round: the guard went back on its own"
 	expect_grep 'make demo-stop' "$T/last.out" "round $round: it says how to stop the stack"
 	pids=$(demo_pids)
 	expect_eq "round $round: eight processes recorded (4 backends, HAProxy, nginx, EC2 endpoint, switchd)" \
@@ -39,9 +43,9 @@ for round in 1 2; do
 	    --resolve "www.demo.test:$TLS:127.0.0.1" "https://www.demo.test:$TLS/"
 	expect_match "round $round: after the demo the live host serves blue v1" "$OUT" 'blue pool, version v1'
 	run "$SWITCHCTL" -s "$T/demo/switchd.sock" -j status
-	expect_eq "round $round: status: blue hot, green verified at v2" \
+	expect_eq "round $round: status: blue hot, green failed (the guard) at v2" \
 	    "$(jv "$OUT" '[d["hot"], d["pools"]["green"]["state"], d["pools"]["green"]["version"]]')" \
-	    '["blue", "verified", "v2"]'
+	    '["blue", "failed", "v2"]'
 done
 
 pids=$(demo_pids)

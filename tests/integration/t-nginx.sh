@@ -121,6 +121,15 @@ expect_eq "include untouched by the refused switch" "$(cat "$INC")" "$INC_BEFORE
 LB_BACKENDS=none write_lb_config "$NGINX_SECTION"
 expect_ok reload
 
+# ---- canary, rollout and the bake window need HAProxy: refused, clearly
+expect_fail 1 refused canary 10
+expect_emsg 'nginx driver cannot split traffic.*runtime' "canary: the refusal names runtime mode"
+expect_fail 1 refused rollout
+expect_emsg 'nginx driver cannot split traffic.*runtime' "rollout: the refusal names runtime mode"
+expect_fail 1 refused switch --force --no-smoke --bake 60
+expect_emsg 'bake.*nginx' "switch --bake: refused with the nginx driver"
+expect_eq "include untouched by the refusals" "$(cat "$INC")" "$INC_BEFORE"
+
 # ---- nginx stopped: a switch is refused, the include kept
 stop_nginx "$NG"
 expect_fail 1 haproxy switch --force --no-smoke -m "nginx down"

@@ -6,7 +6,8 @@
 # HAProxy's words, the map file put back, nothing reloaded, traffic
 # unchanged.  A configuration that passes -c but fails to load (a port in
 # use) is caught by "show proc", rolled back.  Then reload_command with the
-# stats socket for confirmation.  HAProxy keeps answering under wrk while
+# stats socket for confirmation, and the guard's bake window going back on
+# its own through reload mode.  HAProxy keeps answering under wrk while
 # it reloads.
 . "$(dirname "$0")/../lib.sh"
 t_setup
@@ -107,6 +108,17 @@ P0=$(hap h1 "show info" | awk '$1 == "Pid:" { print $2 }')
 expect_ok switch --force --no-smoke -m "reload_command"
 expect_ne "a new worker answers the stats socket" "$(hap h1 "show info" | awk '$1 == "Pid:" { print $2 }')" "$P0"
 expect_eq "reload_command switch: live host green" "$(via_live)" green
+
+# ---- the bake window works in reload mode too (counters from the stats socket)
+expect_eq "reload mode: the guard bakes green" "$(status_get '[d["guard"]["kind"], d["guard"]["pool"]]')" '["bake", "green"]'
+backend_ctl green 'set?status=500' >/dev/null
+guard_back() { split_count "$FE_PORT" 20 r >/dev/null; [ "$(status_get '["hot"]')" = blue ]; }
+ok "reload mode: the guard goes back on its own" wait_for 30 guard_back
+expect_eq "reload mode: the automatic back is journalled by switchd" "$(ctlj history -n 1 | jget '[d["entries"][0][k] for k in ("command", "user")]')" '["back", "switchd"]'
+expect_eq "reload mode: live host blue again" "$(via_live)" blue
+backend_ctl green reset >/dev/null
+expect_ok switch --force --no-smoke --bake 0 -m "green again, unwatched"
+expect_eq "--bake 0: no guard" "$(status_get '["guard"]')" null
 write_lb_config "haproxy = {
   mode = \"reload\";
   reload_command = \"exit 3\";

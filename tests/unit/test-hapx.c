@@ -125,6 +125,30 @@ test_backend_up(void)
 }
 
 static void
+test_backend_counters(void)
+{
+	/* The guard's figures: every hrsp_* column of the BACKEND row, by name. */
+	const char *r = "# pxname,svname,hrsp_1xx,hrsp_2xx,x,hrsp_3xx,hrsp_4xx,hrsp_5xx,hrsp_other,\n"
+	    "be_green,g1,0,50,x,0,0,9,0,\n"
+	    "be_green,BACKEND,1,90,x,2,3,4,5,\n"
+	    "be_blue,BACKEND,0,7,x,0,0,0,0,\n";
+	long long resp = -1, err = -1;
+
+	CHECK_INT(hapx_backend_counters(r, "be_green", &resp, &err), 0);
+	CHECK_INT(resp, 105);
+	CHECK_INT(err, 4);
+	CHECK_INT(hapx_backend_counters(r, "be_blue", &resp, &err), 0);
+	CHECK_INT(resp, 7);
+	CHECK_INT(err, 0);
+	CHECK_INT(hapx_backend_counters(r, "be_other", &resp, &err), -1);
+	/* A column missing: no figure rather than a wrong one. */
+	CHECK_INT(hapx_backend_counters("# pxname,svname,hrsp_2xx,hrsp_5xx,\n"
+	    "be_blue,BACKEND,5,1,\n", "be_blue", &resp, &err), -1);
+	CHECK_INT(hapx_backend_counters("Unknown command.\n", "be_blue", &resp, &err), -1);
+	CHECK_INT(hapx_backend_counters(NULL, "be_blue", &resp, &err), -1);
+}
+
+static void
 test_addr(void)
 {
 	struct sockaddr_storage ss;
@@ -151,6 +175,7 @@ main(void)
 	RUN(test_backend);
 	RUN(test_stat);
 	RUN(test_backend_up);
+	RUN(test_backend_counters);
 	RUN(test_addr);
 	return unit_summary();
 }

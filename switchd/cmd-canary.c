@@ -1,0 +1,153 @@
+/*
+ * cmd-canary.c — "canary PERCENT": a share of the live host's traffic on
+ * the cold pool, through HAProxy's canary map (runtime API, no reload),
+ * with the refusals and pre-checks of "switch"; "canary 0" ends it.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmds.h"
+#include "guard.h"
+#include "smoke.h"
+#include "switchd.h"
+
+static void
+canary_done(int ok, const char *code, const char *error, void *arg)
+{
+	struct cmdq_item *item = arg;
+	int hot = state_hot();
+
+	if (!ok) {
+		cmd_error(item, code, "%s", error);
+		return;
+	}
+	cmd_done(item, json_pack("{s:s, s:i, s:s, s:s, s:I}", "pool", pool_name(!hot),
+	    "percent", canary_percent(!hot), "hot", pool_name(hot), "cold", pool_name(!hot),
+	    "took_ms", (json_int_t)(now_ms() - item->started_ms)));
+}
+
+static void
+canary_prechecked(const char *code, const char *error, void *arg)
+{
+	struct cmdq_item *item = arg;
+
+	if (code != NULL) {
+		cmd_error(item, code, "%s; nothing was changed", error);
+		return;
+	}
+	canary_set(item, (int)(intptr_t)item->data, "canary", canary_done, item);
+}
+
+static void
+canary_precheck(struct cmdq_item *item)
+{
+	struct lb_mapping to;
+	int cold = !state_hot();
+
+	lb_mapping_for(sd.conf, state_hot(), &to);
+	cmd_progress(item, "checking every HAProxy node: backend %s, at least %d server%s UP",
+	    sd.conf->pools[cold].backend, sd.conf->min_up, sd.conf->min_up == 1 ? "" : "s");
+	sd.lb->drv->precheck(sd.lb, &to, sd.conf->pools[cold].backend, sd.conf->min_up,
+	    canary_prechecked, item);
+}
+
+static void
+canary_smoked(int passed, json_t *results, const char *summary, void *arg)
+{
+	struct cmdq_item *item = arg;
+	int cold = !state_hot();
+
+	if (!passed) {
+		state_set_pool(cold, NULL, PS_FAILED, item->user);
+		json_object_set_new(state_pool(cold), "error",
+		    json_sprintf("smoke checks before a canary failed: %s", summary));
+		state_save();
+		cmd_error_json(item, E_SMOKE, json_pack("{s:O}", "checks", results),
+		    "smoke checks failed on %s (%s); no canary was set, and %s is "
+		    "marked failed", pool_name(cold), summary, pool_name(cold));
+		return;
+	}
+	cmd_progress(item, "smoke: %s", summary);
+	canary_precheck(item);
+}
+
+/* "10", "10%": 0..99, else -1. */
+static int
+parse_percent(const char *s)
+{
+	char *end;
+	long v;
+
+	if (s == NULL || *s == '\0')
+		return -1;
+	v = strtol(s, &end, 10);
+	if (*end == '%')
+		end++;
+	if (*end != '\0' || end == s || v < 0 || v > 99)
+		return -1;
+	return (int)v;
+}
+
+/*
+ * The checks of "switch" before any traffic moves: the cold pool verified
+ * (and at VERSION with --expect), its smoke checks passing.  0 if refused
+ * (the reply is sent).
+ */
+int
+canary_refusals(struct cmdq_item *item)
+{
+	int cold = !state_hot();
+	json_t *pool = state_pool(cold);
+	const char *version = json_string_value(json_object_get(pool, "version"));
+	const char *pstate = json_string_value(json_object_get(pool, "state"));
+	const char *expect = cmd_arg_str(item, A_EXPECT), *why;
+
+	if ((why = guard_unsupported(sd.conf)) != NULL) {
+		cmd_error(item, E_REFUSED, "%s: %s", item->info->name, why);
+		return 0;
+	}
+	if (expect != NULL && (version == NULL || strcmp(version, expect) != 0)) {
+		cmd_error(item, E_REFUSED, "the cold pool %s is at version %s, not %s; "
+		    "nothing was changed", pool_name(cold), version ? version : "(none)",
+		    expect);
+		return 0;
+	}
+	if (strcmp(pstate, PS_VERIFIED) != 0) {
+		cmd_error(item, E_REFUSED, "the cold pool %s is not verified (state: %s); "
+		    "run \"switchctl cold-deploy\" first; nothing was changed",
+		    pool_name(cold), pstate);
+		return 0;
+	}
+	return 1;
+}
+
+void
+cmd_canary_exec(struct cmdq_item *item)
+{
+	int percent = parse_percent(cmd_arg_str(item, A_PERCENT));
+	const char *why;
+
+	if (percent < 0) {
+		cmd_error(item, E_USAGE, "canary: PERCENT must be a whole number from 0 "
+		    "to 99 (0 ends the canary), not \"%s\"", cmd_arg_str(item, A_PERCENT));
+		return;
+	}
+	item->data = (void *)(intptr_t)percent;
+	if (percent == 0) {
+		/* Ending a canary is always safe, like "back": no checks. */
+		if ((why = guard_unsupported(sd.conf)) != NULL) {
+			cmd_error(item, E_REFUSED, "canary: %s", why);
+			return;
+		}
+		canary_set(item, 0, "canary", canary_done, item);
+		return;
+	}
+	if (!canary_refusals(item))
+		return;
+	if (cmd_arg_bool(item, A_NO_SMOKE) || sd.conf->nchecks == 0) {
+		canary_precheck(item);
+		return;
+	}
+	smoke_start(item, !state_hot(), canary_smoked, item);
+}

@@ -1,0 +1,595 @@
+/*
+ * guard.c — guarded release: the canary split as state.json and HAProxy's
+ * canary map see it, and the guard.
+ *
+ * The guard watches one pool: the new hot pool for guard.bake seconds
+ * after a switch, or the cold pool while a canary runs.  Every interval_ms
+ * it reads "show stat BACKEND 2 -1" on every node, adds up the deltas of
+ * the backend's responses and 5xx, and once a window holds min_requests
+ * responses it judges it: a 5xx share above max_5xx_percent sends the
+ * traffic back (a switch is undone, a canary set to 0), as user "switchd",
+ * with one journal entry; then the guard stops, so it never flaps.  A
+ * sample in which any node does not answer is no evidence: no verdict.
+ * Its window (kind, pool, until) is in state.json, so a restart resumes it.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cmds.h"
+#include "guard.h"
+#include "hapx.h"
+#include "log.h"
+#include "switchd.h"
+
+/* --------------------------------------------------------------- canary */
+
+/* The state's canary, if it is on the cold pool (a switch makes it moot). */
+static json_t *
+canary_obj(void)
+{
+	json_t *c = json_object_get(state_doc(), "canary");
+
+	if (!json_is_object(c) ||
+	    pool_index(json_string_value(json_object_get(c, "pool"))) != !state_hot())
+		return NULL;
+	return c;
+}
+
+int
+canary_percent(int cold)
+{
+	json_t *c = canary_obj();
+
+	if (c == NULL || pool_index(json_string_value(json_object_get(c, "pool"))) != cold)
+		return 0;
+	return (int)json_integer_value(json_object_get(c, "percent"));
+}
+
+json_t *
+canary_json(void)
+{
+	json_t *c = canary_obj();
+
+	if (c == NULL || json_integer_value(json_object_get(c, "percent")) <= 0)
+		return json_null();
+	return json_pack("{s:O, s:O, s:O}", "pool", json_object_get(c, "pool"),
+	    "percent", json_object_get(c, "percent"), "since", json_object_get(c, "since"));
+}
+
+int
+canary_file_write(const struct config *conf, const struct lb_mapping *m)
+{
+	char *text;
+	int r;
+
+	if (conf->hap_canary_map == NULL || m->canary[0] == '\0')
+		return 0;
+	text = xasprintf("# written by switchd: the share of %s on the cold pool "
+	    "(<backend>:<percent>); do not edit\n%s %s\n", conf->live_host,
+	    conf->live_host, m->canary);
+	r = file_write_atomic(conf->hap_canary_map, text, strlen(text), 0644);
+	free(text);
+	return r;
+}
+
+const char *
+guard_unsupported(const struct config *conf)
+{
+	if (strcmp(conf->driver, "nginx") == 0)
+		return "the nginx driver cannot split traffic without a reload; a canary "
+		    "needs HAProxy in runtime mode (haproxy.mode = \"runtime\") with "
+		    "haproxy.canary_map";
+	if (strcmp(conf->hap_mode, "runtime") != 0)
+		return "haproxy.mode \"reload\" cannot split traffic without a reload; a "
+		    "canary needs haproxy.mode = \"runtime\" with haproxy.canary_map";
+	if (conf->hap_canary_map == NULL)
+		return "haproxy.canary_map is not set: a canary needs the canary map and "
+		    "the canary frontend rules (see haproxy/haproxy.cfg)";
+	return NULL;
+}
+
+static json_t *
+roles_now(void)
+{
+	return json_pack("{s:s, s:s}", "hot", pool_name(state_hot()),
+	    "cold", pool_name(!state_hot()));
+}
+
+struct canary_op {
+	struct cmdq_item *item;
+	int		 percent, cold;
+	char		*command;
+	double		 t0;
+	flip_cb		 cb;
+	void		*arg;
+};
+
+static void
+canary_failed_view(struct lb_view *v, void *arg)
+{
+	size_t i;
+	int agree = 1;
+
+	(void)arg;
+	for (i = 0; i < v->nnodes; i++)
+		if (lb_node_serves(sd.conf, &v->nodes[i]) != state_hot())
+			agree = 0;
+	lb_view_free(v);
+	if (!agree)
+		repair_schedule("the nodes disagree after a failed canary change");
+}
+
+static void
+canary_applied(const char *code, const char *error, void *arg)
+{
+	struct canary_op *op = arg;
+	json_t *doc = state_doc(), *e;
+	char when[32];
+
+	e = json_pack("{s:I, s:s, s:s, s:s?, s:s, s:i, s:o, s:o, s:s, s:I}",
+	    "uid", (json_int_t)op->item->uid, "user", op->item->user,
+	    "command", op->command, "message", cmd_arg_str(op->item, A_MESSAGE),
+	    "canary", pool_name(op->cold), "percent", op->percent,
+	    "before", roles_now(), "after", roles_now(),
+	    "result", code ? "failed" : "ok", "took_ms", (json_int_t)(now_ms() - op->t0));
+	if (code != NULL) {
+		json_object_set_new(e, "error", json_string(error));
+		history_append(e);
+		/* If putting a node back failed too, the repair makes them agree. */
+		sd.lb->drv->observe(sd.lb, canary_failed_view, NULL);
+		op->cb(0, code, error, op->arg);
+		goto out;
+	}
+	history_append(e);
+	if (op->percent > 0) {
+		iso_time(time(NULL), when, sizeof(when));
+		if (canary_percent(op->cold) > 0)
+			snprintf(when, sizeof(when), "%s", json_string_value(json_object_get(
+			    canary_obj(), "since")));
+		json_object_set_new(doc, "canary", json_pack("{s:s, s:i, s:s}", "pool",
+		    pool_name(op->cold), "percent", op->percent, "since", when));
+		if (guard_can_watch(sd.conf))
+			guard_begin(GUARD_CANARY, op->cold, 0);
+	} else {
+		json_object_set_new(doc, "canary", json_null());
+		guard_clear();
+	}
+	log_info("%s: %d %% of %s on %s, by %s", op->command, op->percent,
+	    sd.conf->live_host, pool_name(op->cold), op->item->user);
+	if (state_save() == -1)
+		log_warnx("the canary is set but the state file could not be written; "
+		    "switchd puts the nodes back to the state file's split at its next start");
+	op->cb(1, NULL, NULL, op->arg);
+out:
+	free(op->command);
+	free(op);
+}
+
+void
+canary_set(struct cmdq_item *item, int percent, const char *command, flip_cb cb, void *arg)
+{
+	struct canary_op *op = xcalloc(1, sizeof(*op));
+	struct lb_mapping to;
+	int hot = state_hot();
+
+	op->item = item;
+	op->percent = percent;
+	op->cold = !hot;
+	op->command = xstrdup(command);
+	op->t0 = now_ms();
+	op->cb = cb;
+	op->arg = arg;
+	lb_mapping_for(sd.conf, hot, &to);
+	snprintf(to.canary, sizeof(to.canary), "%s:%d", sd.conf->pools[!hot].backend, percent);
+	cmd_progress(item, "setting %d %% of %s on %s (%s)", percent, sd.conf->live_host,
+	    pool_name(!hot), to.canary);
+	sd.lb->drv->apply(sd.lb, &to, canary_applied, op);
+}
+
+/* A "back" while a canary runs ends the canary: the live host never moved. */
+static void
+canary_back_done(int ok, const char *code, const char *error, void *arg)
+{
+	struct cmdq_item *item = arg;
+
+	if (!ok) {
+		cmd_error(item, code, "%s", error);
+		return;
+	}
+	cmd_done(item, json_pack("{s:s, s:s, s:s, s:s, s:i, s:I}", "from", pool_name(state_hot()),
+	    "to", pool_name(state_hot()), "hot", pool_name(state_hot()),
+	    "cold", pool_name(!state_hot()), "canary", 0,
+	    "took_ms", (json_int_t)(now_ms() - item->started_ms)));
+}
+
+int
+canary_back(struct cmdq_item *item)
+{
+	if (rollout_running())
+		return rollout_abort(item);
+	if (canary_percent(!state_hot()) <= 0)
+		return 0;
+	cmd_progress(item, "a canary runs: ending it (the live host stays on %s)",
+	    pool_name(state_hot()));
+	canary_set(item, 0, "back", canary_back_done, item);
+	return 1;
+}
+
+/* ---------------------------------------------------------------- guard */
+
+struct guard_node {
+	struct hapx_req	*req;
+	int		 have;		/* a baseline */
+	int		 answered;	/* this sample */
+	long long	 resp, err;	/* baseline */
+	long long	 nresp, nerr;	/* this sample */
+};
+
+static struct {
+	int		 active;
+	enum guard_kind	 kind;
+	int		 pool;
+	time_t		 until;
+	struct event	*timer;
+	struct guard_node *nodes;
+	size_t		 nnodes, pending;
+	long long	 win_resp, win_err, tot_resp, tot_err;
+	double		 win_start;
+	int		 acting;
+	char		 why[256];
+	guard_verdict_cb hook;
+	void		*hook_arg;
+	int		 warned;	/* a node did not answer: said once */
+} g;
+
+static void guard_tick(evutil_socket_t, short, void *);
+
+int
+guard_can_watch(const struct config *conf)
+{
+	return strcmp(conf->driver, "haproxy") == 0 && conf->hap_nsockets > 0;
+}
+
+int
+guard_active(void)
+{
+	return g.active;
+}
+
+void
+guard_set_hook(guard_verdict_cb cb, void *arg)
+{
+	g.hook = cb;
+	g.hook_arg = arg;
+}
+
+static void
+guard_arm(int ms)
+{
+	struct timeval tv;
+
+	if (g.timer == NULL)
+		g.timer = evtimer_new(sd.base, guard_tick, NULL);
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	evtimer_add(g.timer, &tv);
+}
+
+static void
+guard_cancel_sample(void)
+{
+	size_t i;
+
+	for (i = 0; i < g.nnodes; i++)
+		if (g.nodes[i].req != NULL) {
+			hapx_cancel(g.nodes[i].req);
+			g.nodes[i].req = NULL;
+		}
+	g.pending = 0;
+}
+
+/* Stop watching, in memory and in the state document (the caller saves). */
+void
+guard_clear(void)
+{
+	guard_cancel_sample();
+	if (g.timer != NULL)
+		evtimer_del(g.timer);
+	g.active = 0;
+	g.acting = 0;
+	json_object_set_new(state_doc(), "guard", json_null());
+}
+
+static void
+guard_start_sampling(enum guard_kind kind, int pool, time_t until)
+{
+	guard_cancel_sample();
+	g.active = 1;
+	g.acting = 0;
+	g.kind = kind;
+	g.pool = pool;
+	g.until = until;
+	g.win_resp = g.win_err = g.tot_resp = g.tot_err = 0;
+	g.win_start = now_ms();
+	g.warned = 0;
+	free(g.nodes);
+	g.nnodes = 0;
+	g.nodes = NULL;
+	guard_arm(0);	/* the baseline, now */
+}
+
+void
+guard_begin(enum guard_kind kind, int pool, time_t until)
+{
+	char since[32], untils[32];
+
+	iso_time(time(NULL), since, sizeof(since));
+	iso_time(until, untils, sizeof(untils));
+	json_object_set_new(state_doc(), "guard", json_pack("{s:s, s:s, s:s, s:s?, s:I}",
+	    "kind", kind == GUARD_BAKE ? "bake" : "canary", "pool", pool_name(pool),
+	    "since", since, "until", until ? untils : NULL, "until_epoch", (json_int_t)until));
+	log_info("guard: watching %s's 5xx share %s", pool_name(pool),
+	    kind == GUARD_BAKE ? "for the bake window" : "while the canary runs");
+	guard_start_sampling(kind, pool, until);
+}
+
+json_t *
+guard_json(void)
+{
+	json_t *s = json_object_get(state_doc(), "guard");
+
+	if (!g.active || !json_is_object(s))
+		return json_null();
+	return json_pack("{s:O, s:O, s:O, s:O, s:I, s:I}", "kind", json_object_get(s, "kind"),
+	    "pool", json_object_get(s, "pool"), "since", json_object_get(s, "since"),
+	    "until", json_object_get(s, "until") ? json_object_get(s, "until") : json_null(),
+	    "responses", (json_int_t)g.tot_resp, "errors", (json_int_t)g.tot_err);
+}
+
+void
+guard_after_switch(struct cmdq_item *item, const char *command, int from, int to)
+{
+	long long bake;
+
+	(void)from;
+	/* The live host moved: whatever canary ran is complete or undone. */
+	json_object_set_new(state_doc(), "canary", json_null());
+	guard_clear();
+	if (strcmp(command, "switch") != 0 || !guard_can_watch(sd.conf))
+		return;
+	bake = cmd_arg_int(item, A_BAKE, sd.conf->guard_bake);
+	if (bake > 0)
+		guard_begin(GUARD_BAKE, to, time(NULL) + (time_t)bake);
+}
+
+void
+guard_resume(void)
+{
+	json_t *s = json_object_get(state_doc(), "guard");
+	const char *kind;
+	int pool;
+	time_t until;
+
+	if (!json_is_object(s))
+		return;
+	kind = json_string_value(json_object_get(s, "kind"));
+	pool = pool_index(json_string_value(json_object_get(s, "pool")));
+	until = (time_t)json_integer_value(json_object_get(s, "until_epoch"));
+	if (kind == NULL || pool < 0 || !guard_can_watch(sd.conf) ||
+	    (strcmp(kind, "bake") == 0 && (until <= time(NULL) || pool != state_hot())) ||
+	    (strcmp(kind, "canary") == 0 && canary_percent(pool) <= 0)) {
+		log_info("guard: the window in the state file is over");
+		guard_clear();
+		state_save();
+		return;
+	}
+	log_info("guard: resuming the watch over %s (%s)", pool_name(pool), kind);
+	guard_start_sampling(strcmp(kind, "bake") == 0 ? GUARD_BAKE : GUARD_CANARY, pool, until);
+}
+
+void
+guard_shutdown(void)
+{
+	guard_cancel_sample();
+	if (g.timer != NULL)
+		event_free(g.timer);
+	g.timer = NULL;
+	free(g.nodes);
+	g.nodes = NULL;
+	g.nnodes = 0;
+	g.active = 0;
+}
+
+void
+guard_mark_failed(int pool, const char *why)
+{
+	state_set_pool(pool, NULL, PS_FAILED, "switchd");
+	json_object_set_new(state_pool(pool), "error", json_string(why));
+}
+
+/* -------------------------------------------------------------- verdict */
+
+static const struct cmd_info guard_info = { "guard", "", "", 0, NULL, NULL, { { 0 } } };
+
+static void
+guard_item_free(struct cmdq_item *item)
+{
+	json_decref(item->args);
+	free(item);
+}
+
+static void
+guard_went_back(int ok, const char *code, const char *error, void *arg)
+{
+	struct cmdq_item *item = arg;
+	int bad = g.pool;
+
+	(void)code;
+	if (ok) {
+		log_warnx("guard: back done: %s serves %s again", pool_name(state_hot()),
+		    sd.conf->live_host);
+		guard_mark_failed(bad, cmd_arg_str(item, A_MESSAGE));
+	} else
+		log_warnx("guard: going back failed: %s", error);
+	/* It acted (or tried): it stops, and never flaps. */
+	guard_clear();
+	state_save();
+	guard_item_free(item);
+	cmd_release_internal();
+}
+
+static void
+guard_act(void)
+{
+	struct cmdq_item *item;
+
+	/* One change at a time: a command in flight finishes first. */
+	if (!cmd_acquire_internal()) {
+		log_info("guard: waiting for the command in flight before going back");
+		guard_arm(sd.conf->guard_interval_ms);
+		return;
+	}
+	item = xcalloc(1, sizeof(*item));
+	item->info = &guard_info;
+	item->args = json_pack("{s:s}", A_MESSAGE, g.why);
+	item->uid = geteuid();
+	snprintf(item->user, sizeof(item->user), "switchd");
+	item->started = time(NULL);
+	item->started_ms = now_ms();
+	if (g.kind == GUARD_BAKE)
+		pool_switch(item, !g.pool, "back", guard_went_back, item);
+	else
+		canary_set(item, 0, "back", guard_went_back, item);
+}
+
+static void
+guard_verdict(void)
+{
+	double secs = (now_ms() - g.win_start) / 1000.0;
+
+	snprintf(g.why, sizeof(g.why), "guard: 5xx %.1f %% of %lld responses on %s in %.*f s",
+	    100.0 * (double)g.win_err / (double)g.win_resp, g.win_resp, pool_name(g.pool),
+	    secs < 10 ? 1 : 0, secs);
+	log_warnx("%s (max_5xx_percent %.1f): %s", g.why, sd.conf->guard_max_5xx,
+	    g.kind == GUARD_BAKE ? "going back" : "ending the canary");
+	g.acting = 1;
+	if (g.hook != NULL) {
+		guard_verdict_cb hook = g.hook;
+
+		g.active = 0;
+		hook(g.why, g.hook_arg);
+		return;
+	}
+	guard_act();
+}
+
+static void
+guard_sampled(void)
+{
+	struct config *conf = sd.conf;
+	long long dr = 0, de = 0;
+	size_t i;
+	int all = 1;
+
+	for (i = 0; i < g.nnodes; i++)
+		if (!g.nodes[i].answered)
+			all = 0;
+	for (i = 0; i < g.nnodes; i++) {
+		struct guard_node *n = &g.nodes[i];
+
+		if (!n->answered) {
+			n->have = 0;
+			continue;
+		}
+		if (n->have && all) {
+			/* A counter that went down: HAProxy restarted; count from 0. */
+			dr += n->nresp >= n->resp ? n->nresp - n->resp : n->nresp;
+			de += n->nerr >= n->err ? n->nerr - n->err : n->nerr;
+		}
+		n->resp = n->nresp;
+		n->err = n->nerr;
+		n->have = 1;
+	}
+	if (!all && !g.warned) {
+		log_warnx("guard: not every node answers \"show stat\"; no verdict "
+		    "until they do");
+		g.warned = 1;
+	} else if (all)
+		g.warned = 0;
+	g.win_resp += dr;
+	g.win_err += de;
+	g.tot_resp += dr;
+	g.tot_err += de;
+	if (g.win_resp >= conf->guard_min_requests) {
+		if (100.0 * (double)g.win_err > conf->guard_max_5xx * (double)g.win_resp) {
+			guard_verdict();
+			return;
+		}
+		g.win_resp = g.win_err = 0;
+		g.win_start = now_ms();
+	}
+	guard_arm(conf->guard_interval_ms);
+}
+
+static void
+guard_reply(const char *reply, const char *err, void *arg)
+{
+	struct guard_node *n = arg;
+	char *herr = err == NULL ? hapx_reply_error("show stat", reply) : NULL;
+
+	n->req = NULL;
+	n->answered = err == NULL && herr == NULL &&
+	    hapx_backend_counters(reply, sd.conf->pools[g.pool].backend, &n->nresp,
+	    &n->nerr) == 0;
+	free(herr);
+	if (--g.pending == 0)
+		guard_sampled();
+}
+
+static void
+guard_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct config *conf = sd.conf;
+	char *cmd;
+	size_t i;
+
+	(void)fd;
+	(void)what;
+	(void)arg;
+	if (!g.active)
+		return;
+	if (g.acting) {
+		guard_act();
+		return;
+	}
+	if (g.kind == GUARD_BAKE && time(NULL) >= g.until) {
+		log_info("guard: the bake window is over: %s keeps %s (%lld responses, "
+		    "%lld 5xx)", pool_name(g.pool), conf->live_host, g.tot_resp, g.tot_err);
+		guard_clear();
+		state_save();
+		return;
+	}
+	if (!guard_can_watch(conf)) {
+		guard_arm(conf->guard_interval_ms);
+		return;
+	}
+	if (g.nnodes != conf->hap_nsockets) {
+		free(g.nodes);
+		g.nnodes = conf->hap_nsockets;
+		g.nodes = xcalloc(g.nnodes, sizeof(*g.nodes));
+	}
+	cmd = xasprintf("show stat %s 2 -1", conf->pools[g.pool].backend);
+	g.pending = g.nnodes;
+	for (i = 0; i < g.nnodes; i++) {
+		g.nodes[i].answered = 0;
+		g.nodes[i].req = hapx_cmd(sd.base, conf->hap_sockets[i], cmd,
+		    conf->timeout_ms, guard_reply, &g.nodes[i]);
+		if (g.nodes[i].req == NULL)
+			g.pending--;
+	}
+	free(cmd);
+	if (g.pending == 0)
+		guard_sampled();
+}

@@ -1,0 +1,40 @@
+/*
+ * guard.h — what guard.c, cmd-canary.c and cmd-rollout.c share: setting
+ * the canary split on every node, and the guard's start, stop and verdict
+ * hook.  The rest of switchd sees only the few calls in switchd.h.
+ */
+#ifndef SWITCHD_GUARD_H
+#define SWITCHD_GUARD_H
+
+#include "switchd.h"
+
+enum guard_kind { GUARD_BAKE, GUARD_CANARY };
+
+/*
+ * Make every node send percent of the live host's traffic to the cold pool
+ * (0 ends the canary), all or nothing; then state, journal (entry "command"
+ * is command: "canary" or "back"), and the guard (watching the cold pool
+ * while percent > 0, off at 0).
+ */
+void		 canary_set(struct cmdq_item *, int percent, const char *command,
+		    flip_cb, void *arg);
+
+/* "back" during a rollout stops it (rollout.c); 1 if one runs. */
+int		 rollout_abort(struct cmdq_item *back);
+
+/* The refusals "switch" makes before traffic moves; 0: refused, replied. */
+int		 canary_refusals(struct cmdq_item *);
+
+/* Watch pool; until is 0 while a canary runs.  The caller saves the state. */
+void		 guard_begin(enum guard_kind, int pool, time_t until);
+void		 guard_clear(void);
+int		 guard_active(void);
+/* With a hook set (a rollout), a verdict calls it instead of going back. */
+typedef void	(*guard_verdict_cb)(const char *why, void *arg);
+void		 guard_set_hook(guard_verdict_cb, void *arg);
+/* The guard can sample this config's load balancer (HAProxy, a socket). */
+int		 guard_can_watch(const struct config *);
+/* Mark pool failed for why (the guard's verdict); the caller saves. */
+void		 guard_mark_failed(int pool, const char *why);
+
+#endif
