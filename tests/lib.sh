@@ -984,7 +984,8 @@ EOF2
 WRK_PID=""
 wrk_start() {
 	local out=$1 secs=$2 url=$3 host=${4:-$LIVE_HOST}
-	"$WRK" -t2 -c20 -d"${secs}s" --timeout 5s -H "Host: $host" "$url" >"$out" 2>&1 &
+	# WRK_SCRIPT=tests/wrk-status.lua: also count the non-200 answers by code
+	"$WRK" -t2 -c20 -d"${secs}s" --timeout 5s ${WRK_SCRIPT:+-s "$WRK_SCRIPT"} -H "Host: $host" "$url" >"$out" 2>&1 &
 	WRK_PID=$!
 	track "$WRK_PID"
 }
