@@ -103,6 +103,8 @@ bench:
 	@scripts/deps bench
 	@$(MAKE) --no-print-directory all
 	@tests/bench/run.sh
+	@tests/bench/metrics.sh
+	@tests/bench/guard.sh
 
 # make check-fresh: the two README commands on a brand-new Debian 12 —
 # debootstrap a throwaway chroot, clone this repository's HEAD into it, run

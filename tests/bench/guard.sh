@@ -1,6 +1,6 @@
 #!/bin/bash
 # tests/bench/guard.sh — guarded release benchmarks (never part of "make
-# test"; run by hand: tests/bench/guard.sh).  Everything on 127.0.0.1, in a
+# test"; make bench runs it after run.sh, or by hand: tests/bench/guard.sh).  Everything on 127.0.0.1, in a
 # private temp dir, a couple of minutes in all.  Figures are ratios against
 # baselines measured in the same run.
 #
@@ -25,6 +25,7 @@ mkdir -p "$OUT_DIR"
 RES=$OUT_DIR/guard.txt
 : >"$RES"
 say() { echo "$*" | tee -a "$RES"; }
+fx() { awk "BEGIN { print $1 }"; }	# fx EXPR: floating-point arithmetic (no bc here)
 ms_of_log() {	# "HH:MM:SS.mmm" -> ms since midnight
 	awk -F'[:.]' '{ printf "%d\n", (($1 * 60 + $2) * 60 + $3) * 1000 + $4 }' <<<"$1"
 }
@@ -63,7 +64,7 @@ g1() {	# g1 INTERVAL_MS
 	t1=${line%% *}
 	d=$(( $(ms_of_log "$t1") - $(ms_of_log "$t0") ))
 	say "$(printf 'G1  interval_ms %-5d first 5xx -> automatic back %6d ms = %.2f x interval (goal <= 2)   hand-typed back %d ms   Flagger default 600000 ms = %.0f x slower' \
-	    "$iv" "$d" "$(echo "$d / $iv" | bc -l)" "$back_ms" "$(echo "600000 / $d" | bc -l)")"
+	    "$iv" "$d" "$(fx "$d / $iv")" "$back_ms" "$(fx "600000 / $d")")"
 	say "    $(grep -m1 'guard: 5xx' "$T/switchd.log" | cut -d' ' -f3-)"
 }
 g1 200
@@ -120,10 +121,10 @@ wrk1() {	# wrk1 PORT OUT
 }
 # Alternate, twice, so that a neighbour's burst hits both.
 wrk1 "$PP" "$T/p1"; wrk1 "$PC" "$T/c1"; wrk1 "$PC" "$T/c2"; wrk1 "$PP" "$T/p2"
-P=$(echo "($(rps "$T/p1") + $(rps "$T/p2")) / 2" | bc -l)
-C=$(echo "($(rps "$T/c1") + $(rps "$T/c2")) / 2" | bc -l)
+P=$(fx "($(rps "$T/p1") + $(rps "$T/p2")) / 2")
+C=$(fx "($(rps "$T/c1") + $(rps "$T/c2")) / 2")
 say "$(printf 'G3  HAProxy with the canary rules: %.0f req/s; plain use_backend: %.0f req/s; ratio %.3f (cost %.1f %%)' \
-    "$C" "$P" "$(echo "$C / $P" | bc -l)" "$(echo "100 * (1 - $C / $P)" | bc -l)")"
+    "$C" "$P" "$(fx "$C / $P")" "$(fx "100 * (1 - $C / $P)")")"
 
 echo "results in $RES"
 t_done

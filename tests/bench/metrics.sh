@@ -1,6 +1,7 @@
 #!/bin/bash
 # tests/bench/metrics.sh — the cost of switchd's HTTP server (issue 16).
-# Not part of "make test"; run it by hand (release build by default):
+# Not part of "make test"; make bench runs it after run.sh, or by hand
+# (release build by default):
 #
 #   tests/bench/metrics.sh            SWITCHD=build/asan/switchd ... to compare
 #
