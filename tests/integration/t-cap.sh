@@ -22,7 +22,7 @@ unset SWITCHD_SOCKET VERSION MESSAGE EXPECT FORCE NO_SMOKE TTL N POOL SWITCHD_PO
 STD_NO_SWITCHD=1 std_setup
 SMOKE='smoke = {
   url = "http://127.0.0.1:'$FE_PORT'";
-  timeout_ms = 1000;
+  timeout_ms = 10000;
   per_server = true;
   checks = ( { name = "home"; path = "/"; status = 200; },
              { name = "health"; path = "/health"; status = 200; body = "ok"; } );

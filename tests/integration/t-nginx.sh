@@ -31,7 +31,7 @@ NGINX_SECTION="nginx = {
   binary = \"$NGINX\";
   pid_file = \"$NG/nginx.pid\";
   check_url = \"http://127.0.0.1:$NPORT/switchd-upstream\";
-  timeout_ms = 3000;
+  timeout_ms = 10000;
 };"
 # ---- config: the nginx section
 LB_BACKENDS=none write_lb_config "$NGINX_SECTION

@@ -381,7 +381,7 @@ exec valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=defi
 	--show-leak-kinds=definite --track-fds=no --log-file="$T/valgrind.log" "$VG_BIN" "\$@"
 EOF
 	chmod +x "$T/vg.sh"
-	write_config "smoke = { url = \"http://127.0.0.1:$FE_PORT\"; timeout_ms = 3000;
+	write_config "smoke = { url = \"http://127.0.0.1:$FE_PORT\"; timeout_ms = 30000;
   checks = ( { name = \"home\"; path = \"/\"; status = 200; } ); per_server = true; };"
 	SWITCHD=$T/vg.sh
 	start_switchd

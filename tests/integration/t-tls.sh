@@ -35,7 +35,7 @@ expect_eq "by address with Host: cold host -> green" "$OUT" green
 
 # smoke_conf BODY [TLS-KEYS]: TLS-KEYS default to the test CA (smoke.ca_file).
 smoke_conf() {
-	printf 'smoke = {\n  url = "https://127.0.0.1:%s";\n  timeout_ms = 3000;\n' "$TLS_PORT"
+	printf 'smoke = {\n  url = "https://127.0.0.1:%s";\n  timeout_ms = 30000;\n' "$TLS_PORT"
 	printf '  %s\n' "${2-ca_file = \"$T/tls/ca.pem\";}"
 	printf '  checks = ( { name = "home"; path = "/"; status = 200; body = "%s"; },\n' "$1"
 	printf '             { name = "health"; path = "/health"; status = 200; } );\n};\n'
