@@ -15,6 +15,9 @@
  * served before, and the error names the node and HAProxy's own words.
  * Then show map on every node (read back), and the map file is replaced
  * atomically so that a reload or restart of HAProxy keeps the new state.
+ * Each node's flip talks on one connection, from its first command to its
+ * read-back (hapx_sess_*: HAProxy's interactive mode), so a commit costs
+ * one round trip, not a connect as well.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -393,6 +396,7 @@ struct flip {
 	unsigned long	 ver;		/* of the main map */
 	unsigned long	 cver;		/* of the canary map */
 	char		*cmd;
+	struct hapx_sess *sess;		/* one connection for the whole flip */
 	/* At each stop (err NULL) and on a failure; then the flip waits. */
 	void		(*done)(struct flip *, const char *err);
 	void		*arg;
@@ -537,8 +541,8 @@ flip_next(struct flip *fl)
 		fl->done(fl, NULL);
 		return;
 	}
-	if (hapx_cmd(fl->lb->base, conf->hap_sockets[fl->node], fl->cmd,
-	    conf->timeout_ms, flip_reply, fl) == NULL) {
+	if (fl->sess == NULL && (fl->sess = hapx_sess_new(fl->lb->base,
+	    conf->hap_sockets[fl->node], conf->timeout_ms)) == NULL) {
 		char *msg = xasprintf("node %s: bad socket address",
 		    conf->hap_sockets[fl->node]);
 
@@ -546,7 +550,19 @@ flip_next(struct flip *fl)
 		fl->cmd = NULL;
 		fl->done(fl, msg);
 		free(msg);
+		return;
 	}
+	hapx_sess_cmd(fl->sess, fl->cmd, flip_reply, fl);
+}
+
+/* Its connection closed: only between commands. */
+static void
+flip_free(struct flip *fl)
+{
+	if (fl == NULL)
+		return;
+	hapx_sess_free(fl->sess);
+	free(fl);
 }
 
 /* Past a stop, on to the next phase. */
@@ -614,7 +630,7 @@ apply_finish(struct apply_job *job)
 	} else
 		job->cb(job->error ? E_HAPROXY : NULL, job->error, job->arg);
 	for (n = 0; n < job->lb->conf->hap_nsockets; n++) {
-		free(job->flips[n]);
+		flip_free(job->flips[n]);
 		free(job->errors[n]);
 	}
 	free(job->flips);
@@ -642,7 +658,7 @@ apply_undo_done(struct flip *fl, const char *err)
 		log_info("rollback: node %s serves %s -> %s again",
 		    job->lb->conf->hap_sockets[fl->node], job->lb->conf->live_host,
 		    fl->to.live);
-	free(fl);
+	flip_free(fl);
 	job->undo++;
 	apply_undo_next(job);
 }
@@ -664,7 +680,14 @@ apply_undo_next(struct apply_job *job)
 static void
 apply_fail(struct apply_job *job, const char *err)
 {
+	size_t n;
+
 	log_warnx("switch failed: %s", err);
+	/* The flips are over: their connections are of no more use. */
+	for (n = 0; n < job->lb->conf->hap_nsockets; n++) {
+		hapx_sess_free(job->flips[n]->sess);
+		job->flips[n]->sess = NULL;
+	}
 	job->error = xstrdup(err);
 	job->undo = 0;
 	apply_undo_next(job);
