@@ -105,6 +105,7 @@ bench:
 	@tests/bench/run.sh
 	@tests/bench/metrics.sh
 	@tests/bench/guard.sh
+	@tests/bench/nodes.sh
 
 # make check-fresh: the two README commands on a brand-new Debian 12 —
 # debootstrap a throwaway chroot, clone this repository's HEAD into it, run

@@ -2,14 +2,22 @@
  * drv-haproxy.c — the HAProxy runtime driver: flips the host map on every
  * node through the runtime API, without a reload.
  *
- * On one node a flip is: show map (what it serves now) -> prepare map ->
- * add map @VER live -> add map @VER cold -> commit map @VER -> show map
- * (read back).  The commit swaps both keys in one step, so no request ever
- * sees both host names on one pool or a missing key.  Nodes are flipped one
- * after the other; if one fails, the nodes already flipped are flipped back
- * to what each served before, and the error names the node and HAProxy's
- * own words.  Then the map file is replaced atomically so that a reload or
- * restart of HAProxy keeps the new state.
+ * A flip is two-phase across the nodes.  Phase 1, on every node at once:
+ * show map (what it serves now) -> prepare map -> add map @VER live ->
+ * add map @VER cold (and the same for the canary map, when there is one).
+ * A failure there fails the switch with nothing changed anywhere: HAProxy
+ * drops a version that is never committed.  Phase 2, only once every node
+ * is ready, on every node at once: commit map @VER (main map, then canary
+ * map), so the nodes change within one round trip of each other instead
+ * of one after the other.  The commit swaps both keys in one step, so no
+ * request ever sees both host names on one pool or a missing key.  If a
+ * commit fails, the nodes that committed are flipped back to what each
+ * served before, and the error names the node and HAProxy's own words.
+ * Then show map on every node (read back), and the map file is replaced
+ * atomically so that a reload or restart of HAProxy keeps the new state.
+ * Each node's flip talks on one connection, from its first command to its
+ * read-back (hapx_sess_*: HAProxy's interactive mode), so a commit costs
+ * one round trip, not a connect as well.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -358,12 +366,22 @@ hap_precheck(struct lb *lb, const struct lb_mapping *to, const char *target,
 /* ------------------------------------------------------ flip of one node */
 
 /*
- * The main map first, then the canary map: while the canary still names
- * the new hot pool, every request already goes to it, so after the main
- * commit none reaches the old pool (see "switch during a canary").
+ * A node's flip in three phases, each ending at a stop where the node
+ * waits for every other node (a switch: see apply below):
+ *   prepare: show map (what it serves now), prepare map, add map @VER for
+ *            both keys; the same for the canary map when there is one.
+ *            Nothing is visible yet: HAProxy drops an uncommitted version.
+ *   commit:  commit map @VER, then the canary map's.  The main map first:
+ *            while the canary still names the new hot pool, every request
+ *            already goes to it, so after the main commit none reaches the
+ *            old pool (see "switch during a canary").
+ *   verify:  show map (read back), and the canary map's.
+ * A solo flip (putting a node back) runs the three phases without stopping.
  */
-enum flip_step { F_READ, F_CREAD, F_PREPARE, F_ADD_LIVE, F_ADD_COLD, F_COMMIT, F_VERIFY,
-	F_CPREPARE, F_CADD, F_CCOMMIT, F_CVERIFY, F_DONE };
+enum flip_step { F_READ, F_CREAD, F_PREPARE, F_ADD_LIVE, F_ADD_COLD,
+	F_CPREPARE, F_CADD, F_PREPARED,
+	F_COMMIT, F_CCOMMIT, F_COMMITTED,
+	F_VERIFY, F_CVERIFY, F_DONE };
 
 struct flip {
 	struct lb	*lb;
@@ -373,9 +391,13 @@ struct flip {
 	int		 has_prev;
 	int		 committed;
 	int		 uncertain;	/* the commit's fate is unknown (no answer) */
+	int		 solo;		/* no stop between the phases */
 	enum flip_step	 step;
-	unsigned long	 ver;
+	unsigned long	 ver;		/* of the main map */
+	unsigned long	 cver;		/* of the canary map */
 	char		*cmd;
+	struct hapx_sess *sess;		/* one connection for the whole flip */
+	/* At each stop (err NULL) and on a failure; then the flip waits. */
 	void		(*done)(struct flip *, const char *err);
 	void		*arg;
 };
@@ -415,9 +437,10 @@ flip_reply(const char *reply, const char *err, void *arg)
 			    "commit", node, conf->hap_canary_map, conf->live_host,
 			    now.canary[0] ? now.canary : "(none)");
 		break;
-	case F_CPREPARE:
 	case F_PREPARE:
-		if (hapx_parse_version(reply, &fl->ver) == -1)
+	case F_CPREPARE:
+		if (hapx_parse_version(reply, fl->step == F_PREPARE ? &fl->ver :
+		    &fl->cver) == -1)
 			msg = xasprintf("node %s: \"%s\": unexpected reply: %s", node,
 			    fl->cmd, reply);
 		break;
@@ -447,18 +470,38 @@ flip_reply(const char *reply, const char *err, void *arg)
 	flip_next(fl);
 }
 
+/* Steps this flip has nothing to do at. */
+static int
+flip_skip(const struct flip *fl)
+{
+	const char *cmap = fl->lb->conf->hap_canary_map;
+
+	switch (fl->step) {
+	case F_CREAD:
+		return cmap == NULL;
+	case F_CPREPARE:
+	case F_CADD:
+	case F_CCOMMIT:
+	case F_CVERIFY:
+		/* No canary map, or nothing to put in it. */
+		return cmap == NULL || fl->to.canary[0] == '\0';
+	case F_PREPARED:
+	case F_COMMITTED:
+		return fl->solo;
+	default:
+		return 0;
+	}
+}
+
+/* Sends the command of the step, or stops at the end of a phase. */
 static void
 flip_next(struct flip *fl)
 {
 	struct config *conf = fl->lb->conf;
 	const char *map = conf->hap_map, *cmap = conf->hap_canary_map;
 
-	/* Without a canary map (or nothing to put back in it), only the main map. */
-	if (fl->step >= F_CPREPARE && fl->step <= F_CVERIFY &&
-	    (cmap == NULL || fl->to.canary[0] == '\0'))
-		fl->step = F_DONE;
-	if (fl->step == F_CREAD && cmap == NULL)
-		fl->step = F_PREPARE;
+	while (flip_skip(fl))
+		fl->step++;
 	switch (fl->step) {
 	case F_CREAD:
 	case F_CVERIFY:
@@ -468,11 +511,11 @@ flip_next(struct flip *fl)
 		fl->cmd = xasprintf("prepare map %s", cmap);
 		break;
 	case F_CADD:
-		fl->cmd = xasprintf("add map @%lu %s %s %s", fl->ver, cmap,
+		fl->cmd = xasprintf("add map @%lu %s %s %s", fl->cver, cmap,
 		    conf->live_host, fl->to.canary);
 		break;
 	case F_CCOMMIT:
-		fl->cmd = xasprintf("commit map @%lu %s", fl->ver, cmap);
+		fl->cmd = xasprintf("commit map @%lu %s", fl->cver, cmap);
 		break;
 	case F_READ:
 	case F_VERIFY:
@@ -492,12 +535,14 @@ flip_next(struct flip *fl)
 	case F_COMMIT:
 		fl->cmd = xasprintf("commit map @%lu %s", fl->ver, map);
 		break;
+	case F_PREPARED:
+	case F_COMMITTED:
 	case F_DONE:
 		fl->done(fl, NULL);
 		return;
 	}
-	if (hapx_cmd(fl->lb->base, conf->hap_sockets[fl->node], fl->cmd,
-	    conf->timeout_ms, flip_reply, fl) == NULL) {
+	if (fl->sess == NULL && (fl->sess = hapx_sess_new(fl->lb->base,
+	    conf->hap_sockets[fl->node], conf->timeout_ms)) == NULL) {
 		char *msg = xasprintf("node %s: bad socket address",
 		    conf->hap_sockets[fl->node]);
 
@@ -505,11 +550,32 @@ flip_next(struct flip *fl)
 		fl->cmd = NULL;
 		fl->done(fl, msg);
 		free(msg);
+		return;
 	}
+	hapx_sess_cmd(fl->sess, fl->cmd, flip_reply, fl);
+}
+
+/* Its connection closed: only between commands. */
+static void
+flip_free(struct flip *fl)
+{
+	if (fl == NULL)
+		return;
+	hapx_sess_free(fl->sess);
+	free(fl);
+}
+
+/* Past a stop, on to the next phase. */
+static void
+flip_resume(struct flip *fl)
+{
+	if (fl->step == F_PREPARED || fl->step == F_COMMITTED)
+		fl->step++;
+	flip_next(fl);
 }
 
 static struct flip *
-flip_start(struct lb *lb, size_t node, const struct lb_mapping *to,
+flip_new(struct lb *lb, size_t node, const struct lb_mapping *to, int solo,
     void (*done)(struct flip *, const char *), void *arg)
 {
 	struct flip *fl = xcalloc(1, sizeof(*fl));
@@ -517,21 +583,29 @@ flip_start(struct lb *lb, size_t node, const struct lb_mapping *to,
 	fl->lb = lb;
 	fl->node = node;
 	fl->to = *to;
+	fl->solo = solo;
 	fl->done = done;
 	fl->arg = arg;
 	fl->step = F_READ;
-	flip_next(fl);
 	return fl;
 }
 
 /* ------------------------------------------------------------------ apply */
 
+/*
+ * A switch runs each phase of the flip on every node at once, and the next
+ * phase only when every node has finished the last: so the commits go out
+ * together (the nodes change within one round trip of each other, not N),
+ * and a failure before them leaves every node as it was.
+ */
 struct apply_job {
 	struct lb	*lb;
 	struct lb_mapping to;
 	lb_done_cb	 cb;
 	void		*arg;
-	size_t		 next;		/* node being flipped */
+	struct flip    **flips;		/* per node */
+	char	       **errors;	/* per node, its failure in this phase */
+	size_t		 pending;	/* nodes still in this phase (+1 while starting) */
 	struct lb_mapping *prev;	/* per node, what it served */
 	int		*changed;	/* per node, committed */
 	char		*error;		/* the first failure */
@@ -539,12 +613,14 @@ struct apply_job {
 	char		*undo_errors;
 };
 
-static void apply_next(struct apply_job *);
 static void apply_undo_next(struct apply_job *);
+static void apply_write_files(struct apply_job *);
 
 static void
 apply_finish(struct apply_job *job)
 {
+	size_t n;
+
 	if (job->error != NULL && job->undo_errors != NULL) {
 		char *msg = xasprintf("%s; putting the other nodes back failed too: %s "
 		    "(the nodes now disagree: run switchctl sync or restart switchd)",
@@ -553,6 +629,12 @@ apply_finish(struct apply_job *job)
 		free(msg);
 	} else
 		job->cb(job->error ? E_HAPROXY : NULL, job->error, job->arg);
+	for (n = 0; n < job->lb->conf->hap_nsockets; n++) {
+		flip_free(job->flips[n]);
+		free(job->errors[n]);
+	}
+	free(job->flips);
+	free(job->errors);
 	free(job->prev);
 	free(job->changed);
 	free(job->error);
@@ -576,7 +658,7 @@ apply_undo_done(struct flip *fl, const char *err)
 		log_info("rollback: node %s serves %s -> %s again",
 		    job->lb->conf->hap_sockets[fl->node], job->lb->conf->live_host,
 		    fl->to.live);
-	free(fl);
+	flip_free(fl);
 	job->undo++;
 	apply_undo_next(job);
 }
@@ -590,16 +672,68 @@ apply_undo_next(struct apply_job *job)
 		apply_finish(job);
 		return;
 	}
-	flip_start(job->lb, job->undo, &job->prev[job->undo], apply_undo_done, job);
+	flip_next(flip_new(job->lb, job->undo, &job->prev[job->undo], 1,
+	    apply_undo_done, job));
 }
 
+/* The switch failed: the nodes that committed are put back, one by one. */
 static void
 apply_fail(struct apply_job *job, const char *err)
 {
+	size_t n;
+
 	log_warnx("switch failed: %s", err);
+	/* The flips are over: their connections are of no more use. */
+	for (n = 0; n < job->lb->conf->hap_nsockets; n++) {
+		hapx_sess_free(job->flips[n]->sess);
+		job->flips[n]->sess = NULL;
+	}
 	job->error = xstrdup(err);
 	job->undo = 0;
 	apply_undo_next(job);
+}
+
+/* Every node has reached the end of the phase (or failed in it). */
+static void
+apply_phase_done(struct apply_job *job)
+{
+	struct config *conf = job->lb->conf;
+	enum flip_step at = F_DONE;
+	const char *err = NULL;
+	size_t n;
+
+	for (n = 0; n < conf->hap_nsockets; n++) {
+		struct flip *fl = job->flips[n];
+
+		if (fl->step < at)
+			at = fl->step;
+		/* At the end of the commit phase: which nodes to put back. */
+		if (fl->step >= F_COMMIT && fl->step <= F_COMMITTED) {
+			job->prev[n] = fl->prev;
+			job->changed[n] = (fl->committed || fl->uncertain) && fl->has_prev;
+			if ((fl->committed || fl->uncertain) && !fl->has_prev)
+				log_warnx("node %s had no complete map before the switch; "
+				    "it cannot be put back", conf->hap_sockets[n]);
+		}
+		/* The first node's failure, as when they went one by one. */
+		if (err == NULL && job->errors[n] != NULL)
+			err = job->errors[n];
+	}
+	if (err != NULL) {
+		/* Before the commits nothing changed: nothing to put back. */
+		apply_fail(job, err);
+		return;
+	}
+	if (at == F_DONE) {
+		apply_write_files(job);
+		return;
+	}
+	/* On to the next phase, on every node at once. */
+	job->pending = conf->hap_nsockets + 1;
+	for (n = 0; n < conf->hap_nsockets; n++)
+		flip_resume(job->flips[n]);
+	if (--job->pending == 0)
+		apply_phase_done(job);
 }
 
 static void
@@ -607,31 +741,20 @@ apply_node_done(struct flip *fl, const char *err)
 {
 	struct apply_job *job = fl->arg;
 
-	job->prev[fl->node] = fl->prev;
-	job->changed[fl->node] = (fl->committed || fl->uncertain) && fl->has_prev;
-	if ((fl->committed || fl->uncertain) && !fl->has_prev)
-		log_warnx("node %s had no complete map before the switch; "
-		    "it cannot be put back", job->lb->conf->hap_sockets[fl->node]);
-	free(fl);
-	if (err != NULL) {
-		apply_fail(job, err);
-		return;
-	}
-	job->next++;
-	apply_next(job);
+	if (err != NULL)
+		job->errors[fl->node] = xstrdup(err);
+	if (--job->pending == 0)
+		apply_phase_done(job);
 }
 
+/* Every node serves the new map: make a reload or restart keep it. */
 static void
-apply_next(struct apply_job *job)
+apply_write_files(struct apply_job *job)
 {
 	struct config *conf = job->lb->conf;
 	char *text, *prev, *cprev = NULL;
 	int prev_ok, cprev_ok = 1;
 
-	if (job->next < conf->hap_nsockets) {
-		flip_start(job->lb, job->next, &job->to, apply_node_done, job);
-		return;
-	}
 	/* The canary map's file first: on a failure, both files are put back. */
 	if (conf->hap_canary_map != NULL && job->to.canary[0] != '\0') {
 		errno = 0;
@@ -650,7 +773,6 @@ apply_next(struct apply_job *job)
 			return;
 		}
 	}
-	/* Every node serves the new map: make a reload or restart keep it. */
 	text = lb_map_text(conf, &job->to);
 	errno = 0;
 	prev = lb_file_read(conf->hap_map);
@@ -688,14 +810,24 @@ static void
 hap_apply(struct lb *lb, const struct lb_mapping *to, lb_done_cb cb, void *arg)
 {
 	struct apply_job *job = xcalloc(1, sizeof(*job));
+	size_t n, nn = lb->conf->hap_nsockets;
 
 	job->lb = lb_ref(lb);
 	job->to = *to;
 	job->cb = cb;
 	job->arg = arg;
-	job->prev = xcalloc(lb->conf->hap_nsockets, sizeof(*job->prev));
-	job->changed = xcalloc(lb->conf->hap_nsockets, sizeof(int));
-	apply_next(job);
+	job->flips = xcalloc(nn, sizeof(*job->flips));
+	job->errors = xcalloc(nn, sizeof(*job->errors));
+	job->prev = xcalloc(nn, sizeof(*job->prev));
+	job->changed = xcalloc(nn, sizeof(int));
+	for (n = 0; n < nn; n++)
+		job->flips[n] = flip_new(lb, n, to, 0, apply_node_done, job);
+	/* Phase 1 on every node; a bad address fails at once, so count the start. */
+	job->pending = nn + 1;
+	for (n = 0; n < nn; n++)
+		flip_next(job->flips[n]);
+	if (--job->pending == 0)
+		apply_phase_done(job);
 }
 
 static size_t

@@ -2,9 +2,12 @@
  * hapx.c — HAProxy's runtime API, spoken directly on its stats socket.
  *
  * One command a connection (HAProxy's non-interactive mode: send a line,
- * read until it closes), asynchronous on the event loop with a deadline, so
- * a hung node never stalls other clients.  No socat: a fork and exec costs
- * milliseconds, the command itself ~100 us.
+ * read until it closes), or a session of several commands one after the
+ * other on one connection (interactive mode: "prompt", then each answer
+ * ends with the prompt "\n> "), for the flip, which talks to each node all
+ * through a switch.  Asynchronous on the event loop with a deadline for
+ * each exchange, so a hung node never stalls other clients.  No socat: a
+ * fork and exec costs milliseconds, the command itself ~100 us.
  *
  * HAProxy answers in plain text and reports most errors as text with no
  * status; hapx_reply_error() knows which replies mean failure.
@@ -226,6 +229,196 @@ hapx_cancel(struct hapx_req *r)
 	event_free(r->timer);
 	free(r->addr);
 	free(r);
+}
+
+/* ---------------------------------------------------------------- session */
+
+struct hapx_sess {
+	struct bufferevent *bev;
+	struct event	*timer;
+	char		*addr;
+	int		 timeout_ms;
+	int		 connect_errno;
+	int		 greeted;	/* the answer to "prompt" is in */
+	char		*broken;	/* why no more command can be sent */
+	hapx_cb		 cb;		/* the command waiting for its answer */
+	void		*arg;
+};
+
+/* The answer to the command in flight, and the session stays usable. */
+static void
+sess_deliver(struct hapx_sess *s, const char *reply, const char *err)
+{
+	hapx_cb cb = s->cb;
+	void *arg = s->arg;
+
+	s->cb = NULL;
+	s->arg = NULL;
+	evtimer_del(s->timer);
+	cb(reply, err, arg);	/* last: it may free the session */
+}
+
+/* The session is dead: the command in flight, if any, gets err. */
+static void
+sess_break(struct hapx_sess *s, const char *err)
+{
+	if (s->broken == NULL)
+		s->broken = xstrdup(err);
+	bufferevent_disable(s->bev, EV_READ | EV_WRITE);
+	if (s->cb != NULL)
+		sess_deliver(s, NULL, err);
+}
+
+/*
+ * An answer is complete when the input ends with the prompt: "\n> " after
+ * a reply that ends with a newline, or alone (nothing to say).
+ */
+static void
+sess_readcb(struct bufferevent *bev, void *arg)
+{
+	struct hapx_sess *s = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	size_t len = evbuffer_get_length(in);
+	char tail[4], *reply, err[128];
+
+	if (len > HAPX_MAX_REPLY) {
+		snprintf(err, sizeof(err), "reply longer than %d bytes", HAPX_MAX_REPLY);
+		sess_break(s, err);
+		return;
+	}
+	if (!s->greeted && len >= 3) {
+		evbuffer_copyout(in, tail, 3);
+		if (memcmp(tail, "\n> ", 3) != 0) {
+			sess_break(s, "no prompt: not an HAProxy CLI");
+			return;
+		}
+		evbuffer_drain(in, 3);
+		s->greeted = 1;
+		len -= 3;
+	}
+	if (!s->greeted || len < 3)
+		return;
+	if (len == 3) {
+		evbuffer_copyout(in, tail, 3);
+		if (memcmp(tail, "\n> ", 3) != 0)
+			return;
+	} else {
+		struct evbuffer_ptr p;
+
+		if (evbuffer_ptr_set(in, &p, len - 4, EVBUFFER_PTR_SET) == -1 ||
+		    evbuffer_copyout_from(in, &p, tail, 4) != 4 ||
+		    memcmp(tail, "\n\n> ", 4) != 0)
+			return;
+	}
+	if (s->cb == NULL) {
+		sess_break(s, "an answer nobody asked for");
+		return;
+	}
+	reply = xcalloc(1, len - 1);
+	evbuffer_remove(in, reply, len - 2);	/* without the "> " */
+	evbuffer_drain(in, 2);
+	utf8_fix(reply);
+	sess_deliver(s, reply, NULL);
+	free(reply);
+}
+
+static void
+sess_eventcb(struct bufferevent *bev, short what, void *arg)
+{
+	struct hapx_sess *s = arg;
+	char err[256];
+
+	(void)bev;
+	if (what & BEV_EVENT_CONNECTED)
+		return;
+	if (what & BEV_EVENT_EOF)
+		snprintf(err, sizeof(err), "connection closed without an answer");
+	else
+		snprintf(err, sizeof(err), "%s", s->connect_errno ?
+		    strerror(s->connect_errno) :
+		    evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+	sess_break(s, err);
+}
+
+static void
+sess_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct hapx_sess *s = arg;
+	char err[64];
+
+	(void)fd;
+	(void)what;
+	if (s->broken != NULL)
+		snprintf(err, sizeof(err), "%s", s->broken);
+	else if (s->connect_errno != 0)
+		snprintf(err, sizeof(err), "%s", strerror(s->connect_errno));
+	else
+		snprintf(err, sizeof(err), "no answer within %d ms", s->timeout_ms);
+	/* A late answer must not be taken for the next command's. */
+	sess_break(s, err);
+}
+
+struct hapx_sess *
+hapx_sess_new(struct event_base *base, const char *addr, int timeout_ms)
+{
+	struct sockaddr_storage ss;
+	struct hapx_sess *s;
+	socklen_t sslen;
+
+	if (hapx_parse_addr(addr, &ss, &sslen) == -1) {
+		errno = EINVAL;
+		return NULL;
+	}
+	s = xcalloc(1, sizeof(*s));
+	s->addr = xstrdup(addr);
+	s->timeout_ms = timeout_ms;
+	s->bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	s->timer = evtimer_new(base, sess_timeout, s);
+	if (s->bev == NULL || s->timer == NULL)
+		fatalx("out of memory");
+	bufferevent_setcb(s->bev, sess_readcb, NULL, sess_eventcb, s);
+	bufferevent_enable(s->bev, EV_READ);
+	evbuffer_add_printf(bufferevent_get_output(s->bev), "prompt\n");
+	/* As in hapx_cmd: a connect that fails at once is told by the next command. */
+	if (bufferevent_socket_connect(s->bev, (struct sockaddr *)&ss, (int)sslen) == -1) {
+		s->connect_errno = errno ? errno : ECONNREFUSED;
+		s->broken = xstrdup(strerror(s->connect_errno));
+	}
+	return s;
+}
+
+void
+hapx_sess_cmd(struct hapx_sess *s, const char *cmd, hapx_cb cb, void *arg)
+{
+	struct timeval tv;
+
+	if (s->cb != NULL)
+		fatalx("%s: a command is already in flight", __func__);
+	s->cb = cb;
+	s->arg = arg;
+	tv.tv_sec = s->timeout_ms / 1000;
+	tv.tv_usec = (s->timeout_ms % 1000) * 1000;
+	if (s->broken != NULL) {
+		/* Told from the loop, never from inside this call. */
+		tv.tv_sec = tv.tv_usec = 0;
+		evtimer_add(s->timer, &tv);
+		return;
+	}
+	log_debug("haproxy %s: %s", s->addr, cmd);
+	evbuffer_add_printf(bufferevent_get_output(s->bev), "%s\n", cmd);
+	evtimer_add(s->timer, &tv);
+}
+
+void
+hapx_sess_free(struct hapx_sess *s)
+{
+	if (s == NULL)
+		return;
+	bufferevent_free(s->bev);
+	event_free(s->timer);
+	free(s->broken);
+	free(s->addr);
+	free(s);
 }
 
 /* ----------------------------------------------------------- reply parsing */

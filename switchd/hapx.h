@@ -1,5 +1,6 @@
 /*
- * hapx.h — HAProxy runtime API client: one command, asynchronously, and
+ * hapx.h — HAProxy runtime API client: one command or a session of them,
+ * asynchronously, and
  * parsers for its plain-text replies.
  */
 #ifndef SWITCHD_HAPX_H
@@ -16,6 +17,16 @@ typedef void (*hapx_cb)(const char *reply, const char *err, void *arg);
 struct hapx_req	*hapx_cmd(struct event_base *, const char *addr, const char *cmd,
 		    int timeout_ms, hapx_cb, void *arg);	/* NULL: bad address */
 void		 hapx_cancel(struct hapx_req *);
+/*
+ * A session: commands one after the other on one connection, each answered
+ * through its callback (one in flight at a time).  After a transport error
+ * every later command gets an error too.
+ */
+struct hapx_sess;
+struct hapx_sess *hapx_sess_new(struct event_base *, const char *addr,
+		    int timeout_ms);			/* NULL: bad address */
+void		 hapx_sess_cmd(struct hapx_sess *, const char *cmd, hapx_cb, void *arg);
+void		 hapx_sess_free(struct hapx_sess *);
 int		 hapx_parse_addr(const char *, struct sockaddr_storage *, socklen_t *);
 char		*hapx_reply_error(const char *cmd, const char *reply);
 int		 hapx_parse_version(const char *reply, unsigned long *ver);

@@ -22,6 +22,13 @@
         green 2, error 0), and the flips' start times, ms from the same
         origin.
 
+    bench.py skew FLIPS POLLS...
+        One poller's records per HAProxy node: for each flip, each node's
+        first response from the target pool at or after the flip's start;
+        skew = the last node's minus the first node's.  Prints one JSON
+        object: wall and skew medians and maxima (ms), flips not seen on
+        every node, failed flips.  Without POLLS, only the walls.
+
     bench.py load N SOCK
         N commands (status 1/2, history 1/4, hosts 1/4), each on a fresh
         connection as switchctl does; prints "ok N failed N secs S".
@@ -139,6 +146,38 @@ def effect(argv):
     print(json.dumps(r))
 
 
+def skew(argv):
+    import bisect
+    fl = read_flips(argv[0])
+    nodes = [read_polls(p) for p in argv[1:]]
+    times_ = [[t for t, _ in polls] for polls in nodes]
+    walls, skews, unseen, failed = [], [], 0, 0
+    for i, (start, wall, target, rc) in enumerate(fl):
+        walls.append(wall / 1000.0)
+        failed += rc != 0
+        end = fl[i + 1][0] if i + 1 < len(fl) else start + 10_000_000
+        seen = []
+        for polls, ts in zip(nodes, times_):
+            j = bisect.bisect_left(ts, start)
+            while j < len(polls) and polls[j][0] < end:
+                if polls[j][1] == target:
+                    seen.append(polls[j][0])
+                    break
+                j += 1
+        if not nodes:
+            continue
+        if len(seen) < len(nodes):
+            unseen += 1
+        else:
+            skews.append((max(seen) - min(seen)) / 1000.0)
+    r = {"n": len(fl), "failed": failed, "unseen": unseen,
+         "wall_median": statistics.median(walls) if walls else None,
+         "wall_max": max(walls) if walls else None,
+         "skew_median": statistics.median(skews) if skews else None,
+         "skew_max": max(skews) if skews else None}
+    print(json.dumps(r))
+
+
 def window(argv):
     polls = read_polls(argv[0])
     fl = read_flips(argv[1])
@@ -192,5 +231,5 @@ def load(argv):
 
 
 if __name__ == "__main__":
-    {"flips": flips, "times": times, "effect": effect, "window": window,
+    {"flips": flips, "times": times, "effect": effect, "window": window, "skew": skew,
      "load": load}[sys.argv[1]](sys.argv[2:])
