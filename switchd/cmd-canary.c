@@ -56,16 +56,9 @@ static void
 canary_smoked(int passed, json_t *results, const char *summary, void *arg)
 {
 	struct cmdq_item *item = arg;
-	int cold = !state_hot();
 
 	if (!passed) {
-		state_set_pool(cold, NULL, PS_FAILED, item->user);
-		json_object_set_new(state_pool(cold), "error",
-		    json_sprintf("smoke checks before a canary failed: %s", summary));
-		state_save();
-		cmd_error_json(item, E_SMOKE, json_pack("{s:O}", "checks", results),
-		    "smoke checks failed on %s (%s); no canary was set, and %s is "
-		    "marked failed", pool_name(cold), summary, pool_name(cold));
+		smoke_gate_failed(item, "a canary", "no canary was set", results, summary);
 		return;
 	}
 	cmd_progress(item, "smoke: %s", summary);

@@ -23,6 +23,26 @@ switch_done(int ok, const char *code, const char *error, void *arg)
 	    "took_ms", (json_int_t)(now_ms() - item->started_ms)));
 }
 
+/*
+ * The smoke checks failed just before traffic was to move (switch, canary,
+ * rollout): the cold pool is marked failed, with why, and the command fails
+ * saying that nothing moved (OUTCOME).
+ */
+void
+smoke_gate_failed(struct cmdq_item *item, const char *before, const char *outcome,
+    json_t *results, const char *summary)
+{
+	int cold = !state_hot();
+
+	state_set_pool(cold, NULL, PS_FAILED, item->user);
+	json_object_set_new(state_pool(cold), "error",
+	    json_sprintf("smoke checks before %s failed: %s", before, summary));
+	state_save();
+	cmd_error_json(item, E_SMOKE, json_pack("{s:O}", "checks", results),
+	    "smoke checks failed on %s (%s); %s, and %s is marked failed",
+	    pool_name(cold), summary, outcome, pool_name(cold));
+}
+
 /* The last word before traffic moves: the smoke checks, again, now. */
 static void
 switch_smoked(int passed, json_t *results, const char *summary, void *arg)
@@ -31,13 +51,7 @@ switch_smoked(int passed, json_t *results, const char *summary, void *arg)
 	int cold = !state_hot();
 
 	if (!passed) {
-		state_set_pool(cold, NULL, PS_FAILED, item->user);
-		json_object_set_new(state_pool(cold), "error",
-		    json_sprintf("smoke checks before a switch failed: %s", summary));
-		state_save();
-		cmd_error_json(item, E_SMOKE, json_pack("{s:O}", "checks", results),
-		    "smoke checks failed on %s (%s); nothing was switched, and %s is "
-		    "marked failed", pool_name(cold), summary, pool_name(cold));
+		smoke_gate_failed(item, "a switch", "nothing was switched", results, summary);
 		return;
 	}
 	cmd_progress(item, "smoke: %s", summary);
