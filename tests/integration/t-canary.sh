@@ -255,4 +255,18 @@ run "$SWITCHD" -n -f "$T/reload.conf"
 expect_eq "reload mode + canary_map: config refused" "$RC" 1
 expect_grep 'canary_map needs haproxy.mode "runtime"' - "the config error names runtime mode"
 
+# ---- the smoke gate before a canary: a failing check sets no split, and
+# the cold pool is marked failed, as before a switch
+write_config "smoke = { url = \"http://127.0.0.1:$FE_PORT\";
+  checks = ( { name = \"home\"; path = \"/\"; body = \"served-by-no-pool\"; } ); };
+guard = { interval_ms = 200; };"
+config_canary
+expect_ok reload
+cold=$(status_get '["cold"]')
+before=$(hap_canary h1)
+expect_fail 1 smoke_failed canary 10
+expect_emsg "no canary was set, and $cold is marked failed" "a failed smoke: the refusal says no canary was set"
+expect_eq "a failed smoke: the split is unchanged" "$(hap_canary h1)" "$before"
+expect_eq "a failed smoke: the cold pool is marked failed" "$(status_get "[\"pools\"][\"$cold\"][\"state\"]")" failed
+
 t_done
