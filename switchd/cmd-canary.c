@@ -90,29 +90,13 @@ parse_percent(const char *s)
 int
 canary_refusals(struct cmdq_item *item)
 {
-	int cold = !state_hot();
-	json_t *pool = state_pool(cold);
-	const char *version = json_string_value(json_object_get(pool, "version"));
-	const char *pstate = json_string_value(json_object_get(pool, "state"));
-	const char *expect = cmd_arg_str(item, A_EXPECT), *why;
+	const char *why;
 
 	if ((why = guard_unsupported(sd.conf)) != NULL) {
 		cmd_error(item, E_REFUSED, "%s: %s", item->info->name, why);
 		return 0;
 	}
-	if (expect != NULL && (version == NULL || strcmp(version, expect) != 0)) {
-		cmd_error(item, E_REFUSED, "the cold pool %s is at version %s, not %s; "
-		    "nothing was changed", pool_name(cold), version ? version : "(none)",
-		    expect);
-		return 0;
-	}
-	if (strcmp(pstate, PS_VERIFIED) != 0) {
-		cmd_error(item, E_REFUSED, "the cold pool %s is not verified (state: %s); "
-		    "run \"switchctl cold-deploy\" first; nothing was changed",
-		    pool_name(cold), pstate);
-		return 0;
-	}
-	return 1;
+	return cold_pool_gate(item, 0, "; nothing was changed");
 }
 
 void

@@ -58,14 +58,45 @@ switch_smoked(int passed, json_t *results, const char *summary, void *arg)
 	pool_switch(item, cold, "switch", switch_done, item);
 }
 
-void
-cmd_switch_exec(struct cmdq_item *item)
+/*
+ * The gate before live traffic goes to the cold pool (switch, canary,
+ * rollout): at VERSION with --expect (even with --force), and verified —
+ * unless the command takes --force and has it.  UNVERIFIED_TAIL ends the
+ * refusal ("or switch --force", "nothing was changed").  0 if refused (the
+ * reply is sent).
+ */
+int
+cold_pool_gate(struct cmdq_item *item, int can_force, const char *unverified_tail)
 {
 	int cold = !state_hot();
 	json_t *pool = state_pool(cold);
 	const char *version = json_string_value(json_object_get(pool, "version"));
 	const char *pstate = json_string_value(json_object_get(pool, "state")) ?: PS_EMPTY;
 	const char *expect = cmd_arg_str(item, A_EXPECT);
+
+	if (expect != NULL && (version == NULL || strcmp(version, expect) != 0)) {
+		cmd_error(item, E_REFUSED, "the cold pool %s is at version %s, not %s; "
+		    "nothing was changed", pool_name(cold), version ? version : "(none)",
+		    expect);
+		return 0;
+	}
+	if (strcmp(pstate, PS_VERIFIED) == 0)
+		return 1;
+	if (!can_force || !cmd_arg_bool(item, A_FORCE)) {
+		cmd_error(item, E_REFUSED, "the cold pool %s is not verified (state: "
+		    "%s); run \"switchctl cold-deploy\" first%s", pool_name(cold), pstate,
+		    unverified_tail);
+		return 0;
+	}
+	cmd_progress(item, "--force: switching to %s although it is %s",
+	    pool_name(cold), pstate);
+	return 1;
+}
+
+void
+cmd_switch_exec(struct cmdq_item *item)
+{
+	int cold = !state_hot();
 
 	/* The guard reads HAProxy's counters: nginx has none to read. */
 	if (cmd_arg_int(item, A_BAKE, 0) > 0 && strcmp(sd.conf->driver, "haproxy") != 0) {
@@ -74,23 +105,8 @@ cmd_switch_exec(struct cmdq_item *item)
 		    "reload mode, with a stats socket); nothing was changed");
 		return;
 	}
-	/* An explicit expectation holds even with --force. */
-	if (expect != NULL && (version == NULL || strcmp(version, expect) != 0)) {
-		cmd_error(item, E_REFUSED, "the cold pool %s is at version %s, not %s; "
-		    "nothing was changed", pool_name(cold), version ? version : "(none)",
-		    expect);
+	if (!cold_pool_gate(item, 1, ", or switch --force"))
 		return;
-	}
-	if (strcmp(pstate, PS_VERIFIED) != 0) {
-		if (!cmd_arg_bool(item, A_FORCE)) {
-			cmd_error(item, E_REFUSED, "the cold pool %s is not verified (state: "
-			    "%s); run \"switchctl cold-deploy\" first, or switch --force",
-			    pool_name(cold), pstate);
-			return;
-		}
-		cmd_progress(item, "--force: switching to %s although it is %s",
-		    pool_name(cold), pstate);
-	}
 	if (cmd_arg_bool(item, A_NO_SMOKE) || sd.conf->nchecks == 0) {
 		pool_switch(item, cold, "switch", switch_done, item);
 		return;

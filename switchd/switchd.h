@@ -216,6 +216,8 @@ void		 cmd_event(struct cmdq_item *, json_t *);
 void		 cmd_done(struct cmdq_item *, json_t *);	/* steals */
 void		 cmd_error(struct cmdq_item *, const char *code, const char *, ...)
 		    __attribute__((format(printf, 3, 4)));
+int		 cold_pool_gate(struct cmdq_item *, int can_force,
+		    const char *unverified_tail);		/* cmd-switch.c */
 void		 smoke_gate_failed(struct cmdq_item *, const char *before, const char *outcome,
 		    json_t *results, const char *summary);	/* cmd-switch.c */
 void		 cmd_error_json(struct cmdq_item *, const char *code, json_t *extra, const char *, ...)
