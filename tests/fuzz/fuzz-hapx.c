@@ -19,19 +19,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 
 /* hapx.c's neighbours in the library refer to these; nothing here runs them. */
-struct switchd sd;
-
-int
-switchd_reload_config(json_t **errors)
-{
-	(void)errors;
-	return -1;
-}
-
-void
-switchd_maybe_exit(void)
-{
-}
+#include "../unit/daemon-stubs.h"
 
 void
 client_send(struct client *c, json_t *msg)

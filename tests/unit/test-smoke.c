@@ -10,21 +10,7 @@
 #include "smoke.h"
 #include "switchd.h"
 #include "unit.h"
-
-struct switchd sd;
-
-/* What switchd.c (not in the library) provides. */
-int
-switchd_reload_config(json_t **errors)
-{
-	(void)errors;
-	return -1;
-}
-
-void
-switchd_maybe_exit(void)
-{
-}
+#include "daemon-stubs.h"
 
 static int	 calls, passed_seen;
 static size_t	 nresults;
