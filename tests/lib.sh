@@ -979,6 +979,26 @@ $extra
 EOF2
 }
 
+# static_pools_cfg FILE "BLUE_PORTS" "GREEN_PORTS": an HAProxy config
+# (admin socket $T/hb.sock) whose frontends answer "blue" or "green"
+# themselves on those ports: backends for benchmarks, with no Python in the
+# data path.
+static_pools_cfg() {
+	local file=$1 blue=$2 green=$3 i p
+	{
+		printf 'global\n\tstats socket %s/hb.sock mode 600 level admin\n\tnbthread 1\n' "$T"
+		printf 'defaults\n\tmode http\n\ttimeout connect 1s\n\ttimeout client 30s\n\ttimeout server 30s\n'
+		i=0
+		for p in $blue; do i=$((i + 1))
+			printf 'frontend blue%d\n\tbind 127.0.0.1:%s\n\thttp-request return status 200 content-type text/plain string "blue"\n' "$i" "$p"
+		done
+		i=0
+		for p in $green; do i=$((i + 1))
+			printf 'frontend green%d\n\tbind 127.0.0.1:%s\n\thttp-request return status 200 content-type text/plain string "green"\n' "$i" "$p"
+		done
+	} >"$file"
+}
+
 # wrk_start OUT SECONDS URL [HOST]: wrk -t2 -c20 in the background, on
 # loopback, its report in OUT; WRK_PID is its pid.
 WRK_PID=""

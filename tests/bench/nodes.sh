@@ -44,18 +44,7 @@ $CC -O2 -Wall -Wextra -o "$T/bin/poller" "$BENCH_DIR/poller.c" || die "cannot bu
 # the data path).
 BLUE_PORTS="$(free_port) $(free_port)"
 GREEN_PORTS="$(free_port) $(free_port)"
-{
-	printf 'global\n\tstats socket %s/hb.sock mode 600 level admin\n\tnbthread 1\n' "$T"
-	printf 'defaults\n\tmode http\n\ttimeout connect 1s\n\ttimeout client 30s\n\ttimeout server 30s\n'
-	i=0
-	for p in $BLUE_PORTS; do i=$((i + 1))
-		printf 'frontend blue%d\n\tbind 127.0.0.1:%s\n\thttp-request return status 200 content-type text/plain string "blue"\n' "$i" "$p"
-	done
-	i=0
-	for p in $GREEN_PORTS; do i=$((i + 1))
-		printf 'frontend green%d\n\tbind 127.0.0.1:%s\n\thttp-request return status 200 content-type text/plain string "green"\n' "$i" "$p"
-	done
-} >"$T/hb.cfg"
+static_pools_cfg "$T/hb.cfg" "$BLUE_PORTS" "$GREEN_PORTS"
 "$HAPROXY" -db -f "$T/hb.cfg" </dev/null >>"$T/hb.log" 2>&1 &
 track $!
 wait_for 10 test -S "$T/hb.sock" || die "backend haproxy did not start"

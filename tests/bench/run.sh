@@ -83,18 +83,7 @@ $CC -O2 -Wall -Wextra -o "$T/bin/setmap" "$BENCH_DIR/setmap.c" || die "cannot bu
 # switchd, not the backends).
 BPORTS="$(free_port) $(free_port)"
 GPORTS="$(free_port) $(free_port)"
-{
-	printf 'global\n\tstats socket %s/hb.sock mode 600 level admin\n\tnbthread 1\n' "$T"
-	printf 'defaults\n\tmode http\n\ttimeout connect 1s\n\ttimeout client 30s\n\ttimeout server 30s\n'
-	i=0
-	for p in $BPORTS; do i=$((i + 1))
-		printf 'frontend blue%d\n\tbind 127.0.0.1:%s\n\thttp-request return status 200 content-type text/plain string "blue"\n' "$i" "$p"
-	done
-	i=0
-	for p in $GPORTS; do i=$((i + 1))
-		printf 'frontend green%d\n\tbind 127.0.0.1:%s\n\thttp-request return status 200 content-type text/plain string "green"\n' "$i" "$p"
-	done
-} >"$T/hb.cfg"
+static_pools_cfg "$T/hb.cfg" "$BPORTS" "$GPORTS"
 
 # hap_start NAME [ARGS...]: haproxy -db -f $T/NAME.cfg, tracked; waits for
 # its admin socket $T/NAME.sock.
