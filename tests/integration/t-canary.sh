@@ -264,6 +264,20 @@ config_canary
 expect_ok reload
 cold=$(status_get '["cold"]')
 before=$(hap_canary h1)
+expect_fail 1 smoke_failed rollout --steps 10 --interval 1
+expect_emsg "no rollout, and $cold is marked failed" "a failed smoke: the refusal says no rollout ran"
+expect_eq "a failed smoke before a rollout: the split is unchanged" "$(hap_canary h1)" "$before"
+expect_eq "a failed smoke before a rollout: the cold pool is marked failed" "$(status_get "[\"pools\"][\"$cold\"][\"state\"]")" failed
+# verified again (a deploy with no checks), then the same gate before a canary
+write_config 'guard = { interval_ms = 200; };'
+config_canary
+expect_ok reload
+expect_ok cold-deploy --no-deploy -m "verified again"
+write_config "smoke = { url = \"http://127.0.0.1:$FE_PORT\";
+  checks = ( { name = \"home\"; path = \"/\"; body = \"served-by-no-pool\"; } ); };
+guard = { interval_ms = 200; };"
+config_canary
+expect_ok reload
 expect_fail 1 smoke_failed canary 10
 expect_emsg "no canary was set, and $cold is marked failed" "a failed smoke: the refusal says no canary was set"
 expect_eq "a failed smoke: the split is unchanged" "$(hap_canary h1)" "$before"
