@@ -27,6 +27,7 @@
 #include "drv.h"
 #include "hapx.h"
 #include "log.h"
+#include "run.h"
 #include "switchd.h"
 
 #define RELOAD_POLL_MS	100
@@ -255,7 +256,7 @@ reload_observe(struct lb *lb, lb_view_cb cb, void *arg)
 	if (t.addr == NULL) {
 		/* No socket: what HAProxy loaded is what the file says. */
 		v = view_one(conf->hap_map);
-		if ((text = lb_file_read(conf->hap_map)) == NULL)
+		if ((text = file_read(conf->hap_map)) == NULL)
 			snprintf(v->nodes[0].error, sizeof(v->nodes[0].error),
 			    "cannot read %s: %s", conf->hap_map, strerror(errno));
 		else {
@@ -498,7 +499,7 @@ apply_rollback(struct apply_job *job, const char *fmt, ...)
 	log_warnx("reload mode: switch failed: %s", msg);
 	job->error = msg;
 	job->rolling_back = 1;
-	if (lb_file_restore(conf->hap_map, job->prev) == -1) {
+	if (file_restore(conf->hap_map, job->prev) == -1) {
 		char *err = xasprintf("putting the old map file %s back failed: %s",
 		    conf->hap_map, strerror(errno));
 
@@ -729,7 +730,7 @@ apply_step_run(struct apply_job *job)
 	case A_RELOAD:
 		job->deadline = now_ms() + conf->reload_timeout_ms;
 		if (conf->reload_command != NULL) {
-			if (lb_run(job->lb->base, conf->reload_command, conf->reload_timeout_ms,
+			if (run_shell(job->lb->base, conf->reload_command, conf->reload_timeout_ms,
 			    NULL, reload_ran, job) == -1)
 				apply_rollback(job, "cannot run haproxy.reload_command: %s",
 				    strerror(errno));
@@ -795,7 +796,7 @@ reload_apply(struct lb *lb, const struct lb_mapping *to, lb_done_cb cb, void *ar
 	if (job->timer == NULL)
 		fatalx("out of memory");
 	job->step = A_SNAPSHOT;		/* nothing reloaded yet */
-	job->prev = lb_file_read(conf->hap_map);
+	job->prev = file_read(conf->hap_map);
 	if (job->prev == NULL && errno != ENOENT) {
 		job->error = xasprintf("cannot read the map file %s: %s", conf->hap_map,
 		    strerror(errno));
@@ -811,11 +812,11 @@ reload_apply(struct lb *lb, const struct lb_mapping *to, lb_done_cb cb, void *ar
 		return;
 	}
 	free(text);
-	bin = lb_shell_quote(conf->hap_binary);
-	cfg = lb_shell_quote(conf->hap_config);
+	bin = shell_quote(conf->hap_binary);
+	cfg = shell_quote(conf->hap_config);
 	/* Not -q: that silences HAProxy's reasons too.  Its ALERTs say why. */
 	cmd = xasprintf("%s -c -f %s", bin, cfg);
-	if (lb_run(lb->base, cmd, conf->reload_timeout_ms, "[ALERT]", check_ran, job) == -1)
+	if (run_shell(lb->base, cmd, conf->reload_timeout_ms, "[ALERT]", check_ran, job) == -1)
 		apply_rollback(job, "cannot run %s: %s", cmd, strerror(errno));
 	free(bin);
 	free(cfg);

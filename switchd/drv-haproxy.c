@@ -27,6 +27,7 @@
 #include "drv.h"
 #include "hapx.h"
 #include "log.h"
+#include "run.h"
 #include "switchd.h"
 
 /* ------------------------------------------------- commands on many nodes */
@@ -758,13 +759,13 @@ apply_write_files(struct apply_job *job)
 	/* The canary map's file first: on a failure, both files are put back. */
 	if (conf->hap_canary_map != NULL && job->to.canary[0] != '\0') {
 		errno = 0;
-		cprev = lb_file_read(conf->hap_canary_map);
+		cprev = file_read(conf->hap_canary_map);
 		cprev_ok = cprev != NULL || errno == ENOENT;
 		if (canary_file_write(conf, &job->to) == -1) {
 			char *msg = xasprintf("cannot write the canary map file %s: %s",
 			    conf->hap_canary_map, strerror(errno));
 
-			if (!cprev_ok || lb_file_restore(conf->hap_canary_map, cprev) == -1)
+			if (!cprev_ok || file_restore(conf->hap_canary_map, cprev) == -1)
 				log_warn("the old canary map file %s could not be put back",
 				    conf->hap_canary_map);
 			free(cprev);
@@ -775,7 +776,7 @@ apply_write_files(struct apply_job *job)
 	}
 	text = lb_map_text(conf, &job->to);
 	errno = 0;
-	prev = lb_file_read(conf->hap_map);
+	prev = file_read(conf->hap_map);
 	prev_ok = prev != NULL || errno == ENOENT;
 	if (file_write_atomic(conf->hap_map, text, strlen(text), 0644) == -1) {
 		char *msg = xasprintf("cannot write the map file %s: %s", conf->hap_map,
@@ -786,11 +787,11 @@ apply_write_files(struct apply_job *job)
 		 * failed: the nodes are about to be put back, so the file
 		 * must say what they will serve, or a reload would flip.
 		 */
-		if (!prev_ok || lb_file_restore(conf->hap_map, prev) == -1)
+		if (!prev_ok || file_restore(conf->hap_map, prev) == -1)
 			log_warn("switch failed and the old map file %s could not be put "
 			    "back", conf->hap_map);
 		if (conf->hap_canary_map != NULL && job->to.canary[0] != '\0' &&
-		    (!cprev_ok || lb_file_restore(conf->hap_canary_map, cprev) == -1))
+		    (!cprev_ok || file_restore(conf->hap_canary_map, cprev) == -1))
 			log_warn("the old canary map file %s could not be put back",
 			    conf->hap_canary_map);
 		free(cprev);

@@ -35,6 +35,7 @@
 #include "drv.h"
 #include "http.h"
 #include "log.h"
+#include "run.h"
 #include "switchd.h"
 
 #define NGX_POLL_MS	100
@@ -123,7 +124,7 @@ master_pid(const struct config *conf, char *why, size_t len)
 
 	if (conf->ngx_pid_file == NULL)
 		return 0;
-	if ((text = lb_file_read(conf->ngx_pid_file)) == NULL) {
+	if ((text = file_read(conf->ngx_pid_file)) == NULL) {
 		snprintf(why, len, "nginx is not running: cannot read %s: %s",
 		    conf->ngx_pid_file, strerror(errno));
 		return -1;
@@ -149,7 +150,7 @@ master_kids(long master, long *kids, int max)
 	long ppid;
 
 	snprintf(path, sizeof(path), "/proc/%ld/task/%ld/children", master, master);
-	if ((text = lb_file_read(path)) != NULL) {
+	if ((text = file_read(path)) != NULL) {
 		for (p = text; n < max; p = end) {
 			long pid = strtol(p, &end, 10);
 
@@ -222,8 +223,8 @@ nginx_words(const char *out)
 static char *
 nginx_command(const struct config *conf, const char *args)
 {
-	char *bin = lb_shell_quote(conf->ngx_binary), *cfg = lb_shell_quote(conf->ngx_config);
-	char *pfx = conf->ngx_prefix ? lb_shell_quote(conf->ngx_prefix) : NULL;
+	char *bin = shell_quote(conf->ngx_binary), *cfg = shell_quote(conf->ngx_config);
+	char *pfx = conf->ngx_prefix ? shell_quote(conf->ngx_prefix) : NULL;
 	char *cmd = xasprintf("%s %s -c %s%s%s", bin, args, cfg, pfx ? " -p " : "",
 	    pfx ? pfx : "");
 
@@ -247,7 +248,7 @@ ngx_observe(struct lb *lb, lb_view_cb cb, void *arg)
 	v->nnodes = 1;
 	v->nodes = node = xcalloc(1, sizeof(*node));
 	node->name = xasprintf("nginx %s", conf->ngx_config);
-	if ((text = lb_file_read(conf->ngx_include)) == NULL) {
+	if ((text = file_read(conf->ngx_include)) == NULL) {
 		/*
 		 * No include yet (first start): answer, so that the reconcile
 		 * writes it, even before nginx runs (it cannot start without).
@@ -374,7 +375,7 @@ ngx_fail(struct ngx_job *job, const char *fmt, ...)
 	if (job->prev == NULL && job->step > N_TEST) {
 		/* Nothing to go back to, and nginx -t accepts it: keep it. */
 		log_info("nginx: %s kept: there was none before", conf->ngx_include);
-	} else if (lb_file_restore(conf->ngx_include, job->prev) == -1) {
+	} else if (file_restore(conf->ngx_include, job->prev) == -1) {
 		char *err = xasprintf("%s; then putting the old %s back failed: %s", msg,
 		    conf->ngx_include, strerror(errno));
 
@@ -390,7 +391,7 @@ ngx_fail(struct ngx_job *job, const char *fmt, ...)
 	}
 	cmd = conf->ngx_reload_command ? xstrdup(conf->ngx_reload_command) :
 	    nginx_command(conf, "-s reload");
-	if (lb_run(job->lb->base, cmd, conf->ngx_timeout_ms, "[emerg]", rollback_reloaded,
+	if (run_shell(job->lb->base, cmd, conf->ngx_timeout_ms, "[emerg]", rollback_reloaded,
 	    job) == -1) {
 		char *err = xasprintf("%s; then the old include is back, but nginx cannot "
 		    "be reloaded with it: %s", msg, strerror(errno));
@@ -561,7 +562,7 @@ test_ran(int ok, const char *output, void *arg)
 	job->step = N_RELOAD;
 	cmd = conf->ngx_reload_command ? xstrdup(conf->ngx_reload_command) :
 	    nginx_command(conf, "-s reload");
-	if (lb_run(job->lb->base, cmd, conf->ngx_timeout_ms, "[emerg]", reload_ran, job) == -1)
+	if (run_shell(job->lb->base, cmd, conf->ngx_timeout_ms, "[emerg]", reload_ran, job) == -1)
 		ngx_fail(job, "cannot run %s: %s", cmd, strerror(errno));
 	free(cmd);
 }
@@ -580,7 +581,7 @@ ngx_apply(struct lb *lb, const struct lb_mapping *to, lb_done_cb cb, void *arg)
 	job->step = N_TEST;
 	if ((job->timer = evtimer_new(lb->base, ngx_timer, job)) == NULL)
 		fatalx("out of memory");
-	job->prev = lb_file_read(conf->ngx_include);
+	job->prev = file_read(conf->ngx_include);
 	if (job->prev == NULL && errno != ENOENT) {
 		char *err = xasprintf("cannot read %s: %s", conf->ngx_include, strerror(errno));
 
@@ -599,7 +600,7 @@ ngx_apply(struct lb *lb, const struct lb_mapping *to, lb_done_cb cb, void *arg)
 	}
 	free(text);
 	cmd = nginx_command(conf, "-t -q");
-	if (lb_run(lb->base, cmd, conf->ngx_timeout_ms, "[emerg]", test_ran, job) == -1)
+	if (run_shell(lb->base, cmd, conf->ngx_timeout_ms, "[emerg]", test_ran, job) == -1)
 		ngx_fail(job, "cannot run %s: %s", cmd, strerror(errno));
 	free(cmd);
 }

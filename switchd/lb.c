@@ -1,21 +1,14 @@
 /*
  * lb.c — picks the load balancer driver for a config and holds what every
  * driver shares: which backend each host name maps to, the text of the
- * file that keeps it across restarts (HAProxy's map, or nginx's include),
- * and, for the drivers that reload, reading and restoring that file and
- * running a command (haproxy -c, nginx -t, a reload) from the event loop.
+ * file that keeps it across restarts (HAProxy's map, or nginx's include).
  */
-#include <sys/wait.h>
-
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "drv.h"
 #include "log.h"
-#include "proc.h"
 #include "switchd.h"
 
 /* Every driver, by the name lb_driver_name() gives a config. */
@@ -156,163 +149,4 @@ lb_view_free(struct lb_view *v)
 	}
 	free(v->nodes);
 	free(v);
-}
-
-/* ------------------------------------------------- for drivers that reload */
-
-#define LB_FILE_MAX	(4 * 1024 * 1024)
-#define LB_OUTPUT_MAX	4096
-
-char *
-lb_file_read(const char *path)
-{
-	FILE *f;
-	char *buf = NULL, *nbuf;
-	size_t len = 0, cap = 0, n;
-	int err = 0;
-
-	if ((f = fopen(path, "re")) == NULL)
-		return NULL;
-	do {
-		if (cap - len < 4096) {
-			cap = cap ? cap * 2 : 8192;
-			if (cap > LB_FILE_MAX || (nbuf = realloc(buf, cap + 1)) == NULL) {
-				err = EFBIG;
-				break;
-			}
-			buf = nbuf;
-		}
-		n = fread(buf + len, 1, cap - len, f);
-		len += n;
-	} while (n > 0);
-	if (err == 0 && ferror(f))
-		err = EIO;
-	fclose(f);
-	if (err != 0) {
-		free(buf);
-		errno = err;
-		return NULL;
-	}
-	buf[len] = '\0';
-	return buf;
-}
-
-int
-lb_file_restore(const char *path, const char *prev)
-{
-	if (prev == NULL)
-		return unlink(path) == -1 && errno != ENOENT ? -1 : 0;
-	return file_write_atomic(path, prev, strlen(prev), 0644);
-}
-
-char *
-lb_shell_quote(const char *s)
-{
-	size_t n = 2, i;
-	char *out, *p;
-
-	for (i = 0; s[i] != '\0'; i++)
-		n += s[i] == '\'' ? 4 : 1;
-	p = out = xcalloc(1, n + 1);
-	*p++ = '\'';
-	for (i = 0; s[i] != '\0'; i++) {
-		if (s[i] == '\'') {
-			memcpy(p, "'\\''", 4);
-			p += 4;
-		} else
-			*p++ = s[i];
-	}
-	*p++ = '\'';
-	return out;
-}
-
-struct lb_output {
-	size_t		 len;
-	char		 text[LB_OUTPUT_MAX];
-};
-
-struct lb_run {
-	lb_run_cb	 cb;
-	void		*arg;
-	int		 timeout_ms;
-	char		*prefer;
-	struct lb_output all, preferred;
-};
-
-static void
-lb_output_add(struct lb_output *o, const char *line)
-{
-	int n;
-
-	if (o->len >= sizeof(o->text) - 1)
-		return;
-	n = snprintf(o->text + o->len, sizeof(o->text) - o->len, "%s%s",
-	    o->len ? "; " : "", line);
-	if (n > 0)
-		o->len += (size_t)n;
-	if (o->len >= sizeof(o->text))
-		o->len = sizeof(o->text) - 1;
-}
-
-static void
-lb_run_line(const char *line, int is_stderr, void *arg)
-{
-	struct lb_run *r = arg;
-
-	char buf[PROC_LINE_MAX + 1], *p = buf;
-
-	(void)is_stderr;
-	log_debug("output: %s", line);
-	/* Runs of blanks (HAProxy aligns its messages) become one space. */
-	for (; *line != '\0'; line++)
-		if ((*line != ' ' && *line != '\t') ||
-		    (p > buf && p[-1] != ' ' && line[1] != '\0'))
-			*p++ = *line == '\t' ? ' ' : *line;
-	*p = '\0';
-	if (buf[0] == '\0')
-		return;
-	lb_output_add(&r->all, buf);
-	if (r->prefer != NULL && strstr(buf, r->prefer) != NULL)
-		lb_output_add(&r->preferred, buf);
-}
-
-static void
-lb_run_exit(int status, int timed_out, void *arg)
-{
-	struct lb_run *r = arg;
-	struct lb_output *o = r->preferred.len > 0 ? &r->preferred : &r->all;
-	int ok = !timed_out && WIFEXITED(status) && WEXITSTATUS(status) == 0;
-	char how[64] = "";
-
-	if (timed_out)
-		snprintf(how, sizeof(how), "timed out after %d ms", r->timeout_ms);
-	else if (!ok && o->len == 0 && WIFEXITED(status))
-		snprintf(how, sizeof(how), "exited %d", WEXITSTATUS(status));
-	else if (!ok && o->len == 0 && WIFSIGNALED(status))
-		snprintf(how, sizeof(how), "killed by signal %d", WTERMSIG(status));
-	if (how[0] != '\0')
-		lb_output_add(o, how);
-	r->cb(ok, o->text, r->arg);
-	free(r->prefer);
-	free(r);
-}
-
-int
-lb_run(struct event_base *base, const char *command, int timeout_ms,
-    const char *prefer, lb_run_cb cb, void *arg)
-{
-	struct lb_run *r = xcalloc(1, sizeof(*r));
-
-	r->cb = cb;
-	r->arg = arg;
-	r->timeout_ms = timeout_ms;
-	r->prefer = prefer ? xstrdup(prefer) : NULL;
-	log_debug("running: %s", command);
-	if (proc_start(base, command, NULL, (timeout_ms + 999) / 1000, lb_run_line,
-	    lb_run_exit, r) == NULL) {
-		free(r->prefer);
-		free(r);
-		return -1;
-	}
-	return 0;
 }
