@@ -98,8 +98,8 @@ cmd_switch_exec(struct cmdq_item *item)
 {
 	int cold = !state_hot();
 
-	/* The guard reads HAProxy's counters: nginx has none to read. */
-	if (cmd_arg_int(item, A_BAKE, 0) > 0 && strcmp(sd.conf->driver, "haproxy") != 0) {
+	/* The guard reads the driver's counters: nginx has none to read. */
+	if (cmd_arg_int(item, A_BAKE, 0) > 0 && sd.conf->drv->stats == NULL) {
 		cmd_error(item, E_REFUSED, "switch --bake: the nginx driver has no "
 		    "counters for the guard to watch; --bake needs HAProxy (runtime or "
 		    "reload mode, with a stats socket); nothing was changed");

@@ -110,7 +110,7 @@ sync_view(struct lb_view *v, void *arg)
 
 			lb_view_free(v);
 			json_object_set_new(op->report, "nodes", json_string("unreachable"));
-			sync_finish(op, E_HAPROXY, msg);
+			sync_finish(op, op->lb->drv->error_code, msg);
 			free(msg);
 			return;
 		}

@@ -13,87 +13,64 @@
 
 #include <libconfig.h>
 
+#include "conf.h"
 #include "httpd.h"
 #include "switchd.h"
 
-enum ktype { K_STR, K_INT, K_NUM, K_BOOL, K_GROUP, K_LIST_STR, K_LIST_GROUP, K_MODE, K_ANYGROUP };
-
-struct key {
-	const char	*name;
-	enum ktype	 type;
-	const struct key *sub;		/* K_GROUP, K_LIST_GROUP */
-};
-
-static const struct key control_keys[] = {
+static const struct conf_key control_keys[] = {
 	{ "socket", K_STR, NULL }, { "mode", K_MODE, NULL },
 	{ "group", K_STR, NULL }, { "admin_group", K_STR, NULL }, { NULL, 0, NULL }
 };
-static const struct key hosts_keys[] = {
+static const struct conf_key hosts_keys[] = {
 	{ "live", K_STR, NULL }, { "cold", K_STR, NULL }, { NULL, 0, NULL }
 };
-static const struct key server_keys[] = {
+static const struct conf_key server_keys[] = {
 	{ "name", K_STR, NULL }, { "address", K_STR, NULL },
 	{ "instance", K_STR, NULL }, { NULL, 0, NULL }
 };
-static const struct key pool_keys[] = {
+static const struct conf_key pool_keys[] = {
 	{ "backend", K_STR, NULL }, { "servers", K_LIST_GROUP, server_keys },
 	{ NULL, 0, NULL }
 };
-static const struct key pools_keys[] = {
+static const struct conf_key pools_keys[] = {
 	{ "blue", K_GROUP, pool_keys }, { "green", K_GROUP, pool_keys }, { NULL, 0, NULL }
 };
-static const struct key haproxy_keys[] = {
-	{ "mode", K_STR, NULL }, { "sockets", K_LIST_STR, NULL }, { "map", K_STR, NULL },
-	{ "min_up", K_INT, NULL }, { "timeout_ms", K_INT, NULL },
-	{ "master_socket", K_STR, NULL }, { "reload_command", K_STR, NULL },
-	{ "config", K_STR, NULL }, { "binary", K_STR, NULL },
-	{ "backends_file", K_STR, NULL }, { "backends_defaults", K_STR, NULL },
-	{ "reload_timeout_ms", K_INT, NULL }, { "canary_map", K_STR, NULL },
-	{ NULL, 0, NULL }
-};
-static const struct key nginx_keys[] = {
-	{ "include", K_STR, NULL }, { "config", K_STR, NULL }, { "binary", K_STR, NULL },
-	{ "prefix", K_STR, NULL }, { "reload_command", K_STR, NULL },
-	{ "pid_file", K_STR, NULL }, { "check_url", K_STR, NULL },
-	{ "timeout_ms", K_INT, NULL }, { NULL, 0, NULL }
-};
-static const struct key check_keys[] = {
+static const struct conf_key check_keys[] = {
 	{ "name", K_STR, NULL }, { "method", K_STR, NULL }, { "path", K_STR, NULL },
 	{ "status", K_INT, NULL }, { "body", K_STR, NULL }, { "max_ms", K_INT, NULL },
 	{ NULL, 0, NULL }
 };
-static const struct key smoke_keys[] = {
+static const struct conf_key smoke_keys[] = {
 	{ "url", K_STR, NULL }, { "timeout_ms", K_INT, NULL },
 	{ "checks", K_LIST_GROUP, check_keys }, { "per_server", K_BOOL, NULL },
 	{ "command", K_STR, NULL }, { "command_timeout", K_INT, NULL },
 	{ "verify_tls", K_BOOL, NULL }, { "ca_file", K_STR, NULL },
 	{ "preview", K_BOOL, NULL }, { NULL, 0, NULL }
 };
-static const struct key guard_keys[] = {
+static const struct conf_key guard_keys[] = {
 	{ "bake", K_INT, NULL }, { "max_5xx_percent", K_NUM, NULL },
 	{ "min_requests", K_INT, NULL }, { "interval_ms", K_INT, NULL }, { NULL, 0, NULL }
 };
-static const struct key deploy_keys[] = {
+static const struct conf_key deploy_keys[] = {
 	{ "command", K_STR, NULL }, { "timeout", K_INT, NULL }, { NULL, 0, NULL }
 };
-static const struct key ec2_keys[] = {
+static const struct conf_key ec2_keys[] = {
 	{ "region", K_STR, NULL }, { "role_tag", K_STR, NULL }, { "hot", K_STR, NULL },
 	{ "cold", K_STR, NULL }, { "discover", K_BOOL, NULL }, { "pool_tag", K_STR, NULL },
 	{ "port", K_INT, NULL }, { "endpoint", K_STR, NULL },
 	{ "discover_interval", K_INT, NULL }, { "filters", K_LIST_STR, NULL },
 	{ "server_options", K_STR, NULL }, { "port_tag", K_STR, NULL }, { NULL, 0, NULL }
 };
-static const struct key notify_keys[] = {
+static const struct conf_key notify_keys[] = {
 	{ "webhook", K_STR, NULL }, { "command", K_STR, NULL }, { "timeout", K_INT, NULL },
 	{ NULL, 0, NULL }
 };
-static const struct key http_keys[] = {
+static const struct conf_key http_keys[] = {
 	{ "listen", K_STR, NULL }, { NULL, 0, NULL }
 };
-static const struct key top_keys[] = {
+static const struct conf_key top_keys[] = {
 	{ "control", K_GROUP, control_keys }, { "state_dir", K_STR, NULL },
 	{ "hosts", K_GROUP, hosts_keys }, { "pools", K_GROUP, pools_keys },
-	{ "haproxy", K_GROUP, haproxy_keys }, { "nginx", K_GROUP, nginx_keys },
 	{ "smoke", K_GROUP, smoke_keys },
 	{ "deploy", K_GROUP, deploy_keys }, { "ec2", K_GROUP, ec2_keys },
 	{ "notify", K_GROUP, notify_keys }, { "guard", K_GROUP, guard_keys },
@@ -101,26 +78,43 @@ static const struct key top_keys[] = {
 	{ NULL, 0, NULL }
 };
 
-struct ctx {
+struct conf_ctx {
 	const char	*path;
 	json_t		*errors;
 };
 
-static void __attribute__((format(printf, 3, 4)))
-cerr(struct ctx *c, const config_setting_t *s, const char *fmt, ...)
+static void __attribute__((format(printf, 3, 0)))
+vcerr(struct conf_ctx *c, const config_setting_t *s, const char *fmt, va_list ap)
 {
-	va_list ap;
 	char msg[512];
 	int line = s ? config_setting_source_line(s) : 0;
 
-	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
 	if (line > 0)
 		json_array_append_new(c->errors,
 		    json_sprintf("%s:%d: %s", c->path, line, msg));
 	else
 		json_array_append_new(c->errors, json_sprintf("%s: %s", c->path, msg));
+}
+
+static void __attribute__((format(printf, 3, 4)))
+cerr(struct conf_ctx *c, const config_setting_t *s, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vcerr(c, s, fmt, ap);
+	va_end(ap);
+}
+
+void
+conf_error(struct conf_ctx *c, const config_setting_t *s, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vcerr(c, s, fmt, ap);
+	va_end(ap);
 }
 
 static const char *
@@ -160,10 +154,10 @@ setting_path(const config_setting_t *s, char *buf, size_t len)
 	}
 }
 
-static void check_group(struct ctx *, const config_setting_t *, const struct key *);
+static void check_group(struct conf_ctx *, const config_setting_t *, const struct conf_key *);
 
 static void
-check_value(struct ctx *c, const config_setting_t *s, const struct key *k)
+check_value(struct conf_ctx *c, const config_setting_t *s, const struct conf_key *k)
 {
 	int t = config_setting_type(s), ok = 0, i, n;
 	char where[256];
@@ -214,10 +208,10 @@ check_value(struct ctx *c, const config_setting_t *s, const struct key *k)
 }
 
 static void
-check_group(struct ctx *c, const config_setting_t *g, const struct key *keys)
+check_group(struct conf_ctx *c, const config_setting_t *g, const struct conf_key *keys)
 {
 	int i, n = config_setting_length(g);
-	const struct key *k;
+	const struct conf_key *k;
 	char where[256];
 
 	for (i = 0; i < n; i++) {
@@ -270,6 +264,18 @@ get_int(const config_setting_t *g, const char *name, int def)
 	return def;
 }
 
+char *
+conf_str(const config_setting_t *g, const char *name, const char *def)
+{
+	return get_str(g, name, def);
+}
+
+int
+conf_int(const config_setting_t *g, const char *name, int def)
+{
+	return get_int(g, name, def);
+}
+
 static int
 get_bool(const config_setting_t *g, const char *name, int def)
 {
@@ -285,7 +291,7 @@ get_bool(const config_setting_t *g, const char *name, int def)
  * chmod(1), so its digits are taken as octal.
  */
 static int
-get_mode(struct ctx *c, const config_setting_t *g, const char *name, int def)
+get_mode(struct conf_ctx *c, const config_setting_t *g, const char *name, int def)
 {
 	const config_setting_t *s;
 	char buf[32], *end;
@@ -321,7 +327,7 @@ get_mode(struct ctx *c, const config_setting_t *g, const char *name, int def)
 #define NAME_MAX_SERVER		127
 
 static int
-name_check(struct ctx *c, const config_setting_t *s, const char *what, const char *v,
+name_check(struct conf_ctx *c, const config_setting_t *s, const char *what, const char *v,
     size_t max, const char *also)
 {
 	const unsigned char *p;
@@ -367,7 +373,7 @@ valid_hostport(const char *a)
 }
 
 static void
-read_pool(struct ctx *c, const config_setting_t *pools, int idx, struct config *conf)
+read_pool(struct conf_ctx *c, const config_setting_t *pools, int idx, struct config *conf)
 {
 	struct pool *p = &conf->pools[idx];
 	const config_setting_t *g, *list;
@@ -438,7 +444,7 @@ read_pool(struct ctx *c, const config_setting_t *pools, int idx, struct config *
 }
 
 static void
-read_checks(struct ctx *c, const config_setting_t *smoke, struct config *conf)
+read_checks(struct conf_ctx *c, const config_setting_t *smoke, struct config *conf)
 {
 	const config_setting_t *list;
 	int i, n;
@@ -474,142 +480,6 @@ read_checks(struct ctx *c, const config_setting_t *smoke, struct config *conf)
 	}
 }
 
-/* The haproxy section: runtime mode (the default) or reload mode. */
-static void
-read_haproxy(struct ctx *c, const config_setting_t *hap, struct config *conf)
-{
-	const config_setting_t *list;
-	int i, n, reload;
-
-	conf->driver = xstrdup("haproxy");
-	conf->hap_mode = get_str(hap, "mode", "runtime");
-	if (strcmp(conf->hap_mode, "runtime") != 0 && strcmp(conf->hap_mode, "reload") != 0)
-		cerr(c, config_setting_get_member(hap, "mode"),
-		    "haproxy.mode must be \"runtime\" or \"reload\"");
-	reload = strcmp(conf->hap_mode, "reload") == 0;
-	list = hap ? config_setting_get_member(hap, "sockets") : NULL;
-	if (list != NULL && config_setting_is_aggregate(list)) {
-		n = config_setting_length(list);
-		conf->hap_sockets = xcalloc((size_t)n + 1, sizeof(char *));
-		for (i = 0; i < n; i++) {
-			const char *v = config_setting_get_string_elem(list, i);
-			if (v != NULL)
-				conf->hap_sockets[conf->hap_nsockets++] = xstrdup(v);
-		}
-		if (conf->hap_nsockets == 0 && !reload)
-			cerr(c, list, "haproxy.sockets is empty");
-	} else if (reload) {
-		/* Reload mode is for sites without a runtime socket. */
-		conf->hap_sockets = xcalloc(1, sizeof(char *));
-	} else {
-		conf->hap_sockets = xcalloc(2, sizeof(char *));
-		conf->hap_sockets[0] = xstrdup("/run/haproxy/admin.sock");
-		conf->hap_nsockets = 1;
-	}
-	conf->hap_map = get_str(hap, "map", "/etc/haproxy/switchd.map");
-	if (conf->hap_map[0] != '/')
-		cerr(c, config_setting_get_member(hap, "map"),
-		    "haproxy.map must be an absolute path (HAProxy names the map by it)");
-	conf->min_up = get_int(hap, "min_up", 1);
-	if (conf->min_up < 0)
-		cerr(c, config_setting_get_member(hap, "min_up"), "haproxy.min_up must not be negative");
-	conf->timeout_ms = get_int(hap, "timeout_ms", 2000);
-	if (conf->timeout_ms <= 0)
-		cerr(c, config_setting_get_member(hap, "timeout_ms"), "haproxy.timeout_ms must be positive");
-	conf->master_socket = get_str(hap, "master_socket", NULL);
-	conf->reload_command = get_str(hap, "reload_command", NULL);
-	conf->hap_config = get_str(hap, "config", "/etc/haproxy/haproxy.cfg");
-	conf->hap_binary = get_str(hap, "binary", "haproxy");
-	conf->reload_timeout_ms = get_int(hap, "reload_timeout_ms", 10000);
-	if (conf->reload_timeout_ms <= 0)
-		cerr(c, config_setting_get_member(hap, "reload_timeout_ms"),
-		    "haproxy.reload_timeout_ms must be positive");
-	conf->hap_canary_map = get_str(hap, "canary_map", NULL);
-	if (conf->hap_canary_map != NULL && conf->hap_canary_map[0] != '/')
-		cerr(c, config_setting_get_member(hap, "canary_map"),
-		    "haproxy.canary_map must be an absolute path (HAProxy names the map by it)");
-	if (conf->hap_canary_map != NULL && strcmp(conf->hap_canary_map, conf->hap_map) == 0)
-		cerr(c, config_setting_get_member(hap, "canary_map"),
-		    "haproxy.canary_map and haproxy.map must be different files");
-	/* A canary changes its percent through the runtime API, never by a reload. */
-	if (conf->hap_canary_map != NULL && reload)
-		cerr(c, config_setting_get_member(hap, "canary_map"),
-		    "haproxy.canary_map needs haproxy.mode \"runtime\" (a canary is "
-		    "set through the runtime API, never by a reload)");
-	if (!reload)
-		return;
-	if (conf->master_socket == NULL && conf->reload_command == NULL)
-		cerr(c, hap, "haproxy.mode \"reload\" needs haproxy.master_socket "
-		    "(the master CLI, haproxy -S) or haproxy.reload_command");
-	/* A master's workers share one stats socket: one node. */
-	if (conf->hap_nsockets > 1)
-		cerr(c, config_setting_get_member(hap, "sockets"),
-		    "haproxy.mode \"reload\" drives one HAProxy (one master): "
-		    "haproxy.sockets names at most its stats socket");
-	if (conf->hap_config[0] == '\0')
-		cerr(c, config_setting_get_member(hap, "config"), "haproxy.config is empty");
-}
-
-/* Characters that would end a token of nginx's configuration language. */
-static int
-nginx_token_ok(const char *s)
-{
-	return s != NULL && s[0] != '\0' && strpbrk(s, " \t\r\n;{}\"'#$\\") == NULL;
-}
-
-/* The nginx section: switchd writes an include, tests it and reloads nginx. */
-static void
-read_nginx(struct ctx *c, const config_setting_t *ngx, struct config *conf)
-{
-	size_t i, j;
-
-	conf->driver = xstrdup("nginx");
-	conf->hap_mode = xstrdup("none");	/* no HAProxy to drive */
-	conf->hap_sockets = xcalloc(1, sizeof(char *));
-	conf->ngx_include = get_str(ngx, "include", "/etc/nginx/switchd-upstreams.conf");
-	conf->ngx_config = get_str(ngx, "config", "/etc/nginx/nginx.conf");
-	conf->ngx_binary = get_str(ngx, "binary", "nginx");
-	conf->ngx_prefix = get_str(ngx, "prefix", NULL);
-	conf->ngx_reload_command = get_str(ngx, "reload_command", NULL);
-	conf->ngx_pid_file = get_str(ngx, "pid_file", NULL);
-	conf->ngx_check_url = get_str(ngx, "check_url", NULL);
-	conf->ngx_timeout_ms = get_int(ngx, "timeout_ms", 10000);
-	/* The file switchd keeps in step (reconcile, repair) is the include. */
-	conf->hap_map = xstrdup(conf->ngx_include);
-	/* nginx OSS has no active health checks: the smoke checks judge. */
-	conf->min_up = 0;
-	conf->timeout_ms = conf->ngx_timeout_ms;
-	if (conf->ngx_include[0] != '/')
-		cerr(c, config_setting_get_member(ngx, "include"),
-		    "nginx.include must be an absolute path");
-	if (conf->ngx_config[0] != '/')
-		cerr(c, config_setting_get_member(ngx, "config"),
-		    "nginx.config must be an absolute path");
-	if (conf->ngx_timeout_ms <= 0)
-		cerr(c, config_setting_get_member(ngx, "timeout_ms"),
-		    "nginx.timeout_ms must be positive");
-	if (conf->ngx_check_url != NULL && strncmp(conf->ngx_check_url, "http://", 7) != 0 &&
-	    strncmp(conf->ngx_check_url, "https://", 8) != 0)
-		cerr(c, config_setting_get_member(ngx, "check_url"),
-		    "nginx.check_url must start with http:// or https://");
-	/* These go verbatim into the include: nothing may break its syntax. */
-	for (i = 0; i < NPOOLS; i++) {
-		struct pool *p = &conf->pools[i];
-
-		if (p->backend != NULL && !nginx_token_ok(p->backend))
-			cerr(c, ngx, "pools.%s.backend \"%s\" cannot name an nginx upstream",
-			    p->name, p->backend);
-		for (j = 0; j < p->nservers; j++)
-			if (p->servers[j].address != NULL &&
-			    !nginx_token_ok(p->servers[j].address))
-				cerr(c, ngx, "pools.%s: address \"%s\" cannot go into an "
-				    "nginx server line", p->name, p->servers[j].address);
-	}
-	if ((conf->live_host && !nginx_token_ok(conf->live_host)) ||
-	    (conf->cold_host && !nginx_token_ok(conf->cold_host)))
-		cerr(c, ngx, "hosts.live and hosts.cold must be plain host names for nginx");
-}
-
 static double
 get_num(const config_setting_t *g, const char *name, double def)
 {
@@ -627,7 +497,7 @@ get_num(const config_setting_t *g, const char *name, double def)
 
 /* The guard: how long a switch is watched, and what makes it go back. */
 static void
-read_guard(struct ctx *c, const config_setting_t *g, struct config *conf)
+read_guard(struct conf_ctx *c, const config_setting_t *g, struct config *conf)
 {
 	conf->guard_bake = get_int(g, "bake", 300);
 	conf->guard_max_5xx = get_num(g, "max_5xx_percent", 5.0);
@@ -646,11 +516,112 @@ read_guard(struct ctx *c, const config_setting_t *g, struct config *conf)
 		    "guard.interval_ms must be at least 50");
 }
 
+/* "a { ... }, b { ... } or c { ... }": every driver's section, once each. */
 static void
-read_config(struct ctx *c, config_t *cf, struct config *conf)
+driver_sections(const char *last_sep, char *buf, size_t len)
+{
+	const struct lb_driver *const *d, *const *e;
+	size_t n = 0, i = 0;
+
+	for (d = lb_drivers; *d != NULL; d++) {
+		for (e = lb_drivers; e < d && strcmp((*e)->section, (*d)->section) != 0; e++)
+			;
+		n += e == d;
+	}
+	buf[0] = '\0';
+	for (d = lb_drivers; *d != NULL; d++) {
+		for (e = lb_drivers; e < d && strcmp((*e)->section, (*d)->section) != 0; e++)
+			;
+		if (e < d)
+			continue;
+		i++;
+		snprintf(buf + strlen(buf), len - strlen(buf), "%s%s { ... }",
+		    i == 1 ? "" : i == n ? last_sep : ", ", (*d)->section);
+	}
+}
+
+/*
+ * The load balancer: the one driver section that is set, and its mode,
+ * choose the driver (once, here); the driver reads its own section.
+ */
+static void
+read_driver(struct conf_ctx *c, const config_setting_t *root, struct config *conf)
+{
+	const struct lb_driver *const *d, *drv = NULL;
+	const config_setting_t *sect = NULL, *s;
+	char names[256], *mode;
+
+	for (d = lb_drivers; *d != NULL; d++) {
+		if ((s = config_setting_get_member(root, (*d)->section)) == NULL || s == sect)
+			continue;
+		if (sect != NULL) {
+			cerr(c, s, "%s { ... } and %s { ... } are both set: switchd drives "
+			    "one load balancer", drv->section, (*d)->section);
+			break;
+		}
+		sect = s;
+		drv = *d;
+	}
+	if (drv == NULL) {
+		driver_sections(" or ", names, sizeof(names));
+		cerr(c, NULL, "%s is missing: switchd needs a load balancer to drive", names);
+		drv = lb_drivers[0];
+	}
+	/* The first driver of a section is its default mode. */
+	if (drv->mode != NULL) {
+		mode = get_str(sect, "mode", drv->mode);
+		for (d = lb_drivers; *d != NULL; d++)
+			if (strcmp((*d)->section, drv->section) == 0 && (*d)->mode != NULL &&
+			    strcmp((*d)->mode, mode) == 0)
+				break;
+		if (*d != NULL)
+			drv = *d;
+		else {
+			names[0] = '\0';
+			for (d = lb_drivers; *d != NULL; d++)
+				if (strcmp((*d)->section, drv->section) == 0)
+					snprintf(names + strlen(names), sizeof(names) - strlen(names),
+					    "%s\"%s\"", names[0] ? " or " : "", (*d)->mode);
+			cerr(c, config_setting_get_member(sect, "mode"), "%s.mode must be %s",
+			    drv->section, names);
+		}
+		free(mode);
+	}
+	conf->drv = drv;
+	drv->conf_read(c, sect, conf);
+}
+
+/* The schema of the top level: config.c's sections and every driver's. */
+static void
+check_top(struct conf_ctx *c, const config_setting_t *root)
+{
+	size_t n = 0, i;
+	struct conf_key *keys;
+	const struct lb_driver *const *d;
+
+	for (d = lb_drivers; *d != NULL; d++)
+		n++;
+	keys = xcalloc(sizeof(top_keys) / sizeof(top_keys[0]) + n, sizeof(*keys));
+	for (n = 0; top_keys[n].name != NULL; n++)
+		keys[n] = top_keys[n];
+	for (d = lb_drivers; *d != NULL; d++) {
+		for (i = 0; i < n && strcmp(keys[i].name, (*d)->section) != 0; i++)
+			;
+		if (i == n) {
+			keys[n].name = (*d)->section;
+			keys[n].type = K_GROUP;
+			keys[n++].sub = (*d)->keys;
+		}
+	}
+	check_group(c, root, keys);
+	free(keys);
+}
+
+static void
+read_config(struct conf_ctx *c, config_t *cf, struct config *conf)
 {
 	const config_setting_t *root = config_root_setting(cf);
-	const config_setting_t *ctl, *hosts, *pools, *hap, *ngx, *smoke, *dep, *ec2, *notify, *http;
+	const config_setting_t *ctl, *hosts, *pools, *hap, *smoke, *dep, *ec2, *notify, *http;
 	char host[256];
 	int port;
 
@@ -695,18 +666,7 @@ read_config(struct ctx *c, config_t *cf, struct config *conf)
 	conf->pools[POOL_B].name = POOL_BLUE;
 	conf->pools[POOL_G].name = POOL_GREEN;
 
-	hap = config_setting_get_member(root, "haproxy");
-	ngx = config_setting_get_member(root, "nginx");
-	if (hap != NULL && ngx != NULL)
-		cerr(c, ngx, "haproxy { ... } and nginx { ... } are both set: "
-		    "switchd drives one load balancer");
-	else if (hap == NULL && ngx == NULL)
-		cerr(c, NULL, "haproxy { ... } or nginx { ... } is missing: "
-		    "switchd needs a load balancer to drive");
-	if (ngx != NULL && hap == NULL)
-		read_nginx(c, ngx, conf);
-	else
-		read_haproxy(c, hap, conf);
+	read_driver(c, root, conf);
 
 	smoke = config_setting_get_member(root, "smoke");
 	conf->smoke_url = get_str(smoke, "url", NULL);
@@ -780,6 +740,7 @@ read_config(struct ctx *c, config_t *cf, struct config *conf)
 			json_array_append_new(conf->ec2_filters, json_string(v));
 		}
 	}
+	hap = config_setting_get_member(root, "haproxy");
 	conf->backends_file = get_str(hap, "backends_file", NULL);
 	conf->backends_defaults = get_str(hap, "backends_defaults", "switchd_pools");
 	/* It goes into the generated backends file: the same rules as a name. */
@@ -788,8 +749,7 @@ read_config(struct ctx *c, config_t *cf, struct config *conf)
 	    "haproxy.backends_defaults", conf->backends_defaults, NAME_MAX_BACKEND, NULL);
 	/* Discovered servers are added to and drained from HAProxy's
 	 * backends at run time: no other driver can follow them. */
-	if (conf->ec2_discover && (strcmp(conf->driver, "haproxy") != 0 ||
-	    (conf->hap_mode != NULL && strcmp(conf->hap_mode, "runtime") != 0)))
+	if (conf->ec2_discover && conf->drv->servers == NULL)
 		cerr(c, config_setting_get_member(ec2, "discover"),
 		    "ec2.discover needs haproxy.mode \"runtime\" (servers are added at run time)");
 	conf->nstatic[0] = conf->nstatic[1] = -1;
@@ -818,7 +778,7 @@ read_config(struct ctx *c, config_t *cf, struct config *conf)
 struct config *
 config_load(const char *path, json_t **errors)
 {
-	struct ctx c = { path, json_array() };
+	struct conf_ctx c = { path, json_array() };
 	struct config *conf;
 	config_t cf;
 
@@ -835,7 +795,7 @@ config_load(const char *path, json_t **errors)
 		*errors = c.errors;
 		return NULL;
 	}
-	check_group(&c, config_root_setting(&cf), top_keys);
+	check_top(&c, config_root_setting(&cf));
 	conf = xcalloc(1, sizeof(*conf));
 	conf->path = xstrdup(path);
 	read_config(&c, &cf, conf);
@@ -872,24 +832,8 @@ config_free(struct config *conf)
 		}
 		free(conf->pools[i].servers);
 	}
-	free(conf->driver);
-	free(conf->hap_mode);
-	for (i = 0; i < conf->hap_nsockets; i++)
-		free(conf->hap_sockets[i]);
-	free(conf->hap_sockets);
-	free(conf->hap_map);
-	free(conf->hap_canary_map);
-	free(conf->master_socket);
-	free(conf->reload_command);
-	free(conf->hap_config);
-	free(conf->hap_binary);
-	free(conf->ngx_include);
-	free(conf->ngx_config);
-	free(conf->ngx_binary);
-	free(conf->ngx_prefix);
-	free(conf->ngx_reload_command);
-	free(conf->ngx_pid_file);
-	free(conf->ngx_check_url);
+	if (conf->drv != NULL)
+		conf->drv->conf_free(conf);
 	free(conf->smoke_url);
 	for (i = 0; i < conf->nchecks; i++) {
 		free(conf->checks[i].name);

@@ -41,7 +41,7 @@ struct refresh {
 	json_t		*found;		/* {"blue": [{id, address}], "green": [...]} */
 	json_t		*report;	/* {"added": [], "removed": [], "draining": []} */
 	size_t		 node;		/* node being changed */
-	json_t		*script;	/* commands still to send to that node */
+	json_t		*script;	/* the changes for that node (struct lb_servers) */
 	struct lb	*lb;
 };
 
@@ -158,39 +158,28 @@ static void discover_node_start(struct refresh *);
 static void discover_guarded(struct lb_view *, void *);
 
 static void
-script_reply(const char *reply, const char *err, void *arg)
+changes_done(json_t *errors, void *arg)
 {
 	struct refresh *rf = arg;
-	const char *cmd = json_string_value(json_array_get(rf->script, 0));
-	const char *node = rf->lb->conf->hap_sockets[rf->node];
-	char *herr = NULL;
+	const char *node = rf->lb->drv->servers->node(rf->lb->conf, rf->node);
+	json_t *e;
+	size_t i;
 
-	if (err != NULL || (herr = hapx_reply_error(cmd, reply)) != NULL) {
-		/* One server that will not go is not a reason to stop the rest. */
-		log_warnx("discover: node %s: \"%s\": %s", node, cmd, err ? err : herr);
+	/* One server that will not go is not a reason to stop the rest. */
+	json_array_foreach(errors, i, e) {
+		log_warnx("discover: node %s: %s", node, json_string_value(e));
 		json_array_append_new(json_object_get(rf->report, "errors"),
-		    json_sprintf("node %s: \"%s\": %s", node, cmd, err ? err : herr));
-		free(herr);
+		    json_sprintf("node %s: %s", node, json_string_value(e)));
 	}
-	json_array_remove(rf->script, 0);
 	node_next(rf);
 }
 
+/* The next node, or the end. */
 static void
 node_next(struct refresh *rf)
 {
-	const struct config *conf = rf->lb->conf;
-
-	if (json_array_size(rf->script) > 0) {
-		const char *cmd = json_string_value(json_array_get(rf->script, 0));
-
-		if (hapx_cmd(sd.base, conf->hap_sockets[rf->node], cmd, conf->timeout_ms,
-		    script_reply, rf) == NULL)
-			script_reply(NULL, "bad socket address", rf);
-		return;
-	}
 	rf->node++;
-	if (rf->node < conf->hap_nsockets) {
+	if (rf->node < rf->lb->drv->servers->nnodes(rf->lb->conf)) {
 		discover_node_start(rf);
 		return;
 	}
@@ -224,26 +213,21 @@ report_add(struct refresh *rf, const char *what, const char *backend, const char
 	free(s);
 }
 
-/* What this node has against what EC2 says: the commands to get there. */
+/* What this node has against what EC2 says: the changes to get there. */
 static void
-node_stat(const char *reply, const char *err, void *arg)
+node_stat(json_t *stat, const char *err, void *arg)
 {
 	struct refresh *rf = arg;
 	const struct config *conf = rf->lb->conf;
-	json_t *stat = NULL, *have, *want, *s;
+	json_t *have, *want, *s;
 	size_t i;
 	int k;
 
-	if (err != NULL || (stat = hapx_parse_stat(reply)) == NULL) {
+	if (err != NULL) {
 		json_array_append_new(json_object_get(rf->report, "errors"),
-		    json_sprintf("node %s: show stat: %s", conf->hap_sockets[rf->node],
-		    err ? err : "unreadable"));
-		json_decref(stat);
-		rf->node++;
-		if (rf->node < conf->hap_nsockets)
-			discover_node_start(rf);
-		else
-			refresh_finish(rf, NULL, NULL);
+		    json_sprintf("node %s: show stat: %s",
+		    rf->lb->drv->servers->node(conf, rf->node), err));
+		node_next(rf);
 		return;
 	}
 	json_decref(rf->script);
@@ -258,13 +242,9 @@ node_stat(const char *reply, const char *err, void *arg)
 
 			if (find_server(have, id) != NULL)
 				continue;
-			json_array_append_new(rf->script, json_sprintf("add server %s/%s %s %s",
-			    be, id, json_string_value(json_object_get(s, "address")),
-			    conf->ec2_server_options));
-			if (strstr(conf->ec2_server_options, "check") != NULL)
-				json_array_append_new(rf->script,
-				    json_sprintf("enable health %s/%s", be, id));
-			json_array_append_new(rf->script, json_sprintf("enable server %s/%s", be, id));
+			json_array_append_new(rf->script, json_pack("{s:s, s:s, s:s, s:s}",
+			    "op", "add", "backend", be, "name", id, "address",
+			    json_string_value(json_object_get(s, "address"))));
 			report_add(rf, "added", be, id);
 		}
 		json_array_foreach(have, i, s) {
@@ -288,31 +268,25 @@ node_stat(const char *reply, const char *err, void *arg)
 			 * server with connections attached, so a session that
 			 * raced in is never cut either.
 			 */
-			json_array_append_new(rf->script, json_sprintf(
-			    "set server %s/%s state drain", be, name));
+			json_array_append_new(rf->script, json_pack("{s:s, s:s, s:s}",
+			    "op", "drain", "backend", be, "name", name));
 			if (sessions) {
 				report_add(rf, "draining", be, name);
 				continue;
 			}
-			json_array_append_new(rf->script, json_sprintf(
-			    "set server %s/%s state maint", be, name));
-			json_array_append_new(rf->script, json_sprintf(
-			    "del server %s/%s", be, name));
+			json_array_append_new(rf->script, json_pack("{s:s, s:s, s:s}",
+			    "op", "remove", "backend", be, "name", name));
 			report_add(rf, "removed", be, name);
 		}
 	}
 	json_decref(stat);
-	node_next(rf);
+	rf->lb->drv->servers->change(rf->lb, rf->node, rf->script, changes_done, rf);
 }
 
 static void
 discover_node_start(struct refresh *rf)
 {
-	const struct config *conf = rf->lb->conf;
-
-	if (hapx_cmd(sd.base, conf->hap_sockets[rf->node], "show stat -1 4 -1",
-	    conf->timeout_ms, node_stat, rf) == NULL)
-		node_stat(NULL, "bad socket address", rf);
+	rf->lb->drv->servers->read(rf->lb, rf->node, node_stat, rf);
 }
 
 /* ------------------------------------------------------------ the guard */
@@ -562,8 +536,7 @@ discover_guarded(struct lb_view *v, void *arg)
 	json_object_set_new(rf->report, "green", json_deep_copy(json_object_get(rf->found,
 	    POOL_GREEN)));
 	rf->node = 0;
-	if (conf->hap_nsockets == 0 || strcmp(conf->driver, "haproxy") != 0 ||
-	    strcmp(conf->hap_mode, "runtime") != 0) {
+	if (rf->lb->drv->servers == NULL || rf->lb->drv->servers->nnodes(conf) == 0) {
 		refresh_finish(rf, NULL, NULL);
 		return;
 	}

@@ -168,33 +168,6 @@ batch_first_error(struct batch *b)
 	return NULL;
 }
 
-/* ------------------------------------------------------ the map file alone */
-
-/* "host backend" lines of our map file -> mapping; as hapx_parse_map. */
-static int
-map_text_parse(const struct config *conf, const char *text, struct lb_mapping *m)
-{
-	char *copy = xstrdup(text ? text : ""), *line, *save = NULL;
-	char key[256], val[128];
-	int nlive = 0, ncold = 0;
-
-	m->live[0] = m->cold[0] = '\0';
-	for (line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-		if (line[strspn(line, " \t")] == '#' ||
-		    sscanf(line, "%255s %127s", key, val) != 2)
-			continue;
-		if (strcasecmp(key, conf->live_host) == 0) {
-			snprintf(m->live, sizeof(m->live), "%s", val);
-			nlive++;
-		} else if (strcasecmp(key, conf->cold_host) == 0) {
-			snprintf(m->cold, sizeof(m->cold), "%s", val);
-			ncold++;
-		}
-	}
-	free(copy);
-	return nlive > 1 || ncold > 1 ? -1 : (nlive > 0) + (ncold > 0);
-}
-
 /* ----------------------------------------------------------------- observe */
 
 struct observe_job {
@@ -229,10 +202,7 @@ observe_done(struct batch *b)
 		node->ok = 1;
 		found = hapx_parse_map(b->replies[0], conf->live_host, conf->cold_host,
 		    &node->map);
-		node->has_map = found == 2;
-		if (found == -1)
-			snprintf(node->error, sizeof(node->error),
-			    "a host name appears twice in the map");
+		lb_node_set_map(node, found, "the map");
 	}
 	if (b->replies[1] != NULL)
 		node->servers = hapx_parse_stat(b->replies[1]);
@@ -261,11 +231,9 @@ reload_observe(struct lb *lb, lb_view_cb cb, void *arg)
 			    "cannot read %s: %s", conf->hap_map, strerror(errno));
 		else {
 			v->nodes[0].ok = 1;
-			found = map_text_parse(conf, text, &v->nodes[0].map);
-			v->nodes[0].has_map = found == 2;
-			if (found == -1)
-				snprintf(v->nodes[0].error, sizeof(v->nodes[0].error),
-				    "a host name appears twice in the map file");
+			found = lb_map_parse(text, 0, conf->live_host, conf->cold_host,
+			    &v->nodes[0].map);
+			lb_node_set_map(&v->nodes[0], found, "the map file");
 		}
 		free(text);
 		cb(v, arg);
@@ -513,7 +481,7 @@ apply_rollback(struct apply_job *job, const char *fmt, ...)
 		return;
 	}
 	/* HAProxy may run the new map, or be in a failed reload: reload it back. */
-	job->verify = job->prev != NULL && map_text_parse(conf, job->prev, &job->to) == 2;
+	job->verify = job->prev != NULL && lb_map_parse(job->prev, 0, conf->live_host, conf->cold_host, &job->to) == 2;
 	job->step = A_SNAPSHOT;
 	apply_step_run(job);
 }
@@ -803,7 +771,7 @@ reload_apply(struct lb *lb, const struct lb_mapping *to, lb_done_cb cb, void *ar
 		apply_finish(job, NULL);
 		return;
 	}
-	text = lb_map_text(conf, to);
+	text = hap_map_text(conf, to);
 	if (file_write_atomic(conf->hap_map, text, strlen(text), 0644) == -1) {
 		job->error = xasprintf("cannot write the map file %s: %s", conf->hap_map,
 		    strerror(errno));
@@ -823,11 +791,31 @@ reload_apply(struct lb *lb, const struct lb_mapping *to, lb_done_cb cb, void *ar
 	free(cmd);
 }
 
+static const char *
+reload_no_canary(const struct config *conf)
+{
+	(void)conf;
+	return "haproxy.mode \"reload\" cannot split traffic without a reload; a "
+	    "canary needs haproxy.mode = \"runtime\" with haproxy.canary_map";
+}
+
+/* The haproxy section, read as for the runtime driver (drv-haproxy.c). */
 const struct lb_driver drv_haproxy_reload = {
 	.name = "haproxy-reload",
 	.product = "HAProxy",
+	.error_code = E_HAPROXY,
+	.section = "haproxy",
+	.mode = "reload",
+	.keys = hap_keys,
+	.conf_read = hap_conf_read,
+	.conf_free = hap_conf_free,
 	.nnodes = lb_one_node,
 	.observe = reload_observe,
 	.precheck = reload_precheck,
 	.apply = reload_apply,
+	.map_file = hap_map_file,
+	.map_text = hap_map_text,
+	.why_no_canary = reload_no_canary,
+	/* Counters from its stats socket, when haproxy.sockets names one. */
+	.stats = &hap_stats,
 };

@@ -32,6 +32,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "conf.h"
 #include "drv.h"
 #include "http.h"
 #include "log.h"
@@ -42,7 +43,121 @@
 #define NGX_MAX_KIDS	256
 #define NGX_CHECK_MS	2000	/* one check_url request */
 
-char *
+/* The nginx section, read by ngx_conf_read(): conf->drv_conf. */
+struct ngx_conf {
+	char		*include;	/* the file switchd writes */
+	char		*config;
+	char		*binary;
+	char		*prefix;
+	char		*reload_command;
+	char		*pid_file;
+	char		*check_url;
+	int		 timeout_ms;
+};
+#define NGX(conf)	((struct ngx_conf *)(conf)->drv_conf)
+
+/* ------------------------------------------------------------------ config */
+
+static const struct conf_key ngx_keys[] = {
+	{ "include", K_STR, NULL }, { "config", K_STR, NULL }, { "binary", K_STR, NULL },
+	{ "prefix", K_STR, NULL }, { "reload_command", K_STR, NULL },
+	{ "pid_file", K_STR, NULL }, { "check_url", K_STR, NULL },
+	{ "timeout_ms", K_INT, NULL }, { NULL, 0, NULL }
+};
+
+/* Characters that would end a token of nginx's configuration language. */
+static int
+nginx_token_ok(const char *s)
+{
+	return s != NULL && s[0] != '\0' && strpbrk(s, " \t\r\n;{}\"'#$\\") == NULL;
+}
+
+/* The nginx section: switchd writes an include, tests it and reloads nginx. */
+static void
+ngx_conf_read(struct conf_ctx *c, const config_setting_t *ngx, struct config *conf)
+{
+	struct ngx_conf *n = xcalloc(1, sizeof(*n));
+	size_t i, j;
+
+	conf->drv_conf = n;
+	n->include = conf_str(ngx, "include", "/etc/nginx/switchd-upstreams.conf");
+	n->config = conf_str(ngx, "config", "/etc/nginx/nginx.conf");
+	n->binary = conf_str(ngx, "binary", "nginx");
+	n->prefix = conf_str(ngx, "prefix", NULL);
+	n->reload_command = conf_str(ngx, "reload_command", NULL);
+	n->pid_file = conf_str(ngx, "pid_file", NULL);
+	n->check_url = conf_str(ngx, "check_url", NULL);
+	n->timeout_ms = conf_int(ngx, "timeout_ms", 10000);
+	/* nginx OSS has no active health checks: the smoke checks judge. */
+	conf->min_up = 0;
+	conf->timeout_ms = n->timeout_ms;
+	if (n->include[0] != '/')
+		conf_error(c, config_setting_get_member(ngx, "include"),
+		    "nginx.include must be an absolute path");
+	if (n->config[0] != '/')
+		conf_error(c, config_setting_get_member(ngx, "config"),
+		    "nginx.config must be an absolute path");
+	if (n->timeout_ms <= 0)
+		conf_error(c, config_setting_get_member(ngx, "timeout_ms"),
+		    "nginx.timeout_ms must be positive");
+	if (n->check_url != NULL && strncmp(n->check_url, "http://", 7) != 0 &&
+	    strncmp(n->check_url, "https://", 8) != 0)
+		conf_error(c, config_setting_get_member(ngx, "check_url"),
+		    "nginx.check_url must start with http:// or https://");
+	/* These go verbatim into the include: nothing may break its syntax. */
+	for (i = 0; i < NPOOLS; i++) {
+		struct pool *p = &conf->pools[i];
+
+		if (p->backend != NULL && !nginx_token_ok(p->backend))
+			conf_error(c, ngx, "pools.%s.backend \"%s\" cannot name an nginx upstream",
+			    p->name, p->backend);
+		for (j = 0; j < p->nservers; j++)
+			if (p->servers[j].address != NULL &&
+			    !nginx_token_ok(p->servers[j].address))
+				conf_error(c, ngx, "pools.%s: address \"%s\" cannot go into an "
+				    "nginx server line", p->name, p->servers[j].address);
+	}
+	if ((conf->live_host && !nginx_token_ok(conf->live_host)) ||
+	    (conf->cold_host && !nginx_token_ok(conf->cold_host)))
+		conf_error(c, ngx, "hosts.live and hosts.cold must be plain host names for nginx");
+}
+
+static void
+ngx_conf_free(struct config *conf)
+{
+	struct ngx_conf *n = conf->drv_conf;
+
+	if (n == NULL)
+		return;
+	free(n->include);
+	free(n->config);
+	free(n->binary);
+	free(n->prefix);
+	free(n->reload_command);
+	free(n->pid_file);
+	free(n->check_url);
+	free(n);
+	conf->drv_conf = NULL;
+}
+
+static const char *
+ngx_map_file(const struct config *conf)
+{
+	return NGX(conf)->include;
+}
+
+static const char *
+ngx_no_canary(const struct config *conf)
+{
+	(void)conf;
+	return "the nginx driver cannot split traffic without a reload; a canary "
+	    "needs HAProxy in runtime mode (haproxy.mode = \"runtime\") with "
+	    "haproxy.canary_map";
+}
+
+/* ------------------------------------------------------------- the include */
+
+static char *
 nginx_include_text(const struct config *conf, const struct lb_mapping *m)
 {
 	size_t len = 0, cap = 4096, i, j;
@@ -80,39 +195,30 @@ nginx_include_text(const struct config *conf, const struct lb_mapping *m)
 	return buf;
 }
 
-/* The map block of our include -> mapping; 2 when both keys are there. */
+/* The map block of our include -> mapping, as lb_map_parse(). */
 static int
 include_parse(const struct config *conf, const char *text, struct lb_mapping *m)
 {
-	char *copy = xstrdup(text), *line, *save = NULL, *semi;
-	char key[256], val[128];
-	int inmap = 0, nlive = 0, ncold = 0;
+	char *copy = xstrdup(text), *block = xcalloc(1, strlen(text) + 1), *line;
+	char *save = NULL;
+	size_t len = 0;
+	int inmap = 0, found;
 
-	m->live[0] = m->cold[0] = '\0';
+	/* The lines after "map ... $switchd_pool {", up to its "}". */
 	for (line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
 		line += strspn(line, " \t");
-		if (strncmp(line, "map ", 4) == 0 && strstr(line, "$switchd_pool") != NULL) {
-			inmap = 1;
+		if (!inmap) {
+			inmap = strncmp(line, "map ", 4) == 0 && strstr(line, "$switchd_pool");
 			continue;
 		}
-		if (!inmap)
-			continue;
 		if (line[0] == '}')
 			break;
-		if ((semi = strchr(line, ';')) != NULL)
-			*semi = '\0';
-		if (sscanf(line, "%255s %127s", key, val) != 2)
-			continue;
-		if (strcasecmp(key, conf->live_host) == 0) {
-			snprintf(m->live, sizeof(m->live), "%s", val);
-			nlive++;
-		} else if (strcasecmp(key, conf->cold_host) == 0) {
-			snprintf(m->cold, sizeof(m->cold), "%s", val);
-			ncold++;
-		}
+		len += (size_t)sprintf(block + len, "%s\n", line);
 	}
+	found = lb_map_parse(block, 0, conf->live_host, conf->cold_host, m);
+	free(block);
 	free(copy);
-	return nlive > 1 || ncold > 1 ? -1 : (nlive > 0) + (ncold > 0);
+	return found;
 }
 
 /* nginx's master from nginx.pid_file: its pid, 0 if unset, -1 if not running. */
@@ -122,17 +228,17 @@ master_pid(const struct config *conf, char *why, size_t len)
 	char *text;
 	long pid;
 
-	if (conf->ngx_pid_file == NULL)
+	if (NGX(conf)->pid_file == NULL)
 		return 0;
-	if ((text = file_read(conf->ngx_pid_file)) == NULL) {
+	if ((text = file_read(NGX(conf)->pid_file)) == NULL) {
 		snprintf(why, len, "nginx is not running: cannot read %s: %s",
-		    conf->ngx_pid_file, strerror(errno));
+		    NGX(conf)->pid_file, strerror(errno));
 		return -1;
 	}
 	pid = atol(text);
 	free(text);
 	if (pid <= 0 || (kill((pid_t)pid, 0) == -1 && errno == ESRCH)) {
-		snprintf(why, len, "nginx is not running (pid file %s)", conf->ngx_pid_file);
+		snprintf(why, len, "nginx is not running (pid file %s)", NGX(conf)->pid_file);
 		return -1;
 	}
 	return pid;
@@ -223,8 +329,8 @@ nginx_words(const char *out)
 static char *
 nginx_command(const struct config *conf, const char *args)
 {
-	char *bin = shell_quote(conf->ngx_binary), *cfg = shell_quote(conf->ngx_config);
-	char *pfx = conf->ngx_prefix ? shell_quote(conf->ngx_prefix) : NULL;
+	char *bin = shell_quote(NGX(conf)->binary), *cfg = shell_quote(NGX(conf)->config);
+	char *pfx = NGX(conf)->prefix ? shell_quote(NGX(conf)->prefix) : NULL;
 	char *cmd = xasprintf("%s %s -c %s%s%s", bin, args, cfg, pfx ? " -p " : "",
 	    pfx ? pfx : "");
 
@@ -247,22 +353,19 @@ ngx_observe(struct lb *lb, lb_view_cb cb, void *arg)
 
 	v->nnodes = 1;
 	v->nodes = node = xcalloc(1, sizeof(*node));
-	node->name = xasprintf("nginx %s", conf->ngx_config);
-	if ((text = file_read(conf->ngx_include)) == NULL) {
+	node->name = xasprintf("nginx %s", NGX(conf)->config);
+	if ((text = file_read(NGX(conf)->include)) == NULL) {
 		/*
 		 * No include yet (first start): answer, so that the reconcile
 		 * writes it, even before nginx runs (it cannot start without).
 		 */
 		node->ok = errno == ENOENT;
 		snprintf(node->error, sizeof(node->error), "cannot read %s: %s",
-		    conf->ngx_include, strerror(errno));
+		    NGX(conf)->include, strerror(errno));
 	} else if (master_pid(conf, node->error, sizeof(node->error)) >= 0) {
 		node->ok = 1;
 		found = include_parse(conf, text, &node->map);
-		node->has_map = found == 2;
-		if (found == -1)
-			snprintf(node->error, sizeof(node->error),
-			    "a host name appears twice in %s", conf->ngx_include);
+		lb_node_set_map(node, found, NGX(conf)->include);
 	}
 	free(text);
 	cb(v, arg);
@@ -281,7 +384,7 @@ ngx_precheck(struct lb *lb, const struct lb_mapping *to, const char *target,
 	(void)to;
 	(void)min_up;
 	if (master_pid(conf, why, sizeof(why)) < 0) {
-		cb(E_HAPROXY, why, arg);
+		cb(lb->drv->error_code, why, arg);
 		return;
 	}
 	for (i = 0; i < NPOOLS; i++) {
@@ -343,7 +446,7 @@ rollback_reloaded(int ok, const char *output, void *arg)
 
 	if (ok) {
 		log_info("nginx: rollback: reloaded with the old include");
-		ngx_finish(job, E_HAPROXY, job->last);
+		ngx_finish(job, job->lb->drv->error_code, job->last);
 		return;
 	}
 	words = nginx_words(output);
@@ -351,7 +454,7 @@ rollback_reloaded(int ok, const char *output, void *arg)
 	    "it failed: %s", job->last, words);
 	log_warnx("nginx: rollback: %s", words);
 	free(words);
-	ngx_finish(job, E_HAPROXY, msg);
+	ngx_finish(job, job->lb->drv->error_code, msg);
 	free(msg);
 }
 
@@ -374,29 +477,29 @@ ngx_fail(struct ngx_job *job, const char *fmt, ...)
 	job->last = msg;
 	if (job->prev == NULL && job->step > N_TEST) {
 		/* Nothing to go back to, and nginx -t accepts it: keep it. */
-		log_info("nginx: %s kept: there was none before", conf->ngx_include);
-	} else if (file_restore(conf->ngx_include, job->prev) == -1) {
+		log_info("nginx: %s kept: there was none before", NGX(conf)->include);
+	} else if (file_restore(NGX(conf)->include, job->prev) == -1) {
 		char *err = xasprintf("%s; then putting the old %s back failed: %s", msg,
-		    conf->ngx_include, strerror(errno));
+		    NGX(conf)->include, strerror(errno));
 
-		ngx_finish(job, E_HAPROXY, err);
+		ngx_finish(job, job->lb->drv->error_code, err);
 		free(err);
 		return;
 	}
 	else
-		log_info("nginx: %s restored", conf->ngx_include);
+		log_info("nginx: %s restored", NGX(conf)->include);
 	if (job->step < N_RELOAD) {
-		ngx_finish(job, E_HAPROXY, msg);
+		ngx_finish(job, job->lb->drv->error_code, msg);
 		return;
 	}
-	cmd = conf->ngx_reload_command ? xstrdup(conf->ngx_reload_command) :
+	cmd = NGX(conf)->reload_command ? xstrdup(NGX(conf)->reload_command) :
 	    nginx_command(conf, "-s reload");
-	if (run_shell(job->lb->base, cmd, conf->ngx_timeout_ms, "[emerg]", rollback_reloaded,
+	if (run_shell(job->lb->base, cmd, NGX(conf)->timeout_ms, "[emerg]", rollback_reloaded,
 	    job) == -1) {
 		char *err = xasprintf("%s; then the old include is back, but nginx cannot "
 		    "be reloaded with it: %s", msg, strerror(errno));
 
-		ngx_finish(job, E_HAPROXY, err);
+		ngx_finish(job, job->lb->drv->error_code, err);
 		free(err);
 	}
 	free(cmd);
@@ -421,11 +524,11 @@ ngx_poll_later(struct ngx_job *job)
 	if (job->step == N_WORKERS)
 		ngx_fail(job, "nginx started no new workers within %d ms of the reload, so "
 		    "it did not load the new configuration (its error log says why)",
-		    job->lb->conf->ngx_timeout_ms);
+		    NGX(job->lb->conf)->timeout_ms);
 	else
 		ngx_fail(job, "nginx.check_url did not show %s for %s within %d ms (last "
 		    "seen: %s)", job->to.live, job->lb->conf->live_host,
-		    job->lb->conf->ngx_timeout_ms, job->last ? job->last : "nothing");
+		    NGX(job->lb->conf)->timeout_ms, job->last ? job->last : "nothing");
 }
 
 static void
@@ -496,12 +599,12 @@ ngx_poll(struct ngx_job *job)
 		}
 		job->step = N_CHECK;
 	}
-	if (conf->ngx_check_url == NULL) {
+	if (NGX(conf)->check_url == NULL) {
 		ngx_done(job);
 		return;
 	}
 	memset(&o, 0, sizeof(o));
-	o.url = conf->ngx_check_url;
+	o.url = NGX(conf)->check_url;
 	o.host = conf->live_host;
 	o.timeout_ms = NGX_CHECK_MS;
 	o.insecure = 1;		/* reached by address, as the smoke checks */
@@ -523,8 +626,8 @@ reload_ran(int ok, const char *output, void *arg)
 		free(words);
 		return;
 	}
-	job->deadline = now_ms() + conf->ngx_timeout_ms;
-	if (job->master == 0 && conf->ngx_check_url == NULL) {
+	job->deadline = now_ms() + NGX(conf)->timeout_ms;
+	if (job->master == 0 && NGX(conf)->check_url == NULL) {
 		log_info("nginx: reloaded; neither nginx.pid_file nor nginx.check_url is "
 		    "set, so the new workers are not confirmed");
 		ngx_done(job);
@@ -553,16 +656,16 @@ test_ran(int ok, const char *output, void *arg)
 	if ((job->master = master_pid(conf, why, sizeof(why))) < 0) {
 		/* A switch is prechecked; this is a reconcile with nginx down. */
 		log_warnx("nginx: %s; %s is written and passes nginx -t: nginx "
-		    "serves it when it starts", why, conf->ngx_include);
+		    "serves it when it starts", why, NGX(conf)->include);
 		ngx_finish(job, NULL, NULL);
 		return;
 	}
 	if (job->master > 0)
 		job->nkids = master_kids(job->master, job->kids, NGX_MAX_KIDS);
 	job->step = N_RELOAD;
-	cmd = conf->ngx_reload_command ? xstrdup(conf->ngx_reload_command) :
+	cmd = NGX(conf)->reload_command ? xstrdup(NGX(conf)->reload_command) :
 	    nginx_command(conf, "-s reload");
-	if (run_shell(job->lb->base, cmd, conf->ngx_timeout_ms, "[emerg]", reload_ran, job) == -1)
+	if (run_shell(job->lb->base, cmd, NGX(conf)->timeout_ms, "[emerg]", reload_ran, job) == -1)
 		ngx_fail(job, "cannot run %s: %s", cmd, strerror(errno));
 	free(cmd);
 }
@@ -581,26 +684,26 @@ ngx_apply(struct lb *lb, const struct lb_mapping *to, lb_done_cb cb, void *arg)
 	job->step = N_TEST;
 	if ((job->timer = evtimer_new(lb->base, ngx_timer, job)) == NULL)
 		fatalx("out of memory");
-	job->prev = file_read(conf->ngx_include);
+	job->prev = file_read(NGX(conf)->include);
 	if (job->prev == NULL && errno != ENOENT) {
-		char *err = xasprintf("cannot read %s: %s", conf->ngx_include, strerror(errno));
+		char *err = xasprintf("cannot read %s: %s", NGX(conf)->include, strerror(errno));
 
-		ngx_finish(job, E_HAPROXY, err);
+		ngx_finish(job, job->lb->drv->error_code, err);
 		free(err);
 		return;
 	}
 	text = nginx_include_text(conf, to);
-	if (file_write_atomic(conf->ngx_include, text, strlen(text), 0644) == -1) {
-		char *err = xasprintf("cannot write %s: %s", conf->ngx_include, strerror(errno));
+	if (file_write_atomic(NGX(conf)->include, text, strlen(text), 0644) == -1) {
+		char *err = xasprintf("cannot write %s: %s", NGX(conf)->include, strerror(errno));
 
 		free(text);
-		ngx_finish(job, E_HAPROXY, err);
+		ngx_finish(job, job->lb->drv->error_code, err);
 		free(err);
 		return;
 	}
 	free(text);
 	cmd = nginx_command(conf, "-t -q");
-	if (run_shell(lb->base, cmd, conf->ngx_timeout_ms, "[emerg]", test_ran, job) == -1)
+	if (run_shell(lb->base, cmd, NGX(conf)->timeout_ms, "[emerg]", test_ran, job) == -1)
 		ngx_fail(job, "cannot run %s: %s", cmd, strerror(errno));
 	free(cmd);
 }
@@ -608,8 +711,21 @@ ngx_apply(struct lb *lb, const struct lb_mapping *to, lb_done_cb cb, void *arg)
 const struct lb_driver drv_nginx = {
 	.name = "nginx",
 	.product = "nginx",
+	/*
+	 * The wire has one code for a load balancer node that fails
+	 * (protocol.h, SPEC): "haproxy" is its name from when HAProxy was
+	 * the only one, and clients match on it.
+	 */
+	.error_code = E_HAPROXY,
+	.section = "nginx",
+	.keys = ngx_keys,
+	.conf_read = ngx_conf_read,
+	.conf_free = ngx_conf_free,
 	.nnodes = lb_one_node,
 	.observe = ngx_observe,
 	.precheck = ngx_precheck,
 	.apply = ngx_apply,
+	.map_file = ngx_map_file,
+	.map_text = nginx_include_text,
+	.why_no_canary = ngx_no_canary,
 };

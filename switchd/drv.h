@@ -6,13 +6,25 @@
 #ifndef SWITCHD_DRV_H
 #define SWITCHD_DRV_H
 
+#include "conf.h"
 #include "switchd.h"
 
+extern const struct lb_driver drv_haproxy_runtime;	/* drv-haproxy.c */
 extern const struct lb_driver drv_haproxy_reload;	/* drv-haproxy-reload.c */
 extern const struct lb_driver drv_nginx;		/* drv-nginx.c */
 
-/* The include file the nginx driver owns, for `to`. */
-char		*nginx_include_text(const struct config *, const struct lb_mapping *);
+/*
+ * What both HAProxy drivers share (drv-haproxy.c): the haproxy section of
+ * the config, the map file and its text, and the counters of the stats
+ * sockets.
+ */
+extern const struct conf_key hap_keys[];
+void		 hap_conf_read(struct conf_ctx *, const struct config_setting_t *,
+		    struct config *);
+void		 hap_conf_free(struct config *);
+const char	*hap_map_file(const struct config *);
+char		*hap_map_text(const struct config *, const struct lb_mapping *);
+extern const struct lb_stats hap_stats;
 
 /* The drivers that reload one local load balancer change one node. */
 size_t		 lb_one_node(const struct config *);

@@ -19,7 +19,6 @@
 
 #include "cmds.h"
 #include "guard.h"
-#include "hapx.h"
 #include "log.h"
 #include "switchd.h"
 
@@ -77,17 +76,7 @@ canary_file_write(const struct config *conf, const struct lb_mapping *m)
 const char *
 guard_unsupported(const struct config *conf)
 {
-	if (strcmp(conf->driver, "nginx") == 0)
-		return "the nginx driver cannot split traffic without a reload; a canary "
-		    "needs HAProxy in runtime mode (haproxy.mode = \"runtime\") with "
-		    "haproxy.canary_map";
-	if (strcmp(conf->hap_mode, "runtime") != 0)
-		return "haproxy.mode \"reload\" cannot split traffic without a reload; a "
-		    "canary needs haproxy.mode = \"runtime\" with haproxy.canary_map";
-	if (conf->hap_canary_map == NULL)
-		return "haproxy.canary_map is not set: a canary needs the canary map and "
-		    "the canary frontend rules (see haproxy/haproxy.cfg)";
-	return NULL;
+	return conf->drv->why_no_canary(conf);
 }
 
 static json_t *
@@ -220,7 +209,8 @@ canary_back(struct cmdq_item *item)
 /* ---------------------------------------------------------------- guard */
 
 struct guard_node {
-	struct hapx_req	*req;
+	struct lb_req	*req;
+	const struct lb_stats *stats;	/* req's driver */
 	int		 have;		/* a baseline */
 	int		 answered;	/* this sample */
 	long long	 resp, err;	/* baseline */
@@ -249,7 +239,7 @@ static void guard_tick(evutil_socket_t, short, void *);
 int
 guard_can_watch(const struct config *conf)
 {
-	return strcmp(conf->driver, "haproxy") == 0 && conf->hap_nsockets > 0;
+	return conf->drv->stats != NULL && conf->drv->stats->nnodes(conf) > 0;
 }
 
 int
@@ -284,7 +274,7 @@ guard_cancel_sample(void)
 
 	for (i = 0; i < g.nnodes; i++)
 		if (g.nodes[i].req != NULL) {
-			hapx_cancel(g.nodes[i].req);
+			g.nodes[i].stats->cancel(g.nodes[i].req);
 			g.nodes[i].req = NULL;
 		}
 	g.pending = 0;
@@ -534,16 +524,17 @@ guard_sampled(void)
 }
 
 static void
-guard_reply(const char *reply, const char *err, void *arg)
+guard_reply(json_t *counters, const char *err, void *arg)
 {
 	struct guard_node *n = arg;
-	char *herr = err == NULL ? hapx_reply_error("show stat", reply) : NULL;
+	json_t *c = json_object_get(counters, sd.conf->pools[g.pool].backend);
 
 	n->req = NULL;
-	n->answered = err == NULL && herr == NULL &&
-	    hapx_backend_counters(reply, sd.conf->pools[g.pool].backend, &n->nresp,
-	    &n->nerr) == 0;
-	free(herr);
+	n->answered = err == NULL && c != NULL;
+	if (n->answered) {
+		n->nresp = json_integer_value(json_object_get(c, "responses"));
+		n->nerr = json_integer_value(json_object_get(c, "5xx"));
+	}
 	if (--g.pending == 0)
 		guard_sampled();
 }
@@ -552,7 +543,6 @@ static void
 guard_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct config *conf = sd.conf;
-	char *cmd;
 	size_t i;
 
 	(void)fd;
@@ -575,21 +565,20 @@ guard_tick(evutil_socket_t fd, short what, void *arg)
 		guard_arm(conf->guard_interval_ms);
 		return;
 	}
-	if (g.nnodes != conf->hap_nsockets) {
+	if (g.nnodes != conf->drv->stats->nnodes(conf)) {
 		free(g.nodes);
-		g.nnodes = conf->hap_nsockets;
+		g.nnodes = conf->drv->stats->nnodes(conf);
 		g.nodes = xcalloc(g.nnodes, sizeof(*g.nodes));
 	}
-	cmd = xasprintf("show stat %s 2 -1", conf->pools[g.pool].backend);
 	g.pending = g.nnodes;
 	for (i = 0; i < g.nnodes; i++) {
 		g.nodes[i].answered = 0;
-		g.nodes[i].req = hapx_cmd(sd.base, conf->hap_sockets[i], cmd,
-		    conf->timeout_ms, guard_reply, &g.nodes[i]);
+		g.nodes[i].stats = sd.lb->drv->stats;
+		g.nodes[i].req = sd.lb->drv->stats->counters(sd.lb, i,
+		    conf->pools[g.pool].backend, guard_reply, &g.nodes[i]);
 		if (g.nodes[i].req == NULL)
 			g.pending--;
 	}
-	free(cmd);
 	if (g.pending == 0)
 		guard_sampled();
 }

@@ -497,25 +497,8 @@ int
 hapx_parse_map(const char *reply, const char *live_key, const char *cold_key,
     struct lb_mapping *m)
 {
-	char *copy = xstrdup(reply ? reply : ""), *line, *save = NULL;
-	char ref[64], key[256], val[128];
-	int found = 0, dup = 0, nlive = 0, ncold = 0;
-
-	m->live[0] = m->cold[0] = '\0';
-	for (line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-		if (sscanf(line, "%63s %255s %127s", ref, key, val) != 3)
-			continue;
-		if (strcasecmp(key, live_key) == 0) {
-			snprintf(m->live, sizeof(m->live), "%s", val);
-			dup |= nlive++ > 0;
-		} else if (strcasecmp(key, cold_key) == 0) {
-			snprintf(m->cold, sizeof(m->cold), "%s", val);
-			dup |= ncold++ > 0;
-		}
-	}
-	free(copy);
-	found = (nlive > 0) + (ncold > 0);
-	return dup ? -1 : found;
+	/* "<pointer> <key> <value>" a line. */
+	return lb_map_parse(reply, 1, live_key, cold_key, m);
 }
 
 /* "show backend": "# name" then one backend a line. */

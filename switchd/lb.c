@@ -11,22 +11,16 @@
 #include "log.h"
 #include "switchd.h"
 
-/* Every driver, by the name lb_driver_name() gives a config. */
-static const struct lb_driver *const drivers[] = {
-	&drv_haproxy_runtime,		/* "haproxy-runtime" */
-	&drv_haproxy_reload,		/* "haproxy-reload" */
-	&drv_nginx,			/* "nginx" */
+/*
+ * Every driver.  Adding one is a new drv-*.c and one line here: config.c
+ * picks it by its section (and mode) and lets it read that section.
+ */
+const struct lb_driver *const lb_drivers[] = {
+	&drv_haproxy_runtime,		/* haproxy { mode = "runtime"; }, the default */
+	&drv_haproxy_reload,		/* haproxy { mode = "reload"; } */
+	&drv_nginx,			/* nginx { } */
+	NULL
 };
-
-/* "haproxy-runtime", "haproxy-reload" or "nginx". */
-static void
-lb_driver_name(const struct config *conf, char *buf, size_t len)
-{
-	if (strcmp(conf->driver, "haproxy") == 0)
-		snprintf(buf, len, "haproxy-%s", conf->hap_mode);
-	else
-		snprintf(buf, len, "%s", conf->driver);
-}
 
 size_t
 lb_one_node(const struct config *conf)
@@ -47,19 +41,14 @@ struct lb *
 lb_new(struct event_base *base, struct config *conf)
 {
 	struct lb *lb = xcalloc(1, sizeof(*lb));
-	char name[64];
-	size_t i;
 
+	/* config.c chose it: a config without one was refused. */
+	if (conf->drv == NULL)
+		fatalx("%s: no load balancer driver", __func__);
 	lb->base = base;
 	lb->conf = conf;
 	lb->refs = 1;
-	lb_driver_name(conf, name, sizeof(name));
-	for (i = 0; i < sizeof(drivers) / sizeof(drivers[0]); i++)
-		if (strcmp(drivers[i]->name, name) == 0)
-			lb->drv = drivers[i];
-	/* config.c accepts only what this table has. */
-	if (lb->drv == NULL)
-		fatalx("%s: no load balancer driver \"%s\"", __func__, name);
+	lb->drv = conf->drv;
 	return lb;
 }
 
@@ -124,16 +113,6 @@ lb_node_serves(const struct config *conf, const struct lb_node *n)
 			return -1;
 	}
 	return hot;
-}
-
-char *
-lb_map_text(const struct config *conf, const struct lb_mapping *m)
-{
-	if (strcmp(conf->driver, "nginx") == 0)
-		return nginx_include_text(conf, m);
-	return xasprintf("# written by switchd: %s is served by %s; do not edit\n"
-	    "%s %s\n%s %s\n", conf->live_host, m->live,
-	    conf->live_host, m->live, conf->cold_host, m->cold);
 }
 
 void

@@ -41,13 +41,76 @@ void		 lb_view_free(struct lb_view *);
 typedef void (*lb_done_cb)(const char *code, const char *error, void *arg);
 typedef void (*lb_view_cb)(struct lb_view *, void *arg);	/* callee owns view */
 
+struct conf_ctx;
+struct config_setting_t;
+struct lb_req;
+
+/* Traffic counters: {"backend": {"requests", "responses", "5xx"}}, or err. */
+typedef void (*lb_counters_cb)(json_t *counters, const char *err, void *arg);
+/* servers: {"backend": [{name, address, status, scur}]} (callee owns), or err. */
+typedef void (*lb_servers_cb)(json_t *servers, const char *err, void *arg);
+/* errors: ["\"what\": the node's words", ...], [] when all went well. */
+typedef void (*lb_changes_cb)(json_t *errors, void *arg);
+
 /*
- * A load balancer driver.  The switch logic only ever calls these; adding a
- * driver is one new drv-*.c and one line in drivers[].
+ * What the guard and the metrics read: each node's traffic counters.  The
+ * stats nodes are the ones that answer for counters (a reload driver's
+ * stats socket), not always the nodes a switch changes.
+ */
+struct lb_stats {
+	size_t		(*nnodes)(const struct config *);
+	const char	*(*node)(const struct config *, size_t);	/* its name */
+	/*
+	 * One node's counters: of one backend, its responses (1xx to other)
+	 * and 5xx; backend NULL: every backend's requests and 5xx.  Returns
+	 * NULL if it could not be sent (cb is not called).
+	 */
+	struct lb_req	*(*counters)(struct lb *, size_t node, const char *backend,
+			    lb_counters_cb, void *);
+	void		(*cancel)(struct lb_req *);	/* cb is not called */
+};
+
+/*
+ * What discovery needs: servers added to and removed from a node's
+ * backends at run time.  changes is a list of {"op": "add" | "drain" |
+ * "remove", "backend", "name", "address"}, done in order on one node; a
+ * change that fails does not stop the others.
+ */
+struct lb_servers {
+	size_t		(*nnodes)(const struct config *);
+	const char	*(*node)(const struct config *, size_t);	/* its name */
+	void		(*read)(struct lb *, size_t node, lb_servers_cb, void *);
+	void		(*change)(struct lb *, size_t node, json_t *changes,
+			    lb_changes_cb, void *);
+};
+
+/*
+ * A load balancer driver: everything that differs from one load balancer
+ * to another is here, and nothing outside drv-*.c asks which driver it
+ * has.  Adding a driver is one new drv-*.c that fills one of these and one
+ * line in lb_drivers[] (lb.c); config.c finds its section there.
  */
 struct lb_driver {
-	const char	*name;
+	const char	*name;		/* "haproxy-runtime", "haproxy-reload", "nginx" */
 	const char	*product;	/* "HAProxy", "nginx": what a node runs */
+	/* The wire code of a node's failure (protocol.h). */
+	const char	*error_code;
+
+	/*
+	 * Its config: the section it reads ("haproxy"), and which value of
+	 * that section's "mode" picks it (NULL: the section alone does; the
+	 * first driver of a section is its default).  keys is the section's
+	 * schema (conf.h).  conf_read reads and checks the section into conf
+	 * (section NULL when there is none: defaults); conf_free frees what
+	 * it kept.
+	 */
+	const char	*section;
+	const char	*mode;
+	const struct conf_key *keys;
+	void		(*conf_read)(struct conf_ctx *, const struct config_setting_t *section,
+			    struct config *);
+	void		(*conf_free)(struct config *);
+
 	/* How many nodes a switch changes. */
 	size_t		(*nnodes)(const struct config *);
 	/* Read every node: its map and its servers' health. */
@@ -58,7 +121,24 @@ struct lb_driver {
 	/* Make every node serve `to`, all or nothing, and persist it. */
 	void		(*apply)(struct lb *, const struct lb_mapping *to,
 			    lb_done_cb, void *);
+
+	/* The file that keeps the mapping across restarts, and its text for `to`. */
+	const char	*(*map_file)(const struct config *);
+	char		*(*map_text)(const struct config *, const struct lb_mapping *);
+
+	/*
+	 * What it can do beyond a switch.  why_no_canary says why a canary
+	 * cannot run (NULL: it can).  stats and servers are NULL for a
+	 * driver without them: then no guard, no metrics counters, no
+	 * discovery.
+	 */
+	const char	*(*why_no_canary)(const struct config *);
+	const struct lb_stats *stats;
+	const struct lb_servers *servers;
 };
+
+/* Every driver, NULL-ended (lb.c). */
+extern const struct lb_driver *const lb_drivers[];
 
 /*
  * A driver bound to one config.  It owns the config; operations in flight
@@ -76,11 +156,19 @@ struct lb	*lb_ref(struct lb *);
 void		 lb_unref(struct lb *);
 void		 lb_mapping_for(const struct config *, int hot, struct lb_mapping *);
 int		 lb_mapping_hot(const struct config *, const struct lb_mapping *);	/* -1 if not a valid pair */
-char		*lb_map_text(const struct config *, const struct lb_mapping *);
 int		 lb_node_serves(const struct config *, const struct lb_node *);
 /* "1 HAProxy node", "3 HAProxy nodes", "1 nginx node", malloc'd. */
 char		*lb_nodes_text(const struct lb *);
 
-extern const struct lb_driver drv_haproxy_runtime;
+/*
+ * The one map parser: lines of "KEY VALUE" (after skip fields: 1 for the
+ * pointer in HAProxy's "show map"), '#' lines and a ';' after the value
+ * ignored.  2 when both keys are there, 1 or 0 if not, -1 if one is there
+ * twice (which HAProxy allows and switchd never writes).
+ */
+int		 lb_map_parse(const char *text, int skip, const char *live_key,
+		    const char *cold_key, struct lb_mapping *);
+/* A node's map from lb_map_parse(): has_map, or "a host name appears twice in WHERE". */
+void		 lb_node_set_map(struct lb_node *, int found, const char *where);
 
 #endif

@@ -19,7 +19,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "hapx.h"
 #include "log.h"
 #include "metrics.h"
 #include "switchd.h"
@@ -119,6 +118,7 @@ refresh_done_one(void)
 	struct waiter *w;
 	json_t *sums, *nc;
 	struct config *conf = sd.conf;
+	const struct lb_stats *stats = conf->drv->stats;
 	size_t n;
 	int i;
 
@@ -126,12 +126,12 @@ refresh_done_one(void)
 		return;
 	sums = json_object();
 	/* Each pool's counters: the sum over the nodes of today's config. */
-	for (i = 0; i < NPOOLS && conf->hap_nsockets > 0; i++) {
+	for (i = 0; i < NPOOLS && stats != NULL && stats->nnodes(conf) > 0; i++) {
 		json_int_t req = 0, h5 = 0;
 		int seen = 0;
 
-		for (n = 0; n < conf->hap_nsockets; n++) {
-			nc = json_object_get(json_object_get(M.nodes, conf->hap_sockets[n]),
+		for (n = 0; n < stats->nnodes(conf); n++) {
+			nc = json_object_get(json_object_get(M.nodes, stats->node(conf, n)),
 			    conf->pools[i].backend);
 			if (nc == NULL)
 				continue;
@@ -172,18 +172,14 @@ refresh_status(json_t *r, void *arg)
 }
 
 static void
-refresh_counters(const char *reply, const char *err, void *arg)
+refresh_counters(json_t *counters, const char *err, void *arg)
 {
-	char *addr = arg, *herr;
-	json_t *c;
+	char *addr = arg;
 
 	if (err != NULL)
 		log_debug("metrics: %s: %s", addr, err);
-	else if ((herr = hapx_reply_error("show stat", reply)) != NULL) {
-		log_debug("metrics: %s: show stat: %s", addr, herr);
-		free(herr);
-	} else if ((c = hapx_parse_backend_counters(reply)) != NULL)
-		json_object_set_new(M.nodes, addr, c);
+	else
+		json_object_set(M.nodes, addr, counters);
 	free(addr);
 	refresh_done_one();
 }
@@ -200,14 +196,14 @@ refresh_start(void)
 	M.pending = 1;
 	M.status_ms = now;
 	/* Traffic counters: never more than one "show stat" a node a second. */
-	if (now - M.counters_ms >= REFRESH_MS && strcmp(conf->driver, "haproxy") == 0) {
+	if (now - M.counters_ms >= REFRESH_MS && conf->drv->stats != NULL) {
 		M.counters_ms = now;
-		for (n = 0; n < conf->hap_nsockets; n++) {
-			char *addr = xstrdup(conf->hap_sockets[n]);
+		for (n = 0; n < conf->drv->stats->nnodes(conf); n++) {
+			char *addr = xstrdup(conf->drv->stats->node(conf, n));
 
 			M.pending++;
-			if (hapx_cmd(sd.base, addr, "show stat -1 2 -1", conf->timeout_ms,
-			    refresh_counters, addr) == NULL) {
+			if (conf->drv->stats->counters(sd.lb, n, NULL, refresh_counters,
+			    addr) == NULL) {
 				free(addr);
 				M.pending--;
 			}

@@ -260,18 +260,19 @@ reconcile_map_file(struct reconcile *rc, int hot)
 	size_t n = 0;
 
 	lb_mapping_for(rc->lb->conf, hot, &m);
-	text = lb_map_text(rc->lb->conf, &m);
-	if ((f = fopen(rc->lb->conf->hap_map, "re")) != NULL) {
+	text = rc->lb->drv->map_text(rc->lb->conf, &m);
+	if ((f = fopen(rc->lb->drv->map_file(rc->lb->conf), "re")) != NULL) {
 		n = fread(buf, 1, sizeof(buf) - 1, f);
 		fclose(f);
 	}
 	buf[n] = '\0';
 	if (strcmp(buf, text) != 0) {
-		if (file_write_atomic(rc->lb->conf->hap_map, text, strlen(text), 0644) == -1)
-			log_warn("reconcile: write %s", rc->lb->conf->hap_map);
+		if (file_write_atomic(rc->lb->drv->map_file(rc->lb->conf), text, strlen(text),
+		    0644) == -1)
+			log_warn("reconcile: write %s", rc->lb->drv->map_file(rc->lb->conf));
 		else
 			log_info("reconcile: map file %s rewritten: %s is served by %s",
-			    rc->lb->conf->hap_map, rc->lb->conf->live_host, m.live);
+			    rc->lb->drv->map_file(rc->lb->conf), rc->lb->conf->live_host, m.live);
 	}
 	if (canary_file_write(rc->lb->conf, &m) == -1)
 		log_warn("reconcile: write %s", rc->lb->conf->hap_canary_map);

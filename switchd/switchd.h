@@ -56,29 +56,23 @@ struct config {
 	char		*cold_host;
 	struct pool	 pools[NPOOLS];
 
-	char		*driver;	/* "haproxy" | "nginx" */
-	char		*hap_mode;	/* "runtime" | "reload" ("none" with nginx) */
+	/* The load balancer driver, chosen by its section; what it read of it. */
+	const struct lb_driver *drv;
+	void		*drv_conf;	/* the driver's own (nginx: struct ngx_conf) */
+	int		 min_up;
+	int		 timeout_ms;
+
+	/* The haproxy section (drv-haproxy.c reads it, for both HAProxy drivers). */
+	char		*hap_mode;	/* "runtime" | "reload" */
 	char	       **hap_sockets;
 	size_t		 hap_nsockets;
 	char		*hap_map;
 	char		*hap_canary_map;	/* "<live host> <cold backend>:<percent>", or NULL */
-	int		 min_up;
-	int		 timeout_ms;
 	char		*master_socket;
 	char		*reload_command;
 	char		*hap_config;	/* reload mode: what haproxy -c checks */
 	char		*hap_binary;
 	int		 reload_timeout_ms;	/* check + reload + new worker up */
-
-	/* driver "nginx": hap_map then names the include switchd writes. */
-	char		*ngx_include;
-	char		*ngx_config;
-	char		*ngx_binary;
-	char		*ngx_prefix;
-	char		*ngx_reload_command;
-	char		*ngx_pid_file;
-	char		*ngx_check_url;
-	int		 ngx_timeout_ms;
 
 	char		*smoke_url;
 	int		 smoke_timeout_ms;

@@ -67,13 +67,23 @@ src_aws_env() {
 	grep -ohE 'env\("AWS_[A-Z0-9_]+"\)' "$SRC"/ec2*.c | sed -E 's/env\("(.*)"\)/\1/' | sort -u
 }
 
-# config.c's key tables, as "SECTION KEY": SECTION is the top-level group a
-# table hangs under ("-" for top_keys itself); "-" entries with a subtable
-# are printed as "- KEY group".
+# config.c's key tables, and each driver's (a driver reads its own section:
+# its struct lb_driver names the section and its table, .section and .keys),
+# as "SECTION KEY": SECTION is the top-level group a table hangs under ("-"
+# for top_keys itself); "-" entries with a subtable, and each driver's
+# section, are printed as "- KEY group".
 src_config_keys() {
 	awk '
-	/^static const struct key [a-z_0-9]+\[\]/ {
-		t = $0; sub(/.*struct key /, "", t); sub(/\[.*/, "", t); next
+	/^(static )?const struct (conf_)?key [a-z_0-9]+\[\]/ {
+		t = $0; sub(/.*struct (conf_)?key /, "", t); sub(/\[.*/, "", t); next
+	}
+	/^[ \t]*\.section = "[a-z_0-9]+"/ {
+		sec = $0; sub(/^[^"]*"/, "", sec); sub(/".*/, "", sec); next
+	}
+	/^[ \t]*\.keys = [a-z_0-9]+/ {
+		k = $0; sub(/^[^=]*= */, "", k); sub(/[^a-z_0-9].*/, "", k)
+		if (!(k in parent)) { parent[k] = "top_keys"; via[k] = sec; drv[++nd] = sec }
+		next
 	}
 	t != "" {
 		line = $0
@@ -92,12 +102,15 @@ src_config_keys() {
 		return section(parent[x])
 	}
 	END {
+		for (i = 1; i <= nd; i++)
+			print "- " drv[i] " group"
 		for (i = 1; i <= n; i++) {
 			s = section(tab[i])
 			if (s == "-" && sub_[i] != "NULL") print "- " key[i] " group"
 			else print s " " key[i]
 		}
-	}' "$SRC/config.c"
+	}' "$SRC/config.c" $(grep -lE '^[[:space:]]*\.keys = |^(static )?const struct conf_key ' \
+	    "$SRC"/*.c | grep -v '/config\.c$')
 }
 
 # ------------------------------------------------------------ the checks

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "switchd.h"
+#include "daemon-stubs.h"
 #include "unit.h"
 
 static char path[] = "/tmp/switchd-test-config.XXXXXX";
