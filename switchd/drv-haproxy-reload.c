@@ -65,107 +65,43 @@ target_current(const struct config *conf, struct target *t)
 		t->addr = NULL;
 }
 
-/* -------------------------------------------- a few commands, in parallel */
+/* ------------------------------------------- a few commands, in parallel */
 
-#define BATCH_MAX	3
-
-struct batch {
-	struct lb	*lb;
-	size_t		 n, pending;
-	char		*cmds[BATCH_MAX];	/* as HAProxy knows them */
-	char		*sent[BATCH_MAX];	/* with the target's prefix and suffix */
-	char		*replies[BATCH_MAX];
-	char		*errors[BATCH_MAX];	/* transport or HAProxy's words */
-	void		(*done)(struct batch *);
-	void		*arg;
-};
-
-struct batch_slot {
-	struct batch	*b;
-	size_t		 i;
-};
-
-static void
-batch_free(struct batch *b)
-{
-	size_t i;
-
-	for (i = 0; i < b->n; i++) {
-		free(b->cmds[i]);
-		free(b->sent[i]);
-		free(b->replies[i]);
-		free(b->errors[i]);
-	}
-	lb_unref(b->lb);
-	free(b);
-}
-
-static void
-batch_reply(const char *reply, const char *err, void *arg)
-{
-	struct batch_slot *slot = arg;
-	struct batch *b = slot->b;
-	size_t i = slot->i;
-	char *herr;
-
-	free(slot);
-	if (err != NULL)
-		b->errors[i] = xasprintf("\"%s\": %s", b->cmds[i], err);
-	else if ((herr = hapx_reply_error(b->cmds[i], reply)) != NULL) {
-		b->errors[i] = xasprintf("\"%s\" failed: %s", b->cmds[i], herr);
-		free(herr);
-	} else
-		b->replies[i] = xstrdup(reply);
-	if (--b->pending == 0)
-		b->done(b);
-}
-
-/*
- * Sends "PREFIX CMD" for every cmd at once; done() runs from the loop once
- * every reply is in (replies[i] or errors[i]).  Commands are NULL-ended.
- */
+/* Sends every cmd (NULL-ended) to the target at once: the one fan-out. */
 static void
 batch_start(struct lb *lb, const struct target *t, const char *const *cmds,
-    void (*done)(struct batch *), void *arg)
+    void (*done)(struct fan *), void *arg)
 {
-	struct batch *b = xcalloc(1, sizeof(*b));
-	size_t i;
-
-	b->lb = lb_ref(lb);
-	b->done = done;
-	b->arg = arg;
-	for (i = 0; i < BATCH_MAX && cmds[i] != NULL; i++) {
-		b->cmds[i] = xstrdup(cmds[i]);
-		b->sent[i] = xasprintf("%s%s%s", t->prefix, cmds[i], t->suffix);
-	}
-	b->n = b->pending = i;
-	for (i = 0; i < b->n; i++) {
-		struct batch_slot *slot = xcalloc(1, sizeof(*slot));
-
-		slot->b = b;
-		slot->i = i;
-		if (hapx_cmd(lb->base, t->addr, b->sent[i], lb->conf->timeout_ms,
-		    batch_reply, slot) == NULL) {
-			/* config.c does not parse addresses: say it from the loop. */
-			free(slot);
-			b->errors[i] = xasprintf("%s is not a socket address", t->addr);
-			b->pending--;
-		}
-	}
-	if (b->pending == 0)
-		b->done(b);	/* only when the address is bad */
+	fan_start(lb, &t->addr, 1, t->prefix, t->suffix, cmds, done, arg);
 }
 
-/* The first failure of a batch, or NULL. */
-static const char *
-batch_first_error(struct batch *b)
+/* Command i's failure, as this driver says it, or NULL. */
+static char *
+batch_error(struct fan *f, size_t i)
 {
+	char *herr, *msg;
+
+	if (f->bad[0])
+		return xasprintf("%s is not a socket address", f->addrs[0]);
+	if (f->errors[i] != NULL)
+		return xasprintf("\"%s\": %s", f->cmds[i], f->errors[i]);
+	if ((herr = hapx_reply_error(f->cmds[i], f->replies[i])) == NULL)
+		return NULL;
+	msg = xasprintf("\"%s\" failed: %s", f->cmds[i], herr);
+	free(herr);
+	return msg;
+}
+
+/* The first failure, or NULL. */
+static char *
+batch_first_error(struct fan *f)
+{
+	char *err = NULL;
 	size_t i;
 
-	for (i = 0; i < b->n; i++)
-		if (b->errors[i] != NULL)
-			return b->errors[i];
-	return NULL;
+	for (i = 0; i < f->ncmds && err == NULL; i++)
+		err = batch_error(f, i);
+	return err;
 }
 
 /* ----------------------------------------------------------------- observe */
@@ -188,28 +124,31 @@ view_one(const char *name)
 }
 
 static void
-observe_done(struct batch *b)
+observe_done(struct fan *b)
 {
 	struct observe_job *job = b->arg;
 	struct config *conf = b->lb->conf;
 	struct lb_view *v = view_one(job->name);
 	struct lb_node *node = &v->nodes[0];
+	char *err;
 	int found;
 
-	if (b->errors[0] != NULL)
-		snprintf(node->error, sizeof(node->error), "%s", b->errors[0]);
+	if ((err = batch_error(b, 0)) != NULL)
+		snprintf(node->error, sizeof(node->error), "%s", err);
 	else {
 		node->ok = 1;
 		found = hapx_parse_map(b->replies[0], conf->live_host, conf->cold_host,
 		    &node->map);
 		lb_node_set_map(node, found, "the map");
 	}
-	if (b->replies[1] != NULL)
+	free(err);
+	if ((err = batch_error(b, 1)) == NULL)
 		node->servers = hapx_parse_stat(b->replies[1]);
+	free(err);
 	job->cb(v, job->arg);
 	free(job->name);
 	free(job);
-	batch_free(b);
+	fan_free(b);
 }
 
 static void
@@ -264,11 +203,11 @@ struct precheck_job {
 };
 
 static void
-precheck_done(struct batch *b)
+precheck_done(struct fan *b)
 {
 	struct precheck_job *job = b->arg;
-	char msg[2048] = "";
-	const char *code = E_REFUSED, *err;
+	char msg[2048] = "", *err;
+	const char *code = E_REFUSED;
 	json_t *stat = NULL;
 
 	if ((err = batch_first_error(b)) != NULL) {
@@ -290,11 +229,12 @@ precheck_done(struct batch *b)
 		free(who);
 	}
 	json_decref(stat);
+	free(err);
 	job->cb(msg[0] ? code : NULL, msg[0] ? msg : NULL, job->arg);
 	free(job->target);
 	free(job->name);
 	free(job);
-	batch_free(b);
+	fan_free(b);
 }
 
 static void

@@ -377,21 +377,6 @@ static const struct lb_servers hap_servers = {
 
 /* ------------------------------------------------- commands on many nodes */
 
-/*
- * A fan-out: the same list of commands sent to every node at once; done()
- * runs when every reply is in.  replies[node][i] / errors[node][i].
- */
-#define FAN_MAXCMD	3
-struct fan {
-	struct lb	*lb;
-	size_t		 nnodes, ncmds, pending;
-	char		*cmds[FAN_MAXCMD];
-	char	       **replies;	/* nnodes * ncmds */
-	char	       **errors;
-	void		(*done)(struct fan *);
-	void		*arg;
-};
-
 struct fan_slot {
 	struct fan	*fan;
 	size_t		 idx;
@@ -410,7 +395,7 @@ fan_reply(const char *reply, const char *err, void *arg)
 		f->done(f);
 }
 
-static void
+void
 fan_free(struct fan *f)
 {
 	size_t i;
@@ -421,21 +406,29 @@ fan_free(struct fan *f)
 	}
 	for (i = 0; i < f->ncmds; i++)
 		free(f->cmds[i]);
+	for (i = 0; i < f->nnodes; i++)
+		free(f->addrs[i]);
+	free(f->addrs);
+	free(f->bad);
 	free(f->replies);
 	free(f->errors);
 	lb_unref(f->lb);
 	free(f);
 }
 
-static void
-fan_start(struct lb *lb, const char *const *cmds, void (*done)(struct fan *), void *arg)
+void
+fan_start(struct lb *lb, const char *const *addrs, size_t naddrs, const char *prefix,
+    const char *suffix, const char *const *cmds, void (*done)(struct fan *), void *arg)
 {
 	struct fan *f = xcalloc(1, sizeof(*f));
-	struct config *conf = lb->conf;
 	size_t n, c;
 
 	f->lb = lb_ref(lb);
-	f->nnodes = conf->hap_nsockets;
+	f->nnodes = naddrs;
+	f->addrs = xcalloc(naddrs, sizeof(char *));
+	f->bad = xcalloc(naddrs, sizeof(int));
+	for (n = 0; n < naddrs; n++)
+		f->addrs[n] = xstrdup(addrs[n]);
 	for (c = 0; c < FAN_MAXCMD && cmds[c] != NULL; c++)
 		f->cmds[c] = xstrdup(cmds[c]);
 	f->ncmds = c;
@@ -447,16 +440,19 @@ fan_start(struct lb *lb, const char *const *cmds, void (*done)(struct fan *), vo
 	for (n = 0; n < f->nnodes; n++) {
 		for (c = 0; c < f->ncmds; c++) {
 			struct fan_slot *slot = xcalloc(1, sizeof(*slot));
+			char *sent = xasprintf("%s%s%s", prefix, f->cmds[c], suffix);
 
 			slot->fan = f;
 			slot->idx = n * f->ncmds + c;
-			if (hapx_cmd(lb->base, conf->hap_sockets[n], f->cmds[c],
-			    conf->timeout_ms, fan_reply, slot) == NULL) {
+			if (hapx_cmd(lb->base, f->addrs[n], sent, lb->conf->timeout_ms,
+			    fan_reply, slot) == NULL) {
+				/* config.c does not parse addresses: say it from here. */
 				free(slot);
-				f->replies[n * f->ncmds + c] = NULL;
+				f->bad[n] = 1;
 				f->errors[n * f->ncmds + c] = xstrdup("bad socket address");
 				f->pending--;
 			}
+			free(sent);
 		}
 	}
 	if (f->pending == 0)
@@ -464,7 +460,7 @@ fan_start(struct lb *lb, const char *const *cmds, void (*done)(struct fan *), vo
 }
 
 /* The node's failure for command c, as text, or NULL. */
-static char *
+char *
 fan_error(struct fan *f, size_t node, size_t c)
 {
 	const char *err = f->errors[node * f->ncmds + c];
@@ -550,7 +546,8 @@ hap_observe(struct lb *lb, lb_view_cb cb, void *arg)
 
 	job->cb = cb;
 	job->arg = arg;
-	fan_start(lb, cmds, observe_done, job);
+	fan_start(lb, (const char *const *)lb->conf->hap_sockets, lb->conf->hap_nsockets, "", "",
+	    cmds, observe_done, job);
 	free(showmap);
 	free(showcanary);
 }
@@ -678,7 +675,8 @@ precheck_done(struct fan *f)
 		char *showstat = xasprintf("show stat %s 4 -1", job->target);
 		const char *cmds[] = { showstat, NULL };
 
-		fan_start(job->lb, cmds, precheck_detail_done, job);
+		fan_start(job->lb, (const char *const *)job->lb->conf->hap_sockets,
+		    job->lb->conf->hap_nsockets, "", "", cmds, precheck_detail_done, job);
 		free(showstat);
 		return;
 	}
@@ -700,7 +698,8 @@ hap_precheck(struct lb *lb, const struct lb_mapping *to, const char *target,
 	job->min_up = min_up;
 	job->cb = cb;
 	job->arg = arg;
-	fan_start(lb, cmds, precheck_done, job);
+	fan_start(lb, (const char *const *)lb->conf->hap_sockets, lb->conf->hap_nsockets, "", "",
+	    cmds, precheck_done, job);
 	free(showmap);
 	free(showstat);
 }

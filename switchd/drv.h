@@ -26,6 +26,32 @@ const char	*hap_map_file(const struct config *);
 char		*hap_map_text(const struct config *, const struct lb_mapping *);
 extern const struct lb_stats hap_stats;
 
+/*
+ * The one fan-out over HAProxy nodes: the same commands (each sent as
+ * PREFIX CMD SUFFIX, for the master CLI) to every address at once; done()
+ * runs from the loop when every reply is in: replies[node * ncmds + i] and
+ * errors[node * ncmds + i] (the transport's words), bad[node] when the
+ * address is not one.
+ */
+#define FAN_MAXCMD	3
+struct fan {
+	struct lb	*lb;
+	size_t		 nnodes, ncmds, pending;
+	char	       **addrs;
+	int		*bad;
+	char		*cmds[FAN_MAXCMD];	/* as HAProxy knows them */
+	char	       **replies;
+	char	       **errors;
+	void		(*done)(struct fan *);
+	void		*arg;
+};
+void		 fan_start(struct lb *, const char *const *addrs, size_t naddrs,
+		    const char *prefix, const char *suffix, const char *const *cmds,
+		    void (*done)(struct fan *), void *arg);	/* cmds NULL-ended */
+void		 fan_free(struct fan *);
+/* Node's failure of command c, or NULL: "cannot reach it: ...", "\"CMD\" failed: ...". */
+char		*fan_error(struct fan *, size_t node, size_t c);
+
 /* The drivers that reload one local load balancer change one node. */
 size_t		 lb_one_node(const struct config *);
 
