@@ -14,8 +14,8 @@ static void
 lock_journal(struct cmdq_item *item, const char *command, const char *message)
 {
 	int hot = state_hot();
-	json_t *roles = json_pack("{s:s, s:s}", "hot", hot == POOL_B ? POOL_BLUE : POOL_GREEN,
-	    "cold", hot == POOL_B ? POOL_GREEN : POOL_BLUE);
+	json_t *roles = json_pack("{s:s, s:s}", "hot", pool_name(hot),
+	    "cold", pool_name(!hot));
 
 	history_append(json_pack("{s:I, s:s, s:s, s:s?, s:O, s:O, s:s}",
 	    "uid", (json_int_t)item->uid, "user", item->user, "command", command,

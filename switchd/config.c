@@ -380,7 +380,7 @@ read_pool(struct conf_ctx *c, const config_setting_t *pools, int idx, struct con
 	int i, n;
 	size_t j;
 
-	p->name = idx == POOL_B ? POOL_BLUE : POOL_GREEN;
+	p->name = pool_name(idx);
 	g = pools ? config_setting_get_member(pools, p->name) : NULL;
 	if (g == NULL) {
 		cerr(c, pools, "pools.%s is missing", p->name);

@@ -52,12 +52,6 @@ lb_new(struct event_base *base, struct config *conf)
 	return lb;
 }
 
-const char *
-pool_name(int idx)
-{
-	return idx == POOL_B ? POOL_BLUE : POOL_GREEN;
-}
-
 struct lb *
 lb_ref(struct lb *lb)
 {

@@ -505,15 +505,14 @@ state_hot(void)
 void
 state_set_hot(int hot)
 {
-	json_object_set_new(state, "hot", json_string(hot == POOL_B ? POOL_BLUE : POOL_GREEN));
-	json_object_set_new(state, "cold", json_string(hot == POOL_B ? POOL_GREEN : POOL_BLUE));
+	json_object_set_new(state, "hot", json_string(pool_name(hot)));
+	json_object_set_new(state, "cold", json_string(pool_name(!hot)));
 }
 
 json_t *
 state_pool(int idx)
 {
-	return json_object_get(json_object_get(state, "pools"),
-	    idx == POOL_B ? POOL_BLUE : POOL_GREEN);
+	return json_object_get(json_object_get(state, "pools"), pool_name(idx));
 }
 
 void

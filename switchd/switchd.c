@@ -217,7 +217,7 @@ reconciled(void *arg)
 		roles_retag("drift recorded before the restart", NULL, NULL);
 	discover_start();
 	guard_resume();
-	log_info("ready: %s is hot", state_hot() == POOL_B ? POOL_BLUE : POOL_GREEN);
+	log_info("ready: %s is hot", pool_name(state_hot()));
 }
 
 int

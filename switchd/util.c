@@ -1,6 +1,6 @@
 /*
  * util.c — small helpers: crash-safe file replacement, allocation that
- * cannot return NULL, time formatting.
+ * cannot return NULL, time formatting, a pool's name.
  */
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -352,4 +352,10 @@ utf8_tidy(char *s)
 {
 	s[utf8_complete(s, strlen(s))] = '\0';
 	return utf8_fix(s);
+}
+
+const char *
+pool_name(int idx)
+{
+	return idx == POOL_B ? POOL_BLUE : POOL_GREEN;
 }
