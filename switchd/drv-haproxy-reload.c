@@ -26,6 +26,7 @@
 
 #include "drv.h"
 #include "hapx.h"
+#include "lb-reload.h"
 #include "log.h"
 #include "run.h"
 #include "switchd.h"
@@ -331,15 +332,10 @@ procs_new_worker(const struct procs *before, const struct procs *now)
 
 enum apply_step { A_SNAPSHOT, A_RELOAD, A_WAIT, A_VERIFY };
 
+/* This driver's part of a reload (lb-reload.h): rl->to is what the new worker must serve. */
 struct apply_job {
-	struct lb	*lb;
-	lb_done_cb	 cb;
-	void		*arg;
-	struct lb_mapping to;		/* what the new worker must serve */
-	int		 verify;	/* to is a complete mapping */
-	char		*prev;		/* map file before; NULL: there was none */
-	char		*error;		/* why the switch failed (rolling back) */
-	int		 rolling_back;
+	struct lb_reload *rl;
+	int		 verify;	/* rl->to is a complete mapping */
 	enum apply_step	 step;
 	struct procs	 before;
 	long		 stats_pid;	/* stats socket's "Pid:" before */
@@ -350,26 +346,14 @@ struct apply_job {
 };
 
 static void apply_step_run(struct apply_job *);
-static void apply_rollback(struct apply_job *, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
 
 static void
-apply_finish(struct apply_job *job, const char *rollback_error)
+apply_free(void *arg)
 {
-	if (job->error == NULL)
-		job->cb(NULL, NULL, job->arg);
-	else if (rollback_error != NULL) {
-		char *msg = xasprintf("%s; then %s", job->error, rollback_error);
+	struct apply_job *job = arg;
 
-		job->cb(E_HAPROXY, msg, job->arg);
-		free(msg);
-	} else
-		job->cb(E_HAPROXY, job->error, job->arg);
 	event_free(job->timer);
-	free(job->prev);
-	free(job->error);
 	free(job->last);
-	lb_unref(job->lb);
 	free(job);
 }
 
@@ -380,52 +364,6 @@ apply_note(struct apply_job *job, const char *what)
 	job->last = xstrdup(what);
 }
 
-/* A step failed: the old map file back, then reload again if we had. */
-static void
-apply_rollback(struct apply_job *job, const char *fmt, ...)
-{
-	struct config *conf = job->lb->conf;
-	char *msg;
-	va_list ap;
-	int reloaded = job->step >= A_RELOAD;
-
-	va_start(ap, fmt);
-	if (vasprintf(&msg, fmt, ap) == -1)
-		fatalx("out of memory");
-	va_end(ap);
-	if (job->rolling_back) {
-		/* The reload back failed: nothing more to try. */
-		char *err = xasprintf("the old map file is back, but reloading HAProxy "
-		    "with it failed: %s", msg);
-
-		log_warnx("reload mode: rollback: %s", msg);
-		apply_finish(job, err);
-		free(err);
-		free(msg);
-		return;
-	}
-	log_warnx("reload mode: switch failed: %s", msg);
-	job->error = msg;
-	job->rolling_back = 1;
-	if (file_restore(conf->hap_map, job->prev) == -1) {
-		char *err = xasprintf("putting the old map file %s back failed: %s",
-		    conf->hap_map, strerror(errno));
-
-		apply_finish(job, err);
-		free(err);
-		return;
-	}
-	log_info("reload mode: %s restored", conf->hap_map);
-	if (!reloaded) {
-		apply_finish(job, NULL);
-		return;
-	}
-	/* HAProxy may run the new map, or be in a failed reload: reload it back. */
-	job->verify = job->prev != NULL && lb_map_parse(job->prev, 0, conf->live_host, conf->cold_host, &job->to) == 2;
-	job->step = A_SNAPSHOT;
-	apply_step_run(job);
-}
-
 static void
 apply_poll_later(struct apply_job *job)
 {
@@ -433,12 +371,12 @@ apply_poll_later(struct apply_job *job)
 
 	if (now_ms() >= job->deadline) {
 		if (job->step == A_WAIT)
-			apply_rollback(job, "no new HAProxy worker within %d ms of the reload "
-			    "(last seen: %s)", job->lb->conf->reload_timeout_ms,
+			lb_reload_fail(job->rl, "no new HAProxy worker within %d ms of the reload "
+			    "(last seen: %s)", job->rl->lb->conf->reload_timeout_ms,
 			    job->last ? job->last : "nothing");
 		else
-			apply_rollback(job, "the new HAProxy worker did not show the new map "
-			    "within %d ms (last seen: %s)", job->lb->conf->reload_timeout_ms,
+			lb_reload_fail(job->rl, "the new HAProxy worker did not show the new map "
+			    "within %d ms (last seen: %s)", job->rl->lb->conf->reload_timeout_ms,
 			    job->last ? job->last : "nothing");
 		return;
 	}
@@ -458,17 +396,17 @@ static void
 snapshot_reply(const char *reply, const char *err, void *arg)
 {
 	struct apply_job *job = arg;
-	struct config *conf = job->lb->conf;
+	struct config *conf = job->rl->lb->conf;
 	char *herr;
 
 	if (err != NULL) {
-		apply_rollback(job, "HAProxy %s: %s", conf->master_socket ? conf->master_socket :
+		lb_reload_fail(job->rl, "HAProxy %s: %s", conf->master_socket ? conf->master_socket :
 		    conf->hap_sockets[0], err);
 		return;
 	}
 	if (conf->master_socket != NULL) {
 		if (procs_parse(reply, &job->before) == -1) {
-			apply_rollback(job, "master socket %s: \"show proc\" lists no master: %s",
+			lb_reload_fail(job->rl, "master socket %s: \"show proc\" lists no master: %s",
 			    conf->master_socket, reply);
 			return;
 		}
@@ -476,7 +414,7 @@ snapshot_reply(const char *reply, const char *err, void *arg)
 		const char *p = strstr(reply, "Pid:");
 
 		if ((herr = hapx_reply_error("show info", reply)) != NULL || p == NULL) {
-			apply_rollback(job, "HAProxy %s: \"show info\": %s", conf->hap_sockets[0],
+			lb_reload_fail(job->rl, "HAProxy %s: \"show info\": %s", conf->hap_sockets[0],
 			    herr ? herr : "no Pid");
 			free(herr);
 			return;
@@ -493,13 +431,13 @@ reload_ran(int ok, const char *output, void *arg)
 	struct apply_job *job = arg;
 
 	if (!ok) {
-		apply_rollback(job, "haproxy.reload_command failed: %s", output);
+		lb_reload_fail(job->rl, "haproxy.reload_command failed: %s", output);
 		return;
 	}
-	if (job->lb->conf->master_socket == NULL && job->lb->conf->hap_nsockets == 0) {
+	if (job->rl->lb->conf->master_socket == NULL && job->rl->lb->conf->hap_nsockets == 0) {
 		log_info("reload mode: no master or stats socket: the reload is not "
 		    "confirmed beyond the exit status of haproxy.reload_command");
-		apply_finish(job, NULL);
+		lb_reload_finish(job->rl, NULL);
 		return;
 	}
 	job->step = A_WAIT;
@@ -513,12 +451,12 @@ master_reloaded(const char *reply, const char *err, void *arg)
 
 	/* HAProxy 2.6 closes the connection; later ones may say Success=0|1. */
 	if (err == NULL && reply != NULL && strstr(reply, "Success=0") != NULL) {
-		apply_rollback(job, "HAProxy's master refused to reload: %s", reply);
+		lb_reload_fail(job->rl, "HAProxy's master refused to reload: %s", reply);
 		return;
 	}
 	if (err != NULL)
 		log_info("reload mode: master socket %s after \"reload\": %s (checking "
-		    "show proc)", job->lb->conf->master_socket, err);
+		    "show proc)", job->rl->lb->conf->master_socket, err);
 	job->step = A_WAIT;
 	apply_step_run(job);
 }
@@ -528,7 +466,7 @@ static void
 wait_reply(const char *reply, const char *err, void *arg)
 {
 	struct apply_job *job = arg;
-	struct config *conf = job->lb->conf;
+	struct config *conf = job->rl->lb->conf;
 	struct procs now;
 	const char *p;
 	char seen[256];
@@ -566,7 +504,7 @@ wait_reply(const char *reply, const char *err, void *arg)
 			return;
 		}
 		if (now.failed > 0) {
-			apply_rollback(job, "HAProxy did not load the new configuration "
+			lb_reload_fail(job->rl, "HAProxy did not load the new configuration "
 			    "(show proc: %s; HAProxy's log says why)", seen);
 			return;
 		}
@@ -579,7 +517,7 @@ static void
 verify_reply(const char *reply, const char *err, void *arg)
 {
 	struct apply_job *job = arg;
-	struct config *conf = job->lb->conf;
+	struct config *conf = job->rl->lb->conf;
 	struct lb_mapping now;
 	char *herr = NULL, seen[512];
 
@@ -592,35 +530,35 @@ verify_reply(const char *reply, const char *err, void *arg)
 		return;
 	}
 	if (hapx_parse_map(reply, conf->live_host, conf->cold_host, &now) != 2 ||
-	    strcmp(now.live, job->to.live) != 0 || strcmp(now.cold, job->to.cold) != 0) {
-		apply_rollback(job, "the new HAProxy worker serves %s -> %s, %s -> %s, "
+	    strcmp(now.live, job->rl->to.live) != 0 || strcmp(now.cold, job->rl->to.cold) != 0) {
+		lb_reload_fail(job->rl, "the new HAProxy worker serves %s -> %s, %s -> %s, "
 		    "not the map written", conf->live_host, now.live[0] ? now.live : "(none)",
 		    conf->cold_host, now.cold[0] ? now.cold : "(none)");
 		return;
 	}
-	if (job->rolling_back) {
+	if (job->rl->rolling_back) {
 		log_info("reload mode: rollback: HAProxy serves %s -> %s again",
 		    conf->live_host, now.live);
-		apply_finish(job, NULL);
+		lb_reload_finish(job->rl, NULL);
 		return;
 	}
 	log_info("reload mode: HAProxy%s serves %s -> %s, %s -> %s",
 	    job->new_pid ? " (new worker)" : "", conf->live_host, now.live,
 	    conf->cold_host, now.cold);
-	apply_finish(job, NULL);
+	lb_reload_finish(job->rl, NULL);
 }
 
 static void
 apply_cmd(struct apply_job *job, const char *addr, const char *cmd, hapx_cb cb)
 {
-	if (hapx_cmd(job->lb->base, addr, cmd, job->lb->conf->timeout_ms, cb, job) == NULL)
-		apply_rollback(job, "%s is not a socket address", addr);
+	if (hapx_cmd(job->rl->lb->base, addr, cmd, job->rl->lb->conf->timeout_ms, cb, job) == NULL)
+		lb_reload_fail(job->rl, "%s is not a socket address", addr);
 }
 
 static void
 apply_step_run(struct apply_job *job)
 {
-	struct config *conf = job->lb->conf;
+	struct config *conf = job->rl->lb->conf;
 	char *cmd;
 
 	switch (job->step) {
@@ -636,11 +574,12 @@ apply_step_run(struct apply_job *job)
 		}
 		break;
 	case A_RELOAD:
+		job->rl->reloaded = 1;
 		job->deadline = now_ms() + conf->reload_timeout_ms;
 		if (conf->reload_command != NULL) {
-			if (run_shell(job->lb->base, conf->reload_command, conf->reload_timeout_ms,
+			if (run_shell(job->rl->lb->base, conf->reload_command, conf->reload_timeout_ms,
 			    NULL, reload_ran, job) == -1)
-				apply_rollback(job, "cannot run haproxy.reload_command: %s",
+				lb_reload_fail(job->rl, "cannot run haproxy.reload_command: %s",
 				    strerror(errno));
 		} else
 			apply_cmd(job, conf->master_socket, "reload" MASTER_END,
@@ -656,7 +595,7 @@ apply_step_run(struct apply_job *job)
 		if (!job->verify) {
 			log_info("reload mode: rollback: the old map file had no complete "
 			    "map; not verified");
-			apply_finish(job, NULL);
+			lb_reload_finish(job->rl, NULL);
 			break;
 		}
 		if (conf->master_socket != NULL) {
@@ -677,58 +616,71 @@ static void
 check_ran(int ok, const char *output, void *arg)
 {
 	struct apply_job *job = arg;
-	struct config *conf = job->lb->conf;
+	struct config *conf = job->rl->lb->conf;
 
 	if (!ok) {
-		apply_rollback(job, "haproxy -c -f %s refused the configuration with the "
+		lb_reload_fail(job->rl, "haproxy -c -f %s refused the configuration with the "
 		    "new map, nothing was reloaded: %s", conf->hap_config, output);
 		return;
 	}
+	lb_reload_tested(job->rl);
+}
+
+/* The map file is written: haproxy -c checks the whole configuration. */
+static void
+apply_test(struct lb_reload *rl)
+{
+	struct apply_job *job = rl->drv;
+	struct config *conf = rl->lb->conf;
+	char *bin, *cfg, *cmd;
+
+	job->rl = rl;
+	bin = shell_quote(conf->hap_binary);
+	cfg = shell_quote(conf->hap_config);
+	/* Not -q: that silences HAProxy's reasons too.  Its ALERTs say why. */
+	cmd = xasprintf("%s -c -f %s", bin, cfg);
+	if (run_shell(rl->lb->base, cmd, conf->reload_timeout_ms, "[ALERT]", check_ran,
+	    job) == -1)
+		lb_reload_fail(rl, "cannot run %s: %s", cmd, strerror(errno));
+	free(bin);
+	free(cfg);
+	free(cmd);
+}
+
+/* Reload (the new map, or the old one back) and see the new worker serve it. */
+static void
+apply_reload(struct lb_reload *rl)
+{
+	struct apply_job *job = rl->drv;
+	struct config *conf = rl->lb->conf;
+
+	if (rl->rolling_back)
+		job->verify = rl->prev != NULL && lb_map_parse(rl->prev, 0, conf->live_host,
+		    conf->cold_host, &rl->to) == 2;
 	job->step = A_SNAPSHOT;
 	apply_step_run(job);
 }
+
+static const struct lb_reload_ops reload_ops = {
+	.log = "reload mode",
+	.product = "HAProxy",
+	.file = "map file",
+	.the_file = "the map file ",
+	.old_file = "the old map file ",
+	.test = apply_test,
+	.reload = apply_reload,
+	.free = apply_free,
+};
 
 static void
 reload_apply(struct lb *lb, const struct lb_mapping *to, lb_done_cb cb, void *arg)
 {
 	struct apply_job *job = xcalloc(1, sizeof(*job));
-	struct config *conf = lb->conf;
-	char *text, *bin, *cfg, *cmd;
 
-	job->lb = lb_ref(lb);
-	job->cb = cb;
-	job->arg = arg;
-	job->to = *to;
 	job->verify = 1;
-	job->timer = evtimer_new(lb->base, apply_timer, job);
-	if (job->timer == NULL)
+	if ((job->timer = evtimer_new(lb->base, apply_timer, job)) == NULL)
 		fatalx("out of memory");
-	job->step = A_SNAPSHOT;		/* nothing reloaded yet */
-	job->prev = file_read(conf->hap_map);
-	if (job->prev == NULL && errno != ENOENT) {
-		job->error = xasprintf("cannot read the map file %s: %s", conf->hap_map,
-		    strerror(errno));
-		apply_finish(job, NULL);
-		return;
-	}
-	text = hap_map_text(conf, to);
-	if (file_write_atomic(conf->hap_map, text, strlen(text), 0644) == -1) {
-		job->error = xasprintf("cannot write the map file %s: %s", conf->hap_map,
-		    strerror(errno));
-		free(text);
-		apply_finish(job, NULL);
-		return;
-	}
-	free(text);
-	bin = shell_quote(conf->hap_binary);
-	cfg = shell_quote(conf->hap_config);
-	/* Not -q: that silences HAProxy's reasons too.  Its ALERTs say why. */
-	cmd = xasprintf("%s -c -f %s", bin, cfg);
-	if (run_shell(lb->base, cmd, conf->reload_timeout_ms, "[ALERT]", check_ran, job) == -1)
-		apply_rollback(job, "cannot run %s: %s", cmd, strerror(errno));
-	free(bin);
-	free(cfg);
-	free(cmd);
+	lb_reload_start(lb, &reload_ops, job, to, cb, arg);
 }
 
 static const char *

@@ -35,6 +35,7 @@
 #include "conf.h"
 #include "drv.h"
 #include "http.h"
+#include "lb-reload.h"
 #include "log.h"
 #include "run.h"
 #include "switchd.h"
@@ -407,12 +408,9 @@ ngx_precheck(struct lb *lb, const struct lb_mapping *to, const char *target,
 
 enum ngx_step { N_TEST, N_RELOAD, N_WORKERS, N_CHECK };
 
+/* This driver's part of a reload (lb-reload.h). */
 struct ngx_job {
-	struct lb	*lb;
-	lb_done_cb	 cb;
-	void		*arg;
-	struct lb_mapping to;
-	char		*prev;		/* include before; NULL: there was none */
+	struct lb_reload *rl;
 	enum ngx_step	 step;
 	long		 master;
 	long		 kids[NGX_MAX_KIDS];
@@ -426,83 +424,15 @@ struct ngx_job {
 static void ngx_poll(struct ngx_job *);
 
 static void
-ngx_finish(struct ngx_job *job, const char *code, const char *error)
+ngx_free(void *arg)
 {
-	job->cb(code, error, job->arg);
+	struct ngx_job *job = arg;
+
 	if (job->http != NULL)
 		http_cancel(job->http);
 	event_free(job->timer);
-	free(job->prev);
 	free(job->last);
-	lb_unref(job->lb);
 	free(job);
-}
-
-static void
-rollback_reloaded(int ok, const char *output, void *arg)
-{
-	struct ngx_job *job = arg;
-	char *msg, *words;
-
-	if (ok) {
-		log_info("nginx: rollback: reloaded with the old include");
-		ngx_finish(job, job->lb->drv->error_code, job->last);
-		return;
-	}
-	words = nginx_words(output);
-	msg = xasprintf("%s; then the old include is back, but reloading nginx with "
-	    "it failed: %s", job->last, words);
-	log_warnx("nginx: rollback: %s", words);
-	free(words);
-	ngx_finish(job, job->lb->drv->error_code, msg);
-	free(msg);
-}
-
-/* The old include back, and nginx reloaded again if it had been. */
-static void
-ngx_fail(struct ngx_job *job, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void
-ngx_fail(struct ngx_job *job, const char *fmt, ...)
-{
-	struct config *conf = job->lb->conf;
-	char *msg, *cmd;
-	va_list ap;
-
-	va_start(ap, fmt);
-	if (vasprintf(&msg, fmt, ap) == -1)
-		fatalx("out of memory");
-	va_end(ap);
-	log_warnx("nginx: switch failed: %s", msg);
-	free(job->last);
-	job->last = msg;
-	if (job->prev == NULL && job->step > N_TEST) {
-		/* Nothing to go back to, and nginx -t accepts it: keep it. */
-		log_info("nginx: %s kept: there was none before", NGX(conf)->include);
-	} else if (file_restore(NGX(conf)->include, job->prev) == -1) {
-		char *err = xasprintf("%s; then putting the old %s back failed: %s", msg,
-		    NGX(conf)->include, strerror(errno));
-
-		ngx_finish(job, job->lb->drv->error_code, err);
-		free(err);
-		return;
-	}
-	else
-		log_info("nginx: %s restored", NGX(conf)->include);
-	if (job->step < N_RELOAD) {
-		ngx_finish(job, job->lb->drv->error_code, msg);
-		return;
-	}
-	cmd = NGX(conf)->reload_command ? xstrdup(NGX(conf)->reload_command) :
-	    nginx_command(conf, "-s reload");
-	if (run_shell(job->lb->base, cmd, NGX(conf)->timeout_ms, "[emerg]", rollback_reloaded,
-	    job) == -1) {
-		char *err = xasprintf("%s; then the old include is back, but nginx cannot "
-		    "be reloaded with it: %s", msg, strerror(errno));
-
-		ngx_finish(job, job->lb->drv->error_code, err);
-		free(err);
-	}
-	free(cmd);
 }
 
 static void
@@ -522,13 +452,13 @@ ngx_poll_later(struct ngx_job *job)
 		return;
 	}
 	if (job->step == N_WORKERS)
-		ngx_fail(job, "nginx started no new workers within %d ms of the reload, so "
+		lb_reload_fail(job->rl, "nginx started no new workers within %d ms of the reload, so "
 		    "it did not load the new configuration (its error log says why)",
-		    NGX(job->lb->conf)->timeout_ms);
+		    NGX(job->rl->lb->conf)->timeout_ms);
 	else
-		ngx_fail(job, "nginx.check_url did not show %s for %s within %d ms (last "
-		    "seen: %s)", job->to.live, job->lb->conf->live_host,
-		    NGX(job->lb->conf)->timeout_ms, job->last ? job->last : "nothing");
+		lb_reload_fail(job->rl, "nginx.check_url did not show %s for %s within %d ms (last "
+		    "seen: %s)", job->rl->to.live, job->rl->lb->conf->live_host,
+		    NGX(job->rl->lb->conf)->timeout_ms, job->last ? job->last : "nothing");
 }
 
 static void
@@ -542,9 +472,9 @@ ngx_timer(evutil_socket_t fd, short what, void *arg)
 static void
 ngx_done(struct ngx_job *job)
 {
-	log_info("nginx: reloaded: %s -> %s, %s -> %s", job->lb->conf->live_host,
-	    job->to.live, job->lb->conf->cold_host, job->to.cold);
-	ngx_finish(job, NULL, NULL);
+	log_info("nginx: reloaded: %s -> %s, %s -> %s", job->rl->lb->conf->live_host,
+	    job->rl->to.live, job->rl->lb->conf->cold_host, job->rl->to.cold);
+	lb_reload_finish(job->rl, NULL);
 }
 
 static void
@@ -561,8 +491,8 @@ check_reply(const struct http_result *r, void *arg)
 	else {
 		b = r->body + strspn(r->body, " \t\r\n");
 		n = strcspn(b, " \t\r\n");
-		if (r->status == 200 && n == strlen(job->to.live) &&
-		    strncmp(b, job->to.live, n) == 0) {
+		if (r->status == 200 && n == strlen(job->rl->to.live) &&
+		    strncmp(b, job->rl->to.live, n) == 0) {
 			ngx_done(job);
 			return;
 		}
@@ -576,14 +506,14 @@ check_reply(const struct http_result *r, void *arg)
 static void
 ngx_poll(struct ngx_job *job)
 {
-	struct config *conf = job->lb->conf;
+	struct config *conf = job->rl->lb->conf;
 	struct http_opts o;
 	long kids[NGX_MAX_KIDS];
 	int n, i, j, fresh = 0;
 
 	if (job->step == N_WORKERS) {
 		if ((n = master_kids(job->master, kids, NGX_MAX_KIDS)) < 0) {
-			ngx_fail(job, "nginx's master (pid %ld) exited during the reload",
+			lb_reload_fail(job->rl, "nginx's master (pid %ld) exited during the reload",
 			    job->master);
 			return;
 		}
@@ -610,19 +540,19 @@ ngx_poll(struct ngx_job *job)
 	o.insecure = 1;		/* reached by address, as the smoke checks */
 	o.max_body = 4096;
 	if ((job->http = http_start(&o, check_reply, job)) == NULL)
-		ngx_fail(job, "cannot request nginx.check_url: %s", strerror(errno));
+		lb_reload_fail(job->rl, "cannot request nginx.check_url: %s", strerror(errno));
 }
 
 static void
 reload_ran(int ok, const char *output, void *arg)
 {
 	struct ngx_job *job = arg;
-	struct config *conf = job->lb->conf;
+	struct config *conf = job->rl->lb->conf;
 
 	if (!ok) {
 		char *words = nginx_words(output);
 
-		ngx_fail(job, "reloading nginx failed: %s", words);
+		lb_reload_fail(job->rl, "reloading nginx failed: %s", words);
 		free(words);
 		return;
 	}
@@ -641,15 +571,69 @@ static void
 test_ran(int ok, const char *output, void *arg)
 {
 	struct ngx_job *job = arg;
-	struct config *conf = job->lb->conf;
-	char why[512], *cmd;
 
 	if (!ok) {
 		char *words = nginx_words(output);
 
-		ngx_fail(job, "nginx -t refused the configuration with the new include, "
-		    "nothing was reloaded: %s", words);
+		lb_reload_fail(job->rl, "nginx -t refused the configuration with the new "
+		    "include, nothing was reloaded: %s", words);
 		free(words);
+		return;
+	}
+	lb_reload_tested(job->rl);
+}
+
+/* The include is written: nginx -t tests the whole configuration with it. */
+static void
+ngx_test(struct lb_reload *rl)
+{
+	struct ngx_job *job = rl->drv;
+	char *cmd = nginx_command(rl->lb->conf, "-t -q");
+
+	job->rl = rl;
+	job->step = N_TEST;
+	if (run_shell(rl->lb->base, cmd, NGX(rl->lb->conf)->timeout_ms, "[emerg]", test_ran,
+	    job) == -1)
+		lb_reload_fail(rl, "cannot run %s: %s", cmd, strerror(errno));
+	free(cmd);
+}
+
+static void
+rollback_reloaded(int ok, const char *output, void *arg)
+{
+	struct ngx_job *job = arg;
+	char *words;
+
+	if (ok) {
+		log_info("nginx: rollback: reloaded with the old include");
+		lb_reload_finish(job->rl, NULL);
+		return;
+	}
+	words = nginx_words(output);
+	lb_reload_fail(job->rl, "%s", words);
+	free(words);
+}
+
+/* Reload, and confirm the new workers; or, rolling back, reload alone. */
+static void
+ngx_reload(struct lb_reload *rl)
+{
+	struct ngx_job *job = rl->drv;
+	struct config *conf = rl->lb->conf;
+	char why[512], *cmd;
+
+	cmd = NGX(conf)->reload_command ? xstrdup(NGX(conf)->reload_command) :
+	    nginx_command(conf, "-s reload");
+	if (rl->rolling_back) {
+		if (run_shell(rl->lb->base, cmd, NGX(conf)->timeout_ms, "[emerg]",
+		    rollback_reloaded, job) == -1) {
+			char *err = xasprintf("the old include is back, but nginx cannot "
+			    "be reloaded with it: %s", strerror(errno));
+
+			lb_reload_finish(rl, err);
+			free(err);
+		}
+		free(cmd);
 		return;
 	}
 	/* Who serves now, to know the new workers when they come. */
@@ -657,55 +641,40 @@ test_ran(int ok, const char *output, void *arg)
 		/* A switch is prechecked; this is a reconcile with nginx down. */
 		log_warnx("nginx: %s; %s is written and passes nginx -t: nginx "
 		    "serves it when it starts", why, NGX(conf)->include);
-		ngx_finish(job, NULL, NULL);
+		lb_reload_finish(rl, NULL);
+		free(cmd);
 		return;
 	}
 	if (job->master > 0)
 		job->nkids = master_kids(job->master, job->kids, NGX_MAX_KIDS);
 	job->step = N_RELOAD;
-	cmd = NGX(conf)->reload_command ? xstrdup(NGX(conf)->reload_command) :
-	    nginx_command(conf, "-s reload");
-	if (run_shell(job->lb->base, cmd, NGX(conf)->timeout_ms, "[emerg]", reload_ran, job) == -1)
-		ngx_fail(job, "cannot run %s: %s", cmd, strerror(errno));
+	rl->reloaded = 1;
+	if (run_shell(rl->lb->base, cmd, NGX(conf)->timeout_ms, "[emerg]", reload_ran,
+	    job) == -1)
+		lb_reload_fail(rl, "cannot run %s: %s", cmd, strerror(errno));
 	free(cmd);
 }
+
+static const struct lb_reload_ops ngx_reload_ops = {
+	.log = "nginx",
+	.product = "nginx",
+	.file = "include",
+	.the_file = "",
+	.old_file = "the old ",
+	.keep_new = 1,	/* nginx cannot start without it, and nginx -t took it */
+	.test = ngx_test,
+	.reload = ngx_reload,
+	.free = ngx_free,
+};
 
 static void
 ngx_apply(struct lb *lb, const struct lb_mapping *to, lb_done_cb cb, void *arg)
 {
 	struct ngx_job *job = xcalloc(1, sizeof(*job));
-	struct config *conf = lb->conf;
-	char *text, *cmd;
 
-	job->lb = lb_ref(lb);
-	job->cb = cb;
-	job->arg = arg;
-	job->to = *to;
-	job->step = N_TEST;
 	if ((job->timer = evtimer_new(lb->base, ngx_timer, job)) == NULL)
 		fatalx("out of memory");
-	job->prev = file_read(NGX(conf)->include);
-	if (job->prev == NULL && errno != ENOENT) {
-		char *err = xasprintf("cannot read %s: %s", NGX(conf)->include, strerror(errno));
-
-		ngx_finish(job, job->lb->drv->error_code, err);
-		free(err);
-		return;
-	}
-	text = nginx_include_text(conf, to);
-	if (file_write_atomic(NGX(conf)->include, text, strlen(text), 0644) == -1) {
-		char *err = xasprintf("cannot write %s: %s", NGX(conf)->include, strerror(errno));
-
-		free(text);
-		ngx_finish(job, job->lb->drv->error_code, err);
-		free(err);
-		return;
-	}
-	free(text);
-	cmd = nginx_command(conf, "-t -q");
-	if (run_shell(lb->base, cmd, NGX(conf)->timeout_ms, "[emerg]", test_ran, job) == -1)
-		ngx_fail(job, "cannot run %s: %s", cmd, strerror(errno));
-	free(cmd);
+	lb_reload_start(lb, &ngx_reload_ops, job, to, cb, arg);
 }
 
 const struct lb_driver drv_nginx = {
