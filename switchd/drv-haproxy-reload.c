@@ -18,11 +18,9 @@
  * show map"), else they can only read the map file.
  */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "drv.h"
 #include "hapx.h"

@@ -1,6 +1,10 @@
 /*
  * drv-haproxy.c — the HAProxy runtime driver: flips the host map on every
- * node through the runtime API, without a reload.
+ * node through the runtime API, without a reload.  It also holds what the
+ * reload driver shares with it (drv.h): the haproxy section of the config,
+ * the map file's text, the fan-out over nodes and the stats sockets'
+ * counters; and what discovery asks of HAProxy (servers added and drained
+ * at run time).
  *
  * A flip is two-phase across the nodes.  Phase 1, on every node at once:
  * show map (what it serves now) -> prepare map -> add map @VER live ->

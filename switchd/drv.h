@@ -1,17 +1,14 @@
 /*
  * drv.h — what the load balancer drivers share beyond struct lb_driver
- * (lb.h): the driver objects lb.c picks from.  Only lb.c and drv-*.c
- * include it; what the drivers that reload run and read is run.h.
+ * (lb.h): helpers more than one drv-*.c uses.  Only drv-*.c include it;
+ * what the drivers that reload run and read is run.h, their sequence
+ * lb-reload.h.
  */
 #ifndef SWITCHD_DRV_H
 #define SWITCHD_DRV_H
 
 #include "conf.h"
 #include "switchd.h"
-
-extern const struct lb_driver drv_haproxy_runtime;	/* drv-haproxy.c */
-extern const struct lb_driver drv_haproxy_reload;	/* drv-haproxy-reload.c */
-extern const struct lb_driver drv_nginx;		/* drv-nginx.c */
 
 /*
  * What both HAProxy drivers share (drv-haproxy.c): the haproxy section of
@@ -51,8 +48,5 @@ void		 fan_start(struct lb *, const char *const *addrs, size_t naddrs,
 void		 fan_free(struct fan *);
 /* Node's failure of command c, or NULL: "cannot reach it: ...", "\"CMD\" failed: ...". */
 char		*fan_error(struct fan *, size_t node, size_t c);
-
-/* The drivers that reload one local load balancer change one node. */
-size_t		 lb_one_node(const struct config *);
 
 #endif

@@ -1,24 +1,33 @@
 /*
- * lb.c — picks the load balancer driver for a config and holds what every
- * driver shares: which backend each host name maps to, the text of the
- * file that keeps it across restarts (HAProxy's map, or nginx's include).
+ * lb.c — the table of load balancer drivers, a driver bound to a config
+ * (struct lb), and what every driver shares: which backend each host name
+ * maps to, and which pool a node serves.  It asks no driver which it is.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "drv.h"
 #include "log.h"
 #include "switchd.h"
 
 /*
- * Every driver.  Adding one is a new drv-*.c and one line here: config.c
- * picks it by its section (and mode) and lets it read that section.
+ * Every driver.  Adding one is a new drv-*.c that defines its struct
+ * lb_driver, and its line here: config.c then picks it by its section
+ * (and mode) and lets it read that section.
  */
+#define LB_DRIVERS							\
+	D(drv_haproxy_runtime)	/* haproxy { mode = "runtime"; }, the default */ \
+	D(drv_haproxy_reload)	/* haproxy { mode = "reload"; } */	\
+	D(drv_nginx)		/* nginx { ... } */
+
+#define D(drv)	extern const struct lb_driver drv;
+LB_DRIVERS
+#undef D
+
 const struct lb_driver *const lb_drivers[] = {
-	&drv_haproxy_runtime,		/* haproxy { mode = "runtime"; }, the default */
-	&drv_haproxy_reload,		/* haproxy { mode = "reload"; } */
-	&drv_nginx,			/* nginx { } */
+#define D(drv)	&drv,
+	LB_DRIVERS
+#undef D
 	NULL
 };
 

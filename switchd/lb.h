@@ -157,6 +157,8 @@ void		 lb_unref(struct lb *);
 void		 lb_mapping_for(const struct config *, int hot, struct lb_mapping *);
 int		 lb_mapping_hot(const struct config *, const struct lb_mapping *);	/* -1 if not a valid pair */
 int		 lb_node_serves(const struct config *, const struct lb_node *);
+/* A driver's nnodes when it reloads one local load balancer: one node. */
+size_t		 lb_one_node(const struct config *);
 /* "1 HAProxy node", "3 HAProxy nodes", "1 nginx node", malloc'd. */
 char		*lb_nodes_text(const struct lb *);
 
