@@ -242,12 +242,6 @@ guard_can_watch(const struct config *conf)
 	return conf->drv->stats != NULL && conf->drv->stats->nnodes(conf) > 0;
 }
 
-int
-guard_active(void)
-{
-	return g.active;
-}
-
 void
 guard_set_hook(guard_verdict_cb cb, void *arg)
 {
