@@ -372,6 +372,19 @@ valid_hostport(const char *a)
 	return *end == '\0' && port > 0 && port < 65536;
 }
 
+/* pools.*.backend when it is unset: what the driver whose section is set names it. */
+static char *
+default_backend(const config_setting_t *root, const char *pool)
+{
+	const struct lb_driver *const *d;
+
+	for (d = lb_drivers; *d != NULL; d++)
+		if ((*d)->backend_prefix != NULL &&
+		    config_setting_get_member(root, (*d)->section) != NULL)
+			return xasprintf("%s%s", (*d)->backend_prefix, pool);
+	return NULL;
+}
+
 static void
 read_pool(struct conf_ctx *c, const config_setting_t *pools, int idx, struct config *conf)
 {
@@ -387,10 +400,9 @@ read_pool(struct conf_ctx *c, const config_setting_t *pools, int idx, struct con
 		return;
 	}
 	p->backend = get_str(g, "backend", NULL);
-	/* nginx: the upstreams switchd writes are named after the pools. */
-	if (p->backend == NULL &&
-	    config_setting_get_member(config_setting_parent(pools), "nginx") != NULL)
-		p->backend = xasprintf("switchd_%s", p->name);
+	/* A driver may name them itself (nginx: the upstreams it writes). */
+	if (p->backend == NULL)
+		p->backend = default_backend(config_setting_parent(pools), p->name);
 	if (p->backend == NULL)
 		cerr(c, g, "pools.%s.backend is missing", p->name);
 	else {

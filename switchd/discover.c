@@ -25,7 +25,6 @@
 
 #include "discover.h"
 #include "ec2.h"
-#include "hapx.h"
 #include "log.h"
 #include "roles.h"
 #include "switchd.h"
@@ -308,7 +307,8 @@ list_has_id(json_t *list, const char *id)
  * fewest over the nodes that answer.  -1 when no node said.
  */
 static void
-count_up(struct lb_view *v, const char *backend, json_t *gone, int *now, int *after)
+count_up(struct lb_view *v, int (*up)(const char *), const char *backend, json_t *gone,
+    int *now, int *after)
 {
 	size_t i, j;
 	json_t *s;
@@ -323,7 +323,7 @@ count_up(struct lb_view *v, const char *backend, json_t *gone, int *now, int *af
 			continue;
 		n = a = 0;
 		json_array_foreach(list, j, s) {
-			if (!hapx_status_up(json_string_value(json_object_get(s, "status")) ?: ""))
+			if (!up(json_string_value(json_object_get(s, "status")) ?: ""))
 				continue;
 			n++;
 			if (!list_has_id(gone, json_string_value(json_object_get(s, "name")) ?: ""))
@@ -372,7 +372,8 @@ discover_guard(struct refresh *rf, struct lb_view *v)
 			json_decref(gone);
 			continue;
 		}
-		count_up(v, conf->pools[k].backend, gone, &up_now, &up_after);
+		count_up(v, rf->lb->drv->servers->up, conf->pools[k].backend, gone, &up_now,
+		    &up_after);
 		need = up_now < conf->min_up ? up_now : conf->min_up;
 		if (nfound == 0)
 			reason = xasprintf("EC2 lists none of the %zu instance%s of %s (a "

@@ -376,6 +376,7 @@ static const struct lb_servers hap_servers = {
 	.nnodes = hap_stats_nnodes,
 	.node = hap_stats_node,
 	.read = hap_servers_read,
+	.up = hapx_status_up,
 	.change = hap_servers_change,
 };
 

@@ -687,6 +687,7 @@ const struct lb_driver drv_nginx = {
 	.error_code = E_HAPROXY,
 	.section = "nginx",
 	.keys = ngx_keys,
+	.backend_prefix = "switchd_",	/* the upstreams it writes: switchd_blue */
 	.conf_read = ngx_conf_read,
 	.conf_free = ngx_conf_free,
 	.nnodes = lb_one_node,

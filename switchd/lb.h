@@ -80,6 +80,7 @@ struct lb_servers {
 	size_t		(*nnodes)(const struct config *);
 	const char	*(*node)(const struct config *, size_t);	/* its name */
 	void		(*read)(struct lb *, size_t node, lb_servers_cb, void *);
+	int		(*up)(const char *status);	/* a server's status: takes traffic */
 	void		(*change)(struct lb *, size_t node, json_t *changes,
 			    lb_changes_cb, void *);
 };
@@ -107,6 +108,8 @@ struct lb_driver {
 	const char	*section;
 	const char	*mode;
 	const struct conf_key *keys;
+	/* pools.*.backend when unset: this, then the pool's name; NULL: required. */
+	const char	*backend_prefix;
 	void		(*conf_read)(struct conf_ctx *, const struct config_setting_t *section,
 			    struct config *);
 	void		(*conf_free)(struct config *);
