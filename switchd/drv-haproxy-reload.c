@@ -22,7 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "drv.h"
+#include "haproxy.h"
 #include "hapx.h"
 #include "lb-reload.h"
 #include "log.h"

@@ -32,7 +32,6 @@
 #include <string.h>
 
 #include "conf.h"
-#include "drv.h"
 #include "http.h"
 #include "lb-reload.h"
 #include "log.h"
