@@ -3,11 +3,11 @@
  * the cold pool, through HAProxy's canary map (runtime API, no reload),
  * with the refusals and pre-checks of "switch"; "canary 0" ends it.
  */
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cmds.h"
+#include "daemon.h"
 #include "guard.h"
 #include "smoke.h"
 #include "switchd.h"
@@ -27,6 +27,17 @@ canary_done(int ok, const char *code, const char *error, void *arg)
 	    "took_ms", (json_int_t)(now_ms() - item->started_ms)));
 }
 
+static int	parse_percent(const char *);
+
+static void
+cmd_canary_set(struct cmdq_item *item, int percent)
+{
+	struct op_who who;
+
+	cmd_who(item, &who);
+	canary_set(item->d, &who, percent, "canary", canary_done, item);
+}
+
 static void
 canary_prechecked(const char *code, const char *error, void *arg)
 {
@@ -36,7 +47,7 @@ canary_prechecked(const char *code, const char *error, void *arg)
 		cmd_error(item, code, "%s; nothing was changed", error);
 		return;
 	}
-	canary_set(item, (int)(intptr_t)item->data, "canary", canary_done, item);
+	cmd_canary_set(item, parse_percent(cmd_arg_str(item, A_PERCENT)));
 }
 
 static void
@@ -45,10 +56,10 @@ canary_precheck(struct cmdq_item *item)
 	struct lb_mapping to;
 	int cold = !state_hot();
 
-	lb_mapping_for(sd.conf, state_hot(), &to);
+	lb_mapping_for(item->d->conf, state_hot(), &to);
 	cmd_progress(item, "checking every HAProxy node: backend %s, at least %d server%s UP",
-	    sd.conf->pools[cold].backend, sd.conf->min_up, sd.conf->min_up == 1 ? "" : "s");
-	sd.lb->drv->precheck(sd.lb, &to, sd.conf->pools[cold].backend, sd.conf->min_up,
+	    item->d->conf->pools[cold].backend, item->d->conf->min_up, item->d->conf->min_up == 1 ? "" : "s");
+	item->d->lb->drv->precheck(item->d->lb, &to, item->d->conf->pools[cold].backend, item->d->conf->min_up,
 	    canary_prechecked, item);
 }
 
@@ -92,7 +103,7 @@ canary_refusals(struct cmdq_item *item)
 {
 	const char *why;
 
-	if ((why = guard_unsupported(sd.conf)) != NULL) {
+	if ((why = guard_unsupported(item->d->conf)) != NULL) {
 		cmd_error(item, E_REFUSED, "%s: %s", item->info->name, why);
 		return 0;
 	}
@@ -103,6 +114,7 @@ void
 cmd_canary_exec(struct cmdq_item *item)
 {
 	int percent = parse_percent(cmd_arg_str(item, A_PERCENT));
+	struct op_who who;
 	const char *why;
 
 	if (percent < 0) {
@@ -110,21 +122,21 @@ cmd_canary_exec(struct cmdq_item *item)
 		    "to 99 (0 ends the canary), not \"%s\"", cmd_arg_str(item, A_PERCENT));
 		return;
 	}
-	item->data = (void *)(intptr_t)percent;
 	if (percent == 0) {
 		/* Ending a canary is always safe, like "back": no checks. */
-		if ((why = guard_unsupported(sd.conf)) != NULL) {
+		if ((why = guard_unsupported(item->d->conf)) != NULL) {
 			cmd_error(item, E_REFUSED, "canary: %s", why);
 			return;
 		}
-		canary_set(item, 0, "canary", canary_done, item);
+		cmd_canary_set(item, 0);
 		return;
 	}
 	if (!canary_refusals(item))
 		return;
-	if (cmd_arg_bool(item, A_NO_SMOKE) || sd.conf->nchecks == 0) {
+	if (cmd_arg_bool(item, A_NO_SMOKE) || item->d->conf->nchecks == 0) {
 		canary_precheck(item);
 		return;
 	}
-	smoke_start(item, !state_hot(), canary_smoked, item);
+	cmd_who(item, &who);
+	smoke_start(item->d, &who, !state_hot(), canary_smoked, item);
 }

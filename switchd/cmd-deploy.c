@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/wait.h>
 
+#include "daemon.h"
 #include "log.h"
 #include "proc.h"
 #include "smoke.h"
@@ -103,8 +104,8 @@ static void
 deploy_end(struct deploy *d, const char *pstate, const char *code, const char *error)
 {
 	struct cmdq_item *item = d->item;
-	int hot = state_hot();
-	json_t *roles, *r;
+	struct op_who who;
+	json_t *r;
 
 	state_set_pool(d->pool, NULL, pstate, item->user);
 	if (error != NULL)
@@ -113,16 +114,13 @@ deploy_end(struct deploy *d, const char *pstate, const char *code, const char *e
 		json_object_del(state_pool(d->pool), "error");
 	json_object_set_new(state_doc(), "lock", json_null());
 	state_save();
-	roles = json_pack("{s:s, s:s}", "hot", pool_name(hot), "cold", pool_name(!hot));
-	r = json_pack("{s:I, s:s, s:s, s:s?, s:s?, s:s, s:O, s:O, s:s}",
-	    "uid", (json_int_t)item->uid, "user", item->user, "command", "cold-deploy",
-	    "message", cmd_arg_str(item, A_MESSAGE), "version", d->version,
-	    "pool", pool_name(d->pool), "before", roles, "after", roles,
-	    "result", code ? "failed" : "ok");
-	if (error != NULL)
-		json_object_set_new(r, "error", json_string(error));
+	cmd_who(item, &who);
+	r = journal_entry(&who, "cold-deploy", state_hot(), state_hot(),
+	    code ? "failed" : "ok", error);
+	if (d->version != NULL)
+		json_object_set_new(r, "version", json_string(d->version));
+	json_object_set_new(r, "pool", json_string(pool_name(d->pool)));
 	history_append(r);
-	json_decref(roles);
 	log_info("cold-deploy by %s: %s at %s is %s%s%s", item->user, pool_name(d->pool),
 	    d->version ? d->version : "(no version)", pstate, error ? ": " : "",
 	    error ? error : "");
@@ -195,7 +193,7 @@ deploy_live_tests(struct deploy *d)
 	}
 	cmd_progress(d->item, "live tests: %s", conf->smoke_command);
 	d->source = "live tests";
-	if (proc_start(sd.base, conf->smoke_command, d->env, conf->smoke_command_timeout,
+	if (proc_start(d->item->d->base, conf->smoke_command, d->env, conf->smoke_command_timeout,
 	    deploy_line, deploy_live_done, d) == NULL) {
 		char *err = xasprintf("cannot start the live tests: %s", strerror(errno));
 		deploy_end(d, PS_FAILED, E_SMOKE, err);
@@ -206,9 +204,12 @@ deploy_live_tests(struct deploy *d)
 static void
 deploy_verify(struct deploy *d)
 {
+	struct op_who who;
+
 	state_set_pool(d->pool, NULL, PS_VERIFYING, d->item->user);
 	state_save();
-	smoke_start(d->item, d->pool, deploy_smoked, d);
+	cmd_who(d->item, &who);
+	smoke_start(d->item->d, &who, d->pool, deploy_smoked, d);
 }
 
 static void
@@ -235,11 +236,10 @@ void
 cmd_cold_deploy_exec(struct cmdq_item *item)
 {
 	struct deploy *d = xcalloc(1, sizeof(*d));
-	struct config *conf = sd.conf;
+	struct config *conf = item->d->conf;
 	const char *version = cmd_arg_str(item, A_VERSION), *msg = cmd_arg_str(item, A_MESSAGE);
 	const char *cur;
-	time_t now = time(NULL);
-	char when[32];
+	json_t *lock;
 
 	/* A canary sends live users to the cold pool: no deploy under them. */
 	if (canary_percent(!state_hot()) > 0) {
@@ -251,7 +251,7 @@ cmd_cold_deploy_exec(struct cmdq_item *item)
 		return;
 	}
 	d->item = item;
-	d->lb = lb_ref(sd.lb);
+	d->lb = lb_ref(item->d->lb);
 	d->pool = !state_hot();
 	cur = json_string_value(json_object_get(state_pool(d->pool), "version"));
 	/*
@@ -266,11 +266,10 @@ cmd_cold_deploy_exec(struct cmdq_item *item)
 	d->version = xstrdup(version ? version : cur);
 
 	/* The deploy lock, for the whole run: nobody switches under us. */
-	iso_time(now, when, sizeof(when));
-	json_object_set_new(state_doc(), "lock", json_pack("{s:s, s:I, s:s, s:s, s:I, s:I, "
-	    "s:I, s:b}", "user", item->user, "uid", (json_int_t)item->uid, "message",
-	    msg ? msg : "cold-deploy", "since", when, "since_epoch", (json_int_t)now,
-	    "ttl", (json_int_t)0, "expires", (json_int_t)0, "auto", 1));
+	lock = lock_record(item->user, (json_int_t)item->uid, msg ? msg : "cold-deploy",
+	    time(NULL), 0);
+	json_object_set_new(lock, "auto", json_true());
+	json_object_set_new(state_doc(), "lock", lock);
 	if (version != NULL)
 		json_object_set_new(state_pool(d->pool), "version", json_string(version));
 	deploy_env(d);
@@ -289,7 +288,7 @@ cmd_cold_deploy_exec(struct cmdq_item *item)
 	cmd_progress(item, "deploying %s to %s: %s", d->version ? d->version : "(no version)",
 	    pool_name(d->pool), conf->deploy_command);
 	d->source = "deploy";
-	if (proc_start(sd.base, conf->deploy_command, d->env, conf->deploy_timeout,
+	if (proc_start(d->item->d->base, conf->deploy_command, d->env, conf->deploy_timeout,
 	    deploy_line, deploy_done, d) == NULL) {
 		char *err = xasprintf("cannot start deploy.command: %s", strerror(errno));
 		deploy_end(d, PS_FAILED, E_DEPLOY, err);
@@ -316,7 +315,10 @@ smoke_cmd_done(int passed, json_t *results, const char *summary, void *arg)
 void
 cmd_smoke_exec(struct cmdq_item *item)
 {
-	smoke_start(item, !state_hot(), smoke_cmd_done, item);
+	struct op_who who;
+
+	cmd_who(item, &who);
+	smoke_start(item->d, &who, !state_hot(), smoke_cmd_done, item);
 }
 
 /* ------------------------------------------------------ a restart mid-way */
@@ -326,12 +328,13 @@ cmd_smoke_exec(struct cmdq_item *item)
  * deploying or verifying is failed, and the lock it took is released.
  */
 void
-deploy_recover(void)
+deploy_recover(struct daemon *dm)
 {
 	json_t *lock = json_object_get(state_doc(), "lock");
 	const char *st;
 	int i, changed = 0;
 
+	(void)dm;
 	for (i = 0; i < NPOOLS; i++) {
 		st = json_string_value(json_object_get(state_pool(i), "state"));
 		if (st != NULL && (strcmp(st, PS_DEPLOYING) == 0 ||

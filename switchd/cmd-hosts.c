@@ -4,6 +4,7 @@
  */
 #include <string.h>
 
+#include "daemon.h"
 #include "switchd.h"
 
 void
@@ -20,7 +21,7 @@ cmd_hosts_exec(struct cmdq_item *item)
 		idx = hot;
 	else if (strcmp(which, ROLE_COLD) == 0)
 		idx = !hot;
-	p = &sd.conf->pools[idx];
+	p = &item->d->conf->pools[idx];
 	for (i = 0; i < p->nservers; i++) {
 		snprintf(host, sizeof(host), "%s", p->servers[i].address);
 		if ((colon = strrchr(host, ':')) != NULL)

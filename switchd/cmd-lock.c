@@ -5,6 +5,7 @@
  */
 #include <string.h>
 
+#include "daemon.h"
 #include "log.h"
 #include "switchd.h"
 
@@ -13,14 +14,11 @@
 static void
 lock_journal(struct cmdq_item *item, const char *command, const char *message)
 {
-	int hot = state_hot();
-	json_t *roles = json_pack("{s:s, s:s}", "hot", hot == POOL_B ? POOL_BLUE : POOL_GREEN,
-	    "cold", hot == POOL_B ? POOL_GREEN : POOL_BLUE);
+	struct op_who who;
 
-	history_append(json_pack("{s:I, s:s, s:s, s:s?, s:O, s:O, s:s}",
-	    "uid", (json_int_t)item->uid, "user", item->user, "command", command,
-	    "message", message, "before", roles, "after", roles, "result", "ok"));
-	json_decref(roles);
+	cmd_who(item, &who);
+	who.message = message;
+	history_append(journal_entry(&who, command, state_hot(), state_hot(), "ok", NULL));
 }
 
 void
@@ -28,8 +26,6 @@ cmd_lock_exec(struct cmdq_item *item)
 {
 	const char *msg = cmd_arg_str(item, A_MESSAGE);
 	long long ttl = cmd_arg_int(item, A_TTL, 0);
-	time_t now = time(NULL);
-	char when[32];
 	json_t *lock;
 
 	if (ttl < 0 || ttl > LOCK_MAX_TTL) {
@@ -37,11 +33,7 @@ cmd_lock_exec(struct cmdq_item *item)
 		    LOCK_MAX_TTL);
 		return;
 	}
-	iso_time(now, when, sizeof(when));
-	lock = json_pack("{s:s, s:I, s:s, s:s, s:I, s:I, s:I}", "user", item->user,
-	    "uid", (json_int_t)item->uid, "message", msg ? msg : "", "since", when,
-	    "since_epoch", (json_int_t)now, "ttl", (json_int_t)ttl,
-	    "expires", (json_int_t)(ttl > 0 ? now + ttl : 0));
+	lock = lock_record(item->user, (json_int_t)item->uid, msg ? msg : "", time(NULL), ttl);
 	json_object_set(state_doc(), "lock", lock);
 	if (state_save() == -1) {
 		json_object_set_new(state_doc(), "lock", json_null());

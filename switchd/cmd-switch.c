@@ -4,8 +4,22 @@
  */
 #include <string.h>
 
+#include "daemon.h"
 #include "smoke.h"
 #include "switchd.h"
+
+static void	switch_done(int, const char *, const char *, void *);
+
+/* The command's switch: its user, message and --bake (switch only). */
+static void
+cmd_pool_switch(struct cmdq_item *item, int to, const char *command)
+{
+	struct op_who who;
+
+	cmd_who(item, &who);
+	pool_switch(item->d, &who, to, command,
+	    cmd_arg_int(item, A_BAKE, item->d->conf->guard_bake), switch_done, item);
+}
 
 static void
 switch_done(int ok, const char *code, const char *error, void *arg)
@@ -19,7 +33,7 @@ switch_done(int ok, const char *code, const char *error, void *arg)
 	}
 	cmd_done(item, json_pack("{s:s, s:s, s:s, s:s, s:I, s:I}", "from", pool_name(!hot),
 	    "to", pool_name(hot), "hot", pool_name(hot), "cold", pool_name(!hot),
-	    "nodes", (json_int_t)sd.lb->drv->nnodes(sd.conf),
+	    "nodes", (json_int_t)item->d->lb->drv->nnodes(item->d->conf),
 	    "took_ms", (json_int_t)(now_ms() - item->started_ms)));
 }
 
@@ -55,7 +69,7 @@ switch_smoked(int passed, json_t *results, const char *summary, void *arg)
 		return;
 	}
 	cmd_progress(item, "smoke: %s", summary);
-	pool_switch(item, cold, "switch", switch_done, item);
+	cmd_pool_switch(item, cold, "switch");
 }
 
 /*
@@ -96,10 +110,11 @@ cold_pool_gate(struct cmdq_item *item, int can_force, const char *unverified_tai
 void
 cmd_switch_exec(struct cmdq_item *item)
 {
+	struct op_who who;
 	int cold = !state_hot();
 
 	/* The guard reads HAProxy's counters: nginx has none to read. */
-	if (cmd_arg_int(item, A_BAKE, 0) > 0 && strcmp(sd.conf->driver, "haproxy") != 0) {
+	if (cmd_arg_int(item, A_BAKE, 0) > 0 && strcmp(item->d->conf->driver, "haproxy") != 0) {
 		cmd_error(item, E_REFUSED, "switch --bake: the nginx driver has no "
 		    "counters for the guard to watch; --bake needs HAProxy (runtime or "
 		    "reload mode, with a stats socket); nothing was changed");
@@ -107,11 +122,12 @@ cmd_switch_exec(struct cmdq_item *item)
 	}
 	if (!cold_pool_gate(item, 1, ", or switch --force"))
 		return;
-	if (cmd_arg_bool(item, A_NO_SMOKE) || sd.conf->nchecks == 0) {
-		pool_switch(item, cold, "switch", switch_done, item);
+	if (cmd_arg_bool(item, A_NO_SMOKE) || item->d->conf->nchecks == 0) {
+		cmd_pool_switch(item, cold, "switch");
 		return;
 	}
-	smoke_start(item, cold, switch_smoked, item);
+	cmd_who(item, &who);
+	smoke_start(item->d, &who, cold, switch_smoked, item);
 }
 
 void
@@ -140,5 +156,5 @@ cmd_back_exec(struct cmdq_item *item)
 		    pool_name(cold), err ? err : "no reason recorded");
 		return;
 	}
-	pool_switch(item, cold, "back", switch_done, item);
+	cmd_pool_switch(item, cold, "back");
 }

@@ -8,6 +8,7 @@
 
 #include "discover.h"
 #include "roles.h"
+#include "daemon.h"
 #include "switchd.h"
 
 struct sync_op {
@@ -163,10 +164,10 @@ cmd_sync_exec(struct cmdq_item *item)
 	struct sync_op *op = xcalloc(1, sizeof(*op));
 
 	op->item = item;
-	op->lb = lb_ref(sd.lb);
+	op->lb = lb_ref(item->d->lb);
 	op->report = json_pack("{s:s, s:s}", "hot", pool_name(state_hot()),
 	    "cold", pool_name(!state_hot()));
-	if (sd.conf->ec2_discover) {
+	if (item->d->conf->ec2_discover) {
 		cmd_progress(item, "ec2: discovering the pools' instances");
 		discover_refresh(sync_discovered, op);
 		return;

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "daemon.h"
 #include "discover.h"
 #include "ec2.h"
 #include "hapx.h"
@@ -32,6 +33,7 @@
 
 #define DRAIN_POLL_S	1	/* how often a draining server is looked at */
 
+static struct daemon	*disc_d;	/* handed to discover_init() */
 static struct event	*tick_ev;	/* the periodic refresh */
 static int		 refreshing;
 
@@ -184,7 +186,7 @@ node_next(struct refresh *rf)
 	if (json_array_size(rf->script) > 0) {
 		const char *cmd = json_string_value(json_array_get(rf->script, 0));
 
-		if (hapx_cmd(sd.base, conf->hap_sockets[rf->node], cmd, conf->timeout_ms,
+		if (hapx_cmd(disc_d->base, conf->hap_sockets[rf->node], cmd, conf->timeout_ms,
 		    script_reply, rf) == NULL)
 			script_reply(NULL, "bad socket address", rf);
 		return;
@@ -310,7 +312,7 @@ discover_node_start(struct refresh *rf)
 {
 	const struct config *conf = rf->lb->conf;
 
-	if (hapx_cmd(sd.base, conf->hap_sockets[rf->node], "show stat -1 4 -1",
+	if (hapx_cmd(disc_d->base, conf->hap_sockets[rf->node], "show stat -1 4 -1",
 	    conf->timeout_ms, node_stat, rf) == NULL)
 		node_stat(NULL, "bad socket address", rf);
 }
@@ -449,8 +451,7 @@ discover_guard(struct refresh *rf, struct lb_view *v)
 		return;
 	}
 	if (!json_equal(old, refused)) {
-		json_t *roles = json_pack("{s:s, s:s}", "hot", pool_name(hot),
-		    "cold", pool_name(!hot));
+		struct op_who who;
 		char *msg = NULL;
 
 		json_array_foreach(refused, i, e) {
@@ -459,10 +460,9 @@ discover_guard(struct refresh *rf, struct lb_view *v)
 			free(msg);
 			msg = t;
 		}
-		history_append(json_pack("{s:I, s:s, s:s, s:s, s:O, s:O, s:s}", "uid",
-		    (json_int_t)0, "user", "switchd", "command", "discover", "message", msg,
-		    "before", roles, "after", roles, "result", "refused"));
-		json_decref(roles);
+		who_switchd(&who, msg);
+		who.uid = 0;
+		history_append(journal_entry(&who, "discover", hot, hot, "refused", NULL));
 		free(msg);
 		json_object_set_new(ec2, "discover_refused", refused);
 		state_save();
@@ -575,7 +575,7 @@ discover_refresh(discover_done_cb cb, void *arg)
 {
 	struct refresh *rf;
 	json_t *filters;
-	struct config *conf = sd.conf;
+	struct config *conf = disc_d->conf;
 	size_t i;
 
 	if (!conf->ec2_discover) {
@@ -592,7 +592,7 @@ discover_refresh(discover_done_cb cb, void *arg)
 	rf = xcalloc(1, sizeof(*rf));
 	rf->cb = cb;
 	rf->arg = arg;
-	rf->lb = lb_ref(sd.lb);
+	rf->lb = lb_ref(disc_d->lb);
 	rf->report = json_pack("{s:[], s:[], s:[], s:[], s:[]}", "added", "removed",
 	    "draining", "errors", "refused");
 	filters = json_pack("{s:[s]}", "instance-state-name", "running");
@@ -627,7 +627,7 @@ tick_done(json_t *report, const char *code, const char *error, void *arg)
 	(void)arg;
 	(void)report;
 	/* refresh_finish() already set the drain poll if one is needed. */
-	tv.tv_sec = sd.conf->ec2_discover_interval;
+	tv.tv_sec = disc_d->conf->ec2_discover_interval;
 	if (tick_ev != NULL && !evtimer_pending(tick_ev, NULL))
 		evtimer_add(tick_ev, &tv);
 }
@@ -642,17 +642,23 @@ tick_fire(evutil_socket_t fd, short what, void *arg)
 }
 
 void
+discover_init(struct daemon *d)
+{
+	disc_d = d;
+}
+
+void
 discover_start(void)
 {
 	struct timeval now = { 0, 0 };
 
 	if (tick_ev == NULL)
-		tick_ev = evtimer_new(sd.base, tick_fire, NULL);
-	if (!sd.conf->ec2_discover) {
+		tick_ev = evtimer_new(disc_d->base, tick_fire, NULL);
+	if (!disc_d->conf->ec2_discover) {
 		evtimer_del(tick_ev);
 		return;
 	}
-	if (sd.conf->backends_file == NULL)
+	if (disc_d->conf->backends_file == NULL)
 		log_warnx("discover: haproxy.backends_file is not set: an HAProxy reload "
 		    "will forget the discovered servers until the next refresh");
 	evtimer_add(tick_ev, &now);

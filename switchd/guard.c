@@ -18,10 +18,19 @@
 #include <unistd.h>
 
 #include "cmds.h"
+#include "daemon.h"
 #include "guard.h"
 #include "hapx.h"
 #include "log.h"
 #include "switchd.h"
+
+static struct daemon	*guard_d;	/* handed to guard_init() */
+
+void
+guard_init(struct daemon *d)
+{
+	guard_d = d;
+}
 
 /* --------------------------------------------------------------- canary */
 
@@ -90,15 +99,10 @@ guard_unsupported(const struct config *conf)
 	return NULL;
 }
 
-static json_t *
-roles_now(void)
-{
-	return json_pack("{s:s, s:s}", "hot", pool_name(state_hot()),
-	    "cold", pool_name(!state_hot()));
-}
-
 struct canary_op {
-	struct cmdq_item *item;
+	struct op_who	 who;		/* user and message are copies */
+	char		 user[64];
+	char		*message;
 	int		 percent, cold;
 	char		*command;
 	double		 t0;
@@ -114,7 +118,7 @@ canary_failed_view(struct lb_view *v, void *arg)
 
 	(void)arg;
 	for (i = 0; i < v->nnodes; i++)
-		if (lb_node_serves(sd.conf, &v->nodes[i]) != state_hot())
+		if (lb_node_serves(guard_d->conf, &v->nodes[i]) != state_hot())
 			agree = 0;
 	lb_view_free(v);
 	if (!agree)
@@ -128,17 +132,15 @@ canary_applied(const char *code, const char *error, void *arg)
 	json_t *doc = state_doc(), *e;
 	char when[32];
 
-	e = json_pack("{s:I, s:s, s:s, s:s?, s:s, s:i, s:o, s:o, s:s, s:I}",
-	    "uid", (json_int_t)op->item->uid, "user", op->item->user,
-	    "command", op->command, "message", cmd_arg_str(op->item, A_MESSAGE),
-	    "canary", pool_name(op->cold), "percent", op->percent,
-	    "before", roles_now(), "after", roles_now(),
-	    "result", code ? "failed" : "ok", "took_ms", (json_int_t)(now_ms() - op->t0));
+	e = journal_entry(&op->who, op->command, state_hot(), state_hot(),
+	    code ? "failed" : "ok", code ? error : NULL);
+	json_object_set_new(e, "canary", json_string(pool_name(op->cold)));
+	json_object_set_new(e, "percent", json_integer(op->percent));
+	json_object_set_new(e, "took_ms", json_integer((json_int_t)(now_ms() - op->t0)));
 	if (code != NULL) {
-		json_object_set_new(e, "error", json_string(error));
 		history_append(e);
 		/* If putting a node back failed too, the repair makes them agree. */
-		sd.lb->drv->observe(sd.lb, canary_failed_view, NULL);
+		guard_d->lb->drv->observe(guard_d->lb, canary_failed_view, NULL);
 		op->cb(0, code, error, op->arg);
 		goto out;
 	}
@@ -150,42 +152,48 @@ canary_applied(const char *code, const char *error, void *arg)
 			    canary_obj(), "since")));
 		json_object_set_new(doc, "canary", json_pack("{s:s, s:i, s:s}", "pool",
 		    pool_name(op->cold), "percent", op->percent, "since", when));
-		if (guard_can_watch(sd.conf))
+		if (guard_can_watch(guard_d->conf))
 			guard_begin(GUARD_CANARY, op->cold, 0);
 	} else {
 		json_object_set_new(doc, "canary", json_null());
 		guard_clear();
 	}
 	log_info("%s: %d %% of %s on %s, by %s", op->command, op->percent,
-	    sd.conf->live_host, pool_name(op->cold), op->item->user);
+	    guard_d->conf->live_host, pool_name(op->cold), op->who.user);
 	if (state_save() == -1)
 		log_warnx("the canary is set but the state file could not be written; "
 		    "switchd puts the nodes back to the state file's split at its next start");
 	op->cb(1, NULL, NULL, op->arg);
 out:
 	free(op->command);
+	free(op->message);
 	free(op);
 }
 
 void
-canary_set(struct cmdq_item *item, int percent, const char *command, flip_cb cb, void *arg)
+canary_set(struct daemon *d, const struct op_who *who, int percent, const char *command,
+    flip_cb cb, void *arg)
 {
 	struct canary_op *op = xcalloc(1, sizeof(*op));
 	struct lb_mapping to;
 	int hot = state_hot();
 
-	op->item = item;
+	op->who = *who;
+	snprintf(op->user, sizeof(op->user), "%s", who->user);
+	op->who.user = op->user;
+	op->message = who->message ? xstrdup(who->message) : NULL;
+	op->who.message = op->message;
 	op->percent = percent;
 	op->cold = !hot;
 	op->command = xstrdup(command);
 	op->t0 = now_ms();
 	op->cb = cb;
 	op->arg = arg;
-	lb_mapping_for(sd.conf, hot, &to);
-	snprintf(to.canary, sizeof(to.canary), "%s:%d", sd.conf->pools[!hot].backend, percent);
-	cmd_progress(item, "setting %d %% of %s on %s (%s)", percent, sd.conf->live_host,
+	lb_mapping_for(d->conf, hot, &to);
+	snprintf(to.canary, sizeof(to.canary), "%s:%d", d->conf->pools[!hot].backend, percent);
+	who_progress(who, "setting %d %% of %s on %s (%s)", percent, d->conf->live_host,
 	    pool_name(!hot), to.canary);
-	sd.lb->drv->apply(sd.lb, &to, canary_applied, op);
+	d->lb->drv->apply(d->lb, &to, canary_applied, op);
 }
 
 /* A "back" while a canary runs ends the canary: the live host never moved. */
@@ -207,13 +215,16 @@ canary_back_done(int ok, const char *code, const char *error, void *arg)
 int
 canary_back(struct cmdq_item *item)
 {
+	struct op_who who;
+
 	if (rollout_running())
 		return rollout_abort(item);
 	if (canary_percent(!state_hot()) <= 0)
 		return 0;
 	cmd_progress(item, "a canary runs: ending it (the live host stays on %s)",
 	    pool_name(state_hot()));
-	canary_set(item, 0, "back", canary_back_done, item);
+	cmd_who(item, &who);
+	canary_set(item->d, &who, 0, "back", canary_back_done, item);
 	return 1;
 }
 
@@ -271,7 +282,7 @@ guard_arm(int ms)
 	struct timeval tv;
 
 	if (g.timer == NULL)
-		g.timer = evtimer_new(sd.base, guard_tick, NULL);
+		g.timer = evtimer_new(guard_d->base, guard_tick, NULL);
 	tv.tv_sec = ms / 1000;
 	tv.tv_usec = (ms % 1000) * 1000;
 	evtimer_add(g.timer, &tv);
@@ -349,17 +360,13 @@ guard_json(void)
 }
 
 void
-guard_after_switch(struct cmdq_item *item, const char *command, int from, int to)
+guard_after_switch(const char *command, int to, long long bake)
 {
-	long long bake;
-
-	(void)from;
 	/* The live host moved: whatever canary ran is complete or undone. */
 	json_object_set_new(state_doc(), "canary", json_null());
 	guard_clear();
-	if (strcmp(command, "switch") != 0 || !guard_can_watch(sd.conf))
+	if (strcmp(command, "switch") != 0 || !guard_can_watch(guard_d->conf))
 		return;
-	bake = cmd_arg_int(item, A_BAKE, sd.conf->guard_bake);
 	if (bake > 0)
 		guard_begin(GUARD_BAKE, to, time(NULL) + (time_t)bake);
 }
@@ -377,7 +384,7 @@ guard_resume(void)
 	kind = json_string_value(json_object_get(s, "kind"));
 	pool = pool_index(json_string_value(json_object_get(s, "pool")));
 	until = (time_t)json_integer_value(json_object_get(s, "until_epoch"));
-	if (kind == NULL || pool < 0 || !guard_can_watch(sd.conf) ||
+	if (kind == NULL || pool < 0 || !guard_can_watch(guard_d->conf) ||
 	    (strcmp(kind, "bake") == 0 && (until <= time(NULL) || pool != state_hot())) ||
 	    (strcmp(kind, "canary") == 0 && canary_percent(pool) <= 0)) {
 		log_info("guard: the window in the state file is over");
@@ -411,57 +418,42 @@ guard_mark_failed(int pool, const char *why)
 
 /* -------------------------------------------------------------- verdict */
 
-static const struct cmd_info guard_info = { "guard", "", "", 0, NULL, NULL, { { 0 } } };
-
-static void
-guard_item_free(struct cmdq_item *item)
-{
-	json_decref(item->args);
-	free(item);
-}
-
 static void
 guard_went_back(int ok, const char *code, const char *error, void *arg)
 {
-	struct cmdq_item *item = arg;
 	int bad = g.pool;
 
 	(void)code;
+	(void)arg;
 	if (ok) {
 		log_warnx("guard: back done: %s serves %s again", pool_name(state_hot()),
-		    sd.conf->live_host);
-		guard_mark_failed(bad, cmd_arg_str(item, A_MESSAGE));
+		    guard_d->conf->live_host);
+		guard_mark_failed(bad, g.why);
 	} else
 		log_warnx("guard: going back failed: %s", error);
 	/* It acted (or tried): it stops, and never flaps. */
 	guard_clear();
 	state_save();
-	guard_item_free(item);
-	cmd_release_internal();
+	busy_release(guard_d);
 }
 
 static void
 guard_act(void)
 {
-	struct cmdq_item *item;
+	struct op_who who;
 
 	/* One change at a time: a command in flight finishes first. */
-	if (!cmd_acquire_internal()) {
+	if (guard_d->shutting_down ||
+	    !busy_take(guard_d, "repair", "switchd", geteuid(), NULL)) {
 		log_info("guard: waiting for the command in flight before going back");
-		guard_arm(sd.conf->guard_interval_ms);
+		guard_arm(guard_d->conf->guard_interval_ms);
 		return;
 	}
-	item = xcalloc(1, sizeof(*item));
-	item->info = &guard_info;
-	item->args = json_pack("{s:s}", A_MESSAGE, g.why);
-	item->uid = geteuid();
-	snprintf(item->user, sizeof(item->user), "switchd");
-	item->started = time(NULL);
-	item->started_ms = now_ms();
+	who_switchd(&who, g.why);
 	if (g.kind == GUARD_BAKE)
-		pool_switch(item, !g.pool, "back", guard_went_back, item);
+		pool_switch(guard_d, &who, !g.pool, "back", 0, guard_went_back, NULL);
 	else
-		canary_set(item, 0, "back", guard_went_back, item);
+		canary_set(guard_d, &who, 0, "back", guard_went_back, NULL);
 }
 
 static void
@@ -472,7 +464,7 @@ guard_verdict(void)
 	snprintf(g.why, sizeof(g.why), "guard: 5xx %.1f %% of %lld responses on %s in %.*f s",
 	    100.0 * (double)g.win_err / (double)g.win_resp, g.win_resp, pool_name(g.pool),
 	    secs < 10 ? 1 : 0, secs);
-	log_warnx("%s (max_5xx_percent %.1f): %s", g.why, sd.conf->guard_max_5xx,
+	log_warnx("%s (max_5xx_percent %.1f): %s", g.why, guard_d->conf->guard_max_5xx,
 	    g.kind == GUARD_BAKE ? "going back" : "ending the canary");
 	g.acting = 1;
 	if (g.hook != NULL) {
@@ -488,7 +480,7 @@ guard_verdict(void)
 static void
 guard_sampled(void)
 {
-	struct config *conf = sd.conf;
+	struct config *conf = guard_d->conf;
 	long long dr = 0, de = 0;
 	size_t i;
 	int all = 1;
@@ -541,7 +533,7 @@ guard_reply(const char *reply, const char *err, void *arg)
 
 	n->req = NULL;
 	n->answered = err == NULL && herr == NULL &&
-	    hapx_backend_counters(reply, sd.conf->pools[g.pool].backend, &n->nresp,
+	    hapx_backend_counters(reply, guard_d->conf->pools[g.pool].backend, &n->nresp,
 	    &n->nerr) == 0;
 	free(herr);
 	if (--g.pending == 0)
@@ -551,7 +543,7 @@ guard_reply(const char *reply, const char *err, void *arg)
 static void
 guard_tick(evutil_socket_t fd, short what, void *arg)
 {
-	struct config *conf = sd.conf;
+	struct config *conf = guard_d->conf;
 	char *cmd;
 	size_t i;
 
@@ -584,7 +576,7 @@ guard_tick(evutil_socket_t fd, short what, void *arg)
 	g.pending = g.nnodes;
 	for (i = 0; i < g.nnodes; i++) {
 		g.nodes[i].answered = 0;
-		g.nodes[i].req = hapx_cmd(sd.base, conf->hap_sockets[i], cmd,
+		g.nodes[i].req = hapx_cmd(guard_d->base, conf->hap_sockets[i], cmd,
 		    conf->timeout_ms, guard_reply, &g.nodes[i]);
 		if (g.nodes[i].req == NULL)
 			g.pending--;

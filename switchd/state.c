@@ -24,6 +24,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "daemon.h"
 #include "log.h"
 #include "switchd.h"
 
@@ -141,15 +142,14 @@ static void
 state_lock_damaged(const char *why)
 {
 	time_t now = time(NULL);
-	char when[32], *msg;
+	json_t *lock;
+	char *msg;
 
-	iso_time(now, when, sizeof(when));
 	msg = xasprintf("the deploy lock in %s could not be read (%s); it is held until "
 	    "an admin runs \"switchctl unlock --force\"", state_path, why);
-	json_object_set_new(state, "lock", json_pack("{s:s, s:I, s:s, s:s, s:I, s:I, s:I, s:b}",
-	    "user", "(unreadable state file)", "uid", (json_int_t)-1, "message", msg,
-	    "since", when, "since_epoch", (json_int_t)now, "ttl", (json_int_t)0,
-	    "expires", (json_int_t)0, "damaged", 1));
+	lock = lock_record("(unreadable state file)", -1, msg, now, 0);
+	json_object_set_new(lock, "damaged", json_true());
+	json_object_set_new(state, "lock", lock);
 	free(msg);
 }
 
@@ -531,6 +531,18 @@ state_set_pool(int idx, const char *version, const char *pstate, const char *by)
 }
 
 json_t *
+lock_record(const char *user, json_int_t uid, const char *message, time_t since,
+    long long ttl)
+{
+	char when[32];
+
+	iso_time(since, when, sizeof(when));
+	return json_pack("{s:s, s:I, s:s, s:s, s:I, s:I, s:I}", "user", user, "uid", uid,
+	    "message", message, "since", when, "since_epoch", (json_int_t)since,
+	    "ttl", (json_int_t)ttl, "expires", (json_int_t)(ttl > 0 ? since + ttl : 0));
+}
+
+json_t *
 state_lock(void)
 {
 	json_t *lock = json_object_get(state, "lock");
@@ -550,6 +562,22 @@ state_lock(void)
 }
 
 /* ---------------------------------------------------------------- history */
+
+json_t *
+journal_entry(const struct op_who *who, const char *command, int before, int after,
+    const char *result, const char *error)
+{
+	json_t *e;
+
+	e = json_pack("{s:I, s:s, s:s, s:s?, s:{s:s, s:s}, s:{s:s, s:s}, s:s}",
+	    "uid", (json_int_t)who->uid, "user", who->user, "command", command,
+	    "message", who->message,
+	    "before", "hot", pool_name(before), "cold", pool_name(!before),
+	    "after", "hot", pool_name(after), "cold", pool_name(!after), "result", result);
+	if (error != NULL)
+		json_object_set_new(e, "error", json_string(error));
+	return e;
+}
 
 int
 history_append(json_t *entry)

@@ -152,6 +152,13 @@ json_t		*history_read(int n);			/* newest first */
 int		 history_append(json_t *entry);		/* steals; adds id/time if absent */
 int		 history_has_id(const char *id);
 void		 history_set_hook(void (*)(json_t *));	/* called with each new entry */
+/* A journal entry: who ran command, the roles before and after, the result. */
+struct op_who;
+json_t		*journal_entry(const struct op_who *, const char *command, int before,
+		    int after, const char *result, const char *error);
+/* The deploy lock's record (expires 0 without a ttl). */
+json_t		*lock_record(const char *user, json_int_t uid, const char *message,
+		    time_t since, long long ttl);
 int		 intent_write(json_t *);
 json_t		*intent_read(void);
 int		 intent_clear(void);
@@ -177,28 +184,19 @@ int		 valid_instance_id(const char *);	/* i-[0-9a-f]{8,17} */
 int		 valid_ip(const char *);		/* IPv4 or IPv6, inet_pton */
 int		 valid_ip_port(const char *);	/* IP:port or [IPv6]:port */
 
-/* --------------------------------------------------------------- daemon */
-
-struct switchd {
-	struct event_base *base;
-	struct config	*conf;
-	struct lb	*lb;
-	int		 shutting_down;
-};
-extern struct switchd sd;
-
-int		 switchd_reload_config(json_t **errors);
-void		 switchd_maybe_exit(void);
-
 /* ------------------------------------------------------------- commands */
 
 struct client;
+struct lb;
+struct daemon;
+struct op_who;
 
 /*
  * One request being executed.  It outlives its client: a switchctl that is
  * interrupted does not abort the operation, replies are just dropped.
  */
 struct cmdq_item {
+	struct daemon	*d;
 	struct client	*client;
 	const struct cmd_info *info;
 	json_t		*args;
@@ -207,10 +205,9 @@ struct cmdq_item {
 	int		 admin;
 	time_t		 started;
 	double		 started_ms;	/* now_ms() */
-	void		*data;
 };
 
-void		 cmd_dispatch(struct client *, uid_t, int admin, const char *user, json_t *req);
+void		 cmd_dispatch(struct daemon *, struct client *, uid_t, int admin, const char *user, json_t *req);
 void		 cmd_progress(struct cmdq_item *, const char *, ...) __attribute__((format(printf, 2, 3)));
 void		 cmd_event(struct cmdq_item *, json_t *);
 void		 cmd_done(struct cmdq_item *, json_t *);	/* steals */
@@ -225,13 +222,8 @@ void		 cmd_error_json(struct cmdq_item *, const char *code, json_t *extra, const
 const char	*cmd_arg_str(struct cmdq_item *, const char *);
 int		 cmd_arg_bool(struct cmdq_item *, const char *);
 long long	 cmd_arg_int(struct cmdq_item *, const char *, long long def);
-int		 cmd_busy(void);
-int		 cmd_acquire_internal(void);	/* take the busy slot for a repair */
-void		 cmd_release_internal(void);
-json_t		*cmd_busy_json(void);
-void		 client_attach(struct client *, struct cmdq_item *);
-void		 client_send(struct client *, json_t *);
-void		 client_command_done(struct client *);
+void		 cmd_who(struct cmdq_item *, struct op_who *);	/* its user, message, progress */
+json_t		*cmd_busy_json(const struct daemon *);
 
 void		 cmd_status_exec(struct cmdq_item *);
 void		 cmd_hosts_exec(struct cmdq_item *);
@@ -244,15 +236,15 @@ void		 cmd_reload_exec(struct cmdq_item *);
 void		 cmd_cold_deploy_exec(struct cmdq_item *);
 void		 cmd_smoke_exec(struct cmdq_item *);
 void		 cmd_sync_exec(struct cmdq_item *);
-void		 deploy_recover(void);
+void		 deploy_recover(struct daemon *);
 /* The replies of status and history, for the control socket and HTTP alike. */
 typedef void (*status_cb)(json_t *reply, void *arg);	/* callee owns reply */
-void		 status_json(status_cb, void *);
+void		 status_json(struct daemon *, status_cb, void *);
 #define HISTORY_MAX_N	100000
 json_t		*history_json(long long n);		/* NULL: n out of range */
 
 /* control.c */
-int		 control_listen(const struct config *);
+int		 control_listen(struct daemon *);
 void		 control_accept(int on);
 void		 control_close(void);
 
@@ -332,7 +324,8 @@ int		 canary_percent(int cold);	/* of the live host's traffic on pool cold */
 json_t		*canary_json(void);		/* status: null | {pool, percent, since} */
 json_t		*guard_json(void);		/* status: null | {until, pool, responses, errors} */
 int		 canary_file_write(const struct config *, const struct lb_mapping *);
-void		 guard_after_switch(struct cmdq_item *, const char *command, int from, int to);
+void		 guard_init(struct daemon *);
+void		 guard_after_switch(const char *command, int to, long long bake);
 void		 guard_resume(void);
 void		 guard_shutdown(void);
 const char	*guard_unsupported(const struct config *);	/* why no canary, or NULL */
@@ -341,12 +334,20 @@ void		 cmd_rollout_exec(struct cmdq_item *);
 int		 rollout_running(void);
 int		 canary_back(struct cmdq_item *);	/* back during a canary: 1 if handled */
 
-/* switch.c */
+/* switch.c: bake < 0 is the config's guard.bake. */
 typedef void (*flip_cb)(int ok, const char *code, const char *error, void *arg);
-void		 pool_switch(struct cmdq_item *, int target_hot, const char *command, flip_cb, void *);
-void		 switchd_reconcile(void (*done)(void *), void *);
+void		 pool_switch(struct daemon *, const struct op_who *, int target_hot,
+		    const char *command, long long bake, flip_cb, void *);
+void		 repair_init(struct daemon *);
 void		 repair_schedule(const char *why);
 void		 repair_cancel(void);		/* every node took a switch */
 void		 repair_stop(void);
+/* The pool most answering nodes serve (blue on a tie), -1 if none does. */
+int		 lb_view_majority(const struct config *, struct lb_view *);
+/* The map file on disk must say that hot is hot. */
+void		 map_file_sync(struct lb *, int hot);
+
+/* reconcile.c: make the nodes, the state file and the journal agree at start. */
+void		 daemon_reconcile(struct daemon *, void (*done)(void *), void *);
 
 #endif

@@ -9,8 +9,6 @@
 #include "switchd.h"
 #include "unit.h"
 
-#include "daemon-stubs.h"	/* the daemon's globals, which metrics.c reaches for */
-
 static void
 test_parse_listen(void)
 {
