@@ -16,7 +16,8 @@ static void
 canary_done(int ok, const char *code, const char *error, void *arg)
 {
 	struct cmdq_item *item = arg;
-	int hot = state_hot();
+	struct state *st = item->d->state;
+	int hot = state_hot(st);
 
 	if (!ok) {
 		cmd_error(item, code, "%s", error);
@@ -53,10 +54,11 @@ canary_prechecked(const char *code, const char *error, void *arg)
 static void
 canary_precheck(struct cmdq_item *item)
 {
+	struct state *st = item->d->state;
 	struct lb_mapping to;
-	int cold = !state_hot();
+	int cold = !state_hot(st);
 
-	lb_mapping_for(item->d->conf, state_hot(), &to);
+	lb_mapping_for(item->d->conf, state_hot(st), &to);
 	cmd_progress(item, "checking every HAProxy node: backend %s, at least %d server%s UP",
 	    item->d->conf->pools[cold].backend, item->d->conf->min_up, item->d->conf->min_up == 1 ? "" : "s");
 	item->d->lb->drv->precheck(item->d->lb, &to, item->d->conf->pools[cold].backend, item->d->conf->min_up,
@@ -113,6 +115,7 @@ canary_refusals(struct cmdq_item *item)
 void
 cmd_canary_exec(struct cmdq_item *item)
 {
+	struct state *st = item->d->state;
 	int percent = parse_percent(cmd_arg_str(item, A_PERCENT));
 	struct op_who who;
 	const char *why;
@@ -138,5 +141,5 @@ cmd_canary_exec(struct cmdq_item *item)
 		return;
 	}
 	cmd_who(item, &who);
-	smoke_start(item->d, &who, !state_hot(), canary_smoked, item);
+	smoke_start(item->d, &who, !state_hot(st), canary_smoked, item);
 }

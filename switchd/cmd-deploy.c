@@ -104,23 +104,24 @@ static void
 deploy_end(struct deploy *d, const char *pstate, const char *code, const char *error)
 {
 	struct cmdq_item *item = d->item;
+	struct state *st = item->d->state;
 	struct op_who who;
 	json_t *r;
 
-	state_set_pool(d->pool, NULL, pstate, item->user);
+	state_set_pool(st, d->pool, NULL, pstate, item->user);
 	if (error != NULL)
-		json_object_set_new(state_pool(d->pool), "error", json_string(error));
+		json_object_set_new(state_pool(st, d->pool), "error", json_string(error));
 	else
-		json_object_del(state_pool(d->pool), "error");
-	json_object_set_new(state_doc(), "lock", json_null());
-	state_save();
+		json_object_del(state_pool(st, d->pool), "error");
+	json_object_set_new(state_doc(st), "lock", json_null());
+	state_save(st);
 	cmd_who(item, &who);
-	r = journal_entry(&who, "cold-deploy", state_hot(), state_hot(),
+	r = journal_entry(&who, "cold-deploy", state_hot(st), state_hot(st),
 	    code ? "failed" : "ok", error);
 	if (d->version != NULL)
 		json_object_set_new(r, "version", json_string(d->version));
 	json_object_set_new(r, "pool", json_string(pool_name(d->pool)));
-	history_append(r);
+	history_append(st, r);
 	log_info("cold-deploy by %s: %s at %s is %s%s%s", item->user, pool_name(d->pool),
 	    d->version ? d->version : "(no version)", pstate, error ? ": " : "",
 	    error ? error : "");
@@ -204,10 +205,11 @@ deploy_live_tests(struct deploy *d)
 static void
 deploy_verify(struct deploy *d)
 {
+	struct state *st = d->item->d->state;
 	struct op_who who;
 
-	state_set_pool(d->pool, NULL, PS_VERIFYING, d->item->user);
-	state_save();
+	state_set_pool(st, d->pool, NULL, PS_VERIFYING, d->item->user);
+	state_save(st);
 	cmd_who(d->item, &who);
 	smoke_start(d->item->d, &who, d->pool, deploy_smoked, d);
 }
@@ -216,6 +218,7 @@ static void
 deploy_done(int status, int timed_out, void *arg)
 {
 	struct deploy *d = arg;
+	struct state *st = d->item->d->state;
 	char how[128], *err;
 
 	if (timed_out || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
@@ -227,14 +230,15 @@ deploy_done(int status, int timed_out, void *arg)
 	}
 	cmd_progress(d->item, "deployed %s to %s", d->version ? d->version : "",
 	    pool_name(d->pool));
-	state_set_pool(d->pool, NULL, PS_DEPLOYED, d->item->user);
-	state_save();
+	state_set_pool(st, d->pool, NULL, PS_DEPLOYED, d->item->user);
+	state_save(st);
 	deploy_verify(d);
 }
 
 void
 cmd_cold_deploy_exec(struct cmdq_item *item)
 {
+	struct state *st = item->d->state;
 	struct deploy *d = xcalloc(1, sizeof(*d));
 	struct config *conf = item->d->conf;
 	const char *version = cmd_arg_str(item, A_VERSION), *msg = cmd_arg_str(item, A_MESSAGE);
@@ -242,18 +246,18 @@ cmd_cold_deploy_exec(struct cmdq_item *item)
 	json_t *lock;
 
 	/* A canary sends live users to the cold pool: no deploy under them. */
-	if (canary_percent(!state_hot()) > 0) {
+	if (canary_percent(!state_hot(st)) > 0) {
 		free(d);
 		cmd_error(item, E_REFUSED, "a canary sends %d %% of %s to the cold pool %s; "
 		    "end it first (switchctl canary 0, or switch to complete it); nothing "
-		    "was changed", canary_percent(!state_hot()), conf->live_host,
-		    pool_name(!state_hot()));
+		    "was changed", canary_percent(!state_hot(st)), conf->live_host,
+		    pool_name(!state_hot(st)));
 		return;
 	}
 	d->item = item;
 	d->lb = lb_ref(item->d->lb);
-	d->pool = !state_hot();
-	cur = json_string_value(json_object_get(state_pool(d->pool), "version"));
+	d->pool = !state_hot(st);
+	cur = json_string_value(json_object_get(state_pool(st, d->pool), "version"));
 	/*
 	 * Without -v, a run of deploy.command puts something new there whose
 	 * version nobody told us: keeping the old one would let a
@@ -261,7 +265,7 @@ cmd_cold_deploy_exec(struct cmdq_item *item)
 	 */
 	if (version == NULL && conf->deploy_command != NULL && !cmd_arg_bool(item, A_NO_DEPLOY)) {
 		cur = NULL;
-		json_object_set_new(state_pool(d->pool), "version", json_null());
+		json_object_set_new(state_pool(st, d->pool), "version", json_null());
 	}
 	d->version = xstrdup(version ? version : cur);
 
@@ -269,22 +273,22 @@ cmd_cold_deploy_exec(struct cmdq_item *item)
 	lock = lock_record(item->user, (json_int_t)item->uid, msg ? msg : "cold-deploy",
 	    time(NULL), 0);
 	json_object_set_new(lock, "auto", json_true());
-	json_object_set_new(state_doc(), "lock", lock);
+	json_object_set_new(state_doc(st), "lock", lock);
 	if (version != NULL)
-		json_object_set_new(state_pool(d->pool), "version", json_string(version));
+		json_object_set_new(state_pool(st, d->pool), "version", json_string(version));
 	deploy_env(d);
 
 	if (conf->deploy_command == NULL || cmd_arg_bool(item, A_NO_DEPLOY)) {
 		cmd_progress(item, "%s: no deploy command run; verifying %s at %s",
 		    cmd_arg_bool(item, A_NO_DEPLOY) ? "--no-deploy" : "deploy.command unset",
 		    pool_name(d->pool), d->version ? d->version : "(no version)");
-		state_set_pool(d->pool, NULL, PS_DEPLOYED, item->user);
-		state_save();
+		state_set_pool(st, d->pool, NULL, PS_DEPLOYED, item->user);
+		state_save(st);
 		deploy_verify(d);
 		return;
 	}
-	state_set_pool(d->pool, NULL, PS_DEPLOYING, item->user);
-	state_save();
+	state_set_pool(st, d->pool, NULL, PS_DEPLOYING, item->user);
+	state_save(st);
 	cmd_progress(item, "deploying %s to %s: %s", d->version ? d->version : "(no version)",
 	    pool_name(d->pool), conf->deploy_command);
 	d->source = "deploy";
@@ -302,23 +306,25 @@ static void
 smoke_cmd_done(int passed, json_t *results, const char *summary, void *arg)
 {
 	struct cmdq_item *item = arg;
-	json_t *r = json_pack("{s:s, s:b, s:O, s:s}", "pool", pool_name(!state_hot()),
+	struct state *st = item->d->state;
+	json_t *r = json_pack("{s:s, s:b, s:O, s:s}", "pool", pool_name(!state_hot(st)),
 	    "passed", passed, "checks", results, "summary", summary);
 
 	if (passed)
 		cmd_done(item, r);
 	else
 		cmd_error_json(item, E_SMOKE, r, "smoke checks failed on %s: %s",
-		    pool_name(!state_hot()), summary);
+		    pool_name(!state_hot(st)), summary);
 }
 
 void
 cmd_smoke_exec(struct cmdq_item *item)
 {
+	struct state *st = item->d->state;
 	struct op_who who;
 
 	cmd_who(item, &who);
-	smoke_start(item->d, &who, !state_hot(), smoke_cmd_done, item);
+	smoke_start(item->d, &who, !state_hot(st), smoke_cmd_done, item);
 }
 
 /* ------------------------------------------------------ a restart mid-way */
@@ -330,19 +336,18 @@ cmd_smoke_exec(struct cmdq_item *item)
 void
 deploy_recover(struct daemon *dm)
 {
-	json_t *lock = json_object_get(state_doc(), "lock");
+	json_t *lock = json_object_get(state_doc(dm->state), "lock");
 	const char *st;
 	int i, changed = 0;
 
-	(void)dm;
 	for (i = 0; i < NPOOLS; i++) {
-		st = json_string_value(json_object_get(state_pool(i), "state"));
+		st = json_string_value(json_object_get(state_pool(dm->state, i), "state"));
 		if (st != NULL && (strcmp(st, PS_DEPLOYING) == 0 ||
 		    strcmp(st, PS_VERIFYING) == 0 || strcmp(st, PS_DEPLOYED) == 0)) {
 			log_warnx("%s pool was %s when switchd stopped: marked failed",
 			    pool_name(i), st);
-			state_set_pool(i, NULL, PS_FAILED, "switchd");
-			json_object_set_new(state_pool(i), "error", json_sprintf(
+			state_set_pool(dm->state, i, NULL, PS_FAILED, "switchd");
+			json_object_set_new(state_pool(dm->state, i), "error", json_sprintf(
 			    "interrupted while %s (switchd restarted)", st));
 			changed = 1;
 		}
@@ -350,9 +355,9 @@ deploy_recover(struct daemon *dm)
 	if (json_is_object(lock) && json_is_true(json_object_get(lock, "auto"))) {
 		log_warnx("releasing the deploy lock of an interrupted cold-deploy by %s",
 		    json_string_value(json_object_get(lock, "user")));
-		json_object_set_new(state_doc(), "lock", json_null());
+		json_object_set_new(state_doc(dm->state), "lock", json_null());
 		changed = 1;
 	}
 	if (changed)
-		state_save();
+		state_save(dm->state);
 }

@@ -10,8 +10,9 @@
 void
 cmd_hosts_exec(struct cmdq_item *item)
 {
+	struct state *st = item->d->state;
 	const char *which = cmd_arg_str(item, A_POOL);
-	int idx = pool_index(which), hot = state_hot();
+	int idx = pool_index(which), hot = state_hot(st);
 	const struct pool *p;
 	json_t *hosts = json_array(), *servers = json_array();
 	size_t i, j;

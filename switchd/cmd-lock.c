@@ -14,16 +14,18 @@
 static void
 lock_journal(struct cmdq_item *item, const char *command, const char *message)
 {
+	struct state *st = item->d->state;
 	struct op_who who;
 
 	cmd_who(item, &who);
 	who.message = message;
-	history_append(journal_entry(&who, command, state_hot(), state_hot(), "ok", NULL));
+	history_append(st, journal_entry(&who, command, state_hot(st), state_hot(st), "ok", NULL));
 }
 
 void
 cmd_lock_exec(struct cmdq_item *item)
 {
+	struct state *st = item->d->state;
 	const char *msg = cmd_arg_str(item, A_MESSAGE);
 	long long ttl = cmd_arg_int(item, A_TTL, 0);
 	json_t *lock;
@@ -34,9 +36,9 @@ cmd_lock_exec(struct cmdq_item *item)
 		return;
 	}
 	lock = lock_record(item->user, (json_int_t)item->uid, msg ? msg : "", time(NULL), ttl);
-	json_object_set(state_doc(), "lock", lock);
-	if (state_save() == -1) {
-		json_object_set_new(state_doc(), "lock", json_null());
+	json_object_set(state_doc(st), "lock", lock);
+	if (state_save(st) == -1) {
+		json_object_set_new(state_doc(st), "lock", json_null());
 		json_decref(lock);
 		cmd_error(item, E_INTERNAL, "cannot write the state file; not locked");
 		return;
@@ -49,7 +51,8 @@ cmd_lock_exec(struct cmdq_item *item)
 void
 cmd_unlock_exec(struct cmdq_item *item)
 {
-	json_t *lock = state_lock(), *old;
+	struct state *st = item->d->state;
+	json_t *lock = state_lock(st), *old;
 
 	if (lock == NULL) {
 		cmd_error(item, E_NOT_LOCKED, "the deploy lock is not held");
@@ -63,9 +66,9 @@ cmd_unlock_exec(struct cmdq_item *item)
 		return;
 	}
 	old = json_incref(lock);
-	json_object_set_new(state_doc(), "lock", json_null());
-	if (state_save() == -1) {
-		json_object_set_new(state_doc(), "lock", old);
+	json_object_set_new(state_doc(st), "lock", json_null());
+	if (state_save(st) == -1) {
+		json_object_set_new(state_doc(st), "lock", old);
 		cmd_error(item, E_INTERNAL, "cannot write the state file; still locked");
 		return;
 	}

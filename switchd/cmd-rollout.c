@@ -75,10 +75,11 @@ rollout_event(struct rollout *r, const char *text)
 static void
 rollout_finish(struct rollout *r, const char *result, const char *code, const char *error)
 {
+	struct state *st = r->item->d->state;
 	struct cmdq_item *item = r->item, *abort_item = r->abort_item;
 	json_t *reply = json_pack("{s:s, s:O, s:s, s:s}", "result", result,
-	    "steps", json_object_get(r->done_steps, "steps"), "hot", pool_name(state_hot()),
-	    "cold", pool_name(!state_hot()));
+	    "steps", json_object_get(r->done_steps, "steps"), "hot", pool_name(state_hot(st)),
+	    "cold", pool_name(!state_hot(st)));
 
 	if (r->why[0] != '\0')
 		json_object_set_new(reply, "why", json_string(r->why));
@@ -88,8 +89,8 @@ rollout_finish(struct rollout *r, const char *result, const char *code, const ch
 			cmd_error(abort_item, code, "%s", error);
 		else
 			cmd_done(abort_item, json_pack("{s:s, s:s, s:s, s:s, s:s}", "from",
-			    pool_name(state_hot()), "to", pool_name(state_hot()), "hot",
-			    pool_name(state_hot()), "cold", pool_name(!state_hot()),
+			    pool_name(state_hot(st)), "to", pool_name(state_hot(st)), "hot",
+			    pool_name(state_hot(st)), "cold", pool_name(!state_hot(st)),
 			    "rollout", "aborted"));
 	}
 	if (code != NULL)
@@ -102,20 +103,21 @@ static void
 rollout_undone(int ok, const char *code, const char *error, void *arg)
 {
 	struct rollout *r = arg;
+	struct state *st = r->item->d->state;
 	char msg[1024];
 
 	if (r->abort_item == NULL && ok)
 		/* The guard's verdict: the pool it judged is cold again, and failed. */
-		guard_mark_failed(!state_hot(), r->why);
+		guard_mark_failed(!state_hot(st), r->why);
 	if (!ok) {
 		snprintf(msg, sizeof(msg), "rollout stopped (%s) but putting the traffic "
 		    "back failed: %s", r->why, error);
 		rollout_finish(r, "failed", code, msg);
 		return;
 	}
-	state_save();
+	state_save(st);
 	snprintf(msg, sizeof(msg), "rollout stopped: %s; the traffic is back on %s",
-	    r->why, pool_name(state_hot()));
+	    r->why, pool_name(state_hot(st)));
 	log_warnx("%s", msg);
 	rollout_finish(r, r->abort_item ? "aborted" : "rolled back", E_REFUSED, msg);
 }
@@ -124,6 +126,7 @@ rollout_undone(int ok, const char *code, const char *error, void *arg)
 static void
 rollout_undo(struct rollout *r)
 {
+	struct state *st = r->item->d->state;
 	struct daemon *d = r->item->d;
 	struct op_who who;
 
@@ -137,10 +140,10 @@ rollout_undo(struct rollout *r)
 	else
 		/* The guard's verdict: the journal says switchd did it. */
 		who_switchd(&who, r->why);
-	if (state_hot() != pool_index(json_string_value(json_object_get(r->done_steps,
+	if (state_hot(st) != pool_index(json_string_value(json_object_get(r->done_steps,
 	    "from")))) {
 		/* Only the switch can have moved it: go back. */
-		pool_switch(d, &who, !state_hot(), "back", 0, rollout_undone, r);
+		pool_switch(d, &who, !state_hot(st), "back", 0, rollout_undone, r);
 		return;
 	}
 	canary_set(d, &who, 0, "back", rollout_undone, r);
@@ -161,6 +164,7 @@ int
 rollout_abort(struct cmdq_item *back)
 {
 	struct rollout *r = ro;
+	struct state *st = back->d->state;
 
 	if (r == NULL)
 		return 0;
@@ -171,7 +175,7 @@ rollout_abort(struct cmdq_item *back)
 	r->abort_item = back;
 	snprintf(r->why, sizeof(r->why), "aborted by \"back\" from %s", back->user);
 	cmd_progress(back, "stopping the rollout of %s (step %d of %d)",
-	    pool_name(!state_hot()), r->idx + 1, r->nsteps);
+	    pool_name(!state_hot(st)), r->idx + 1, r->nsteps);
 	if (r->phase == R_WATCHING)
 		rollout_undo(r);
 	return 1;
@@ -213,6 +217,7 @@ static void
 rollout_set(int ok, const char *code, const char *error, void *arg)
 {
 	struct rollout *r = arg;
+	struct state *st = r->item->d->state;
 	struct timeval tv;
 	char text[256];
 
@@ -232,7 +237,7 @@ rollout_set(int ok, const char *code, const char *error, void *arg)
 	guard_set_hook(rollout_verdict, r);
 	snprintf(text, sizeof(text), "step %d of %d: %d %% of %s on %s; the guard watches "
 	    "it for %d s", r->idx + 1, r->nsteps, r->steps[r->idx], r->item->d->conf->live_host,
-	    pool_name(!state_hot()), r->interval);
+	    pool_name(!state_hot(st)), r->interval);
 	rollout_event(r, text);
 	r->phase = R_WATCHING;
 	tv.tv_sec = r->interval;
@@ -264,10 +269,11 @@ rollout_prechecked(const char *code, const char *error, void *arg)
 static void
 rollout_step(struct rollout *r)
 {
+	struct state *st = r->item->d->state;
 	struct daemon *d = r->item->d;
 	struct op_who who;
 	struct lb_mapping to;
-	int cold = !state_hot();
+	int cold = !state_hot(st);
 	char text[256];
 
 	if (r->why[0] != '\0') {
@@ -288,7 +294,7 @@ rollout_step(struct rollout *r)
 		return;
 	}
 	r->phase = R_CHECKING;
-	lb_mapping_for(d->conf, state_hot(), &to);
+	lb_mapping_for(d->conf, state_hot(st), &to);
 	d->lb->drv->precheck(d->lb, &to, d->conf->pools[cold].backend, d->conf->min_up,
 	    rollout_prechecked, r);
 }
@@ -332,6 +338,7 @@ parse_steps(const char *s, int *steps)
 void
 cmd_rollout_exec(struct cmdq_item *item)
 {
+	struct state *st = item->d->state;
 	struct op_who who;
 	struct rollout *r;
 	int steps[ROLLOUT_MAXSTEPS], n;
@@ -360,16 +367,16 @@ cmd_rollout_exec(struct cmdq_item *item)
 	r->interval = (int)interval;
 	r->message = cmd_arg_str(item, A_MESSAGE) ? xstrdup(cmd_arg_str(item, A_MESSAGE)) : NULL;
 	r->timer = evtimer_new(item->d->base, rollout_tick, r);
-	r->done_steps = json_pack("{s:s, s:[]}", "from", pool_name(state_hot()), "steps");
+	r->done_steps = json_pack("{s:s, s:[]}", "from", pool_name(state_hot(st)), "steps");
 	/* From the first step to the switch, every verdict of the guard is ours. */
 	guard_set_hook(rollout_verdict, r);
 	cmd_progress(item, "rollout of %s: steps %s %%, %d s each, then switch",
-	    pool_name(!state_hot()), cmd_arg_str(item, A_STEPS) ? cmd_arg_str(item, A_STEPS) :
+	    pool_name(!state_hot(st)), cmd_arg_str(item, A_STEPS) ? cmd_arg_str(item, A_STEPS) :
 	    "10,25,50", r->interval);
 	if (item->d->conf->nchecks == 0) {
 		rollout_step(r);
 		return;
 	}
 	cmd_who(item, &who);
-	smoke_start(item->d, &who, !state_hot(), rollout_smoked, r);
+	smoke_start(item->d, &who, !state_hot(st), rollout_smoked, r);
 }

@@ -47,14 +47,15 @@ static void
 status_view(struct lb_view *v, void *arg)
 {
 	struct status_job *job = arg;
+	struct state *st = job->d->state;
 	struct config *conf = job->d->conf;
-	json_t *doc = state_doc(), *r, *pools, *nodes, *p, *lock;
-	int hot = state_hot(), i, nh, agree = 1, first = -2;
+	json_t *doc = state_doc(st), *r, *pools, *nodes, *p, *lock;
+	int hot = state_hot(st), i, nh, agree = 1, first = -2;
 	size_t n;
 
 	pools = json_object();
 	for (i = 0; i < NPOOLS; i++) {
-		p = json_deep_copy(state_pool(i));
+		p = json_deep_copy(state_pool(st, i));
 		json_object_set_new(p, "backend", json_string(conf->pools[i].backend));
 		json_object_set_new(p, "role", json_string(i == hot ? ROLE_HOT : ROLE_COLD));
 		json_object_set_new(p, "servers", pool_servers(&conf->pools[i], v));
@@ -81,7 +82,7 @@ status_view(struct lb_view *v, void *arg)
 	/* Shown until then, and repaired in the background (with pre-checks). */
 	if (!agree && !busy_held(job->d))
 		repair_schedule("status found the nodes not all serving the hot pool");
-	lock = state_lock();
+	lock = state_lock(st);
 	r = json_pack("{s:s, s:s, s:{s:s, s:s}, s:o, s:o, s:b, s:O, s:O, s:o, s:O}",
 	    "hot", pool_name(hot), "cold", pool_name(!hot),
 	    "hosts", "live", conf->live_host, "cold", conf->cold_host,
@@ -92,8 +93,8 @@ status_view(struct lb_view *v, void *arg)
 	    "ec2", json_object_get(doc, "ec2"));
 	json_object_set_new(r, "canary", canary_json());
 	json_object_set_new(r, "guard", guard_json());
-	if (json_array_size(state_load_errors()) > 0)
-		json_object_set(r, "state_errors", state_load_errors());
+	if (json_array_size(state_load_errors(st)) > 0)
+		json_object_set(r, "state_errors", state_load_errors(st));
 	lb_view_free(v);
 	json_object_set_new(r, P_OK, json_true());
 	job->cb(r, job->arg);

@@ -25,7 +25,8 @@ static void
 switch_done(int ok, const char *code, const char *error, void *arg)
 {
 	struct cmdq_item *item = arg;
-	int hot = state_hot();
+	struct state *st = item->d->state;
+	int hot = state_hot(st);
 
 	if (!ok) {
 		cmd_error(item, code, "%s", error);
@@ -46,12 +47,13 @@ void
 smoke_gate_failed(struct cmdq_item *item, const char *before, const char *outcome,
     json_t *results, const char *summary)
 {
-	int cold = !state_hot();
+	struct state *st = item->d->state;
+	int cold = !state_hot(st);
 
-	state_set_pool(cold, NULL, PS_FAILED, item->user);
-	json_object_set_new(state_pool(cold), "error",
+	state_set_pool(st, cold, NULL, PS_FAILED, item->user);
+	json_object_set_new(state_pool(st, cold), "error",
 	    json_sprintf("smoke checks before %s failed: %s", before, summary));
-	state_save();
+	state_save(st);
 	cmd_error_json(item, E_SMOKE, json_pack("{s:O}", "checks", results),
 	    "smoke checks failed on %s (%s); %s, and %s is marked failed",
 	    pool_name(cold), summary, outcome, pool_name(cold));
@@ -62,7 +64,8 @@ static void
 switch_smoked(int passed, json_t *results, const char *summary, void *arg)
 {
 	struct cmdq_item *item = arg;
-	int cold = !state_hot();
+	struct state *st = item->d->state;
+	int cold = !state_hot(st);
 
 	if (!passed) {
 		smoke_gate_failed(item, "a switch", "nothing was switched", results, summary);
@@ -82,8 +85,9 @@ switch_smoked(int passed, json_t *results, const char *summary, void *arg)
 int
 cold_pool_gate(struct cmdq_item *item, int can_force, const char *unverified_tail)
 {
-	int cold = !state_hot();
-	json_t *pool = state_pool(cold);
+	struct state *st = item->d->state;
+	int cold = !state_hot(st);
+	json_t *pool = state_pool(st, cold);
 	const char *version = json_string_value(json_object_get(pool, "version"));
 	const char *pstate = json_string_value(json_object_get(pool, "state")) ?: PS_EMPTY;
 	const char *expect = cmd_arg_str(item, A_EXPECT);
@@ -110,8 +114,9 @@ cold_pool_gate(struct cmdq_item *item, int can_force, const char *unverified_tai
 void
 cmd_switch_exec(struct cmdq_item *item)
 {
+	struct state *st = item->d->state;
 	struct op_who who;
-	int cold = !state_hot();
+	int cold = !state_hot(st);
 
 	/* The guard reads HAProxy's counters: nginx has none to read. */
 	if (cmd_arg_int(item, A_BAKE, 0) > 0 && strcmp(item->d->conf->driver, "haproxy") != 0) {
@@ -133,10 +138,11 @@ cmd_switch_exec(struct cmdq_item *item)
 void
 cmd_back_exec(struct cmdq_item *item)
 {
-	json_t *last = json_object_get(state_doc(), "last_switch");
-	int cold = !state_hot();
-	const char *pstate = json_string_value(json_object_get(state_pool(cold), "state")) ?: PS_EMPTY;
-	const char *err = json_string_value(json_object_get(state_pool(cold), "error"));
+	struct state *st = item->d->state;
+	json_t *last = json_object_get(state_doc(st), "last_switch");
+	int cold = !state_hot(st);
+	const char *pstate = json_string_value(json_object_get(state_pool(st, cold), "state")) ?: PS_EMPTY;
+	const char *err = json_string_value(json_object_get(state_pool(st, cold), "error"));
 
 	if (canary_back(item))
 		return;

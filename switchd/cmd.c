@@ -199,7 +199,7 @@ cmd_dispatch(struct daemon *d, struct client *c, uid_t uid, int admin, const cha
 		    (long)(time(NULL) - d->busy.since));
 		return;
 	}
-	if ((ci->flags & CMD_LOCKABLE) && (lock = state_lock()) != NULL) {
+	if ((ci->flags & CMD_LOCKABLE) && (lock = state_lock(d->state)) != NULL) {
 		json_t *r;
 		const char *msg = json_string_value(json_object_get(lock, "message"));
 

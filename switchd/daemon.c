@@ -158,7 +158,7 @@ daemon_reload_config(struct daemon *d, json_t **errors)
 	d->lb = lb_new(d->base, conf);
 	d->conf = conf;
 	discover_start();
-	httpd_configure(d->base, conf);	/* a failed new bind keeps the old one */
+	httpd_configure(d, conf);	/* a failed new bind keeps the old one */
 	log_info("configuration %s reloaded", conf->path);
 	return 0;
 }
@@ -234,9 +234,9 @@ daemon_start(struct daemon *d, struct config *conf)
 
 	if ((d->lock_fd = state_dir_lock(conf->state_dir)) == -1)
 		fatalx("cannot use state_dir %s", conf->state_dir);
-	if (state_open(conf->state_dir, conf) == -1)
+	if ((d->state = state_open(conf->state_dir)) == NULL)
 		fatalx("cannot use state_dir %s", conf->state_dir);
-	history_set_hook(journal_hook);
+	history_set_hook(d->state, journal_hook);
 	deploy_recover(d);
 	discover_apply_state(conf);
 	if (http_init(d->base) == -1 || ec2_init(d->base) == -1)
@@ -244,7 +244,7 @@ daemon_start(struct daemon *d, struct config *conf)
 	d->lb = lb_new(d->base, conf);
 	if (control_listen(d) == -1)
 		fatalx("cannot listen on %s", conf->ctl_socket);
-	if (httpd_configure(d->base, conf) == -1)
+	if (httpd_configure(d, conf) == -1)
 		fatalx("cannot listen on http.listen %s", conf->http_listen);
 }
 
@@ -255,12 +255,11 @@ reconciled(void *arg)
 
 	control_accept(1);
 	/* Tags left wrong by an EC2 failure before a restart: try again. */
-	if (json_array_size(json_object_get(json_object_get(state_doc(), "ec2"), "drift")) > 0)
+	if (json_array_size(json_object_get(json_object_get(state_doc(d->state), "ec2"), "drift")) > 0)
 		roles_retag("drift recorded before the restart", NULL, NULL);
 	discover_start();
 	guard_resume();
-	log_info("ready: %s is hot", pool_name(state_hot()));
-	(void)d;
+	log_info("ready: %s is hot", pool_name(state_hot(d->state)));
 }
 
 void
@@ -285,7 +284,8 @@ daemon_stop(struct daemon *d)
 	http_shutdown();
 	lb_unref(d->lb);
 	d->lb = NULL;
-	state_close();
+	state_close(d->state);
+	d->state = NULL;
 	event_free(d->ev_hup);
 	event_free(d->ev_term);
 	event_free(d->ev_int);

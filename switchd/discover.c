@@ -54,7 +54,7 @@ struct refresh {
 void
 discover_apply_state(struct config *conf)
 {
-	json_t *disc = json_object_get(state_doc(), "discovered"), *list, *s;
+	json_t *disc = json_object_get(state_doc(disc_d->state), "discovered"), *list, *s;
 	struct pool *p;
 	size_t i, j, n;
 	int k;
@@ -378,12 +378,12 @@ static void
 discover_guard(struct refresh *rf, struct lb_view *v)
 {
 	const struct config *conf = rf->lb->conf;
-	json_t *prev = json_object_get(state_doc(), "discovered");
-	json_t *ec2 = json_object_get(state_doc(), "ec2"), *refused = json_array();
+	json_t *prev = json_object_get(state_doc(disc_d->state), "discovered");
+	json_t *ec2 = json_object_get(state_doc(disc_d->state), "ec2"), *refused = json_array();
 	json_t *old, *e;
 	char *reason, *ids;
 	size_t i, n, nfound;
-	int k, hot = state_hot(), up_now, up_after, need;
+	int k, hot = state_hot(disc_d->state), up_now, up_after, need;
 
 	for (k = 0; k < NPOOLS; k++) {
 		json_t *prevl = json_object_get(prev, pool_name(k));
@@ -445,7 +445,7 @@ discover_guard(struct refresh *rf, struct lb_view *v)
 	if (json_array_size(refused) == 0) {
 		if (old != NULL) {
 			json_object_del(ec2, "discover_refused");
-			state_save();
+			state_save(disc_d->state);
 		}
 		json_decref(refused);
 		return;
@@ -462,10 +462,10 @@ discover_guard(struct refresh *rf, struct lb_view *v)
 		}
 		who_switchd(&who, msg);
 		who.uid = 0;
-		history_append(journal_entry(&who, "discover", hot, hot, "refused", NULL));
+		history_append(disc_d->state, journal_entry(&who, "discover", hot, hot, "refused", NULL));
 		free(msg);
 		json_object_set_new(ec2, "discover_refused", refused);
-		state_save();
+		state_save(disc_d->state);
 	} else
 		json_decref(refused);
 }
@@ -544,15 +544,15 @@ discover_guarded(struct lb_view *v, void *arg)
 
 	discover_guard(rf, v);
 	lb_view_free(v);
-	disc = json_object_get(state_doc(), "discovered");
+	disc = json_object_get(state_doc(disc_d->state), "discovered");
 	changed = !json_equal(disc, rf->found);
 	if (changed) {
 		log_info("discover: blue has %zu instance%s, green %zu",
 		    json_array_size(json_object_get(rf->found, POOL_BLUE)),
 		    json_array_size(json_object_get(rf->found, POOL_BLUE)) == 1 ? "" : "s",
 		    json_array_size(json_object_get(rf->found, POOL_GREEN)));
-		json_object_set(state_doc(), "discovered", rf->found);
-		state_save();
+		json_object_set(state_doc(disc_d->state), "discovered", rf->found);
+		state_save(disc_d->state);
 		discover_apply_state(conf);
 		write_backends_file(conf);
 		roles_retag("pool membership changed", NULL, NULL);

@@ -38,10 +38,10 @@ guard_init(struct daemon *d)
 static json_t *
 canary_obj(void)
 {
-	json_t *c = json_object_get(state_doc(), "canary");
+	json_t *c = json_object_get(state_doc(guard_d->state), "canary");
 
 	if (!json_is_object(c) ||
-	    pool_index(json_string_value(json_object_get(c, "pool"))) != !state_hot())
+	    pool_index(json_string_value(json_object_get(c, "pool"))) != !state_hot(guard_d->state))
 		return NULL;
 	return c;
 }
@@ -118,7 +118,7 @@ canary_failed_view(struct lb_view *v, void *arg)
 
 	(void)arg;
 	for (i = 0; i < v->nnodes; i++)
-		if (lb_node_serves(guard_d->conf, &v->nodes[i]) != state_hot())
+		if (lb_node_serves(guard_d->conf, &v->nodes[i]) != state_hot(guard_d->state))
 			agree = 0;
 	lb_view_free(v);
 	if (!agree)
@@ -129,22 +129,22 @@ static void
 canary_applied(const char *code, const char *error, void *arg)
 {
 	struct canary_op *op = arg;
-	json_t *doc = state_doc(), *e;
+	json_t *doc = state_doc(guard_d->state), *e;
 	char when[32];
 
-	e = journal_entry(&op->who, op->command, state_hot(), state_hot(),
+	e = journal_entry(&op->who, op->command, state_hot(guard_d->state), state_hot(guard_d->state),
 	    code ? "failed" : "ok", code ? error : NULL);
 	json_object_set_new(e, "canary", json_string(pool_name(op->cold)));
 	json_object_set_new(e, "percent", json_integer(op->percent));
 	json_object_set_new(e, "took_ms", json_integer((json_int_t)(now_ms() - op->t0)));
 	if (code != NULL) {
-		history_append(e);
+		history_append(guard_d->state, e);
 		/* If putting a node back failed too, the repair makes them agree. */
 		guard_d->lb->drv->observe(guard_d->lb, canary_failed_view, NULL);
 		op->cb(0, code, error, op->arg);
 		goto out;
 	}
-	history_append(e);
+	history_append(guard_d->state, e);
 	if (op->percent > 0) {
 		iso_time(time(NULL), when, sizeof(when));
 		if (canary_percent(op->cold) > 0)
@@ -160,7 +160,7 @@ canary_applied(const char *code, const char *error, void *arg)
 	}
 	log_info("%s: %d %% of %s on %s, by %s", op->command, op->percent,
 	    guard_d->conf->live_host, pool_name(op->cold), op->who.user);
-	if (state_save() == -1)
+	if (state_save(guard_d->state) == -1)
 		log_warnx("the canary is set but the state file could not be written; "
 		    "switchd puts the nodes back to the state file's split at its next start");
 	op->cb(1, NULL, NULL, op->arg);
@@ -176,7 +176,7 @@ canary_set(struct daemon *d, const struct op_who *who, int percent, const char *
 {
 	struct canary_op *op = xcalloc(1, sizeof(*op));
 	struct lb_mapping to;
-	int hot = state_hot();
+	int hot = state_hot(guard_d->state);
 
 	op->who = *who;
 	snprintf(op->user, sizeof(op->user), "%s", who->user);
@@ -206,9 +206,9 @@ canary_back_done(int ok, const char *code, const char *error, void *arg)
 		cmd_error(item, code, "%s", error);
 		return;
 	}
-	cmd_done(item, json_pack("{s:s, s:s, s:s, s:s, s:i, s:I}", "from", pool_name(state_hot()),
-	    "to", pool_name(state_hot()), "hot", pool_name(state_hot()),
-	    "cold", pool_name(!state_hot()), "canary", 0,
+	cmd_done(item, json_pack("{s:s, s:s, s:s, s:s, s:i, s:I}", "from", pool_name(state_hot(guard_d->state)),
+	    "to", pool_name(state_hot(guard_d->state)), "hot", pool_name(state_hot(guard_d->state)),
+	    "cold", pool_name(!state_hot(guard_d->state)), "canary", 0,
 	    "took_ms", (json_int_t)(now_ms() - item->started_ms)));
 }
 
@@ -219,10 +219,10 @@ canary_back(struct cmdq_item *item)
 
 	if (rollout_running())
 		return rollout_abort(item);
-	if (canary_percent(!state_hot()) <= 0)
+	if (canary_percent(!state_hot(guard_d->state)) <= 0)
 		return 0;
 	cmd_progress(item, "a canary runs: ending it (the live host stays on %s)",
-	    pool_name(state_hot()));
+	    pool_name(state_hot(guard_d->state)));
 	cmd_who(item, &who);
 	canary_set(item->d, &who, 0, "back", canary_back_done, item);
 	return 1;
@@ -310,7 +310,7 @@ guard_clear(void)
 		evtimer_del(g.timer);
 	g.active = 0;
 	g.acting = 0;
-	json_object_set_new(state_doc(), "guard", json_null());
+	json_object_set_new(state_doc(guard_d->state), "guard", json_null());
 }
 
 static void
@@ -338,7 +338,7 @@ guard_begin(enum guard_kind kind, int pool, time_t until)
 
 	iso_time(time(NULL), since, sizeof(since));
 	iso_time(until, untils, sizeof(untils));
-	json_object_set_new(state_doc(), "guard", json_pack("{s:s, s:s, s:s, s:s?, s:I}",
+	json_object_set_new(state_doc(guard_d->state), "guard", json_pack("{s:s, s:s, s:s, s:s?, s:I}",
 	    "kind", kind == GUARD_BAKE ? "bake" : "canary", "pool", pool_name(pool),
 	    "since", since, "until", until ? untils : NULL, "until_epoch", (json_int_t)until));
 	log_info("guard: watching %s's 5xx share %s", pool_name(pool),
@@ -349,7 +349,7 @@ guard_begin(enum guard_kind kind, int pool, time_t until)
 json_t *
 guard_json(void)
 {
-	json_t *s = json_object_get(state_doc(), "guard");
+	json_t *s = json_object_get(state_doc(guard_d->state), "guard");
 
 	if (!g.active || !json_is_object(s))
 		return json_null();
@@ -363,7 +363,7 @@ void
 guard_after_switch(const char *command, int to, long long bake)
 {
 	/* The live host moved: whatever canary ran is complete or undone. */
-	json_object_set_new(state_doc(), "canary", json_null());
+	json_object_set_new(state_doc(guard_d->state), "canary", json_null());
 	guard_clear();
 	if (strcmp(command, "switch") != 0 || !guard_can_watch(guard_d->conf))
 		return;
@@ -374,7 +374,7 @@ guard_after_switch(const char *command, int to, long long bake)
 void
 guard_resume(void)
 {
-	json_t *s = json_object_get(state_doc(), "guard");
+	json_t *s = json_object_get(state_doc(guard_d->state), "guard");
 	const char *kind;
 	int pool;
 	time_t until;
@@ -385,11 +385,11 @@ guard_resume(void)
 	pool = pool_index(json_string_value(json_object_get(s, "pool")));
 	until = (time_t)json_integer_value(json_object_get(s, "until_epoch"));
 	if (kind == NULL || pool < 0 || !guard_can_watch(guard_d->conf) ||
-	    (strcmp(kind, "bake") == 0 && (until <= time(NULL) || pool != state_hot())) ||
+	    (strcmp(kind, "bake") == 0 && (until <= time(NULL) || pool != state_hot(guard_d->state))) ||
 	    (strcmp(kind, "canary") == 0 && canary_percent(pool) <= 0)) {
 		log_info("guard: the window in the state file is over");
 		guard_clear();
-		state_save();
+		state_save(guard_d->state);
 		return;
 	}
 	log_info("guard: resuming the watch over %s (%s)", pool_name(pool), kind);
@@ -412,8 +412,8 @@ guard_shutdown(void)
 void
 guard_mark_failed(int pool, const char *why)
 {
-	state_set_pool(pool, NULL, PS_FAILED, "switchd");
-	json_object_set_new(state_pool(pool), "error", json_string(why));
+	state_set_pool(guard_d->state, pool, NULL, PS_FAILED, "switchd");
+	json_object_set_new(state_pool(guard_d->state, pool), "error", json_string(why));
 }
 
 /* -------------------------------------------------------------- verdict */
@@ -426,14 +426,14 @@ guard_went_back(int ok, const char *code, const char *error, void *arg)
 	(void)code;
 	(void)arg;
 	if (ok) {
-		log_warnx("guard: back done: %s serves %s again", pool_name(state_hot()),
+		log_warnx("guard: back done: %s serves %s again", pool_name(state_hot(guard_d->state)),
 		    guard_d->conf->live_host);
 		guard_mark_failed(bad, g.why);
 	} else
 		log_warnx("guard: going back failed: %s", error);
 	/* It acted (or tried): it stops, and never flaps. */
 	guard_clear();
-	state_save();
+	state_save(guard_d->state);
 	busy_release(guard_d);
 }
 
@@ -560,7 +560,7 @@ guard_tick(evutil_socket_t fd, short what, void *arg)
 		log_info("guard: the bake window is over: %s keeps %s (%lld responses, "
 		    "%lld 5xx)", pool_name(g.pool), conf->live_host, g.tot_resp, g.tot_err);
 		guard_clear();
-		state_save();
+		state_save(guard_d->state);
 		return;
 	}
 	if (!guard_can_watch(conf)) {

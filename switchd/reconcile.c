@@ -15,6 +15,7 @@
 #include "switchd.h"
 
 struct reconcile {
+	struct daemon	*d;
 	struct lb	*lb;
 	json_t		*intent;
 	int		 target;	/* hot pool every node must serve */
@@ -29,8 +30,8 @@ struct reconcile {
 static void
 reconcile_finish(struct reconcile *rc)
 {
-	if (state_is_new())
-		state_save();
+	if (state_is_new(rc->d->state))
+		state_save(rc->d->state);
 	rc->done(rc->arg);
 	json_decref(rc->intent);
 	lb_unref(rc->lb);
@@ -46,14 +47,14 @@ reconcile_journal(struct reconcile *rc, int before, int after, const char *resul
 
 	who_switchd(&who, rc->why);
 	who.uid = 0;
-	history_append(journal_entry(&who, "reconcile", before, after, result, error));
+	history_append(rc->d->state, journal_entry(&who, "reconcile", before, after, result, error));
 }
 
 static void
 reconcile_applied(const char *code, const char *error, void *arg)
 {
 	struct reconcile *rc = arg;
-	int before = state_hot();
+	int before = state_hot(rc->d->state);
 
 	if (code != NULL) {
 		log_warnx("reconcile: could not make every node serve %s hot: %s",
@@ -65,13 +66,13 @@ reconcile_applied(const char *code, const char *error, void *arg)
 	}
 	log_info("reconcile: every node serves %s hot (%s)", pool_name(rc->target), rc->why);
 	if (before != rc->target) {
-		state_set_hot(rc->target);
+		state_set_hot(rc->d->state, rc->target);
 		roles_retag("reconcile changed the roles", NULL, NULL);
 	}
 	reconcile_journal(rc, before, rc->target, "ok", NULL);
-	state_save();
+	state_save(rc->d->state);
 	if (rc->intent != NULL)
-		intent_clear();
+		intent_clear(rc->d->state);
 	reconcile_finish(rc);
 }
 
@@ -93,13 +94,13 @@ reconcile_intent(struct reconcile *rc, struct lb_view *v, int all_ok, int agreed
 	int from = pool_index(json_string_value(json_object_get(rc->intent, "from")));
 	int to = pool_index(json_string_value(json_object_get(rc->intent, "to")));
 	const char *id = json_string_value(json_object_get(rc->intent, "id"));
-	json_t *e, *doc = state_doc();
+	json_t *e, *doc = state_doc(rc->d->state);
 	char when[32];
 
 	(void)v;
 	if (from < 0 || to < 0 || id == NULL) {
 		log_warnx("reconcile: intent record is malformed, ignored");
-		intent_clear();
+		intent_clear(rc->d->state);
 		json_decref(rc->intent);
 		rc->intent = NULL;
 		reconcile_finish(rc);
@@ -109,8 +110,8 @@ reconcile_intent(struct reconcile *rc, struct lb_view *v, int all_ok, int agreed
 		log_warnx("reconcile: a switch (%s -> %s) was interrupted and not every node "
 		    "answers; undoing it as soon as they do", pool_name(from),
 		    pool_name(to));
-		state_set_hot(from);
-		state_save();
+		state_set_hot(rc->d->state, from);
+		state_save(rc->d->state);
 		repair_schedule("an interrupted switch, with a node not answering");
 		reconcile_finish(rc);
 		return;
@@ -118,7 +119,7 @@ reconcile_intent(struct reconcile *rc, struct lb_view *v, int all_ok, int agreed
 	if (agreed == to) {
 		log_info("reconcile: switch %s (%s -> %s) was interrupted after every node "
 		    "flipped; finishing it", id, pool_name(from), pool_name(to));
-		if (!history_has_id(id)) {
+		if (!history_has_id(rc->d->state, id)) {
 			struct op_who who = {
 				.user = json_string_value(json_object_get(rc->intent, "user")) ?: "?",
 				.uid = (uid_t)json_integer_value(json_object_get(rc->intent, "uid")),
@@ -130,9 +131,9 @@ reconcile_intent(struct reconcile *rc, struct lb_view *v, int all_ok, int agreed
 			json_object_set_new(e, "id", json_string(id));
 			json_object_set_new(e, "note", json_string("finished by switchd at start "
 			    "after an interruption"));
-			history_append(e);
+			history_append(rc->d->state, e);
 		}
-		state_set_hot(to);
+		state_set_hot(rc->d->state, to);
 		if (!json_is_object(json_object_get(doc, "last_switch")) ||
 		    strcmp(json_string_value(json_object_get(json_object_get(doc,
 		    "last_switch"), "id")) ?: "", id) != 0) {
@@ -144,18 +145,18 @@ reconcile_intent(struct reconcile *rc, struct lb_view *v, int all_ok, int agreed
 			    "from", pool_name(from), "to", pool_name(to),
 			    "message", json_object_get(rc->intent, "message"),
 			    "command", json_object_get(rc->intent, "command")));
-			state_set_pool(from, NULL, PS_VERIFIED, "switchd");
+			state_set_pool(rc->d->state, from, NULL, PS_VERIFIED, "switchd");
 		}
-		state_save();
+		state_save(rc->d->state);
 		map_file_sync(rc->lb, to);
-		intent_clear();
+		intent_clear(rc->d->state);
 		roles_retag("an interrupted switch was finished", NULL, NULL);
 		reconcile_finish(rc);
 		return;
 	}
 	log_warnx("reconcile: switch %s (%s -> %s) was interrupted half way; undoing it",
 	    id, pool_name(from), pool_name(to));
-	state_set_hot(from);
+	state_set_hot(rc->d->state, from);
 	reconcile_apply(rc, from, "undo of an interrupted switch");
 }
 
@@ -180,9 +181,9 @@ reconcile_prechecked(const char *code, const char *error, void *arg)
 	if (code == NULL) {
 		log_warnx("reconcile: the nodes do not agree; %s passes the pre-checks; "
 		    "making every node serve %s hot (%s)", pool_name(target),
-		    pool_name(target), state_roles_trusted() ? "as the state file says" :
+		    pool_name(target), state_roles_trusted(rc->d->state) ? "as the state file says" :
 		    "no trustworthy state file: the pool the nodes serve most");
-		reconcile_apply(rc, target, state_roles_trusted() ?
+		reconcile_apply(rc, target, state_roles_trusted(rc->d->state) ?
 		    "nodes disagreed at start; state file applied" :
 		    "nodes disagreed at start, no trustworthy state file; the pool the "
 		    "nodes serve most that passes the pre-checks applied");
@@ -209,7 +210,7 @@ reconcile_try(struct reconcile *rc)
 		    "tries again in the background", rc->refusals ? rc->refusals :
 		    "no node serves a valid blue/green map");
 		rc->why = "nodes disagreed at start; no pool passed the pre-checks";
-		reconcile_journal(rc, state_hot(), state_hot(), "refused", rc->refusals);
+		reconcile_journal(rc, state_hot(rc->d->state), state_hot(rc->d->state), "refused", rc->refusals);
 		repair_schedule("the nodes disagree and no pool passes the pre-checks");
 		reconcile_finish(rc);
 		return;
@@ -236,20 +237,20 @@ reconcile_disagree(struct reconcile *rc, struct lb_view *v)
 		 * before its load balancer can even start.
 		 */
 		log_warnx("reconcile: no node serves a valid blue/green map (a first "
-		    "start?); making every node serve %s hot (%s)", pool_name(state_hot()),
-		    state_roles_trusted() ? "the state file" : "the default");
-		reconcile_apply(rc, state_hot(), "no node served a valid map at start");
+		    "start?); making every node serve %s hot (%s)", pool_name(state_hot(rc->d->state)),
+		    state_roles_trusted(rc->d->state) ? "the state file" : "the default");
+		reconcile_apply(rc, state_hot(rc->d->state), "no node served a valid map at start");
 		return;
 	}
-	if (state_roles_trusted())
-		first = state_hot();
+	if (state_roles_trusted(rc->d->state))
+		first = state_hot(rc->d->state);
 	else {
 		first = count[POOL_G] > count[POOL_B] ? POOL_G : POOL_B;
 		log_warnx("reconcile: no trustworthy state file; the nodes serve blue %d, "
 		    "green %d times", count[POOL_B], count[POOL_G]);
 	}
 	rc->ncand = rc->icand = 0;
-	if (count[first] > 0 || state_roles_trusted())
+	if (count[first] > 0 || state_roles_trusted(rc->d->state))
 		rc->cand[rc->ncand++] = first;
 	if (count[!first] > 0)
 		rc->cand[rc->ncand++] = !first;
@@ -261,7 +262,7 @@ reconcile_view(struct lb_view *v, void *arg)
 {
 	struct reconcile *rc = arg;
 	size_t i;
-	int all_ok = 1, agreed = -2, hot, state = state_hot();
+	int all_ok = 1, agreed = -2, hot, state = state_hot(rc->d->state);
 
 	for (i = 0; i < v->nnodes; i++) {
 		struct lb_node *n = &v->nodes[i];
@@ -288,19 +289,19 @@ reconcile_view(struct lb_view *v, void *arg)
 		return;
 	}
 	if (agreed >= 0) {
-		if (agreed != state && state_is_new()) {
+		if (agreed != state && state_is_new(rc->d->state)) {
 			log_info("reconcile: no state file yet; HAProxy serves %s hot",
 			    pool_name(agreed));
-			state_set_hot(agreed);
-			state_save();
+			state_set_hot(rc->d->state, agreed);
+			state_save(rc->d->state);
 		} else if (agreed != state) {
 			log_warnx("reconcile: state file says %s is hot but HAProxy serves %s "
 			    "on every node that answers; trusting HAProxy", pool_name(state),
 			    pool_name(agreed));
-			state_set_hot(agreed);
+			state_set_hot(rc->d->state, agreed);
 			rc->why = "state file was stale: HAProxy serves the other pool";
 			reconcile_journal(rc, state, agreed, "ok", NULL);
-			state_save();
+			state_save(rc->d->state);
 			roles_retag("reconcile: HAProxy serves the other pool", NULL, NULL);
 		} else
 			log_info("reconcile: HAProxy and the state file agree: %s is hot",
@@ -313,13 +314,13 @@ reconcile_view(struct lb_view *v, void *arg)
 	} else if (all_ok)
 		reconcile_disagree(rc, v);
 	else {
-		if (!state_roles_trusted() && lb_view_majority(rc->lb->conf, v) >= 0) {
+		if (!state_roles_trusted(rc->d->state) && lb_view_majority(rc->lb->conf, v) >= 0) {
 			/* No file to keep: what the nodes that answer serve most. */
 			state = lb_view_majority(rc->lb->conf, v);
-			state_set_hot(state);
+			state_set_hot(rc->d->state, state);
 		}
 		log_warnx("reconcile: not every node answers; keeping %s hot (%s)",
-		    pool_name(state), state_roles_trusted() ? "the state file" :
+		    pool_name(state), state_roles_trusted(rc->d->state) ? "the state file" :
 		    "what most nodes that answer serve");
 		repair_schedule("a node did not answer at start");
 		reconcile_finish(rc);
@@ -332,8 +333,9 @@ daemon_reconcile(struct daemon *d, void (*done)(void *), void *arg)
 {
 	struct reconcile *rc = xcalloc(1, sizeof(*rc));
 
+	rc->d = d;
 	rc->lb = lb_ref(d->lb);
-	rc->intent = intent_read();
+	rc->intent = intent_read(rc->d->state);
 	rc->done = done;
 	rc->arg = arg;
 	rc->why = "start-up";

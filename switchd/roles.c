@@ -116,7 +116,7 @@ retag_free(struct retag *rt)
 static void
 ec2_record(json_t *drift, const char *error)
 {
-	json_t *ec2 = json_object_get(state_doc(), "ec2");
+	json_t *ec2 = json_object_get(state_doc(roles_d->state), "ec2");
 	char when[32];
 
 	iso_time(time(NULL), when, sizeof(when));
@@ -126,7 +126,7 @@ ec2_record(json_t *drift, const char *error)
 		json_object_set_new(ec2, "error", json_string(error));
 	else
 		json_object_del(ec2, "error");
-	state_save();
+	state_save(roles_d->state);
 }
 
 /* EC2 was read and every tag is right. */
@@ -273,7 +273,7 @@ roles_retag(const char *why, roles_done_cb cb, void *arg)
 		return;
 	}
 	rt = xcalloc(1, sizeof(*rt));
-	rt->hot = state_hot();
+	rt->hot = state_hot(roles_d->state);
 	rt->cb = cb;
 	rt->arg = arg;
 	for (p = 0; p < NPOOLS; p++)
@@ -346,7 +346,7 @@ roles_check(roles_check_cb cb, void *arg)
 
 	ck->cb = cb;
 	ck->arg = arg;
-	ck->hot = state_hot();
+	ck->hot = state_hot(roles_d->state);
 	for (p = 0; p < NPOOLS; p++)
 		for (i = 0; i < roles_d->conf->pools[p].nservers; i++)
 			if (roles_d->conf->pools[p].servers[i].instance != NULL)

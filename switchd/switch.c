@@ -74,7 +74,7 @@ switch_failed_view(struct lb_view *v, void *arg)
 		if (lb_node_serves(op->lb->conf, &v->nodes[i]) != op->from)
 			agree = 0;
 	if (agree)
-		intent_clear();
+		intent_clear(op->d->state);
 	else {
 		log_warnx("switch %s: nodes do not all serve %s after the failure; "
 		    "repairing in the background", op->id, pool_name(op->from));
@@ -94,11 +94,11 @@ static void
 switch_applied(const char *code, const char *error, void *arg)
 {
 	struct switch_op *op = arg;
-	json_t *doc = state_doc(), *last;
+	json_t *doc = state_doc(op->d->state), *last;
 	char when[32];
 
 	if (code != NULL) {
-		history_append(switch_entry(op, "failed", error));
+		history_append(op->d->state, switch_entry(op, "failed", error));
 		op->fail_code = xstrdup(code);
 		op->fail_error = xstrdup(error);
 		op->lb->drv->observe(op->lb, switch_failed_view, op);
@@ -106,12 +106,12 @@ switch_applied(const char *code, const char *error, void *arg)
 	}
 	log_info("%s: %s is hot now (was %s), by %s", op->command, pool_name(op->to),
 	    pool_name(op->from), op->who.user);
-	history_append(switch_entry(op, "ok", NULL));
+	history_append(op->d->state, switch_entry(op, "ok", NULL));
 
 	/* The pool that was serving is proven: it is the new, verified cold pool. */
-	state_set_hot(op->to);
-	state_set_pool(op->from, NULL, PS_VERIFIED, op->who.user);
-	json_object_del(state_pool(op->from), "error");
+	state_set_hot(op->d->state, op->to);
+	state_set_pool(op->d->state, op->from, NULL, PS_VERIFIED, op->who.user);
+	json_object_del(state_pool(op->d->state, op->from), "error");
 	iso_time(time(NULL), when, sizeof(when));
 	last = json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:s?, s:s}", "id", op->id,
 	    "time", when, "user", op->who.user, "uid", (json_int_t)op->who.uid,
@@ -119,10 +119,10 @@ switch_applied(const char *code, const char *error, void *arg)
 	    "message", op->who.message, "command", op->command);
 	json_object_set_new(doc, "last_switch", last);
 	guard_after_switch(op->command, op->to, op->bake);
-	if (state_save() == -1)
+	if (state_save(op->d->state) == -1)
 		log_warnx("the switch is done but the state file could not be written; "
 		    "switchd will learn the roles from HAProxy at its next start");
-	intent_clear();
+	intent_clear(op->d->state);
 	repair_cancel();
 	/* Traffic has moved; the EC2 role tags follow, never holding it up. */
 	roles_retag(op->command, NULL, NULL);
@@ -152,7 +152,7 @@ switch_prechecked(const char *code, const char *error, void *arg)
 	    "map_to", "live", op->map_to.live, "cold", op->map_to.cold);
 	if (op->who.message != NULL)
 		json_object_set_new(intent, "message", json_string(op->who.message));
-	if (intent_write(intent) == -1) {
+	if (intent_write(op->d->state, intent) == -1) {
 		json_decref(intent);
 		op->cb(0, E_INTERNAL, "cannot write the intent record in the state "
 		    "directory (disk full or read-only?); nothing was changed", op->arg);
@@ -182,7 +182,7 @@ pool_switch(struct daemon *d, const struct op_who *who, int to, const char *comm
 	op->message = who->message ? xstrdup(who->message) : NULL;
 	op->who.message = op->message;
 	op->lb = lb_ref(d->lb);
-	op->from = state_hot();
+	op->from = state_hot(op->d->state);
 	op->to = to;
 	op->command = xstrdup(command);
 	op->bake = bake;
@@ -283,7 +283,7 @@ repair_applied(const char *code, const char *error, void *arg)
 	if (code != NULL)
 		log_warnx("repair: %s", error);
 	else
-		log_info("repair: every node made to serve %s hot", pool_name(state_hot()));
+		log_info("repair: every node made to serve %s hot", pool_name(state_hot(repair_d->state)));
 	lb_unref(lb);
 	busy_release(repair_d);
 	repair_arm();	/* check again: only a clean observation ends the repair */
@@ -298,15 +298,15 @@ repair_prechecked(const char *code, const char *error, void *arg)
 	if (code != NULL) {
 		log_warnx("repair: the nodes do not all serve %s hot, but %s fails the "
 		    "pre-checks (%s); nothing changed, trying again later",
-		    pool_name(state_hot()), pool_name(state_hot()), error);
+		    pool_name(state_hot(repair_d->state)), pool_name(state_hot(repair_d->state)), error);
 		lb_unref(lb);
 		busy_release(repair_d);
 		repair_arm();
 		return;
 	}
 	log_warnx("repair: the nodes do not all serve %s hot; making them",
-	    pool_name(state_hot()));
-	lb_mapping_for(lb->conf, state_hot(), &want);
+	    pool_name(state_hot(repair_d->state)));
+	lb_mapping_for(lb->conf, state_hot(repair_d->state), &want);
 	lb->drv->apply(lb, &want, repair_applied, lb);
 }
 
@@ -318,26 +318,26 @@ repair_view(struct lb_view *v, void *arg)
 	size_t i;
 	int all_ok = 1, agree = 1;
 
-	if (!state_roles_trusted() && lb_view_majority(lb->conf, v) >= 0 &&
-	    lb_view_majority(lb->conf, v) != state_hot()) {
+	if (!state_roles_trusted(repair_d->state) && lb_view_majority(lb->conf, v) >= 0 &&
+	    lb_view_majority(lb->conf, v) != state_hot(repair_d->state)) {
 		/* Roles never read from a sound state file: never made up either. */
 		log_warnx("repair: no trustworthy state file; %s is what most nodes serve",
 		    pool_name(lb_view_majority(lb->conf, v)));
-		state_set_hot(lb_view_majority(lb->conf, v));
+		state_set_hot(repair_d->state, lb_view_majority(lb->conf, v));
 	}
-	lb_mapping_for(lb->conf, state_hot(), &want);
+	lb_mapping_for(lb->conf, state_hot(repair_d->state), &want);
 	for (i = 0; i < v->nnodes; i++) {
 		if (!v->nodes[i].ok)
 			all_ok = 0;
-		else if (lb_node_serves(lb->conf, &v->nodes[i]) != state_hot())
+		else if (lb_node_serves(lb->conf, &v->nodes[i]) != state_hot(repair_d->state))
 			agree = 0;
 	}
 	lb_view_free(v);
 	if (all_ok && agree) {
 		log_info("repair: every node serves %s hot, as the state file says",
-		    pool_name(state_hot()));
-		map_file_sync(lb, state_hot());
-		intent_clear();
+		    pool_name(state_hot(repair_d->state)));
+		map_file_sync(lb, state_hot(repair_d->state));
+		intent_clear(repair_d->state);
 		repair_delay = 0;
 		lb_unref(lb);
 		busy_release(repair_d);
@@ -352,7 +352,7 @@ repair_view(struct lb_view *v, void *arg)
 		return;
 	}
 	/* The same pre-checks as a switch: a repair must not cause an outage. */
-	lb->drv->precheck(lb, &want, lb->conf->pools[state_hot()].backend, lb->conf->min_up,
+	lb->drv->precheck(lb, &want, lb->conf->pools[state_hot(repair_d->state)].backend, lb->conf->min_up,
 	    repair_prechecked, lb);
 }
 

@@ -136,22 +136,24 @@ const char	*pool_name(int idx);		/* "blue" | "green" */
  * is: {"hot", "cold", "pools": {"blue": {version, state, since, by}},
  * "last_switch", "lock", "ec2": {"drift": []}}.
  */
-int		 state_open(const char *dir, const struct config *);
-json_t		*state_doc(void);
-void		 state_close(void);
-int		 state_is_new(void);		/* there was no state file */
-int		 state_roles_trusted(void);	/* hot/cold read from a sound file */
-json_t		*state_load_errors(void);	/* borrowed: ["what was wrong", ...] */
-int		 state_save(void);
-int		 state_hot(void);			/* POOL_B or POOL_G */
-void		 state_set_hot(int);
-json_t		*state_pool(int);
-void		 state_set_pool(int, const char *version, const char *pstate, const char *by);
-json_t		*state_lock(void);			/* NULL when free; drops an expired one */
-json_t		*history_read(int n);			/* newest first */
-int		 history_append(json_t *entry);		/* steals; adds id/time if absent */
-int		 history_has_id(const char *id);
-void		 history_set_hook(void (*)(json_t *));	/* called with each new entry */
+struct state;
+struct state	*state_open(const char *dir);	/* NULL if dir cannot be made */
+void		 state_close(struct state *);
+json_t		*state_doc(struct state *);
+int		 state_is_new(struct state *);		/* there was no state file */
+int		 state_roles_trusted(struct state *);	/* hot/cold read from a sound file */
+json_t		*state_load_errors(struct state *);	/* borrowed: ["what was wrong", ...] */
+int		 state_save(struct state *);
+int		 state_hot(struct state *);		/* POOL_B or POOL_G */
+void		 state_set_hot(struct state *, int);
+json_t		*state_pool(struct state *, int);
+void		 state_set_pool(struct state *, int, const char *version, const char *pstate,
+		    const char *by);
+json_t		*state_lock(struct state *);		/* NULL when free; drops an expired one */
+json_t		*history_read(struct state *, int n);	/* newest first */
+int		 history_append(struct state *, json_t *entry);	/* steals; adds id/time */
+int		 history_has_id(struct state *, const char *id);
+void		 history_set_hook(struct state *, void (*)(json_t *));	/* each new entry */
 /* A journal entry: who ran command, the roles before and after, the result. */
 struct op_who;
 json_t		*journal_entry(const struct op_who *, const char *command, int before,
@@ -159,9 +161,9 @@ json_t		*journal_entry(const struct op_who *, const char *command, int before,
 /* The deploy lock's record (expires 0 without a ttl). */
 json_t		*lock_record(const char *user, json_int_t uid, const char *message,
 		    time_t since, long long ttl);
-int		 intent_write(json_t *);
-json_t		*intent_read(void);
-int		 intent_clear(void);
+int		 intent_write(struct state *, json_t *);
+json_t		*intent_read(struct state *);
+int		 intent_clear(struct state *);
 
 /* ------------------------------------------------------------------ util */
 
@@ -241,7 +243,7 @@ void		 deploy_recover(struct daemon *);
 typedef void (*status_cb)(json_t *reply, void *arg);	/* callee owns reply */
 void		 status_json(struct daemon *, status_cb, void *);
 #define HISTORY_MAX_N	100000
-json_t		*history_json(long long n);		/* NULL: n out of range */
+json_t		*history_json(struct daemon *, long long n);		/* NULL: n out of range */
 
 /* control.c */
 int		 control_listen(struct daemon *);

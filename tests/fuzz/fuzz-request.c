@@ -497,7 +497,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 		fprintf(stderr, "fuzz-request: the harness's config is refused:\n%s\n", e);
 		exit(1);
 	}
-	if (state_open(fz.conf->state_dir, fz.conf) == -1) {
+	if ((fz.state = state_open(fz.conf->state_dir)) == NULL) {
 		fprintf(stderr, "fuzz-request: cannot use %s\n", fz.conf->state_dir);
 		exit(1);
 	}
@@ -583,9 +583,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char *line;
 
 	/* Every input starts from an empty state directory and fresh nodes. */
-	state_close();
+	state_close(fz.state);
 	rm_dir_files(state_dir);
-	if (state_open(state_dir, fz.conf) == -1)
+	if ((fz.state = state_open(state_dir)) == NULL)
 		protocol_breach("state_open failed", state_dir);
 	write_file(map_path, LIVE_HOST " be_blue\n" COLD_HOST " be_green\n");
 	fake_reset();
