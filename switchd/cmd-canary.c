@@ -55,13 +55,15 @@ static void
 canary_precheck(struct cmdq_item *item)
 {
 	struct state *st = item->d->state;
+	struct config *conf = item->d->conf;
+	struct lb *lb = item->d->lb;
 	struct lb_mapping to;
 	int cold = !state_hot(st);
 
-	lb_mapping_for(item->d->conf, state_hot(st), &to);
+	lb_mapping_for(conf, state_hot(st), &to);
 	cmd_progress(item, "checking every HAProxy node: backend %s, at least %d server%s UP",
-	    item->d->conf->pools[cold].backend, item->d->conf->min_up, item->d->conf->min_up == 1 ? "" : "s");
-	item->d->lb->drv->precheck(item->d->lb, &to, item->d->conf->pools[cold].backend, item->d->conf->min_up,
+	    conf->pools[cold].backend, conf->min_up, conf->min_up == 1 ? "" : "s");
+	lb->drv->precheck(lb, &to, conf->pools[cold].backend, conf->min_up,
 	    canary_prechecked, item);
 }
 
@@ -76,6 +78,39 @@ canary_smoked(int passed, json_t *results, const char *summary, void *arg)
 	}
 	cmd_progress(item, "smoke: %s", summary);
 	canary_precheck(item);
+}
+
+/* A "back" while a canary runs ends the canary: the live host never moved. */
+static void
+canary_back_done(int ok, const char *code, const char *error, void *arg)
+{
+	struct cmdq_item *item = arg;
+	int hot = state_hot(item->d->state);
+
+	if (!ok) {
+		cmd_error(item, code, "%s", error);
+		return;
+	}
+	cmd_done(item, json_pack("{s:s, s:s, s:s, s:s, s:i, s:I}", "from", pool_name(hot),
+	    "to", pool_name(hot), "hot", pool_name(hot), "cold", pool_name(!hot),
+	    "canary", 0, "took_ms", (json_int_t)(now_ms() - item->started_ms)));
+}
+
+int
+canary_back(struct cmdq_item *item)
+{
+	struct state *st = item->d->state;
+	struct op_who who;
+
+	if (rollout_running())
+		return rollout_abort(item);
+	if (canary_percent(!state_hot(st)) <= 0)
+		return 0;
+	cmd_progress(item, "a canary runs: ending it (the live host stays on %s)",
+	    pool_name(state_hot(st)));
+	cmd_who(item, &who);
+	canary_set(item->d, &who, 0, "back", canary_back_done, item);
+	return 1;
 }
 
 /* "10", "10%": 0..99, else -1. */

@@ -19,7 +19,8 @@ lock_journal(struct cmdq_item *item, const char *command, const char *message)
 
 	cmd_who(item, &who);
 	who.message = message;
-	history_append(st, journal_entry(&who, command, state_hot(st), state_hot(st), "ok", NULL));
+	history_append(st, journal_entry(&who, command, state_hot(st), state_hot(st), "ok",
+	    NULL));
 }
 
 void

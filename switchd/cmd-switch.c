@@ -141,7 +141,8 @@ cmd_back_exec(struct cmdq_item *item)
 	struct state *st = item->d->state;
 	json_t *last = json_object_get(state_doc(st), "last_switch");
 	int cold = !state_hot(st);
-	const char *pstate = json_string_value(json_object_get(state_pool(st, cold), "state")) ?: PS_EMPTY;
+	const char *pstate = json_string_value(json_object_get(state_pool(st, cold),
+	    "state")) ?: PS_EMPTY;
 	const char *err = json_string_value(json_object_get(state_pool(st, cold), "error"));
 
 	if (canary_back(item))

@@ -121,7 +121,8 @@ args_valid(const struct cmd_info *ci, json_t *args, char *why, size_t len)
 }
 
 void
-cmd_dispatch(struct daemon *d, struct client *c, uid_t uid, int admin, const char *user, json_t *req)
+cmd_dispatch(struct daemon *d, struct client *c, uid_t uid, int admin, const char *user,
+    json_t *req)
 {
 	const struct cmd_info *ci;
 	const struct cmd_entry *ce;

@@ -255,7 +255,8 @@ reconciled(void *arg)
 
 	control_accept(1);
 	/* Tags left wrong by an EC2 failure before a restart: try again. */
-	if (json_array_size(json_object_get(json_object_get(state_doc(d->state), "ec2"), "drift")) > 0)
+	if (json_array_size(json_object_get(json_object_get(state_doc(d->state), "ec2"),
+	    "drift")) > 0)
 		roles_retag("drift recorded before the restart", NULL, NULL);
 	discover_start();
 	guard_resume();

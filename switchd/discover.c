@@ -462,7 +462,8 @@ discover_guard(struct refresh *rf, struct lb_view *v)
 		}
 		who_switchd(&who, msg);
 		who.uid = 0;
-		history_append(disc_d->state, journal_entry(&who, "discover", hot, hot, "refused", NULL));
+		history_append(disc_d->state, journal_entry(&who, "discover", hot, hot,
+		    "refused", NULL));
 		free(msg);
 		json_object_set_new(ec2, "discover_refused", refused);
 		state_save(disc_d->state);

@@ -17,7 +17,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cmds.h"
 #include "daemon.h"
 #include "guard.h"
 #include "hapx.h"
@@ -41,7 +40,8 @@ canary_obj(void)
 	json_t *c = json_object_get(state_doc(guard_d->state), "canary");
 
 	if (!json_is_object(c) ||
-	    pool_index(json_string_value(json_object_get(c, "pool"))) != !state_hot(guard_d->state))
+	    pool_index(json_string_value(json_object_get(c, "pool"))) !=
+	    !state_hot(guard_d->state))
 		return NULL;
 	return c;
 }
@@ -132,8 +132,8 @@ canary_applied(const char *code, const char *error, void *arg)
 	json_t *doc = state_doc(guard_d->state), *e;
 	char when[32];
 
-	e = journal_entry(&op->who, op->command, state_hot(guard_d->state), state_hot(guard_d->state),
-	    code ? "failed" : "ok", code ? error : NULL);
+	e = journal_entry(&op->who, op->command, state_hot(guard_d->state),
+	    state_hot(guard_d->state), code ? "failed" : "ok", code ? error : NULL);
 	json_object_set_new(e, "canary", json_string(pool_name(op->cold)));
 	json_object_set_new(e, "percent", json_integer(op->percent));
 	json_object_set_new(e, "took_ms", json_integer((json_int_t)(now_ms() - op->t0)));
@@ -194,38 +194,6 @@ canary_set(struct daemon *d, const struct op_who *who, int percent, const char *
 	who_progress(who, "setting %d %% of %s on %s (%s)", percent, d->conf->live_host,
 	    pool_name(!hot), to.canary);
 	d->lb->drv->apply(d->lb, &to, canary_applied, op);
-}
-
-/* A "back" while a canary runs ends the canary: the live host never moved. */
-static void
-canary_back_done(int ok, const char *code, const char *error, void *arg)
-{
-	struct cmdq_item *item = arg;
-
-	if (!ok) {
-		cmd_error(item, code, "%s", error);
-		return;
-	}
-	cmd_done(item, json_pack("{s:s, s:s, s:s, s:s, s:i, s:I}", "from", pool_name(state_hot(guard_d->state)),
-	    "to", pool_name(state_hot(guard_d->state)), "hot", pool_name(state_hot(guard_d->state)),
-	    "cold", pool_name(!state_hot(guard_d->state)), "canary", 0,
-	    "took_ms", (json_int_t)(now_ms() - item->started_ms)));
-}
-
-int
-canary_back(struct cmdq_item *item)
-{
-	struct op_who who;
-
-	if (rollout_running())
-		return rollout_abort(item);
-	if (canary_percent(!state_hot(guard_d->state)) <= 0)
-		return 0;
-	cmd_progress(item, "a canary runs: ending it (the live host stays on %s)",
-	    pool_name(state_hot(guard_d->state)));
-	cmd_who(item, &who);
-	canary_set(item->d, &who, 0, "back", canary_back_done, item);
-	return 1;
 }
 
 /* ---------------------------------------------------------------- guard */
@@ -338,9 +306,10 @@ guard_begin(enum guard_kind kind, int pool, time_t until)
 
 	iso_time(time(NULL), since, sizeof(since));
 	iso_time(until, untils, sizeof(untils));
-	json_object_set_new(state_doc(guard_d->state), "guard", json_pack("{s:s, s:s, s:s, s:s?, s:I}",
-	    "kind", kind == GUARD_BAKE ? "bake" : "canary", "pool", pool_name(pool),
-	    "since", since, "until", until ? untils : NULL, "until_epoch", (json_int_t)until));
+	json_object_set_new(state_doc(guard_d->state), "guard", json_pack(
+	    "{s:s, s:s, s:s, s:s?, s:I}", "kind", kind == GUARD_BAKE ? "bake" : "canary",
+	    "pool", pool_name(pool), "since", since, "until", until ? untils : NULL,
+	    "until_epoch", (json_int_t)until));
 	log_info("guard: watching %s's 5xx share %s", pool_name(pool),
 	    kind == GUARD_BAKE ? "for the bake window" : "while the canary runs");
 	guard_start_sampling(kind, pool, until);
@@ -385,7 +354,8 @@ guard_resume(void)
 	pool = pool_index(json_string_value(json_object_get(s, "pool")));
 	until = (time_t)json_integer_value(json_object_get(s, "until_epoch"));
 	if (kind == NULL || pool < 0 || !guard_can_watch(guard_d->conf) ||
-	    (strcmp(kind, "bake") == 0 && (until <= time(NULL) || pool != state_hot(guard_d->state))) ||
+	    (strcmp(kind, "bake") == 0 && (until <= time(NULL) ||
+	    pool != state_hot(guard_d->state))) ||
 	    (strcmp(kind, "canary") == 0 && canary_percent(pool) <= 0)) {
 		log_info("guard: the window in the state file is over");
 		guard_clear();
@@ -426,7 +396,8 @@ guard_went_back(int ok, const char *code, const char *error, void *arg)
 	(void)code;
 	(void)arg;
 	if (ok) {
-		log_warnx("guard: back done: %s serves %s again", pool_name(state_hot(guard_d->state)),
+		log_warnx("guard: back done: %s serves %s again",
+		    pool_name(state_hot(guard_d->state)),
 		    guard_d->conf->live_host);
 		guard_mark_failed(bad, g.why);
 	} else

@@ -47,7 +47,8 @@ reconcile_journal(struct reconcile *rc, int before, int after, const char *resul
 
 	who_switchd(&who, rc->why);
 	who.uid = 0;
-	history_append(rc->d->state, journal_entry(&who, "reconcile", before, after, result, error));
+	history_append(rc->d->state, journal_entry(&who, "reconcile", before, after, result,
+	    error));
 }
 
 static void
@@ -210,7 +211,8 @@ reconcile_try(struct reconcile *rc)
 		    "tries again in the background", rc->refusals ? rc->refusals :
 		    "no node serves a valid blue/green map");
 		rc->why = "nodes disagreed at start; no pool passed the pre-checks";
-		reconcile_journal(rc, state_hot(rc->d->state), state_hot(rc->d->state), "refused", rc->refusals);
+		reconcile_journal(rc, state_hot(rc->d->state), state_hot(rc->d->state),
+		    "refused", rc->refusals);
 		repair_schedule("the nodes disagree and no pool passes the pre-checks");
 		reconcile_finish(rc);
 		return;

@@ -100,7 +100,8 @@ history_repair(struct state *st)
 #define STATE_MAX_STR	1024	/* a version, a message: anything longer is damage */
 
 static void
-state_problem(struct state *st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+state_problem(struct state *st, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 static void
 state_problem(struct state *st, const char *fmt, ...)
@@ -514,7 +515,8 @@ state_pool(struct state *st, int idx)
 }
 
 void
-state_set_pool(struct state *st, int idx, const char *version, const char *pstate, const char *by)
+state_set_pool(struct state *st, int idx, const char *version, const char *pstate,
+    const char *by)
 {
 	json_t *p = state_pool(st, idx);
 	char when[32];

@@ -283,7 +283,8 @@ repair_applied(const char *code, const char *error, void *arg)
 	if (code != NULL)
 		log_warnx("repair: %s", error);
 	else
-		log_info("repair: every node made to serve %s hot", pool_name(state_hot(repair_d->state)));
+		log_info("repair: every node made to serve %s hot",
+		    pool_name(state_hot(repair_d->state)));
 	lb_unref(lb);
 	busy_release(repair_d);
 	repair_arm();	/* check again: only a clean observation ends the repair */
@@ -352,7 +353,8 @@ repair_view(struct lb_view *v, void *arg)
 		return;
 	}
 	/* The same pre-checks as a switch: a repair must not cause an outage. */
-	lb->drv->precheck(lb, &want, lb->conf->pools[state_hot(repair_d->state)].backend, lb->conf->min_up,
+	lb->drv->precheck(lb, &want, lb->conf->pools[state_hot(repair_d->state)].backend,
+	    lb->conf->min_up,
 	    repair_prechecked, lb);
 }
 

@@ -209,7 +209,8 @@ struct cmdq_item {
 	double		 started_ms;	/* now_ms() */
 };
 
-void		 cmd_dispatch(struct daemon *, struct client *, uid_t, int admin, const char *user, json_t *req);
+void		 cmd_dispatch(struct daemon *, struct client *, uid_t, int admin,
+		    const char *user, json_t *req);
 void		 cmd_progress(struct cmdq_item *, const char *, ...) __attribute__((format(printf, 2, 3)));
 void		 cmd_event(struct cmdq_item *, json_t *);
 void		 cmd_done(struct cmdq_item *, json_t *);	/* steals */
