@@ -10,7 +10,7 @@ cmd_reload_exec(struct cmdq_item *item)
 {
 	json_t *errors = NULL, *extra;
 
-	if (daemon_reload_config(item->d, &errors) == -1) {
+	if (item->d->reload(item->d, &errors) == -1) {
 		extra = json_pack("{s:o}", "errors", errors ? errors : json_array());
 		cmd_error_json(item, E_CONFIG, extra, "the new configuration is refused "
 		    "and the running one kept: %s", json_string_value(json_array_get(

@@ -246,7 +246,7 @@ item_free(struct cmdq_item *item)
 		d->clients->done(item->client);
 	json_decref(item->args);
 	free(item);
-	daemon_maybe_exit(d);
+	busy_maybe_exit(d);
 }
 
 void

@@ -1,7 +1,7 @@
 /*
  * daemon.c — the daemon's life: lock and open the state, listen, reconcile
- * the nodes, run the event loop, and tear it all down; config reloads,
- * signals and the busy slot.  switchd.c keeps only main().
+ * the nodes, run the event loop, and tear it all down; config reloads
+ * and signals.  switchd.c keeps only main(); the busy slot is busy.c.
  */
 #include <sys/types.h>
 #include <sys/file.h>
@@ -10,7 +10,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,73 +70,10 @@ state_dir_lock(const char *dir)
 	return fd;
 }
 
-/* ------------------------------------------------------------- busy slot */
-
-int
-busy_take(struct daemon *d, const char *what, const char *user, uid_t uid,
-    struct cmdq_item *item)
-{
-	if (d->busy.what != NULL)
-		return 0;
-	d->busy.what = what;
-	snprintf(d->busy.user, sizeof(d->busy.user), "%s", user);
-	d->busy.uid = uid;
-	d->busy.since = time(NULL);
-	d->busy.item = item;
-	return 1;
-}
-
-void
-busy_release(struct daemon *d)
-{
-	memset(&d->busy, 0, sizeof(d->busy));
-	daemon_maybe_exit(d);
-}
-
-int
-busy_held(const struct daemon *d)
-{
-	return d->busy.what != NULL;
-}
-
-/* ---------------------------------------------------------------- op_who */
-
-void
-who_switchd(struct op_who *who, const char *message)
-{
-	memset(who, 0, sizeof(*who));
-	who->user = "switchd";
-	who->uid = geteuid();
-	who->message = message;
-}
-
-void
-who_progress(const struct op_who *who, const char *fmt, ...)
-{
-	va_list ap;
-	char msg[2048];
-
-	if (who->progress == NULL)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	who->progress(who->arg, msg);
-}
-
-void
-who_event(const struct op_who *who, json_t *ev)
-{
-	if (who->event != NULL)
-		who->event(who->arg, ev);
-	else
-		json_decref(ev);
-}
-
 /* ---------------------------------------------------------------- config */
 
 /* Swap in a new config only if it is good; the old one stays otherwise. */
-int
+static int
 daemon_reload_config(struct daemon *d, json_t **errors)
 {
 	struct config *conf;
@@ -163,14 +99,6 @@ daemon_reload_config(struct daemon *d, json_t **errors)
 	return 0;
 }
 
-/* After SIGTERM: exit once the command in flight is done. */
-void
-daemon_maybe_exit(struct daemon *d)
-{
-	if (d->shutting_down && !busy_held(d))
-		event_base_loopexit(d->base, NULL);
-}
-
 static void
 on_signal(evutil_socket_t sig, short what, void *arg)
 {
@@ -190,7 +118,7 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 	log_info("%s: exiting%s", sig == SIGTERM ? "SIGTERM" : "SIGINT",
 	    busy_held(d) ? " after the command in flight" : "");
 	d->shutting_down = 1;
-	daemon_maybe_exit(d);
+	busy_maybe_exit(d);
 }
 
 /* Every journal entry: notified, and counted for /metrics. */
@@ -208,6 +136,8 @@ daemon_wire(struct daemon *d)
 {
 	if (d->clients == NULL)
 		d->clients = &control_client_ops;
+	if (d->reload == NULL)
+		d->reload = daemon_reload_config;
 	discover_init(d);
 	guard_init(d);
 	metrics_init(d);

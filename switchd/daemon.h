@@ -39,6 +39,8 @@ struct daemon {
 	struct busy	 busy;
 	int		 shutting_down;
 	const struct client_ops *clients;
+	/* Re-read the config file; a bad one is refused (daemon.c's). */
+	int		(*reload)(struct daemon *, json_t **errors);
 
 	struct event	*ev_hup, *ev_term, *ev_int;
 	int		 lock_fd;	/* flock on state_dir/switchd.lock */
@@ -70,13 +72,13 @@ void		 daemon_start(struct daemon *, struct config *);
 /* Reconcile the nodes, accept commands, run until asked to exit. */
 void		 daemon_run(struct daemon *);
 void		 daemon_stop(struct daemon *);
-int		 daemon_reload_config(struct daemon *, json_t **errors);
-void		 daemon_maybe_exit(struct daemon *);
 
 /* 1 if the slot was free and is now held by what/user. */
 int		 busy_take(struct daemon *, const char *what, const char *user, uid_t,
 		    struct cmdq_item *);
 void		 busy_release(struct daemon *);
+/* After SIGTERM: exit once the command in flight is done. */
+void		 busy_maybe_exit(struct daemon *);
 int		 busy_held(const struct daemon *);
 
 extern const struct client_ops control_client_ops;	/* control.c */
