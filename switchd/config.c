@@ -13,7 +13,6 @@
 
 #include <libconfig.h>
 
-#include "httpd.h"
 #include "switchd.h"
 
 enum ktype { K_STR, K_INT, K_NUM, K_BOOL, K_GROUP, K_LIST_STR, K_LIST_GROUP, K_MODE, K_ANYGROUP };
@@ -809,7 +808,7 @@ read_config(struct ctx *c, config_t *cf, struct config *conf)
 
 	http = config_setting_get_member(root, "http");
 	conf->http_listen = get_str(http, "listen", NULL);
-	if (conf->http_listen != NULL && httpd_parse_listen(conf->http_listen, host,
+	if (conf->http_listen != NULL && listen_addr_parse(conf->http_listen, host,
 	    sizeof(host), &port) == -1)
 		cerr(c, config_setting_get_member(http, "listen"), "http.listen: \"%s\" is not "
 		    "ADDRESS:PORT (127.0.0.1:9180, [::1]:9180)", conf->http_listen);

@@ -308,7 +308,7 @@ bind_listen(const char *listen)
 	char host[256];
 	int port;
 
-	if (httpd_parse_listen(listen, host, sizeof(host), &port) == -1) {
+	if (listen_addr_parse(listen, host, sizeof(host), &port) == -1) {
 		log_warnx("http.listen %s: not ADDRESS:PORT", listen);
 		return NULL;
 	}

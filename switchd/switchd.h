@@ -185,6 +185,7 @@ size_t		 utf8_complete(const char *, size_t len);
 int		 valid_instance_id(const char *);	/* i-[0-9a-f]{8,17} */
 int		 valid_ip(const char *);		/* IPv4 or IPv6, inet_pton */
 int		 valid_ip_port(const char *);	/* IP:port or [IPv6]:port */
+int		 listen_addr_parse(const char *, char *host, size_t hostlen, int *port);
 
 /* ------------------------------------------------------------- commands */
 
