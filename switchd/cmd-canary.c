@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cmds.h"
+#include "cmd-table.h"
 #include "daemon.h"
 #include "guard.h"
 #include "smoke.h"

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cmds.h"
+#include "cmd-table.h"
 #include "daemon.h"
 #include "log.h"
 #include "switchd.h"

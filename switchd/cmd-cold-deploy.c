@@ -1,6 +1,7 @@
 /*
- * cmd-deploy.c — "cold-deploy" and "smoke": put a version on the cold pool
- * and prove it through the real load balancer.
+ * cmd-cold-deploy.c — "cold-deploy": put a version on the cold pool and
+ * prove it through the real load balancer (smoke.c), and what a restart in
+ * the middle of one leaves (deploy_recover).
  *
  * cold-deploy holds the deploy lock for its whole run and walks the cold
  * pool through empty -> deploying -> deployed -> verifying -> verified |
@@ -298,33 +299,6 @@ cmd_cold_deploy_exec(struct cmdq_item *item)
 		deploy_end(d, PS_FAILED, E_DEPLOY, err);
 		free(err);
 	}
-}
-
-/* ------------------------------------------------------------------ smoke */
-
-static void
-smoke_cmd_done(int passed, json_t *results, const char *summary, void *arg)
-{
-	struct cmdq_item *item = arg;
-	struct state *st = item->d->state;
-	json_t *r = json_pack("{s:s, s:b, s:O, s:s}", "pool", pool_name(!state_hot(st)),
-	    "passed", passed, "checks", results, "summary", summary);
-
-	if (passed)
-		cmd_done(item, r);
-	else
-		cmd_error_json(item, E_SMOKE, r, "smoke checks failed on %s: %s",
-		    pool_name(!state_hot(st)), summary);
-}
-
-void
-cmd_smoke_exec(struct cmdq_item *item)
-{
-	struct state *st = item->d->state;
-	struct op_who who;
-
-	cmd_who(item, &who);
-	smoke_start(item->d, &who, !state_hot(st), smoke_cmd_done, item);
 }
 
 /* ------------------------------------------------------ a restart mid-way */
