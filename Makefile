@@ -75,7 +75,7 @@ $(B)/switchctl: $(B)/switchctl.o $(B)/libswitchd.a
 	@echo "  LD    $@"
 	@$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(B)/test-%: tests/unit/test-%.c tests/unit/unit.h tests/unit/daemon-stubs.h $(B)/libswitchd.a
+$(B)/test-%: tests/unit/test-%.c tests/unit/unit.h $(B)/libswitchd.a
 	@echo "  CC    $@"
 	@$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -Iswitchd -Itests/unit $(LDFLAGS) -o $@ $< $(B)/libswitchd.a $(LDLIBS)
 

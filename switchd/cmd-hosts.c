@@ -4,13 +4,15 @@
  */
 #include <string.h>
 
+#include "daemon.h"
 #include "switchd.h"
 
 void
 cmd_hosts_exec(struct cmdq_item *item)
 {
+	struct state *st = item->d->state;
 	const char *which = cmd_arg_str(item, A_POOL);
-	int idx = pool_index(which), hot = state_hot();
+	int idx = pool_index(which), hot = state_hot(st);
 	const struct pool *p;
 	json_t *hosts = json_array(), *servers = json_array();
 	size_t i, j;
@@ -20,7 +22,7 @@ cmd_hosts_exec(struct cmdq_item *item)
 		idx = hot;
 	else if (strcmp(which, ROLE_COLD) == 0)
 		idx = !hot;
-	p = &sd.conf->pools[idx];
+	p = &item->d->conf->pools[idx];
 	for (i = 0; i < p->nservers; i++) {
 		snprintf(host, sizeof(host), "%s", p->servers[i].address);
 		if ((colon = strrchr(host, ':')) != NULL)

@@ -5,6 +5,7 @@
  */
 #include <string.h>
 
+#include "daemon.h"
 #include "log.h"
 #include "switchd.h"
 
@@ -13,23 +14,21 @@
 static void
 lock_journal(struct cmdq_item *item, const char *command, const char *message)
 {
-	int hot = state_hot();
-	json_t *roles = json_pack("{s:s, s:s}", "hot", pool_name(hot),
-	    "cold", pool_name(!hot));
+	struct state *st = item->d->state;
+	struct op_who who;
 
-	history_append(json_pack("{s:I, s:s, s:s, s:s?, s:O, s:O, s:s}",
-	    "uid", (json_int_t)item->uid, "user", item->user, "command", command,
-	    "message", message, "before", roles, "after", roles, "result", "ok"));
-	json_decref(roles);
+	cmd_who(item, &who);
+	who.message = message;
+	history_append(st, journal_entry(&who, command, state_hot(st), state_hot(st), "ok",
+	    NULL));
 }
 
 void
 cmd_lock_exec(struct cmdq_item *item)
 {
+	struct state *st = item->d->state;
 	const char *msg = cmd_arg_str(item, A_MESSAGE);
 	long long ttl = cmd_arg_int(item, A_TTL, 0);
-	time_t now = time(NULL);
-	char when[32];
 	json_t *lock;
 
 	if (ttl < 0 || ttl > LOCK_MAX_TTL) {
@@ -37,14 +36,10 @@ cmd_lock_exec(struct cmdq_item *item)
 		    LOCK_MAX_TTL);
 		return;
 	}
-	iso_time(now, when, sizeof(when));
-	lock = json_pack("{s:s, s:I, s:s, s:s, s:I, s:I, s:I}", "user", item->user,
-	    "uid", (json_int_t)item->uid, "message", msg ? msg : "", "since", when,
-	    "since_epoch", (json_int_t)now, "ttl", (json_int_t)ttl,
-	    "expires", (json_int_t)(ttl > 0 ? now + ttl : 0));
-	json_object_set(state_doc(), "lock", lock);
-	if (state_save() == -1) {
-		json_object_set_new(state_doc(), "lock", json_null());
+	lock = lock_record(item->user, (json_int_t)item->uid, msg ? msg : "", time(NULL), ttl);
+	json_object_set(state_doc(st), "lock", lock);
+	if (state_save(st) == -1) {
+		json_object_set_new(state_doc(st), "lock", json_null());
 		json_decref(lock);
 		cmd_error(item, E_INTERNAL, "cannot write the state file; not locked");
 		return;
@@ -57,7 +52,8 @@ cmd_lock_exec(struct cmdq_item *item)
 void
 cmd_unlock_exec(struct cmdq_item *item)
 {
-	json_t *lock = state_lock(), *old;
+	struct state *st = item->d->state;
+	json_t *lock = state_lock(st), *old;
 
 	if (lock == NULL) {
 		cmd_error(item, E_NOT_LOCKED, "the deploy lock is not held");
@@ -71,9 +67,9 @@ cmd_unlock_exec(struct cmdq_item *item)
 		return;
 	}
 	old = json_incref(lock);
-	json_object_set_new(state_doc(), "lock", json_null());
-	if (state_save() == -1) {
-		json_object_set_new(state_doc(), "lock", old);
+	json_object_set_new(state_doc(st), "lock", json_null());
+	if (state_save(st) == -1) {
+		json_object_set_new(state_doc(st), "lock", old);
 		cmd_error(item, E_INTERNAL, "cannot write the state file; still locked");
 		return;
 	}

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "daemon.h"
 #include "guard.h"
 #include "log.h"
 #include "smoke.h"
@@ -27,7 +28,6 @@ struct rollout {
 	enum rollout_phase phase;
 	struct event	*timer;
 	struct cmdq_item *abort_item;	/* the admin's "back" */
-	struct cmdq_item *guard_item;	/* the guard's own "back" */
 	char		 why[256];	/* why it ended early */
 	char		*message;	/* the user's -m */
 	json_t		*done_steps;
@@ -75,10 +75,11 @@ rollout_event(struct rollout *r, const char *text)
 static void
 rollout_finish(struct rollout *r, const char *result, const char *code, const char *error)
 {
+	struct state *st = r->item->d->state;
 	struct cmdq_item *item = r->item, *abort_item = r->abort_item;
 	json_t *reply = json_pack("{s:s, s:O, s:s, s:s}", "result", result,
-	    "steps", json_object_get(r->done_steps, "steps"), "hot", pool_name(state_hot()),
-	    "cold", pool_name(!state_hot()));
+	    "steps", json_object_get(r->done_steps, "steps"), "hot", pool_name(state_hot(st)),
+	    "cold", pool_name(!state_hot(st)));
 
 	if (r->why[0] != '\0')
 		json_object_set_new(reply, "why", json_string(r->why));
@@ -88,8 +89,8 @@ rollout_finish(struct rollout *r, const char *result, const char *code, const ch
 			cmd_error(abort_item, code, "%s", error);
 		else
 			cmd_done(abort_item, json_pack("{s:s, s:s, s:s, s:s, s:s}", "from",
-			    pool_name(state_hot()), "to", pool_name(state_hot()), "hot",
-			    pool_name(state_hot()), "cold", pool_name(!state_hot()),
+			    pool_name(state_hot(st)), "to", pool_name(state_hot(st)), "hot",
+			    pool_name(state_hot(st)), "cold", pool_name(!state_hot(st)),
 			    "rollout", "aborted"));
 	}
 	if (code != NULL)
@@ -102,25 +103,21 @@ static void
 rollout_undone(int ok, const char *code, const char *error, void *arg)
 {
 	struct rollout *r = arg;
+	struct state *st = r->item->d->state;
 	char msg[1024];
 
-	if (r->guard_item != NULL) {
+	if (r->abort_item == NULL && ok)
 		/* The guard's verdict: the pool it judged is cold again, and failed. */
-		if (ok)
-			guard_mark_failed(!state_hot(), r->why);
-		json_decref(r->guard_item->args);
-		free(r->guard_item);
-		r->guard_item = NULL;
-	}
+		guard_mark_failed(!state_hot(st), r->why);
 	if (!ok) {
 		snprintf(msg, sizeof(msg), "rollout stopped (%s) but putting the traffic "
 		    "back failed: %s", r->why, error);
 		rollout_finish(r, "failed", code, msg);
 		return;
 	}
-	state_save();
+	state_save(st);
 	snprintf(msg, sizeof(msg), "rollout stopped: %s; the traffic is back on %s",
-	    r->why, pool_name(state_hot()));
+	    r->why, pool_name(state_hot(st)));
 	log_warnx("%s", msg);
 	rollout_finish(r, r->abort_item ? "aborted" : "rolled back", E_REFUSED, msg);
 }
@@ -129,30 +126,27 @@ rollout_undone(int ok, const char *code, const char *error, void *arg)
 static void
 rollout_undo(struct rollout *r)
 {
-	struct cmdq_item *who = r->abort_item;
+	struct state *st = r->item->d->state;
+	struct daemon *d = r->item->d;
+	struct op_who who;
 
 	r->phase = R_UNDOING;
 	if (r->timer != NULL)
 		evtimer_del(r->timer);
 	guard_set_hook(NULL, NULL);
 	rollout_event(r, r->why);
-	if (who == NULL) {
+	if (r->abort_item != NULL)
+		cmd_who(r->abort_item, &who);
+	else
 		/* The guard's verdict: the journal says switchd did it. */
-		who = r->guard_item = xcalloc(1, sizeof(*who));
-		who->info = r->item->info;
-		who->args = json_pack("{s:s}", A_MESSAGE, r->why);
-		who->uid = geteuid();
-		snprintf(who->user, sizeof(who->user), "switchd");
-		who->started = time(NULL);
-		who->started_ms = now_ms();
-	}
-	if (state_hot() != pool_index(json_string_value(json_object_get(r->done_steps,
+		who_switchd(&who, r->why);
+	if (state_hot(st) != pool_index(json_string_value(json_object_get(r->done_steps,
 	    "from")))) {
 		/* Only the switch can have moved it: go back. */
-		pool_switch(who, !state_hot(), "back", rollout_undone, r);
+		pool_switch(d, &who, !state_hot(st), "back", 0, rollout_undone, r);
 		return;
 	}
-	canary_set(who, 0, "back", rollout_undone, r);
+	canary_set(d, &who, 0, "back", rollout_undone, r);
 }
 
 static void
@@ -170,6 +164,7 @@ int
 rollout_abort(struct cmdq_item *back)
 {
 	struct rollout *r = ro;
+	struct state *st = back->d->state;
 
 	if (r == NULL)
 		return 0;
@@ -180,7 +175,7 @@ rollout_abort(struct cmdq_item *back)
 	r->abort_item = back;
 	snprintf(r->why, sizeof(r->why), "aborted by \"back\" from %s", back->user);
 	cmd_progress(back, "stopping the rollout of %s (step %d of %d)",
-	    pool_name(!state_hot()), r->idx + 1, r->nsteps);
+	    pool_name(!state_hot(st)), r->idx + 1, r->nsteps);
 	if (r->phase == R_WATCHING)
 		rollout_undo(r);
 	return 1;
@@ -222,6 +217,7 @@ static void
 rollout_set(int ok, const char *code, const char *error, void *arg)
 {
 	struct rollout *r = arg;
+	struct state *st = r->item->d->state;
 	struct timeval tv;
 	char text[256];
 
@@ -240,8 +236,8 @@ rollout_set(int ok, const char *code, const char *error, void *arg)
 	}
 	guard_set_hook(rollout_verdict, r);
 	snprintf(text, sizeof(text), "step %d of %d: %d %% of %s on %s; the guard watches "
-	    "it for %d s", r->idx + 1, r->nsteps, r->steps[r->idx], sd.conf->live_host,
-	    pool_name(!state_hot()), r->interval);
+	    "it for %d s", r->idx + 1, r->nsteps, r->steps[r->idx], r->item->d->conf->live_host,
+	    pool_name(!state_hot(st)), r->interval);
 	rollout_event(r, text);
 	r->phase = R_WATCHING;
 	tv.tv_sec = r->interval;
@@ -253,6 +249,7 @@ static void
 rollout_prechecked(const char *code, const char *error, void *arg)
 {
 	struct rollout *r = arg;
+	struct op_who who;
 
 	if (code != NULL) {
 		snprintf(r->why, sizeof(r->why), "step %d: %s", r->idx + 1, error);
@@ -265,14 +262,18 @@ rollout_prechecked(const char *code, const char *error, void *arg)
 	}
 	r->phase = R_SETTING;
 	rollout_message(r);
-	canary_set(r->item, r->steps[r->idx], "canary", rollout_set, r);
+	cmd_who(r->item, &who);
+	canary_set(r->item->d, &who, r->steps[r->idx], "canary", rollout_set, r);
 }
 
 static void
 rollout_step(struct rollout *r)
 {
+	struct state *st = r->item->d->state;
+	struct daemon *d = r->item->d;
+	struct op_who who;
 	struct lb_mapping to;
-	int cold = !state_hot();
+	int cold = !state_hot(st);
 	char text[256];
 
 	if (r->why[0] != '\0') {
@@ -284,16 +285,17 @@ rollout_step(struct rollout *r)
 		guard_set_hook(NULL, NULL);
 		r->phase = R_SWITCHING;
 		snprintf(text, sizeof(text), "every step passed: switching %s to %s",
-		    sd.conf->live_host, pool_name(cold));
+		    d->conf->live_host, pool_name(cold));
 		rollout_event(r, text);
 		json_object_set_new(r->item->args, A_MESSAGE, json_string(r->message ?
 		    r->message : "rollout: every step passed"));
-		pool_switch(r->item, cold, "switch", rollout_switched, r);
+		cmd_who(r->item, &who);
+		pool_switch(d, &who, cold, "switch", d->conf->guard_bake, rollout_switched, r);
 		return;
 	}
 	r->phase = R_CHECKING;
-	lb_mapping_for(sd.conf, state_hot(), &to);
-	sd.lb->drv->precheck(sd.lb, &to, sd.conf->pools[cold].backend, sd.conf->min_up,
+	lb_mapping_for(d->conf, state_hot(st), &to);
+	d->lb->drv->precheck(d->lb, &to, d->conf->pools[cold].backend, d->conf->min_up,
 	    rollout_prechecked, r);
 }
 
@@ -336,6 +338,8 @@ parse_steps(const char *s, int *steps)
 void
 cmd_rollout_exec(struct cmdq_item *item)
 {
+	struct state *st = item->d->state;
+	struct op_who who;
 	struct rollout *r;
 	int steps[ROLLOUT_MAXSTEPS], n;
 	long long interval = cmd_arg_int(item, A_INTERVAL, 60);
@@ -351,7 +355,7 @@ cmd_rollout_exec(struct cmdq_item *item)
 	}
 	if (!canary_refusals(item))
 		return;
-	if (!guard_can_watch(sd.conf)) {
+	if (!guard_can_watch(item->d->conf)) {
 		cmd_error(item, E_REFUSED, "rollout: the guard cannot read HAProxy's counters "
 		    "(no haproxy.sockets)");
 		return;
@@ -362,16 +366,17 @@ cmd_rollout_exec(struct cmdq_item *item)
 	r->nsteps = n;
 	r->interval = (int)interval;
 	r->message = cmd_arg_str(item, A_MESSAGE) ? xstrdup(cmd_arg_str(item, A_MESSAGE)) : NULL;
-	r->timer = evtimer_new(sd.base, rollout_tick, r);
-	r->done_steps = json_pack("{s:s, s:[]}", "from", pool_name(state_hot()), "steps");
+	r->timer = evtimer_new(item->d->base, rollout_tick, r);
+	r->done_steps = json_pack("{s:s, s:[]}", "from", pool_name(state_hot(st)), "steps");
 	/* From the first step to the switch, every verdict of the guard is ours. */
 	guard_set_hook(rollout_verdict, r);
 	cmd_progress(item, "rollout of %s: steps %s %%, %d s each, then switch",
-	    pool_name(!state_hot()), cmd_arg_str(item, A_STEPS) ? cmd_arg_str(item, A_STEPS) :
+	    pool_name(!state_hot(st)), cmd_arg_str(item, A_STEPS) ? cmd_arg_str(item, A_STEPS) :
 	    "10,25,50", r->interval);
-	if (sd.conf->nchecks == 0) {
+	if (item->d->conf->nchecks == 0) {
 		rollout_step(r);
 		return;
 	}
-	smoke_start(item, !state_hot(), rollout_smoked, r);
+	cmd_who(item, &who);
+	smoke_start(item->d, &who, !state_hot(st), rollout_smoked, r);
 }

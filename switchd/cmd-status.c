@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "daemon.h"
 #include "hapx.h"
 #include "switchd.h"
 
@@ -37,6 +38,7 @@ pool_servers(const struct pool *p, struct lb_view *v)
 }
 
 struct status_job {
+	struct daemon	*d;
 	status_cb	 cb;
 	void		*arg;
 };
@@ -45,14 +47,15 @@ static void
 status_view(struct lb_view *v, void *arg)
 {
 	struct status_job *job = arg;
-	struct config *conf = sd.conf;
-	json_t *doc = state_doc(), *r, *pools, *nodes, *p, *lock;
-	int hot = state_hot(), i, nh, agree = 1, first = -2;
+	struct state *st = job->d->state;
+	struct config *conf = job->d->conf;
+	json_t *doc = state_doc(st), *r, *pools, *nodes, *p, *lock;
+	int hot = state_hot(st), i, nh, agree = 1, first = -2;
 	size_t n;
 
 	pools = json_object();
 	for (i = 0; i < NPOOLS; i++) {
-		p = json_deep_copy(state_pool(i));
+		p = json_deep_copy(state_pool(st, i));
 		json_object_set_new(p, "backend", json_string(conf->pools[i].backend));
 		json_object_set_new(p, "role", json_string(i == hot ? ROLE_HOT : ROLE_COLD));
 		json_object_set_new(p, "servers", pool_servers(&conf->pools[i], v));
@@ -77,21 +80,21 @@ status_view(struct lb_view *v, void *arg)
 		json_array_append_new(nodes, j);
 	}
 	/* Shown until then, and repaired in the background (with pre-checks). */
-	if (!agree && !cmd_busy())
+	if (!agree && !busy_held(job->d))
 		repair_schedule("status found the nodes not all serving the hot pool");
-	lock = state_lock();
+	lock = state_lock(st);
 	r = json_pack("{s:s, s:s, s:{s:s, s:s}, s:o, s:o, s:b, s:O, s:O, s:o, s:O}",
 	    "hot", pool_name(hot), "cold", pool_name(!hot),
 	    "hosts", "live", conf->live_host, "cold", conf->cold_host,
 	    "pools", pools, "nodes", nodes, "agree", agree,
 	    "lock", lock ? lock : json_null(),
 	    "last_switch", json_object_get(doc, "last_switch"),
-	    "busy", cmd_busy_json(),
+	    "busy", cmd_busy_json(job->d),
 	    "ec2", json_object_get(doc, "ec2"));
 	json_object_set_new(r, "canary", canary_json());
 	json_object_set_new(r, "guard", guard_json());
-	if (json_array_size(state_load_errors()) > 0)
-		json_object_set(r, "state_errors", state_load_errors());
+	if (json_array_size(state_load_errors(st)) > 0)
+		json_object_set(r, "state_errors", state_load_errors(st));
 	lb_view_free(v);
 	json_object_set_new(r, P_OK, json_true());
 	job->cb(r, job->arg);
@@ -103,13 +106,14 @@ status_view(struct lb_view *v, void *arg)
  * server alike, so that /api/status is exactly switchctl --json status.
  */
 void
-status_json(status_cb cb, void *arg)
+status_json(struct daemon *d, status_cb cb, void *arg)
 {
 	struct status_job *job = xcalloc(1, sizeof(*job));
 
+	job->d = d;
 	job->cb = cb;
 	job->arg = arg;
-	sd.lb->drv->observe(sd.lb, status_view, job);
+	d->lb->drv->observe(d->lb, status_view, job);
 }
 
 static void
@@ -121,5 +125,5 @@ status_reply(json_t *r, void *arg)
 void
 cmd_status_exec(struct cmdq_item *item)
 {
-	status_json(status_reply, item);
+	status_json(item->d, status_reply, item);
 }

@@ -4,14 +4,29 @@
  */
 #include <string.h>
 
+#include "daemon.h"
 #include "smoke.h"
 #include "switchd.h"
+
+static void	switch_done(int, const char *, const char *, void *);
+
+/* The command's switch: its user, message and --bake (switch only). */
+static void
+cmd_pool_switch(struct cmdq_item *item, int to, const char *command)
+{
+	struct op_who who;
+
+	cmd_who(item, &who);
+	pool_switch(item->d, &who, to, command,
+	    cmd_arg_int(item, A_BAKE, item->d->conf->guard_bake), switch_done, item);
+}
 
 static void
 switch_done(int ok, const char *code, const char *error, void *arg)
 {
 	struct cmdq_item *item = arg;
-	int hot = state_hot();
+	struct state *st = item->d->state;
+	int hot = state_hot(st);
 
 	if (!ok) {
 		cmd_error(item, code, "%s", error);
@@ -19,7 +34,7 @@ switch_done(int ok, const char *code, const char *error, void *arg)
 	}
 	cmd_done(item, json_pack("{s:s, s:s, s:s, s:s, s:I, s:I}", "from", pool_name(!hot),
 	    "to", pool_name(hot), "hot", pool_name(hot), "cold", pool_name(!hot),
-	    "nodes", (json_int_t)sd.lb->drv->nnodes(sd.conf),
+	    "nodes", (json_int_t)item->d->lb->drv->nnodes(item->d->conf),
 	    "took_ms", (json_int_t)(now_ms() - item->started_ms)));
 }
 
@@ -32,12 +47,13 @@ void
 smoke_gate_failed(struct cmdq_item *item, const char *before, const char *outcome,
     json_t *results, const char *summary)
 {
-	int cold = !state_hot();
+	struct state *st = item->d->state;
+	int cold = !state_hot(st);
 
-	state_set_pool(cold, NULL, PS_FAILED, item->user);
-	json_object_set_new(state_pool(cold), "error",
+	state_set_pool(st, cold, NULL, PS_FAILED, item->user);
+	json_object_set_new(state_pool(st, cold), "error",
 	    json_sprintf("smoke checks before %s failed: %s", before, summary));
-	state_save();
+	state_save(st);
 	cmd_error_json(item, E_SMOKE, json_pack("{s:O}", "checks", results),
 	    "smoke checks failed on %s (%s); %s, and %s is marked failed",
 	    pool_name(cold), summary, outcome, pool_name(cold));
@@ -48,14 +64,15 @@ static void
 switch_smoked(int passed, json_t *results, const char *summary, void *arg)
 {
 	struct cmdq_item *item = arg;
-	int cold = !state_hot();
+	struct state *st = item->d->state;
+	int cold = !state_hot(st);
 
 	if (!passed) {
 		smoke_gate_failed(item, "a switch", "nothing was switched", results, summary);
 		return;
 	}
 	cmd_progress(item, "smoke: %s", summary);
-	pool_switch(item, cold, "switch", switch_done, item);
+	cmd_pool_switch(item, cold, "switch");
 }
 
 /*
@@ -68,8 +85,9 @@ switch_smoked(int passed, json_t *results, const char *summary, void *arg)
 int
 cold_pool_gate(struct cmdq_item *item, int can_force, const char *unverified_tail)
 {
-	int cold = !state_hot();
-	json_t *pool = state_pool(cold);
+	struct state *st = item->d->state;
+	int cold = !state_hot(st);
+	json_t *pool = state_pool(st, cold);
 	const char *version = json_string_value(json_object_get(pool, "version"));
 	const char *pstate = json_string_value(json_object_get(pool, "state")) ?: PS_EMPTY;
 	const char *expect = cmd_arg_str(item, A_EXPECT);
@@ -96,10 +114,12 @@ cold_pool_gate(struct cmdq_item *item, int can_force, const char *unverified_tai
 void
 cmd_switch_exec(struct cmdq_item *item)
 {
-	int cold = !state_hot();
+	struct state *st = item->d->state;
+	struct op_who who;
+	int cold = !state_hot(st);
 
 	/* The guard reads the driver's counters: nginx has none to read. */
-	if (cmd_arg_int(item, A_BAKE, 0) > 0 && sd.conf->drv->stats == NULL) {
+	if (cmd_arg_int(item, A_BAKE, 0) > 0 && item->d->conf->drv->stats == NULL) {
 		cmd_error(item, E_REFUSED, "switch --bake: the nginx driver has no "
 		    "counters for the guard to watch; --bake needs HAProxy (runtime or "
 		    "reload mode, with a stats socket); nothing was changed");
@@ -107,20 +127,23 @@ cmd_switch_exec(struct cmdq_item *item)
 	}
 	if (!cold_pool_gate(item, 1, ", or switch --force"))
 		return;
-	if (cmd_arg_bool(item, A_NO_SMOKE) || sd.conf->nchecks == 0) {
-		pool_switch(item, cold, "switch", switch_done, item);
+	if (cmd_arg_bool(item, A_NO_SMOKE) || item->d->conf->nchecks == 0) {
+		cmd_pool_switch(item, cold, "switch");
 		return;
 	}
-	smoke_start(item, cold, switch_smoked, item);
+	cmd_who(item, &who);
+	smoke_start(item->d, &who, cold, switch_smoked, item);
 }
 
 void
 cmd_back_exec(struct cmdq_item *item)
 {
-	json_t *last = json_object_get(state_doc(), "last_switch");
-	int cold = !state_hot();
-	const char *pstate = json_string_value(json_object_get(state_pool(cold), "state")) ?: PS_EMPTY;
-	const char *err = json_string_value(json_object_get(state_pool(cold), "error"));
+	struct state *st = item->d->state;
+	json_t *last = json_object_get(state_doc(st), "last_switch");
+	int cold = !state_hot(st);
+	const char *pstate = json_string_value(json_object_get(state_pool(st, cold),
+	    "state")) ?: PS_EMPTY;
+	const char *err = json_string_value(json_object_get(state_pool(st, cold), "error"));
 
 	if (canary_back(item))
 		return;
@@ -140,5 +163,5 @@ cmd_back_exec(struct cmdq_item *item)
 		    pool_name(cold), err ? err : "no reason recorded");
 		return;
 	}
-	pool_switch(item, cold, "back", switch_done, item);
+	cmd_pool_switch(item, cold, "back");
 }

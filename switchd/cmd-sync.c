@@ -8,6 +8,7 @@
 
 #include "discover.h"
 #include "roles.h"
+#include "daemon.h"
 #include "switchd.h"
 
 struct sync_op {
@@ -84,6 +85,7 @@ static void
 sync_applied(const char *code, const char *error, void *arg)
 {
 	struct sync_op *op = arg;
+	struct state *st = op->item->d->state;
 
 	if (code != NULL) {
 		json_object_set_new(op->report, "nodes", json_string("failed"));
@@ -91,7 +93,7 @@ sync_applied(const char *code, const char *error, void *arg)
 		return;
 	}
 	json_object_set_new(op->report, "nodes", json_string("repaired"));
-	intent_clear();
+	intent_clear(st);
 	sync_ec2(op);
 }
 
@@ -99,11 +101,12 @@ static void
 sync_view(struct lb_view *v, void *arg)
 {
 	struct sync_op *op = arg;
+	struct state *st = op->item->d->state;
 	struct lb_mapping want;
 	size_t i;
 	int agree = 1;
 
-	lb_mapping_for(op->lb->conf, state_hot(), &want);
+	lb_mapping_for(op->lb->conf, state_hot(st), &want);
 	for (i = 0; i < v->nnodes; i++) {
 		if (!v->nodes[i].ok) {
 			char *msg = xasprintf("node %s: %s", v->nodes[i].name, v->nodes[i].error);
@@ -114,7 +117,7 @@ sync_view(struct lb_view *v, void *arg)
 			free(msg);
 			return;
 		}
-		if (lb_node_serves(op->lb->conf, &v->nodes[i]) != state_hot())
+		if (lb_node_serves(op->lb->conf, &v->nodes[i]) != state_hot(st))
 			agree = 0;
 	}
 	lb_view_free(v);
@@ -124,7 +127,7 @@ sync_view(struct lb_view *v, void *arg)
 		return;
 	}
 	cmd_progress(op->item, "nodes disagree with the state file; making every node "
-	    "serve %s hot", pool_name(state_hot()));
+	    "serve %s hot", pool_name(state_hot(st)));
 	op->lb->drv->apply(op->lb, &want, sync_applied, op);
 }
 
@@ -160,13 +163,14 @@ sync_discovered(json_t *report, const char *code, const char *error, void *arg)
 void
 cmd_sync_exec(struct cmdq_item *item)
 {
+	struct state *st = item->d->state;
 	struct sync_op *op = xcalloc(1, sizeof(*op));
 
 	op->item = item;
-	op->lb = lb_ref(sd.lb);
-	op->report = json_pack("{s:s, s:s}", "hot", pool_name(state_hot()),
-	    "cold", pool_name(!state_hot()));
-	if (sd.conf->ec2_discover) {
+	op->lb = lb_ref(item->d->lb);
+	op->report = json_pack("{s:s, s:s}", "hot", pool_name(state_hot(st)),
+	    "cold", pool_name(!state_hot(st)));
+	if (item->d->conf->ec2_discover) {
 		cmd_progress(item, "ec2: discovering the pools' instances");
 		discover_refresh(sync_discovered, op);
 		return;

@@ -9,7 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cmds.h"
+#include "cmd-table.h"
+#include "daemon.h"
 #include "log.h"
 #include "switchd.h"
 
@@ -35,59 +36,24 @@ static const struct cmd_entry cmd_table[] = {
 	{ NULL, NULL }
 };
 
-/* The one mutating command in flight, if any. */
-static struct cmdq_item *busy_item;
-
-/*
- * switchd's own repairs hold the busy slot like a command, so that no
- * switch runs while it makes the nodes agree.
- */
-static const struct cmd_info internal_info = { "repair", "", "", 0, NULL, NULL, { { 0 } } };
-static struct cmdq_item internal_item = { .info = &internal_info, .user = "switchd" };
-
-int
-cmd_acquire_internal(void)
-{
-	if (busy_item != NULL || sd.shutting_down)
-		return 0;
-	internal_item.uid = geteuid();
-	internal_item.started = time(NULL);
-	busy_item = &internal_item;
-	return 1;
-}
-
-void
-cmd_release_internal(void)
-{
-	if (busy_item == &internal_item)
-		busy_item = NULL;
-	switchd_maybe_exit();
-}
-
-int
-cmd_busy(void)
-{
-	return busy_item != NULL;
-}
-
 json_t *
-cmd_busy_json(void)
+cmd_busy_json(const struct daemon *d)
 {
 	char when[32];
 
-	if (busy_item == NULL)
+	if (d->busy.what == NULL)
 		return json_null();
-	iso_time(busy_item->started, when, sizeof(when));
-	return json_pack("{s:s, s:s, s:I, s:s}", "command", busy_item->info->name,
-	    "user", busy_item->user, "uid", (json_int_t)busy_item->uid, "since", when);
+	iso_time(d->busy.since, when, sizeof(when));
+	return json_pack("{s:s, s:s, s:I, s:s}", "command", d->busy.what,
+	    "user", d->busy.user, "uid", (json_int_t)d->busy.uid, "since", when);
 }
 
 static void
-reply_error(struct client *c, const char *code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+reply_error(struct daemon *d, struct client *c, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 static void
-reply_error(struct client *c, const char *code, const char *fmt, ...)
+reply_error(struct daemon *d, struct client *c, const char *code, const char *fmt, ...)
 {
 	va_list ap;
 	char msg[1024];
@@ -95,9 +61,9 @@ reply_error(struct client *c, const char *code, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	client_send(c, json_pack("{s:b, s:s, s:s}", P_OK, 0, P_CODE, code, P_ERROR,
+	d->clients->send(c, json_pack("{s:b, s:s, s:s}", P_OK, 0, P_CODE, code, P_ERROR,
 	    utf8_tidy(msg)));
-	client_command_done(c);
+	d->clients->done(c);
 }
 
 /* Check args against the command's options; fills why on failure. */
@@ -155,7 +121,8 @@ args_valid(const struct cmd_info *ci, json_t *args, char *why, size_t len)
 }
 
 void
-cmd_dispatch(struct client *c, uid_t uid, int admin, const char *user, json_t *req)
+cmd_dispatch(struct daemon *d, struct client *c, uid_t uid, int admin, const char *user,
+    json_t *req)
 {
 	const struct cmd_info *ci;
 	const struct cmd_entry *ce;
@@ -165,34 +132,34 @@ cmd_dispatch(struct client *c, uid_t uid, int admin, const char *user, json_t *r
 	char why[512], since[32];
 
 	if (!json_is_object(req)) {
-		reply_error(c, E_USAGE, "bad request: not a JSON object");
+		reply_error(d, c, E_USAGE, "bad request: not a JSON object");
 		return;
 	}
 	v = json_object_get(req, P_V);
 	if (!json_is_integer(v) || json_integer_value(v) != SWITCHD_PROTO_VERSION) {
-		reply_error(c, E_USAGE, "bad request: protocol version \"v\" must be %d",
+		reply_error(d, c, E_USAGE, "bad request: protocol version \"v\" must be %d",
 		    SWITCHD_PROTO_VERSION);
 		return;
 	}
 	name = json_string_value(json_object_get(req, P_CMD));
 	if (name == NULL) {
-		reply_error(c, E_USAGE, "bad request: \"cmd\" must be a string");
+		reply_error(d, c, E_USAGE, "bad request: \"cmd\" must be a string");
 		return;
 	}
 	if ((ci = cmd_info_find(name)) == NULL) {
 		hint = cmd_info_suggest(name);
 		if (hint != NULL)
-			reply_error(c, E_USAGE, "unknown command \"%.64s\" (did you mean \"%s\"?)",
+			reply_error(d, c, E_USAGE, "unknown command \"%.64s\" (did you mean \"%s\"?)",
 			    name, hint);
 		else
-			reply_error(c, E_USAGE, "unknown command \"%.64s\"", name);
+			reply_error(d, c, E_USAGE, "unknown command \"%.64s\"", name);
 		return;
 	}
 	for (ce = cmd_table; ce->name != NULL; ce++)
 		if (strcmp(ce->name, ci->name) == 0)
 			break;
 	if (ce->name == NULL) {
-		reply_error(c, E_USAGE, "command \"%s\" is not available in this switchd",
+		reply_error(d, c, E_USAGE, "command \"%s\" is not available in this switchd",
 		    ci->name);
 		return;
 	}
@@ -200,40 +167,40 @@ cmd_dispatch(struct client *c, uid_t uid, int admin, const char *user, json_t *r
 	if (args == NULL)
 		args = json_object();
 	else if (!json_is_object(args)) {
-		reply_error(c, E_USAGE, "bad request: \"args\" must be an object");
+		reply_error(d, c, E_USAGE, "bad request: \"args\" must be an object");
 		return;
 	} else
 		json_incref(args);
 	if (!args_valid(ci, args, why, sizeof(why))) {
 		json_decref(args);
-		reply_error(c, E_USAGE, "%s", why);
+		reply_error(d, c, E_USAGE, "%s", why);
 		return;
 	}
 	if ((ci->flags & CMD_ADMIN) && !admin) {
 		json_decref(args);
-		reply_error(c, E_PERM, "permission denied: %s (uid %lu) may not run \"%s\"; "
+		reply_error(d, c, E_PERM, "permission denied: %s (uid %lu) may not run \"%s\"; "
 		    "it needs root, switchd's own user%s%s", user, (unsigned long)uid,
-		    ci->name, sd.conf->admin_group ? " or a member of group " : "",
-		    sd.conf->admin_group ? sd.conf->admin_group : "");
+		    ci->name, d->conf->admin_group ? " or a member of group " : "",
+		    d->conf->admin_group ? d->conf->admin_group : "");
 		return;
 	}
-	if ((ci->flags & CMD_EXCLUSIVE) && sd.shutting_down) {
+	if ((ci->flags & CMD_EXCLUSIVE) && d->shutting_down) {
 		json_decref(args);
-		reply_error(c, E_SHUTDOWN, "switchd is shutting down");
+		reply_error(d, c, E_SHUTDOWN, "switchd is shutting down");
 		return;
 	}
 	/* An admin's "back" aborts a rollout, which holds the slot for minutes. */
-	if ((ci->flags & CMD_EXCLUSIVE) && busy_item != NULL &&
+	if ((ci->flags & CMD_EXCLUSIVE) && busy_held(d) &&
 	    !(strcmp(ci->name, "back") == 0 && rollout_running())) {
 		json_decref(args);
-		iso_time(busy_item->started, since, sizeof(since));
-		reply_error(c, E_BUSY, "busy: %s (uid %lu) is running \"%s\" since %s "
-		    "(%lds ago); try again when it is done", busy_item->user,
-		    (unsigned long)busy_item->uid, busy_item->info->name, since,
-		    (long)(time(NULL) - busy_item->started));
+		iso_time(d->busy.since, since, sizeof(since));
+		reply_error(d, c, E_BUSY, "busy: %s (uid %lu) is running \"%s\" since %s "
+		    "(%lds ago); try again when it is done", d->busy.user,
+		    (unsigned long)d->busy.uid, d->busy.what, since,
+		    (long)(time(NULL) - d->busy.since));
 		return;
 	}
-	if ((ci->flags & CMD_LOCKABLE) && (lock = state_lock()) != NULL) {
+	if ((ci->flags & CMD_LOCKABLE) && (lock = state_lock(d->state)) != NULL) {
 		json_t *r;
 		const char *msg = json_string_value(json_object_get(lock, "message"));
 
@@ -245,12 +212,13 @@ cmd_dispatch(struct client *c, uid_t uid, int admin, const char *user, json_t *r
 		    json_string_value(json_object_get(lock, "user")),
 		    (long long)time(NULL) - json_integer_value(json_object_get(lock, "since_epoch")),
 		    msg && *msg ? ": \"" : "", msg && *msg ? msg : "", msg && *msg ? "\"" : ""));
-		client_send(c, r);
-		client_command_done(c);
+		d->clients->send(c, r);
+		d->clients->done(c);
 		return;
 	}
 
 	item = xcalloc(1, sizeof(*item));
+	item->d = d;
 	item->client = c;
 	item->info = ci;
 	item->args = args;
@@ -259,9 +227,9 @@ cmd_dispatch(struct client *c, uid_t uid, int admin, const char *user, json_t *r
 	snprintf(item->user, sizeof(item->user), "%s", user);
 	item->started = time(NULL);
 	item->started_ms = now_ms();
-	if ((ci->flags & CMD_EXCLUSIVE) && busy_item == NULL)
-		busy_item = item;
-	client_attach(c, item);
+	if (ci->flags & CMD_EXCLUSIVE)
+		busy_take(d, ci->name, item->user, item->uid, item);
+	d->clients->attach(c, item);
 	log_debug("%s (uid %lu): %s", user, (unsigned long)uid, ci->name);
 	ce->exec(item);
 }
@@ -269,20 +237,23 @@ cmd_dispatch(struct client *c, uid_t uid, int admin, const char *user, json_t *r
 static void
 item_free(struct cmdq_item *item)
 {
-	if (busy_item == item)
-		busy_item = NULL;
+	struct daemon *d = item->d;
+
+	/* Free before the client reads its next request: it may be a command. */
+	if (d->busy.item == item)
+		memset(&d->busy, 0, sizeof(d->busy));
 	if (item->client != NULL)
-		client_command_done(item->client);
+		d->clients->done(item->client);
 	json_decref(item->args);
 	free(item);
-	switchd_maybe_exit();
+	busy_maybe_exit(d);
 }
 
 void
 cmd_event(struct cmdq_item *item, json_t *ev)
 {
 	if (item->client != NULL)
-		client_send(item->client, ev);
+		item->d->clients->send(item->client, ev);
 	else
 		json_decref(ev);
 }
@@ -297,6 +268,31 @@ cmd_progress(struct cmdq_item *item, const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	cmd_event(item, json_pack("{s:s, s:s}", P_EVENT, EV_STEP, "text", utf8_tidy(msg)));
+}
+
+static void
+who_progress_cb(void *arg, const char *text)
+{
+	cmd_progress(arg, "%s", text);
+}
+
+static void
+who_event_cb(void *arg, json_t *ev)
+{
+	cmd_event(arg, ev);
+}
+
+/* The command's identity and progress, for code that knows no commands. */
+void
+cmd_who(struct cmdq_item *item, struct op_who *who)
+{
+	memset(who, 0, sizeof(*who));
+	who->user = item->user;
+	who->uid = item->uid;
+	who->message = cmd_arg_str(item, A_MESSAGE);
+	who->progress = who_progress_cb;
+	who->event = who_event_cb;
+	who->arg = item;
 }
 
 void

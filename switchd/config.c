@@ -14,7 +14,6 @@
 #include <libconfig.h>
 
 #include "conf.h"
-#include "httpd.h"
 #include "switchd.h"
 
 static const struct conf_key control_keys[] = {
@@ -781,7 +780,7 @@ read_config(struct conf_ctx *c, config_t *cf, struct config *conf)
 
 	http = config_setting_get_member(root, "http");
 	conf->http_listen = get_str(http, "listen", NULL);
-	if (conf->http_listen != NULL && httpd_parse_listen(conf->http_listen, host,
+	if (conf->http_listen != NULL && listen_addr_parse(conf->http_listen, host,
 	    sizeof(host), &port) == -1)
 		cerr(c, config_setting_get_member(http, "listen"), "http.listen: \"%s\" is not "
 		    "ADDRESS:PORT (127.0.0.1:9180, [::1]:9180)", conf->http_listen);

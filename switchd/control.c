@@ -29,6 +29,7 @@
 #include <event2/bufferevent.h>
 #include <event2/listener.h>
 
+#include "daemon.h"
 #include "log.h"
 #include "switchd.h"
 
@@ -78,6 +79,7 @@ static struct event	*lookup_ev;
 static struct clients	 clients = TAILQ_HEAD_INITIALIZER(clients);
 static int		 nclients;
 static int		 max_clients = MAX_CLIENTS;	/* below the fd limit */
+static struct daemon	*ctl_d;		/* handed to control_listen() */
 static struct evconnlistener *listener;
 static struct event	*accept_pause;
 static char		*listen_path;
@@ -139,7 +141,7 @@ client_eventcb(struct bufferevent *bev, short what, void *arg)
 	client_free(c);
 }
 
-void
+static void
 client_send(struct client *c, json_t *msg)
 {
 	struct evbuffer *out;
@@ -172,14 +174,14 @@ client_send(struct client *c, json_t *msg)
 	free(text);
 }
 
-void
+static void
 client_attach(struct client *c, struct cmdq_item *item)
 {
 	c->item = item;
 }
 
 /* The request in flight is answered: read the next one. */
-void
+static void
 client_command_done(struct client *c)
 {
 	c->item = NULL;
@@ -247,7 +249,7 @@ client_readcb(struct bufferevent *bev, void *arg)
 		}
 		/* cmd_dispatch answers at once or attaches a command item. */
 		c->item = (struct cmdq_item *)1;
-		cmd_dispatch(c, c->uid, c->admin, c->user, req);
+		cmd_dispatch(ctl_d, c, c->uid, c->admin, c->user, req);
 		if (c->item == (struct cmdq_item *)1)
 			c->item = NULL;
 		json_decref(req);
@@ -467,7 +469,7 @@ client_identify(struct client *c)
 
 	l->c = c;
 	l->uid = c->uid;
-	l->admin_group = xstrdup(sd.conf->admin_group);
+	l->admin_group = xstrdup(ctl_d->conf->admin_group);
 	if (lookup_ev != NULL && nlookups < MAX_LOOKUPS &&
 	    pthread_attr_init(&attr) == 0) {
 		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
@@ -516,8 +518,8 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	c = xcalloc(1, sizeof(*c));
 	c->uid = cred.uid;
 	snprintf(c->user, sizeof(c->user), "uid%lu", (unsigned long)cred.uid);
-	c->bev = bufferevent_socket_new(sd.base, fd, BEV_OPT_CLOSE_ON_FREE);
-	c->more = evtimer_new(sd.base, client_more_cb, c);
+	c->bev = bufferevent_socket_new(ctl_d->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	c->more = evtimer_new(ctl_d->base, client_more_cb, c);
 	if (c->bev == NULL || c->more == NULL) {
 		if (c->bev != NULL)
 			bufferevent_free(c->bev);
@@ -623,9 +625,14 @@ socket_group(const struct config *conf)
 	return rc;
 }
 
+const struct client_ops control_client_ops = {
+	client_send, client_attach, client_command_done
+};
+
 int
-control_listen(const struct config *conf)
+control_listen(struct daemon *d)
 {
+	const struct config *conf = d->conf;
 	struct sockaddr_un sun;
 	struct stat st;
 	mode_t old;
@@ -638,6 +645,7 @@ control_listen(const struct config *conf)
 		return -1;
 	}
 	strcpy(sun.sun_path, conf->ctl_socket);
+	ctl_d = d;
 
 	/* Refuse to steal the socket of a live switchd; remove a stale one. */
 	if ((probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
@@ -680,7 +688,7 @@ control_listen(const struct config *conf)
 	}
 	if (chmod(conf->ctl_socket, (mode_t)conf->ctl_mode) == -1)
 		log_warn("control: chmod %s", conf->ctl_socket);
-	listener = evconnlistener_new(sd.base, accept_cb, NULL,
+	listener = evconnlistener_new(ctl_d->base, accept_cb, NULL,
 	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 128, fd);
 	if (listener == NULL) {
 		log_warn("control: listen %s", conf->ctl_socket);
@@ -689,7 +697,7 @@ control_listen(const struct config *conf)
 	}
 	evconnlistener_set_error_cb(listener, accept_error_cb);
 	if (pipe2(lookup_pipe, O_CLOEXEC | O_NONBLOCK) == -1 ||
-	    (lookup_ev = event_new(sd.base, lookup_pipe[0], EV_READ | EV_PERSIST,
+	    (lookup_ev = event_new(ctl_d->base, lookup_pipe[0], EV_READ | EV_PERSIST,
 	    lookup_done_cb, NULL)) == NULL || event_add(lookup_ev, NULL) == -1) {
 		log_warn("control: peer lookups run in the event loop");
 		if (lookup_ev != NULL)
@@ -697,7 +705,7 @@ control_listen(const struct config *conf)
 		lookup_ev = NULL;
 	}
 	control_fd_budget();
-	accept_pause = evtimer_new(sd.base, accept_resume, NULL);
+	accept_pause = evtimer_new(ctl_d->base, accept_resume, NULL);
 	listen_path = xstrdup(conf->ctl_socket);
 	log_info("listening on %s", conf->ctl_socket);
 	return 0;

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "daemon.h"
 #include "discover.h"
 #include "ec2.h"
 #include "log.h"
@@ -31,6 +32,7 @@
 
 #define DRAIN_POLL_S	1	/* how often a draining server is looked at */
 
+static struct daemon	*disc_d;	/* handed to discover_init() */
 static struct event	*tick_ev;	/* the periodic refresh */
 static int		 refreshing;
 
@@ -51,7 +53,7 @@ struct refresh {
 void
 discover_apply_state(struct config *conf)
 {
-	json_t *disc = json_object_get(state_doc(), "discovered"), *list, *s;
+	json_t *disc = json_object_get(state_doc(disc_d->state), "discovered"), *list, *s;
 	struct pool *p;
 	size_t i, j, n;
 	int k;
@@ -350,12 +352,12 @@ static void
 discover_guard(struct refresh *rf, struct lb_view *v)
 {
 	const struct config *conf = rf->lb->conf;
-	json_t *prev = json_object_get(state_doc(), "discovered");
-	json_t *ec2 = json_object_get(state_doc(), "ec2"), *refused = json_array();
+	json_t *prev = json_object_get(state_doc(disc_d->state), "discovered");
+	json_t *ec2 = json_object_get(state_doc(disc_d->state), "ec2"), *refused = json_array();
 	json_t *old, *e;
 	char *reason, *ids;
 	size_t i, n, nfound;
-	int k, hot = state_hot(), up_now, up_after, need;
+	int k, hot = state_hot(disc_d->state), up_now, up_after, need;
 
 	for (k = 0; k < NPOOLS; k++) {
 		json_t *prevl = json_object_get(prev, pool_name(k));
@@ -418,14 +420,13 @@ discover_guard(struct refresh *rf, struct lb_view *v)
 	if (json_array_size(refused) == 0) {
 		if (old != NULL) {
 			json_object_del(ec2, "discover_refused");
-			state_save();
+			state_save(disc_d->state);
 		}
 		json_decref(refused);
 		return;
 	}
 	if (!json_equal(old, refused)) {
-		json_t *roles = json_pack("{s:s, s:s}", "hot", pool_name(hot),
-		    "cold", pool_name(!hot));
+		struct op_who who;
 		char *msg = NULL;
 
 		json_array_foreach(refused, i, e) {
@@ -434,13 +435,13 @@ discover_guard(struct refresh *rf, struct lb_view *v)
 			free(msg);
 			msg = t;
 		}
-		history_append(json_pack("{s:I, s:s, s:s, s:s, s:O, s:O, s:s}", "uid",
-		    (json_int_t)0, "user", "switchd", "command", "discover", "message", msg,
-		    "before", roles, "after", roles, "result", "refused"));
-		json_decref(roles);
+		who_switchd(&who, msg);
+		who.uid = 0;
+		history_append(disc_d->state, journal_entry(&who, "discover", hot, hot,
+		    "refused", NULL));
 		free(msg);
 		json_object_set_new(ec2, "discover_refused", refused);
-		state_save();
+		state_save(disc_d->state);
 	} else
 		json_decref(refused);
 }
@@ -519,15 +520,15 @@ discover_guarded(struct lb_view *v, void *arg)
 
 	discover_guard(rf, v);
 	lb_view_free(v);
-	disc = json_object_get(state_doc(), "discovered");
+	disc = json_object_get(state_doc(disc_d->state), "discovered");
 	changed = !json_equal(disc, rf->found);
 	if (changed) {
 		log_info("discover: blue has %zu instance%s, green %zu",
 		    json_array_size(json_object_get(rf->found, POOL_BLUE)),
 		    json_array_size(json_object_get(rf->found, POOL_BLUE)) == 1 ? "" : "s",
 		    json_array_size(json_object_get(rf->found, POOL_GREEN)));
-		json_object_set(state_doc(), "discovered", rf->found);
-		state_save();
+		json_object_set(state_doc(disc_d->state), "discovered", rf->found);
+		state_save(disc_d->state);
 		discover_apply_state(conf);
 		write_backends_file(conf);
 		roles_retag("pool membership changed", NULL, NULL);
@@ -549,7 +550,7 @@ discover_refresh(discover_done_cb cb, void *arg)
 {
 	struct refresh *rf;
 	json_t *filters;
-	struct config *conf = sd.conf;
+	struct config *conf = disc_d->conf;
 	size_t i;
 
 	if (!conf->ec2_discover) {
@@ -566,7 +567,7 @@ discover_refresh(discover_done_cb cb, void *arg)
 	rf = xcalloc(1, sizeof(*rf));
 	rf->cb = cb;
 	rf->arg = arg;
-	rf->lb = lb_ref(sd.lb);
+	rf->lb = lb_ref(disc_d->lb);
 	rf->report = json_pack("{s:[], s:[], s:[], s:[], s:[]}", "added", "removed",
 	    "draining", "errors", "refused");
 	filters = json_pack("{s:[s]}", "instance-state-name", "running");
@@ -601,7 +602,7 @@ tick_done(json_t *report, const char *code, const char *error, void *arg)
 	(void)arg;
 	(void)report;
 	/* refresh_finish() already set the drain poll if one is needed. */
-	tv.tv_sec = sd.conf->ec2_discover_interval;
+	tv.tv_sec = disc_d->conf->ec2_discover_interval;
 	if (tick_ev != NULL && !evtimer_pending(tick_ev, NULL))
 		evtimer_add(tick_ev, &tv);
 }
@@ -616,17 +617,23 @@ tick_fire(evutil_socket_t fd, short what, void *arg)
 }
 
 void
+discover_init(struct daemon *d)
+{
+	disc_d = d;
+}
+
+void
 discover_start(void)
 {
 	struct timeval now = { 0, 0 };
 
 	if (tick_ev == NULL)
-		tick_ev = evtimer_new(sd.base, tick_fire, NULL);
-	if (!sd.conf->ec2_discover) {
+		tick_ev = evtimer_new(disc_d->base, tick_fire, NULL);
+	if (!disc_d->conf->ec2_discover) {
 		evtimer_del(tick_ev);
 		return;
 	}
-	if (sd.conf->backends_file == NULL)
+	if (disc_d->conf->backends_file == NULL)
 		log_warnx("discover: haproxy.backends_file is not set: an HAProxy reload "
 		    "will forget the discovered servers until the next refresh");
 	evtimer_add(tick_ev, &now);

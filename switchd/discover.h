@@ -11,6 +11,8 @@ typedef void (*discover_done_cb)(json_t *report, const char *code, const char *e
 
 void	discover_apply_state(struct config *);	/* configured + discovered servers */
 void	discover_refresh(discover_done_cb, void *);	/* cb may be NULL */
+struct daemon;
+void	discover_init(struct daemon *);
 void	discover_start(void);			/* the periodic refresh, per the config */
 void	discover_stop(void);
 #endif

@@ -17,10 +17,18 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cmds.h"
+#include "daemon.h"
 #include "guard.h"
 #include "log.h"
 #include "switchd.h"
+
+static struct daemon	*guard_d;	/* handed to guard_init() */
+
+void
+guard_init(struct daemon *d)
+{
+	guard_d = d;
+}
 
 /* --------------------------------------------------------------- canary */
 
@@ -28,10 +36,11 @@
 static json_t *
 canary_obj(void)
 {
-	json_t *c = json_object_get(state_doc(), "canary");
+	json_t *c = json_object_get(state_doc(guard_d->state), "canary");
 
 	if (!json_is_object(c) ||
-	    pool_index(json_string_value(json_object_get(c, "pool"))) != !state_hot())
+	    pool_index(json_string_value(json_object_get(c, "pool"))) !=
+	    !state_hot(guard_d->state))
 		return NULL;
 	return c;
 }
@@ -79,15 +88,10 @@ guard_unsupported(const struct config *conf)
 	return conf->drv->why_no_canary(conf);
 }
 
-static json_t *
-roles_now(void)
-{
-	return json_pack("{s:s, s:s}", "hot", pool_name(state_hot()),
-	    "cold", pool_name(!state_hot()));
-}
-
 struct canary_op {
-	struct cmdq_item *item;
+	struct op_who	 who;		/* user and message are copies */
+	char		 user[64];
+	char		*message;
 	int		 percent, cold;
 	char		*command;
 	double		 t0;
@@ -103,7 +107,7 @@ canary_failed_view(struct lb_view *v, void *arg)
 
 	(void)arg;
 	for (i = 0; i < v->nnodes; i++)
-		if (lb_node_serves(sd.conf, &v->nodes[i]) != state_hot())
+		if (lb_node_serves(guard_d->conf, &v->nodes[i]) != state_hot(guard_d->state))
 			agree = 0;
 	lb_view_free(v);
 	if (!agree)
@@ -114,24 +118,22 @@ static void
 canary_applied(const char *code, const char *error, void *arg)
 {
 	struct canary_op *op = arg;
-	json_t *doc = state_doc(), *e;
+	json_t *doc = state_doc(guard_d->state), *e;
 	char when[32];
 
-	e = json_pack("{s:I, s:s, s:s, s:s?, s:s, s:i, s:o, s:o, s:s, s:I}",
-	    "uid", (json_int_t)op->item->uid, "user", op->item->user,
-	    "command", op->command, "message", cmd_arg_str(op->item, A_MESSAGE),
-	    "canary", pool_name(op->cold), "percent", op->percent,
-	    "before", roles_now(), "after", roles_now(),
-	    "result", code ? "failed" : "ok", "took_ms", (json_int_t)(now_ms() - op->t0));
+	e = journal_entry(&op->who, op->command, state_hot(guard_d->state),
+	    state_hot(guard_d->state), code ? "failed" : "ok", code ? error : NULL);
+	json_object_set_new(e, "canary", json_string(pool_name(op->cold)));
+	json_object_set_new(e, "percent", json_integer(op->percent));
+	json_object_set_new(e, "took_ms", json_integer((json_int_t)(now_ms() - op->t0)));
 	if (code != NULL) {
-		json_object_set_new(e, "error", json_string(error));
-		history_append(e);
+		history_append(guard_d->state, e);
 		/* If putting a node back failed too, the repair makes them agree. */
-		sd.lb->drv->observe(sd.lb, canary_failed_view, NULL);
+		guard_d->lb->drv->observe(guard_d->lb, canary_failed_view, NULL);
 		op->cb(0, code, error, op->arg);
 		goto out;
 	}
-	history_append(e);
+	history_append(guard_d->state, e);
 	if (op->percent > 0) {
 		iso_time(time(NULL), when, sizeof(when));
 		if (canary_percent(op->cold) > 0)
@@ -139,71 +141,48 @@ canary_applied(const char *code, const char *error, void *arg)
 			    canary_obj(), "since")));
 		json_object_set_new(doc, "canary", json_pack("{s:s, s:i, s:s}", "pool",
 		    pool_name(op->cold), "percent", op->percent, "since", when));
-		if (guard_can_watch(sd.conf))
+		if (guard_can_watch(guard_d->conf))
 			guard_begin(GUARD_CANARY, op->cold, 0);
 	} else {
 		json_object_set_new(doc, "canary", json_null());
 		guard_clear();
 	}
 	log_info("%s: %d %% of %s on %s, by %s", op->command, op->percent,
-	    sd.conf->live_host, pool_name(op->cold), op->item->user);
-	if (state_save() == -1)
+	    guard_d->conf->live_host, pool_name(op->cold), op->who.user);
+	if (state_save(guard_d->state) == -1)
 		log_warnx("the canary is set but the state file could not be written; "
 		    "switchd puts the nodes back to the state file's split at its next start");
 	op->cb(1, NULL, NULL, op->arg);
 out:
 	free(op->command);
+	free(op->message);
 	free(op);
 }
 
 void
-canary_set(struct cmdq_item *item, int percent, const char *command, flip_cb cb, void *arg)
+canary_set(struct daemon *d, const struct op_who *who, int percent, const char *command,
+    flip_cb cb, void *arg)
 {
 	struct canary_op *op = xcalloc(1, sizeof(*op));
 	struct lb_mapping to;
-	int hot = state_hot();
+	int hot = state_hot(guard_d->state);
 
-	op->item = item;
+	op->who = *who;
+	snprintf(op->user, sizeof(op->user), "%s", who->user);
+	op->who.user = op->user;
+	op->message = who->message ? xstrdup(who->message) : NULL;
+	op->who.message = op->message;
 	op->percent = percent;
 	op->cold = !hot;
 	op->command = xstrdup(command);
 	op->t0 = now_ms();
 	op->cb = cb;
 	op->arg = arg;
-	lb_mapping_for(sd.conf, hot, &to);
-	snprintf(to.canary, sizeof(to.canary), "%s:%d", sd.conf->pools[!hot].backend, percent);
-	cmd_progress(item, "setting %d %% of %s on %s (%s)", percent, sd.conf->live_host,
+	lb_mapping_for(d->conf, hot, &to);
+	snprintf(to.canary, sizeof(to.canary), "%s:%d", d->conf->pools[!hot].backend, percent);
+	who_progress(who, "setting %d %% of %s on %s (%s)", percent, d->conf->live_host,
 	    pool_name(!hot), to.canary);
-	sd.lb->drv->apply(sd.lb, &to, canary_applied, op);
-}
-
-/* A "back" while a canary runs ends the canary: the live host never moved. */
-static void
-canary_back_done(int ok, const char *code, const char *error, void *arg)
-{
-	struct cmdq_item *item = arg;
-
-	if (!ok) {
-		cmd_error(item, code, "%s", error);
-		return;
-	}
-	cmd_done(item, json_pack("{s:s, s:s, s:s, s:s, s:i, s:I}", "from", pool_name(state_hot()),
-	    "to", pool_name(state_hot()), "hot", pool_name(state_hot()),
-	    "cold", pool_name(!state_hot()), "canary", 0,
-	    "took_ms", (json_int_t)(now_ms() - item->started_ms)));
-}
-
-int
-canary_back(struct cmdq_item *item)
-{
-	if (rollout_running())
-		return rollout_abort(item);
-	if (canary_percent(!state_hot()) <= 0)
-		return 0;
-	cmd_progress(item, "a canary runs: ending it (the live host stays on %s)",
-	    pool_name(state_hot()));
-	canary_set(item, 0, "back", canary_back_done, item);
-	return 1;
+	d->lb->drv->apply(d->lb, &to, canary_applied, op);
 }
 
 /* ---------------------------------------------------------------- guard */
@@ -255,7 +234,7 @@ guard_arm(int ms)
 	struct timeval tv;
 
 	if (g.timer == NULL)
-		g.timer = evtimer_new(sd.base, guard_tick, NULL);
+		g.timer = evtimer_new(guard_d->base, guard_tick, NULL);
 	tv.tv_sec = ms / 1000;
 	tv.tv_usec = (ms % 1000) * 1000;
 	evtimer_add(g.timer, &tv);
@@ -283,7 +262,7 @@ guard_clear(void)
 		evtimer_del(g.timer);
 	g.active = 0;
 	g.acting = 0;
-	json_object_set_new(state_doc(), "guard", json_null());
+	json_object_set_new(state_doc(guard_d->state), "guard", json_null());
 }
 
 static void
@@ -311,9 +290,10 @@ guard_begin(enum guard_kind kind, int pool, time_t until)
 
 	iso_time(time(NULL), since, sizeof(since));
 	iso_time(until, untils, sizeof(untils));
-	json_object_set_new(state_doc(), "guard", json_pack("{s:s, s:s, s:s, s:s?, s:I}",
-	    "kind", kind == GUARD_BAKE ? "bake" : "canary", "pool", pool_name(pool),
-	    "since", since, "until", until ? untils : NULL, "until_epoch", (json_int_t)until));
+	json_object_set_new(state_doc(guard_d->state), "guard", json_pack(
+	    "{s:s, s:s, s:s, s:s?, s:I}", "kind", kind == GUARD_BAKE ? "bake" : "canary",
+	    "pool", pool_name(pool), "since", since, "until", until ? untils : NULL,
+	    "until_epoch", (json_int_t)until));
 	log_info("guard: watching %s's 5xx share %s", pool_name(pool),
 	    kind == GUARD_BAKE ? "for the bake window" : "while the canary runs");
 	guard_start_sampling(kind, pool, until);
@@ -322,7 +302,7 @@ guard_begin(enum guard_kind kind, int pool, time_t until)
 json_t *
 guard_json(void)
 {
-	json_t *s = json_object_get(state_doc(), "guard");
+	json_t *s = json_object_get(state_doc(guard_d->state), "guard");
 
 	if (!g.active || !json_is_object(s))
 		return json_null();
@@ -333,17 +313,13 @@ guard_json(void)
 }
 
 void
-guard_after_switch(struct cmdq_item *item, const char *command, int from, int to)
+guard_after_switch(const char *command, int to, long long bake)
 {
-	long long bake;
-
-	(void)from;
 	/* The live host moved: whatever canary ran is complete or undone. */
-	json_object_set_new(state_doc(), "canary", json_null());
+	json_object_set_new(state_doc(guard_d->state), "canary", json_null());
 	guard_clear();
-	if (strcmp(command, "switch") != 0 || !guard_can_watch(sd.conf))
+	if (strcmp(command, "switch") != 0 || !guard_can_watch(guard_d->conf))
 		return;
-	bake = cmd_arg_int(item, A_BAKE, sd.conf->guard_bake);
 	if (bake > 0)
 		guard_begin(GUARD_BAKE, to, time(NULL) + (time_t)bake);
 }
@@ -351,7 +327,7 @@ guard_after_switch(struct cmdq_item *item, const char *command, int from, int to
 void
 guard_resume(void)
 {
-	json_t *s = json_object_get(state_doc(), "guard");
+	json_t *s = json_object_get(state_doc(guard_d->state), "guard");
 	const char *kind;
 	int pool;
 	time_t until;
@@ -361,12 +337,13 @@ guard_resume(void)
 	kind = json_string_value(json_object_get(s, "kind"));
 	pool = pool_index(json_string_value(json_object_get(s, "pool")));
 	until = (time_t)json_integer_value(json_object_get(s, "until_epoch"));
-	if (kind == NULL || pool < 0 || !guard_can_watch(sd.conf) ||
-	    (strcmp(kind, "bake") == 0 && (until <= time(NULL) || pool != state_hot())) ||
+	if (kind == NULL || pool < 0 || !guard_can_watch(guard_d->conf) ||
+	    (strcmp(kind, "bake") == 0 && (until <= time(NULL) ||
+	    pool != state_hot(guard_d->state))) ||
 	    (strcmp(kind, "canary") == 0 && canary_percent(pool) <= 0)) {
 		log_info("guard: the window in the state file is over");
 		guard_clear();
-		state_save();
+		state_save(guard_d->state);
 		return;
 	}
 	log_info("guard: resuming the watch over %s (%s)", pool_name(pool), kind);
@@ -389,63 +366,49 @@ guard_shutdown(void)
 void
 guard_mark_failed(int pool, const char *why)
 {
-	state_set_pool(pool, NULL, PS_FAILED, "switchd");
-	json_object_set_new(state_pool(pool), "error", json_string(why));
+	state_set_pool(guard_d->state, pool, NULL, PS_FAILED, "switchd");
+	json_object_set_new(state_pool(guard_d->state, pool), "error", json_string(why));
 }
 
 /* -------------------------------------------------------------- verdict */
 
-static const struct cmd_info guard_info = { "guard", "", "", 0, NULL, NULL, { { 0 } } };
-
-static void
-guard_item_free(struct cmdq_item *item)
-{
-	json_decref(item->args);
-	free(item);
-}
-
 static void
 guard_went_back(int ok, const char *code, const char *error, void *arg)
 {
-	struct cmdq_item *item = arg;
 	int bad = g.pool;
 
 	(void)code;
+	(void)arg;
 	if (ok) {
-		log_warnx("guard: back done: %s serves %s again", pool_name(state_hot()),
-		    sd.conf->live_host);
-		guard_mark_failed(bad, cmd_arg_str(item, A_MESSAGE));
+		log_warnx("guard: back done: %s serves %s again",
+		    pool_name(state_hot(guard_d->state)),
+		    guard_d->conf->live_host);
+		guard_mark_failed(bad, g.why);
 	} else
 		log_warnx("guard: going back failed: %s", error);
 	/* It acted (or tried): it stops, and never flaps. */
 	guard_clear();
-	state_save();
-	guard_item_free(item);
-	cmd_release_internal();
+	state_save(guard_d->state);
+	busy_release(guard_d);
 }
 
 static void
 guard_act(void)
 {
-	struct cmdq_item *item;
+	struct op_who who;
 
 	/* One change at a time: a command in flight finishes first. */
-	if (!cmd_acquire_internal()) {
+	if (guard_d->shutting_down ||
+	    !busy_take(guard_d, "repair", "switchd", geteuid(), NULL)) {
 		log_info("guard: waiting for the command in flight before going back");
-		guard_arm(sd.conf->guard_interval_ms);
+		guard_arm(guard_d->conf->guard_interval_ms);
 		return;
 	}
-	item = xcalloc(1, sizeof(*item));
-	item->info = &guard_info;
-	item->args = json_pack("{s:s}", A_MESSAGE, g.why);
-	item->uid = geteuid();
-	snprintf(item->user, sizeof(item->user), "switchd");
-	item->started = time(NULL);
-	item->started_ms = now_ms();
+	who_switchd(&who, g.why);
 	if (g.kind == GUARD_BAKE)
-		pool_switch(item, !g.pool, "back", guard_went_back, item);
+		pool_switch(guard_d, &who, !g.pool, "back", 0, guard_went_back, NULL);
 	else
-		canary_set(item, 0, "back", guard_went_back, item);
+		canary_set(guard_d, &who, 0, "back", guard_went_back, NULL);
 }
 
 static void
@@ -456,7 +419,7 @@ guard_verdict(void)
 	snprintf(g.why, sizeof(g.why), "guard: 5xx %.1f %% of %lld responses on %s in %.*f s",
 	    100.0 * (double)g.win_err / (double)g.win_resp, g.win_resp, pool_name(g.pool),
 	    secs < 10 ? 1 : 0, secs);
-	log_warnx("%s (max_5xx_percent %.1f): %s", g.why, sd.conf->guard_max_5xx,
+	log_warnx("%s (max_5xx_percent %.1f): %s", g.why, guard_d->conf->guard_max_5xx,
 	    g.kind == GUARD_BAKE ? "going back" : "ending the canary");
 	g.acting = 1;
 	if (g.hook != NULL) {
@@ -472,7 +435,7 @@ guard_verdict(void)
 static void
 guard_sampled(void)
 {
-	struct config *conf = sd.conf;
+	struct config *conf = guard_d->conf;
 	long long dr = 0, de = 0;
 	size_t i;
 	int all = 1;
@@ -521,7 +484,7 @@ static void
 guard_reply(json_t *counters, const char *err, void *arg)
 {
 	struct guard_node *n = arg;
-	json_t *c = json_object_get(counters, sd.conf->pools[g.pool].backend);
+	json_t *c = json_object_get(counters, guard_d->conf->pools[g.pool].backend);
 
 	n->req = NULL;
 	n->answered = err == NULL && c != NULL;
@@ -536,7 +499,7 @@ guard_reply(json_t *counters, const char *err, void *arg)
 static void
 guard_tick(evutil_socket_t fd, short what, void *arg)
 {
-	struct config *conf = sd.conf;
+	struct config *conf = guard_d->conf;
 	size_t i;
 
 	(void)fd;
@@ -552,7 +515,7 @@ guard_tick(evutil_socket_t fd, short what, void *arg)
 		log_info("guard: the bake window is over: %s keeps %s (%lld responses, "
 		    "%lld 5xx)", pool_name(g.pool), conf->live_host, g.tot_resp, g.tot_err);
 		guard_clear();
-		state_save();
+		state_save(guard_d->state);
 		return;
 	}
 	if (!guard_can_watch(conf)) {
@@ -567,8 +530,8 @@ guard_tick(evutil_socket_t fd, short what, void *arg)
 	g.pending = g.nnodes;
 	for (i = 0; i < g.nnodes; i++) {
 		g.nodes[i].answered = 0;
-		g.nodes[i].stats = sd.lb->drv->stats;
-		g.nodes[i].req = sd.lb->drv->stats->counters(sd.lb, i,
+		g.nodes[i].stats = guard_d->lb->drv->stats;
+		g.nodes[i].req = guard_d->lb->drv->stats->counters(guard_d->lb, i,
 		    conf->pools[g.pool].backend, guard_reply, &g.nodes[i]);
 		if (g.nodes[i].req == NULL)
 			g.pending--;

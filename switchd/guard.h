@@ -16,8 +16,8 @@ enum guard_kind { GUARD_BAKE, GUARD_CANARY };
  * is command: "canary" or "back"), and the guard (watching the cold pool
  * while percent > 0, off at 0).
  */
-void		 canary_set(struct cmdq_item *, int percent, const char *command,
-		    flip_cb, void *arg);
+void		 canary_set(struct daemon *, const struct op_who *, int percent,
+		    const char *command, flip_cb, void *arg);
 
 /* "back" during a rollout stops it (rollout.c); 1 if one runs. */
 int		 rollout_abort(struct cmdq_item *back);

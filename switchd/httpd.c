@@ -24,6 +24,7 @@
 #include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
 
+#include "daemon.h"
 #include "httpd.h"
 #include "log.h"
 #include "metrics.h"
@@ -46,6 +47,8 @@ struct conn {
 	double		 since;		/* accepted, or its last response */
 	TAILQ_ENTRY(conn) entry;
 };
+
+static struct daemon	*httpd_d;	/* handed to httpd_configure() */
 
 static struct {
 	struct evhttp	*http;
@@ -226,7 +229,7 @@ send_history(struct evhttp_request *req, const char *query)
 			n = -1;
 	}
 	evhttp_clear_headers(&q);
-	if ((j = history_json(n)) == NULL) {
+	if ((j = history_json(httpd_d, n)) == NULL) {
 		reply_text(req, 400, "Bad Request", "n must be 1..100000");
 		return;
 	}
@@ -305,7 +308,7 @@ bind_listen(const char *listen)
 	char host[256];
 	int port;
 
-	if (httpd_parse_listen(listen, host, sizeof(host), &port) == -1) {
+	if (listen_addr_parse(listen, host, sizeof(host), &port) == -1) {
 		log_warnx("http.listen %s: not ADDRESS:PORT", listen);
 		return NULL;
 	}
@@ -323,10 +326,12 @@ bind_listen(const char *listen)
 }
 
 int
-httpd_configure(struct event_base *base, const struct config *conf)
+httpd_configure(struct daemon *d, const struct config *conf)
 {
+	struct event_base *base = d->base;
 	struct evhttp_bound_socket *bound;
 
+	httpd_d = d;
 	if (conf->http_listen == NULL) {
 		if (H.http != NULL)
 			log_info("http: no http.listen any more; stopped listening on %s", H.listen);

@@ -10,10 +10,10 @@
 struct config;
 
 /* Listen as conf->http_listen says, or stop; -1 if a new bind failed (the old one is kept). */
-int		 httpd_configure(struct event_base *, const struct config *);
+struct daemon;
+int		 httpd_configure(struct daemon *, const struct config *);
 void		 httpd_stop(void);
 /* Split "127.0.0.1:9180" or "[::1]:9180"; -1 if it is neither. */
-int		 httpd_parse_listen(const char *, char *host, size_t hostlen, int *port);
 
 extern const char page_html[];	/* page.c: switchd/page.html, embedded */
 #endif

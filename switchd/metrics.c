@@ -19,9 +19,12 @@
 #include <string.h>
 #include <time.h>
 
+#include "daemon.h"
 #include "log.h"
 #include "metrics.h"
 #include "switchd.h"
+
+static struct daemon	*metrics_d;	/* handed to metrics_init() */
 
 #define REFRESH_MS	1000	/* a snapshot younger than this is served as is */
 #define STALE_MS	5000	/* older than this, a request waits for a new one */
@@ -53,7 +56,7 @@ static const double bucket_le[] = { 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
 #define NBUCKETS	(sizeof(bucket_le) / sizeof(bucket_le[0]))
 
 static void
-metrics_init(void)
+metrics_setup(void)
 {
 	static const char *const zero[] = { "switch\tok\toperator", "switch\tfailed\toperator",
 		"back\tok\toperator", "back\tfailed\toperator", "back\tok\tswitchd", NULL };
@@ -68,6 +71,12 @@ metrics_init(void)
 	/* Series that alerts watch exist from the start, at 0. */
 	for (i = 0; zero[i] != NULL; i++)
 		json_object_set_new(M.switches, zero[i], json_integer(0));
+}
+
+void
+metrics_init(struct daemon *d)
+{
+	metrics_d = d;
 }
 
 /* --------------------------------------------------------------- journal */
@@ -90,7 +99,7 @@ metrics_journal(json_t *e)
 	size_t i;
 	double s;
 
-	metrics_init();
+	metrics_setup();
 	M.invalid = 1;
 	if (!is_switch_command(cmd) || result == NULL)
 		return;
@@ -117,7 +126,7 @@ refresh_done_one(void)
 	TAILQ_HEAD(, waiter) ready;
 	struct waiter *w;
 	json_t *sums, *nc;
-	struct config *conf = sd.conf;
+	struct config *conf = metrics_d->conf;
 	const struct lb_stats *stats = conf->drv->stats;
 	size_t n;
 	int i;
@@ -187,7 +196,7 @@ refresh_counters(json_t *counters, const char *err, void *arg)
 static void
 refresh_start(void)
 {
-	struct config *conf = sd.conf;
+	struct config *conf = metrics_d->conf;
 	double now = now_ms();
 	size_t n;
 
@@ -202,14 +211,14 @@ refresh_start(void)
 			char *addr = xstrdup(conf->drv->stats->node(conf, n));
 
 			M.pending++;
-			if (conf->drv->stats->counters(sd.lb, n, NULL, refresh_counters,
+			if (conf->drv->stats->counters(metrics_d->lb, n, NULL, refresh_counters,
 			    addr) == NULL) {
 				free(addr);
 				M.pending--;
 			}
 		}
 	}
-	status_json(refresh_status, NULL);
+	status_json(metrics_d, refresh_status, NULL);
 }
 
 void
@@ -218,7 +227,7 @@ metrics_snapshot(snapshot_cb cb, void *arg)
 	struct waiter *w;
 	double age;
 
-	metrics_init();
+	metrics_setup();
 	age = now_ms() - M.status_ms;
 	/*
 	 * Between one and five seconds old: served at once, and refreshed for

@@ -22,4 +22,6 @@ void		 metrics_render(const struct snapshot *, struct evbuffer *);
 json_t		*metrics_counters_json(const struct snapshot *);
 void		 metrics_journal(json_t *entry);	/* the journal hook */
 void		 metrics_shutdown(void);
+struct daemon;
+void		 metrics_init(struct daemon *);
 #endif

@@ -11,10 +11,19 @@
 #include <sys/wait.h>
 
 #include "http.h"
+#include "daemon.h"
 #include "log.h"
 #include "notify.h"
 #include "proc.h"
 #include "switchd.h"
+
+static struct daemon	*notify_d;	/* handed to notify_init() */
+
+void
+notify_init(struct daemon *d)
+{
+	notify_d = d;
+}
 
 #define NOTIFY_MAX_INFLIGHT	16	/* beyond this, drop (and log) rather than pile up */
 
@@ -85,7 +94,7 @@ command_done(int status, int timed_out, void *arg)
 void
 notify_event(json_t *entry)
 {
-	const struct config *conf = sd.conf;
+	const struct config *conf = notify_d != NULL ? notify_d->conf : NULL;
 	static const char *keys[] = { "command", "user", "message", "result", "version",
 	    "pool", "error", "id", "time", NULL };
 	char *text, *body, *shown, *env[16];
@@ -144,7 +153,7 @@ command:
 		env[n++] = xasprintf("SWITCHD_FROM=%s", fact(json_object_get(entry, "before"), "hot"));
 		env[n++] = xasprintf("SWITCHD_TO=%s", fact(json_object_get(entry, "after"), "hot"));
 		env[n] = NULL;
-		if (proc_start(sd.base, conf->notify_command, env, conf->notify_timeout,
+		if (proc_start(notify_d->base, conf->notify_command, env, conf->notify_timeout,
 		    command_line, command_done, NULL) != NULL)
 			inflight++;
 		else

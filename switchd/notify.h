@@ -6,4 +6,6 @@
 #include <jansson.h>
 
 void	notify_event(json_t *entry);	/* borrowed; asynchronous, never fails the caller */
+struct daemon;
+void	notify_init(struct daemon *);
 #endif

@@ -14,9 +14,18 @@
 #include <string.h>
 
 #include "ec2.h"
+#include "daemon.h"
 #include "log.h"
 #include "roles.h"
 #include "switchd.h"
+
+static struct daemon	*roles_d;	/* handed to roles_init() */
+
+void
+roles_init(struct daemon *d)
+{
+	roles_d = d;
+}
 
 #define RETRY_FIRST	5	/* seconds */
 #define RETRY_MAX	300
@@ -56,7 +65,7 @@ pool_instances(const struct pool *p, char ***out)
 int
 roles_enabled(void)
 {
-	const struct config *conf = sd.conf;
+	const struct config *conf = roles_d->conf;
 	size_t i, j;
 
 	if (conf->ec2_discover)
@@ -71,7 +80,7 @@ roles_enabled(void)
 struct ec2_ctx *
 roles_ec2(void)
 {
-	const struct config *conf = sd.conf;
+	const struct config *conf = roles_d->conf;
 	const char *ep = conf->ec2_endpoint ? conf->ec2_endpoint : "";
 
 	/* A new region or endpoint takes effect when nothing is in flight. */
@@ -107,7 +116,7 @@ retag_free(struct retag *rt)
 static void
 ec2_record(json_t *drift, const char *error)
 {
-	json_t *ec2 = json_object_get(state_doc(), "ec2");
+	json_t *ec2 = json_object_get(state_doc(roles_d->state), "ec2");
 	char when[32];
 
 	iso_time(time(NULL), when, sizeof(when));
@@ -117,7 +126,7 @@ ec2_record(json_t *drift, const char *error)
 		json_object_set_new(ec2, "error", json_string(error));
 	else
 		json_object_del(ec2, "error");
-	state_save();
+	state_save(roles_d->state);
 }
 
 /* EC2 was read and every tag is right. */
@@ -140,7 +149,7 @@ drift_set(struct retag *rt, int from_step, const char *error)
 		for (i = 0; i < rt->nids[pool]; i++)
 			json_array_append_new(drift, json_pack("{s:s, s:s, s:s, s:s}",
 			    "instance", rt->ids[pool][i], "pool", pool_name(pool),
-			    "want", pool == rt->hot ? sd.conf->ec2_hot : sd.conf->ec2_cold,
+			    "want", pool == rt->hot ? roles_d->conf->ec2_hot : roles_d->conf->ec2_cold,
 			    "error", error));
 	}
 	ec2_record(drift, error);
@@ -163,7 +172,7 @@ retry_arm(void)
 	struct timeval tv = { 0, 0 };
 
 	if (retry_ev == NULL)
-		retry_ev = evtimer_new(sd.base, retry_fire, NULL);
+		retry_ev = evtimer_new(roles_d->base, retry_fire, NULL);
 	retry_delay = retry_delay == 0 ? RETRY_FIRST : retry_delay * 2;
 	if (retry_delay > RETRY_MAX)
 		retry_delay = RETRY_MAX;
@@ -189,8 +198,8 @@ retag_finish(struct retag *rt, const char *code, const char *error)
 			retry_arm();
 	} else {
 		log_info("ec2: %s=%s on the %s pool, %s=%s on the %s pool",
-		    sd.conf->ec2_role_tag, sd.conf->ec2_hot, pool_name(rt->hot),
-		    sd.conf->ec2_role_tag, sd.conf->ec2_cold, pool_name(!rt->hot));
+		    roles_d->conf->ec2_role_tag, roles_d->conf->ec2_hot, pool_name(rt->hot),
+		    roles_d->conf->ec2_role_tag, roles_d->conf->ec2_cold, pool_name(!rt->hot));
 		drift_set(rt, 0, NULL);
 		retry_delay = 0;
 		if (retry_ev != NULL)
@@ -236,7 +245,7 @@ retag_next(struct retag *rt)
 		return;
 	}
 	ec2_create_tags(roles_ec2(), (const char *const *)rt->ids[pool], rt->nids[pool],
-	    sd.conf->ec2_role_tag, pool == rt->hot ? sd.conf->ec2_hot : sd.conf->ec2_cold,
+	    roles_d->conf->ec2_role_tag, pool == rt->hot ? roles_d->conf->ec2_hot : roles_d->conf->ec2_cold,
 	    retag_done, rt);
 }
 
@@ -264,11 +273,11 @@ roles_retag(const char *why, roles_done_cb cb, void *arg)
 		return;
 	}
 	rt = xcalloc(1, sizeof(*rt));
-	rt->hot = state_hot();
+	rt->hot = state_hot(roles_d->state);
 	rt->cb = cb;
 	rt->arg = arg;
 	for (p = 0; p < NPOOLS; p++)
-		rt->nids[p] = pool_instances(&sd.conf->pools[p], &rt->ids[p]);
+		rt->nids[p] = pool_instances(&roles_d->conf->pools[p], &rt->ids[p]);
 	running = 1;
 	log_debug("ec2: retagging (%s)", why);
 	retag_next(rt);
@@ -287,7 +296,7 @@ static void
 check_described(json_t *instances, const char *code, const char *error, void *arg)
 {
 	struct check *ck = arg;
-	const struct config *conf = sd.conf;
+	const struct config *conf = roles_d->conf;
 	json_t *drift = json_array();
 	size_t p, i, j;
 
@@ -337,12 +346,12 @@ roles_check(roles_check_cb cb, void *arg)
 
 	ck->cb = cb;
 	ck->arg = arg;
-	ck->hot = state_hot();
+	ck->hot = state_hot(roles_d->state);
 	for (p = 0; p < NPOOLS; p++)
-		for (i = 0; i < sd.conf->pools[p].nservers; i++)
-			if (sd.conf->pools[p].servers[i].instance != NULL)
+		for (i = 0; i < roles_d->conf->pools[p].nservers; i++)
+			if (roles_d->conf->pools[p].servers[i].instance != NULL)
 				json_array_append_new(ids,
-				    json_string(sd.conf->pools[p].servers[i].instance));
+				    json_string(roles_d->conf->pools[p].servers[i].instance));
 	if (json_array_size(ids) == 0) {
 		/* Nothing to look at (discovery found no instance): in sync. */
 		json_t *none = json_array();

@@ -16,4 +16,6 @@ void		 roles_retag(const char *why, roles_done_cb, void *);	/* cb may be NULL */
 void		 roles_check(roles_check_cb, void *);	/* what EC2 says, against the roles */
 void		 roles_mark_synced(void);	/* roles_check found no drift */
 void		 roles_shutdown(void);
+struct daemon;
+void		 roles_init(struct daemon *);
 #endif

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "daemon.h"
 #include "http.h"
 #include "log.h"
 #include "smoke.h"
@@ -22,7 +23,7 @@ struct smoke_req {
 };
 
 struct smoke_run {
-	struct cmdq_item *item;		/* for progress; may be NULL */
+	struct op_who	 who;		/* for progress; quiet if none */
 	struct config	*conf;
 	struct lb	*lb;		/* holds conf */
 	size_t		 nreqs, pending, failed;
@@ -92,11 +93,11 @@ smoke_reply(const struct http_result *r, void *arg)
 		json_object_set_new(res, "why", json_string(why));
 		run->failed++;
 	}
-	if (run->item != NULL) {
+	if (run->who.event != NULL) {
 		json_t *ev = json_deep_copy(res);
 
 		json_object_set_new(ev, P_EVENT, json_string(EV_CHECK));
-		cmd_event(run->item, ev);
+		who_event(&run->who, ev);
 	}
 	if (--run->pending == 0)
 		smoke_finish(run);
@@ -144,16 +145,18 @@ smoke_tls_target(const char *name, const char *check_url, char **url,
 }
 
 void
-smoke_start(struct cmdq_item *item, int pool, smoke_done_cb cb, void *arg)
+smoke_start(struct daemon *d, const struct op_who *who, int pool, smoke_done_cb cb,
+    void *arg)
 {
 	struct smoke_run *run = xcalloc(1, sizeof(*run));
-	struct config *conf = sd.conf;
+	struct config *conf = d->conf;
 	const struct pool *p = &conf->pools[pool];
 	size_t c, s, i;
 	char *base;
 
-	run->item = item;
-	run->lb = lb_ref(sd.lb);
+	if (who != NULL)
+		run->who = *who;
+	run->lb = lb_ref(d->lb);
 	run->conf = conf;
 	run->cb = cb;
 	run->arg = arg;
@@ -176,9 +179,8 @@ smoke_start(struct cmdq_item *item, int pool, smoke_done_cb cb, void *arg)
 		smoke_finish(run);
 		return;
 	}
-	if (item != NULL)
-		cmd_progress(item, "smoke: %zu check%s on the %s pool (Host: %s)", run->nreqs,
-		    run->nreqs == 1 ? "" : "s", p->name, conf->cold_host);
+	who_progress(&run->who, "smoke: %zu check%s on the %s pool (Host: %s)", run->nreqs,
+	    run->nreqs == 1 ? "" : "s", p->name, conf->cold_host);
 	run->reqs = xcalloc(run->nreqs, sizeof(*run->reqs));
 	/*
 	 * One more than the requests while this loop runs: a request that

@@ -7,10 +7,12 @@
 
 #define SMOKE_MAX_CONNECTIONS	256
 
-struct cmdq_item;
+struct daemon;
+struct op_who;
 /* results: [{check, target, url, method, status, ms, passed, why}], borrowed. */
 typedef void (*smoke_done_cb)(int passed, json_t *results, const char *summary, void *arg);
 
-/* Progress goes to item (if not NULL); cb may run before this returns. */
-void	smoke_start(struct cmdq_item *item, int pool, smoke_done_cb cb, void *arg);
+/* Progress goes to who (if not NULL); cb may run before this returns. */
+void	smoke_start(struct daemon *, const struct op_who *who, int pool, smoke_done_cb cb,
+	    void *arg);
 #endif

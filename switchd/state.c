@@ -24,20 +24,23 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "daemon.h"
 #include "log.h"
 #include "switchd.h"
 
-static char	*state_path, *history_path, *intent_path;
-static json_t	*state;
-static int	 state_new;	/* no state file at start */
-static int	 state_roles_known;	/* hot/cold came from a sound state file */
-static json_t	*state_errors;	/* what was wrong with state.json at start */
-static void	(*history_hook)(json_t *);
+struct state {
+	char		*path, *history_path, *intent_path;
+	json_t		*doc;
+	int		 is_new;	/* no state file at start */
+	int		 roles_known;	/* hot/cold came from a sound state file */
+	json_t		*errors;	/* what was wrong with state.json at start */
+	void		(*hook)(json_t *);
+};
 
 void
-history_set_hook(void (*hook)(json_t *))
+history_set_hook(struct state *st, void (*hook)(json_t *))
 {
-	history_hook = hook;
+	st->hook = hook;
 }
 
 static json_t *
@@ -48,45 +51,45 @@ pool_record(void)
 }
 
 static void
-state_defaults(void)
+state_defaults(struct state *st)
 {
 	json_t *pools;
 
-	if (!json_is_object(json_object_get(state, "pools")))
-		json_object_set_new(state, "pools", json_object());
-	pools = json_object_get(state, "pools");
+	if (!json_is_object(json_object_get(st->doc, "pools")))
+		json_object_set_new(st->doc, "pools", json_object());
+	pools = json_object_get(st->doc, "pools");
 	if (!json_is_object(json_object_get(pools, POOL_BLUE)))
 		json_object_set_new(pools, POOL_BLUE, pool_record());
 	if (!json_is_object(json_object_get(pools, POOL_GREEN)))
 		json_object_set_new(pools, POOL_GREEN, pool_record());
-	if (pool_index(json_string_value(json_object_get(state, "hot"))) < 0)
-		state_set_hot(POOL_B);
-	if (json_object_get(state, "last_switch") == NULL)
-		json_object_set_new(state, "last_switch", json_null());
-	if (json_object_get(state, "lock") == NULL)
-		json_object_set_new(state, "lock", json_null());
-	if (!json_is_object(json_object_get(state, "ec2")))
-		json_object_set_new(state, "ec2", json_pack("{s:[]}", "drift"));
+	if (pool_index(json_string_value(json_object_get(st->doc, "hot"))) < 0)
+		state_set_hot(st, POOL_B);
+	if (json_object_get(st->doc, "last_switch") == NULL)
+		json_object_set_new(st->doc, "last_switch", json_null());
+	if (json_object_get(st->doc, "lock") == NULL)
+		json_object_set_new(st->doc, "lock", json_null());
+	if (!json_is_object(json_object_get(st->doc, "ec2")))
+		json_object_set_new(st->doc, "ec2", json_pack("{s:[]}", "drift"));
 }
 
 /* Cut a torn last line (no trailing newline) off the journal. */
 static void
-history_repair(void)
+history_repair(struct state *st)
 {
-	struct stat st;
+	struct stat sb;
 	char c;
 	int fd;
 	off_t end;
 
-	if ((fd = open(history_path, O_RDWR | O_CLOEXEC)) == -1)
+	if ((fd = open(st->history_path, O_RDWR | O_CLOEXEC)) == -1)
 		return;
-	if (fstat(fd, &st) == 0 && st.st_size > 0 &&
-	    pread(fd, &c, 1, st.st_size - 1) == 1 && c != '\n') {
-		for (end = st.st_size - 1; end > 0; end--)
+	if (fstat(fd, &sb) == 0 && sb.st_size > 0 &&
+	    pread(fd, &c, 1, sb.st_size - 1) == 1 && c != '\n') {
+		for (end = sb.st_size - 1; end > 0; end--)
 			if (pread(fd, &c, 1, end - 1) == 1 && c == '\n')
 				break;
-		log_warnx("%s: cutting a torn last line (%lld bytes)", history_path,
-		    (long long)(st.st_size - end));
+		log_warnx("%s: cutting a torn last line (%lld bytes)", st->history_path,
+		    (long long)(sb.st_size - end));
 		if (ftruncate(fd, end) == 0)
 			fsync(fd);
 	}
@@ -97,10 +100,11 @@ history_repair(void)
 #define STATE_MAX_STR	1024	/* a version, a message: anything longer is damage */
 
 static void
-state_problem(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+state_problem(struct state *st, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 static void
-state_problem(const char *fmt, ...)
+state_problem(struct state *st, const char *fmt, ...)
 {
 	va_list ap;
 	char msg[512];
@@ -108,8 +112,8 @@ state_problem(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	log_warnx("%s: %s", state_path, msg);
-	json_array_append_new(state_errors, json_string(utf8_fix(msg)));
+	log_warnx("%s: %s", st->path, msg);
+	json_array_append_new(st->errors, json_string(utf8_fix(msg)));
 }
 
 static int
@@ -138,18 +142,17 @@ null_or_string(json_t *j)
  * nobody's) clears it.
  */
 static void
-state_lock_damaged(const char *why)
+state_lock_damaged(struct state *st, const char *why)
 {
 	time_t now = time(NULL);
-	char when[32], *msg;
+	json_t *lock;
+	char *msg;
 
-	iso_time(now, when, sizeof(when));
 	msg = xasprintf("the deploy lock in %s could not be read (%s); it is held until "
-	    "an admin runs \"switchctl unlock --force\"", state_path, why);
-	json_object_set_new(state, "lock", json_pack("{s:s, s:I, s:s, s:s, s:I, s:I, s:I, s:b}",
-	    "user", "(unreadable state file)", "uid", (json_int_t)-1, "message", msg,
-	    "since", when, "since_epoch", (json_int_t)now, "ttl", (json_int_t)0,
-	    "expires", (json_int_t)0, "damaged", 1));
+	    "an admin runs \"switchctl unlock --force\"", st->path, why);
+	lock = lock_record("(unreadable state file)", -1, msg, now, 0);
+	json_object_set_new(lock, "damaged", json_true());
+	json_object_set_new(st->doc, "lock", lock);
 	free(msg);
 }
 
@@ -173,65 +176,65 @@ state_pool_damaged(json_t *pools, const char *name, const char *why)
 }
 
 static void
-state_validate_pool(json_t *pools, const char *name)
+state_validate_pool(struct state *st, json_t *pools, const char *name)
 {
 	json_t *p = json_object_get(pools, name), *v;
-	const char *st;
+	const char *pst;
 	int i, good = 0;
 
 	if (p == NULL) {
-		state_problem("pools.%s is missing; %s is taken as failed", name, name);
+		state_problem(st, "pools.%s is missing; %s is taken as failed", name, name);
 		state_pool_damaged(pools, name, "missing");
 		return;
 	}
 	if (!json_is_object(p)) {
-		state_problem("pools.%s is not an object; %s is taken as failed", name, name);
+		state_problem(st, "pools.%s is not an object; %s is taken as failed", name, name);
 		state_pool_damaged(pools, name, "not an object");
 		return;
 	}
-	st = json_string_value(v = json_object_get(p, "state"));
-	for (i = 0; st != NULL && pool_states[i] != NULL; i++)
-		if (strcmp(st, pool_states[i]) == 0)
+	pst = json_string_value(v = json_object_get(p, "state"));
+	for (i = 0; pst != NULL && pool_states[i] != NULL; i++)
+		if (strcmp(pst, pool_states[i]) == 0)
 			good = 1;
 	if (!good) {
-		state_problem("pools.%s.state is not one of empty, deploying, deployed, "
+		state_problem(st, "pools.%s.state is not one of empty, deploying, deployed, "
 		    "verifying, verified, failed; %s is taken as failed", name, name);
 		state_pool_damaged(pools, name, "state");
 		return;
 	}
 	if (!null_or_string(json_object_get(p, "version"))) {
-		state_problem("pools.%s.version is not a string (or is longer than %d "
+		state_problem(st, "pools.%s.version is not a string (or is longer than %d "
 		    "bytes); %s is taken as failed", name, STATE_MAX_STR, name);
 		state_pool_damaged(pools, name, "version");
 		return;
 	}
 	if (!null_or_string(json_object_get(p, "since"))) {
-		state_problem("pools.%s.since is not a string; dropped", name);
+		state_problem(st, "pools.%s.since is not a string; dropped", name);
 		json_object_set_new(p, "since", json_null());
 	}
 	if (!null_or_string(json_object_get(p, "by"))) {
-		state_problem("pools.%s.by is not a string; dropped", name);
+		state_problem(st, "pools.%s.by is not a string; dropped", name);
 		json_object_set_new(p, "by", json_null());
 	}
 	if (!null_or_string(json_object_get(p, "error"))) {
-		state_problem("pools.%s.error is not a string; dropped", name);
+		state_problem(st, "pools.%s.error is not a string; dropped", name);
 		json_object_del(p, "error");
 	}
 }
 
 static void
-state_validate_discovered(void)
+state_validate_discovered(struct state *st)
 {
-	json_t *disc = json_object_get(state, "discovered"), *list, *s;
+	json_t *disc = json_object_get(st->doc, "discovered"), *list, *s;
 	size_t i;
 	int k;
 
 	if (disc == NULL || json_is_null(disc))
 		return;
 	if (!json_is_object(disc)) {
-		state_problem("discovered is not an object; dropped (the next discovery "
+		state_problem(st, "discovered is not an object; dropped (the next discovery "
 		    "fills it)");
-		json_object_del(state, "discovered");
+		json_object_del(st->doc, "discovered");
 		return;
 	}
 	for (k = 0; k < NPOOLS; k++) {
@@ -239,7 +242,7 @@ state_validate_discovered(void)
 		if (list == NULL)
 			continue;
 		if (!json_is_array(list)) {
-			state_problem("discovered.%s is not an array; dropped", pool_name(k));
+			state_problem(st, "discovered.%s is not an array; dropped", pool_name(k));
 			json_object_set_new(disc, pool_name(k), json_array());
 			continue;
 		}
@@ -248,7 +251,7 @@ state_validate_discovered(void)
 			if (!json_is_object(s) ||
 			    !valid_instance_id(json_string_value(json_object_get(s, "id"))) ||
 			    !valid_ip_port(json_string_value(json_object_get(s, "address")))) {
-				state_problem("discovered.%s[%zu] has no valid id (i-...) and "
+				state_problem(st, "discovered.%s[%zu] has no valid id (i-...) and "
 				    "address (IP:port); dropped", pool_name(k), i);
 				json_array_remove(list, i);
 				continue;
@@ -259,24 +262,24 @@ state_validate_discovered(void)
 }
 
 static void
-state_validate_lock(void)
+state_validate_lock(struct state *st)
 {
-	json_t *lock = json_object_get(state, "lock");
+	json_t *lock = json_object_get(st->doc, "lock");
 
 	if (lock == NULL || json_is_null(lock))
 		return;
 	if (!json_is_object(lock)) {
-		state_problem("lock is not an object or null; the lock is taken as held");
-		state_lock_damaged("not an object");
+		state_problem(st, "lock is not an object or null; the lock is taken as held");
+		state_lock_damaged(st, "not an object");
 	} else if (!sane_string(json_object_get(lock, "user")) ||
 	    !json_is_integer(json_object_get(lock, "uid")) ||
 	    !json_is_integer(json_object_get(lock, "since_epoch")) ||
 	    !null_or_string(json_object_get(lock, "message")) ||
 	    (json_object_get(lock, "expires") != NULL &&
 	    !json_is_integer(json_object_get(lock, "expires")))) {
-		state_problem("lock lacks a user, uid or since_epoch of the right type; "
+		state_problem(st, "lock lacks a user, uid or since_epoch of the right type; "
 		    "the lock is taken as held");
-		state_lock_damaged("missing or mistyped fields");
+		state_lock_damaged(st, "missing or mistyped fields");
 	}
 }
 
@@ -286,52 +289,52 @@ state_validate_lock(void)
  * unknown so that reconcile learns them from HAProxy).
  */
 static void
-state_validate(void)
+state_validate(struct state *st)
 {
 	json_t *pools, *last, *ec2;
-	const char *hot = json_string_value(json_object_get(state, "hot"));
-	const char *cold = json_string_value(json_object_get(state, "cold"));
+	const char *hot = json_string_value(json_object_get(st->doc, "hot"));
+	const char *cold = json_string_value(json_object_get(st->doc, "cold"));
 
-	state_roles_known = 1;
+	st->roles_known = 1;
 	if (pool_index(hot) < 0) {
-		state_problem("hot is not \"blue\" or \"green\"; the roles are learnt from "
+		state_problem(st, "hot is not \"blue\" or \"green\"; the roles are learnt from "
 		    "HAProxy");
-		state_roles_known = 0;
+		st->roles_known = 0;
 	} else if (pool_index(cold) != !pool_index(hot)) {
-		state_problem("cold is not the other pool than hot; the roles are learnt "
+		state_problem(st, "cold is not the other pool than hot; the roles are learnt "
 		    "from HAProxy");
-		state_roles_known = 0;
+		st->roles_known = 0;
 	}
-	if (!state_roles_known)
-		json_object_del(state, "hot");
-	pools = json_object_get(state, "pools");
+	if (!st->roles_known)
+		json_object_del(st->doc, "hot");
+	pools = json_object_get(st->doc, "pools");
 	if (!json_is_object(pools)) {
-		state_problem("pools is missing or not an object; both pools are taken as "
+		state_problem(st, "pools is missing or not an object; both pools are taken as "
 		    "failed");
-		json_object_set_new(state, "pools", json_object());
-		pools = json_object_get(state, "pools");
+		json_object_set_new(st->doc, "pools", json_object());
+		pools = json_object_get(st->doc, "pools");
 		state_pool_damaged(pools, POOL_BLUE, "pools missing");
 		state_pool_damaged(pools, POOL_GREEN, "pools missing");
 	} else {
-		state_validate_pool(pools, POOL_BLUE);
-		state_validate_pool(pools, POOL_GREEN);
+		state_validate_pool(st, pools, POOL_BLUE);
+		state_validate_pool(st, pools, POOL_GREEN);
 	}
-	last = json_object_get(state, "last_switch");
+	last = json_object_get(st->doc, "last_switch");
 	if (last != NULL && !json_is_null(last) && (!json_is_object(last) ||
 	    pool_index(json_string_value(json_object_get(last, "from"))) < 0 ||
 	    pool_index(json_string_value(json_object_get(last, "to"))) < 0)) {
-		state_problem("last_switch is not a switch record; dropped");
-		json_object_set_new(state, "last_switch", json_null());
+		state_problem(st, "last_switch is not a switch record; dropped");
+		json_object_set_new(st->doc, "last_switch", json_null());
 	}
-	ec2 = json_object_get(state, "ec2");
+	ec2 = json_object_get(st->doc, "ec2");
 	if (ec2 != NULL && (!json_is_object(ec2) ||
 	    !json_is_array(json_object_get(ec2, "drift")))) {
-		state_problem("ec2 is not {\"drift\": [...]}; reset (the next retag "
+		state_problem(st, "ec2 is not {\"drift\": [...]}; reset (the next retag "
 		    "fills it)");
-		json_object_del(state, "ec2");
+		json_object_del(st->doc, "ec2");
 	}
-	state_validate_lock();
-	state_validate_discovered();
+	state_validate_lock(st);
+	state_validate_discovered(st);
 }
 
 /* The whole file, or NULL with errno (ENOENT: there is none). */
@@ -371,154 +374,150 @@ state_file_read(const char *path)
 
 /* Keep the damaged file for the admin before anything overwrites it. */
 static void
-state_keep_damaged(const char *raw)
+state_keep_damaged(struct state *st, const char *raw)
 {
 	char *copy;
 
 	if (raw == NULL)
 		return;
-	copy = xasprintf("%s.damaged", state_path);
+	copy = xasprintf("%s.damaged", st->path);
 	if (file_write_atomic(copy, raw, strlen(raw), 0640) == -1)
 		log_warn("write %s", copy);
 	else
-		log_warnx("%s: the damaged file is kept as %s", state_path, copy);
+		log_warnx("%s: the damaged file is kept as %s", st->path, copy);
 	free(copy);
 }
 
-int
-state_open(const char *dir, const struct config *conf)
+struct state *
+state_open(const char *dir)
 {
+	struct state *st;
 	json_error_t jerr;
 	char *raw;
 
-	(void)conf;
 	if (mkdir(dir, 0750) == -1 && errno != EEXIST) {
 		log_warn("state_dir %s", dir);
-		return -1;
+		return NULL;
 	}
-	free(state_path);
-	free(history_path);
-	free(intent_path);
-	state_path = xasprintf("%s/state.json", dir);
-	history_path = xasprintf("%s/history.jsonl", dir);
-	intent_path = xasprintf("%s/intent.json", dir);
-	json_decref(state);
-	json_decref(state_errors);
-	state_errors = json_array();
-	state_roles_known = 0;
-	raw = state_file_read(state_path);
-	state_new = raw == NULL;
+	st = xcalloc(1, sizeof(*st));
+	st->path = xasprintf("%s/state.json", dir);
+	st->history_path = xasprintf("%s/history.jsonl", dir);
+	st->intent_path = xasprintf("%s/intent.json", dir);
+	st->errors = json_array();
+	raw = state_file_read(st->path);
+	st->is_new = raw == NULL;
 	if (raw == NULL && errno != ENOENT) {
 		const char *why = strerror(errno);
 
 		/* There is a file but it cannot be read: its lock may be held. */
-		state = json_object();
-		state_problem("cannot be read (%s); the roles are learnt from HAProxy", why);
-		state_lock_damaged(why);
+		st->doc = json_object();
+		state_problem(st, "cannot be read (%s); the roles are learnt from HAProxy", why);
+		state_lock_damaged(st, why);
 	} else if (raw == NULL) {
-		state = json_object();
-	} else if ((state = json_loads(raw, 0, &jerr)) == NULL ||
-	    !json_is_object(state)) {
-		state_new = 1;
-		if (state == NULL)
-			state_problem("not JSON (line %d: %s); starting from HAProxy's view",
+		st->doc = json_object();
+	} else if ((st->doc = json_loads(raw, 0, &jerr)) == NULL ||
+	    !json_is_object(st->doc)) {
+		st->is_new = 1;
+		if (st->doc == NULL)
+			state_problem(st, "not JSON (line %d: %s); starting from HAProxy's view",
 			    jerr.line, jerr.text);
 		else
-			state_problem("not a JSON object; starting from HAProxy's view");
-		json_decref(state);
-		state = json_object();
-		state_lock_damaged("the file is not a JSON object");
+			state_problem(st, "not a JSON object; starting from HAProxy's view");
+		json_decref(st->doc);
+		st->doc = json_object();
+		state_lock_damaged(st, "the file is not a JSON object");
 	} else
-		state_validate();
-	if (json_array_size(state_errors) > 0)
-		state_keep_damaged(raw);
+		state_validate(st);
+	if (json_array_size(st->errors) > 0)
+		state_keep_damaged(st, raw);
 	free(raw);
-	state_defaults();
-	history_repair();
-	return 0;
+	state_defaults(st);
+	history_repair(st);
+	return st;
 }
 
 void
-state_close(void)
+state_close(struct state *st)
 {
-	json_decref(state);
-	state = NULL;
-	json_decref(state_errors);
-	state_errors = NULL;
-	free(state_path);
-	free(history_path);
-	free(intent_path);
-	state_path = history_path = intent_path = NULL;
+	if (st == NULL)
+		return;
+	json_decref(st->doc);
+	json_decref(st->errors);
+	free(st->path);
+	free(st->history_path);
+	free(st->intent_path);
+	free(st);
 }
 
 int
-state_is_new(void)
+state_is_new(struct state *st)
 {
-	return state_new;
+	return st->is_new;
 }
 
 int
-state_roles_trusted(void)
+state_roles_trusted(struct state *st)
 {
-	return state_roles_known;
+	return st->roles_known;
 }
 
 json_t *
-state_load_errors(void)
+state_load_errors(struct state *st)
 {
-	return state_errors;
+	return st->errors;
 }
 
 json_t *
-state_doc(void)
+state_doc(struct state *st)
 {
-	return state;
+	return st->doc;
 }
 
 int
-state_save(void)
+state_save(struct state *st)
 {
 	char *text;
 	int r;
 
-	text = json_dumps(state, JSON_INDENT(2) | JSON_SORT_KEYS);
+	text = json_dumps(st->doc, JSON_INDENT(2) | JSON_SORT_KEYS);
 	if (text == NULL)
 		return -1;
-	r = file_write_atomic(state_path, text, strlen(text), 0640);
+	r = file_write_atomic(st->path, text, strlen(text), 0640);
 	if (r == -1)
-		log_warn("write %s", state_path);
+		log_warn("write %s", st->path);
 	else {
-		state_new = 0;
-		state_roles_known = 1;
+		st->is_new = 0;
+		st->roles_known = 1;
 	}
 	free(text);
 	return r;
 }
 
 int
-state_hot(void)
+state_hot(struct state *st)
 {
-	int i = pool_index(json_string_value(json_object_get(state, "hot")));
+	int i = pool_index(json_string_value(json_object_get(st->doc, "hot")));
 	return i < 0 ? POOL_B : i;
 }
 
 void
-state_set_hot(int hot)
+state_set_hot(struct state *st, int hot)
 {
-	json_object_set_new(state, "hot", json_string(pool_name(hot)));
-	json_object_set_new(state, "cold", json_string(pool_name(!hot)));
+	json_object_set_new(st->doc, "hot", json_string(pool_name(hot)));
+	json_object_set_new(st->doc, "cold", json_string(pool_name(!hot)));
 }
 
 json_t *
-state_pool(int idx)
+state_pool(struct state *st, int idx)
 {
-	return json_object_get(json_object_get(state, "pools"), pool_name(idx));
+	return json_object_get(json_object_get(st->doc, "pools"), pool_name(idx));
 }
 
 void
-state_set_pool(int idx, const char *version, const char *pstate, const char *by)
+state_set_pool(struct state *st, int idx, const char *version, const char *pstate,
+    const char *by)
 {
-	json_t *p = state_pool(idx);
+	json_t *p = state_pool(st, idx);
 	char when[32];
 
 	iso_time(time(NULL), when, sizeof(when));
@@ -530,9 +529,21 @@ state_set_pool(int idx, const char *version, const char *pstate, const char *by)
 }
 
 json_t *
-state_lock(void)
+lock_record(const char *user, json_int_t uid, const char *message, time_t since,
+    long long ttl)
 {
-	json_t *lock = json_object_get(state, "lock");
+	char when[32];
+
+	iso_time(since, when, sizeof(when));
+	return json_pack("{s:s, s:I, s:s, s:s, s:I, s:I, s:I}", "user", user, "uid", uid,
+	    "message", message, "since", when, "since_epoch", (json_int_t)since,
+	    "ttl", (json_int_t)ttl, "expires", (json_int_t)(ttl > 0 ? since + ttl : 0));
+}
+
+json_t *
+state_lock(struct state *st)
+{
+	json_t *lock = json_object_get(st->doc, "lock");
 	json_int_t expires;
 
 	if (!json_is_object(lock))
@@ -541,8 +552,8 @@ state_lock(void)
 	if (expires > 0 && (json_int_t)time(NULL) >= expires) {
 		log_info("deploy lock of %s expired (ttl)",
 		    json_string_value(json_object_get(lock, "user")));
-		json_object_set_new(state, "lock", json_null());
-		state_save();
+		json_object_set_new(st->doc, "lock", json_null());
+		state_save(st);
 		return NULL;
 	}
 	return lock;
@@ -550,8 +561,24 @@ state_lock(void)
 
 /* ---------------------------------------------------------------- history */
 
+json_t *
+journal_entry(const struct op_who *who, const char *command, int before, int after,
+    const char *result, const char *error)
+{
+	json_t *e;
+
+	e = json_pack("{s:I, s:s, s:s, s:s?, s:{s:s, s:s}, s:{s:s, s:s}, s:s}",
+	    "uid", (json_int_t)who->uid, "user", who->user, "command", command,
+	    "message", who->message,
+	    "before", "hot", pool_name(before), "cold", pool_name(!before),
+	    "after", "hot", pool_name(after), "cold", pool_name(!after), "result", result);
+	if (error != NULL)
+		json_object_set_new(e, "error", json_string(error));
+	return e;
+}
+
 int
-history_append(json_t *entry)
+history_append(struct state *st, json_t *entry)
 {
 	char id[64], when[32], *line;
 	size_t len;
@@ -567,8 +594,8 @@ history_append(json_t *entry)
 		json_object_set_new(entry, "time", json_string(when));
 	}
 	line = json_dumps(entry, JSON_COMPACT | JSON_SORT_KEYS);
-	if (history_hook != NULL)
-		history_hook(entry);
+	if (st->hook != NULL)
+		st->hook(entry);
 	json_decref(entry);
 	if (line == NULL)
 		return -1;
@@ -578,19 +605,19 @@ history_append(json_t *entry)
 		fatalx("out of memory");
 	line[len++] = '\n';
 	line[len] = '\0';
-	fd = open(history_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	fd = open(st->history_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
 	if (fd == -1) {
-		log_warn("open %s", history_path);
+		log_warn("open %s", st->history_path);
 		free(line);
 		return -1;
 	}
 	/* One write: a reader or a crash sees the whole line or none of it. */
 	n = write(fd, line, len);
 	if (n != (ssize_t)len || fsync(fd) == -1) {
-		log_warn("append %s", history_path);
+		log_warn("append %s", st->history_path);
 		r = -1;
 		if (n > 0 && n != (ssize_t)len)
-			history_repair();
+			history_repair(st);
 	}
 	close(fd);
 	free(line);
@@ -622,22 +649,22 @@ history_take(json_t *out, const char *line, size_t len)
  * torn last line (being written) is skipped.
  */
 json_t *
-history_read(int n)
+history_read(struct state *st, int n)
 {
 	json_t *out = json_array();
 	char *buf = NULL, *carry = NULL, *nl;
 	size_t carrylen = 0, total, len, end, k, chunk = HISTORY_CHUNK;
-	struct stat st;
+	struct stat sb;
 	off_t pos;
 	int fd, torn;
 
-	if ((fd = open(history_path, O_RDONLY | O_CLOEXEC)) == -1)
+	if ((fd = open(st->history_path, O_RDONLY | O_CLOEXEC)) == -1)
 		return out;
-	if (fstat(fd, &st) == -1 || st.st_size == 0) {
+	if (fstat(fd, &sb) == -1 || sb.st_size == 0) {
 		close(fd);
 		return out;
 	}
-	pos = st.st_size;
+	pos = sb.st_size;
 	torn = 1;	/* until the last byte is known to be a newline */
 	while (pos > 0 && (n <= 0 || json_array_size(out) < (size_t)n)) {
 		len = pos > (off_t)chunk ? chunk : (size_t)pos;
@@ -646,7 +673,7 @@ history_read(int n)
 			chunk *= 2;
 		buf = xcalloc(len + carrylen + 1, 1);
 		if (pread(fd, buf, len, pos) != (ssize_t)len) {
-			log_warn("read %s", history_path);
+			log_warn("read %s", st->history_path);
 			free(buf);
 			buf = NULL;
 			break;
@@ -692,9 +719,9 @@ history_read(int n)
 }
 
 int
-history_has_id(const char *id)
+history_has_id(struct state *st, const char *id)
 {
-	json_t *last = history_read(8);
+	json_t *last = history_read(st, 8);
 	size_t i;
 	int found = 0;
 
@@ -709,49 +736,49 @@ history_has_id(const char *id)
 /* ----------------------------------------------------------------- intent */
 
 int
-intent_write(json_t *intent)
+intent_write(struct state *st, json_t *intent)
 {
 	char *text = json_dumps(intent, JSON_COMPACT | JSON_SORT_KEYS);
 	int r;
 
 	if (text == NULL)
 		return -1;
-	r = file_write_atomic(intent_path, text, strlen(text), 0640);
+	r = file_write_atomic(st->intent_path, text, strlen(text), 0640);
 	if (r == -1)
-		log_warn("write %s", intent_path);
+		log_warn("write %s", st->intent_path);
 	free(text);
 	return r;
 }
 
 json_t *
-intent_read(void)
+intent_read(struct state *st)
 {
 	json_error_t jerr;
 	json_t *j;
 
-	if (access(intent_path, F_OK) == -1)
+	if (access(st->intent_path, F_OK) == -1)
 		return NULL;
-	j = json_load_file(intent_path, 0, &jerr);
+	j = json_load_file(st->intent_path, 0, &jerr);
 	if (!json_is_object(j)) {
-		log_warnx("%s: unreadable intent record (%s), ignored", intent_path, jerr.text);
+		log_warnx("%s: unreadable intent record (%s), ignored", st->intent_path, jerr.text);
 		json_decref(j);
-		unlink(intent_path);
+		unlink(st->intent_path);
 		return NULL;
 	}
 	return j;
 }
 
 int
-intent_clear(void)
+intent_clear(struct state *st)
 {
 	char *dir, *slash;
 	int fd;
 
-	if (unlink(intent_path) == -1 && errno != ENOENT) {
-		log_warn("unlink %s", intent_path);
+	if (unlink(st->intent_path) == -1 && errno != ENOENT) {
+		log_warn("unlink %s", st->intent_path);
 		return -1;
 	}
-	dir = xstrdup(intent_path);
+	dir = xstrdup(st->intent_path);
 	if ((slash = strrchr(dir, '/')) != NULL)
 		*slash = '\0';
 	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) != -1) {

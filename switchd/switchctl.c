@@ -1,6 +1,6 @@
 /*
  * switchctl.c — the command-line client: parse the command by the shared
- * table (cmds.c), send one request, print progress and the result for
+ * table (cmd-table.c), send one request, print progress and the result for
  * people, or the final reply as one JSON document with --json.
  *
  * Exit status: 0 done; 1 refused or failed; 2 usage error; 3 switchd not
@@ -21,7 +21,7 @@
 
 #include <jansson.h>
 
-#include "cmds.h"
+#include "cmd-table.h"
 #include "protocol.h"
 
 #define EXIT_FAILED	1

@@ -1,34 +1,20 @@
 /*
- * switchd.c — the daemon: options, config, log, event base, signals, state,
- * reconcile, listen, loop.
+ * switchd.c — main(): options, the config check, going to the background;
+ * the daemon itself is daemon.c.
  */
 #include <sys/types.h>
-#include <sys/file.h>
-#include <sys/stat.h>
 
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include <event2/event.h>
-
-#include "discover.h"
-#include "ec2.h"
-#include "http.h"
-#include "httpd.h"
+#include "daemon.h"
 #include "log.h"
-#include "metrics.h"
-#include "notify.h"
-#include "roles.h"
 #include "switchd.h"
 
-struct switchd sd;
-
-static struct event *ev_hup, *ev_term, *ev_int;
 static int ready_fd = -1;	/* to the waiting parent, until detach_done() */
 
 /*
@@ -83,49 +69,6 @@ detach_done(void)
 	ready_fd = -1;
 }
 
-/*
- * One switchd a state_dir: two would each believe their state.json and
- * journal.  An flock on state_dir/switchd.lock, held (open, close-on-exec)
- * until exit; the kernel drops it however the process ends.
- */
-static int
-state_dir_lock(const char *dir)
-{
-	char *path, pid[32];
-	int fd;
-	ssize_t n;
-
-	if (mkdir(dir, 0750) == -1 && errno != EEXIST) {
-		log_warn("state_dir %s", dir);
-		return -1;
-	}
-	path = xasprintf("%s/switchd.lock", dir);
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640);
-	if (fd == -1) {
-		log_warn("%s", path);
-		free(path);
-		return -1;
-	}
-	if (flock(fd, LOCK_EX | LOCK_NB) == -1) {
-		if (errno == EWOULDBLOCK) {
-			n = pread(fd, pid, sizeof(pid) - 1, 0);
-			pid[n > 0 ? n : 0] = '\0';
-			pid[strcspn(pid, "\n")] = '\0';
-			log_warnx("another switchd%s%s%s uses state_dir %s (%s is locked)",
-			    *pid ? " (pid " : "", pid, *pid ? ")" : "", dir, path);
-		} else
-			log_warn("flock %s", path);
-		close(fd);
-		free(path);
-		return -1;
-	}
-	snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
-	if (ftruncate(fd, 0) == -1 || pwrite(fd, pid, strlen(pid), 0) == -1)
-		log_warn("%s", path);
-	free(path);
-	return fd;
-}
-
 static void __attribute__((noreturn))
 usage(void)
 {
@@ -142,87 +85,11 @@ print_errors(json_t *errors)
 		fprintf(stderr, "%s\n", json_string_value(json_array_get(errors, i)));
 }
 
-/* Swap in a new config only if it is good; the old one stays otherwise. */
-int
-switchd_reload_config(json_t **errors)
-{
-	struct config *conf;
-	size_t i;
-
-	if ((conf = config_load(sd.conf->path, errors)) == NULL) {
-		for (i = 0; i < json_array_size(*errors); i++)
-			log_warnx("reload refused: %s",
-			    json_string_value(json_array_get(*errors, i)));
-		return -1;
-	}
-	if (strcmp(conf->ctl_socket, sd.conf->ctl_socket) != 0 ||
-	    strcmp(conf->state_dir, sd.conf->state_dir) != 0)
-		log_warnx("reload: control.socket and state_dir changes take effect "
-		    "at the next start");
-	discover_apply_state(conf);
-	lb_unref(sd.lb);
-	sd.lb = lb_new(sd.base, conf);
-	sd.conf = conf;
-	discover_start();
-	httpd_configure(sd.base, conf);	/* a failed new bind keeps the old one */
-	log_info("configuration %s reloaded", conf->path);
-	return 0;
-}
-
-/* After SIGTERM: exit once the command in flight is done. */
-void
-switchd_maybe_exit(void)
-{
-	if (sd.shutting_down && !cmd_busy())
-		event_base_loopexit(sd.base, NULL);
-}
-
-static void
-on_signal(evutil_socket_t sig, short what, void *arg)
-{
-	json_t *errors = NULL;
-
-	(void)what;
-	(void)arg;
-	if (sig == SIGHUP) {
-		log_info("SIGHUP: reloading %s", sd.conf->path);
-		if (cmd_busy())
-			log_warnx("SIGHUP ignored: a command is in flight; try again");
-		else
-			switchd_reload_config(&errors);
-		json_decref(errors);
-		return;
-	}
-	log_info("%s: exiting%s", sig == SIGTERM ? "SIGTERM" : "SIGINT",
-	    cmd_busy() ? " after the command in flight" : "");
-	sd.shutting_down = 1;
-	switchd_maybe_exit();
-}
-
-/* Every journal entry: notified, and counted for /metrics. */
-static void
-journal_hook(json_t *entry)
-{
-	notify_event(entry);
-	metrics_journal(entry);
-}
-
-static void
-reconciled(void *arg)
-{
-	(void)arg;
-	control_accept(1);
-	/* Tags left wrong by an EC2 failure before a restart: try again. */
-	if (json_array_size(json_object_get(json_object_get(state_doc(), "ec2"), "drift")) > 0)
-		roles_retag("drift recorded before the restart", NULL, NULL);
-	discover_start();
-	guard_resume();
-	log_info("ready: %s is hot", pool_name(state_hot()));
-}
-
 int
 main(int argc, char *argv[])
 {
+	struct daemon d = { 0 };
+	struct config *conf;
 	const char *path = SWITCHD_DEFAULT_CONFIG;
 	int ch, foreground = 0, check_only = 0, verbose = 0;
 	json_t *errors = NULL;
@@ -239,65 +106,24 @@ main(int argc, char *argv[])
 	if (optind != argc)
 		usage();
 
-	if ((sd.conf = config_load(path, &errors)) == NULL) {
+	if ((conf = config_load(path, &errors)) == NULL) {
 		print_errors(errors);
 		json_decref(errors);
 		return 1;
 	}
 	if (check_only) {
 		printf("configuration OK\n");
-		config_free(sd.conf);
+		config_free(conf);
 		return 0;
 	}
 
 	log_init(foreground, verbose);
 	if (!foreground)
 		detach();
-	signal(SIGPIPE, SIG_IGN);
-	if ((sd.base = event_base_new()) == NULL)
-		fatalx("event_base_new failed");
-	ev_hup = evsignal_new(sd.base, SIGHUP, on_signal, NULL);
-	ev_term = evsignal_new(sd.base, SIGTERM, on_signal, NULL);
-	ev_int = evsignal_new(sd.base, SIGINT, on_signal, NULL);
-	evsignal_add(ev_hup, NULL);
-	evsignal_add(ev_term, NULL);
-	evsignal_add(ev_int, NULL);
-
-	if (state_dir_lock(sd.conf->state_dir) == -1)
-		fatalx("cannot use state_dir %s", sd.conf->state_dir);
-	if (state_open(sd.conf->state_dir, sd.conf) == -1)
-		fatalx("cannot use state_dir %s", sd.conf->state_dir);
-	history_set_hook(journal_hook);
-	deploy_recover();
-	discover_apply_state(sd.conf);
-	if (http_init(sd.base) == -1 || ec2_init(sd.base) == -1)
-		fatalx("cannot start the HTTP client (libcurl)");
-	sd.lb = lb_new(sd.base, sd.conf);
-	if (control_listen(sd.conf) == -1)
-		fatalx("cannot listen on %s", sd.conf->ctl_socket);
-	if (httpd_configure(sd.base, sd.conf) == -1)
-		fatalx("cannot listen on http.listen %s", sd.conf->http_listen);
+	daemon_start(&d, conf);
 	detach_done();
-	control_accept(0);
-	switchd_reconcile(reconciled, NULL);
-
-	event_base_dispatch(sd.base);
-
-	control_close();
-	httpd_stop();
-	metrics_shutdown();
-	repair_stop();
-	guard_shutdown();
-	discover_stop();
-	roles_shutdown();
-	ec2_shutdown();
-	http_shutdown();
-	lb_unref(sd.lb);
-	state_close();
-	event_free(ev_hup);
-	event_free(ev_term);
-	event_free(ev_int);
-	event_base_free(sd.base);
+	daemon_run(&d);
+	daemon_stop(&d);
 	log_info("exited");
 	return 0;
 }

@@ -131,25 +131,34 @@ const char	*pool_name(int idx);		/* "blue" | "green" */
  * is: {"hot", "cold", "pools": {"blue": {version, state, since, by}},
  * "last_switch", "lock", "ec2": {"drift": []}}.
  */
-int		 state_open(const char *dir, const struct config *);
-json_t		*state_doc(void);
-void		 state_close(void);
-int		 state_is_new(void);		/* there was no state file */
-int		 state_roles_trusted(void);	/* hot/cold read from a sound file */
-json_t		*state_load_errors(void);	/* borrowed: ["what was wrong", ...] */
-int		 state_save(void);
-int		 state_hot(void);			/* POOL_B or POOL_G */
-void		 state_set_hot(int);
-json_t		*state_pool(int);
-void		 state_set_pool(int, const char *version, const char *pstate, const char *by);
-json_t		*state_lock(void);			/* NULL when free; drops an expired one */
-json_t		*history_read(int n);			/* newest first */
-int		 history_append(json_t *entry);		/* steals; adds id/time if absent */
-int		 history_has_id(const char *id);
-void		 history_set_hook(void (*)(json_t *));	/* called with each new entry */
-int		 intent_write(json_t *);
-json_t		*intent_read(void);
-int		 intent_clear(void);
+struct state;
+struct state	*state_open(const char *dir);	/* NULL if dir cannot be made */
+void		 state_close(struct state *);
+json_t		*state_doc(struct state *);
+int		 state_is_new(struct state *);		/* there was no state file */
+int		 state_roles_trusted(struct state *);	/* hot/cold read from a sound file */
+json_t		*state_load_errors(struct state *);	/* borrowed: ["what was wrong", ...] */
+int		 state_save(struct state *);
+int		 state_hot(struct state *);		/* POOL_B or POOL_G */
+void		 state_set_hot(struct state *, int);
+json_t		*state_pool(struct state *, int);
+void		 state_set_pool(struct state *, int, const char *version, const char *pstate,
+		    const char *by);
+json_t		*state_lock(struct state *);		/* NULL when free; drops an expired one */
+json_t		*history_read(struct state *, int n);	/* newest first */
+int		 history_append(struct state *, json_t *entry);	/* steals; adds id/time */
+int		 history_has_id(struct state *, const char *id);
+void		 history_set_hook(struct state *, void (*)(json_t *));	/* each new entry */
+/* A journal entry: who ran command, the roles before and after, the result. */
+struct op_who;
+json_t		*journal_entry(const struct op_who *, const char *command, int before,
+		    int after, const char *result, const char *error);
+/* The deploy lock's record (expires 0 without a ttl). */
+json_t		*lock_record(const char *user, json_int_t uid, const char *message,
+		    time_t since, long long ttl);
+int		 intent_write(struct state *, json_t *);
+json_t		*intent_read(struct state *);
+int		 intent_clear(struct state *);
 
 /* ------------------------------------------------------------------ util */
 
@@ -171,29 +180,21 @@ size_t		 utf8_complete(const char *, size_t len);
 int		 valid_instance_id(const char *);	/* i-[0-9a-f]{8,17} */
 int		 valid_ip(const char *);		/* IPv4 or IPv6, inet_pton */
 int		 valid_ip_port(const char *);	/* IP:port or [IPv6]:port */
-
-/* --------------------------------------------------------------- daemon */
-
-struct switchd {
-	struct event_base *base;
-	struct config	*conf;
-	struct lb	*lb;
-	int		 shutting_down;
-};
-extern struct switchd sd;
-
-int		 switchd_reload_config(json_t **errors);
-void		 switchd_maybe_exit(void);
+int		 listen_addr_parse(const char *, char *host, size_t hostlen, int *port);
 
 /* ------------------------------------------------------------- commands */
 
 struct client;
+struct lb;
+struct daemon;
+struct op_who;
 
 /*
  * One request being executed.  It outlives its client: a switchctl that is
  * interrupted does not abort the operation, replies are just dropped.
  */
 struct cmdq_item {
+	struct daemon	*d;
 	struct client	*client;
 	const struct cmd_info *info;
 	json_t		*args;
@@ -202,10 +203,10 @@ struct cmdq_item {
 	int		 admin;
 	time_t		 started;
 	double		 started_ms;	/* now_ms() */
-	void		*data;
 };
 
-void		 cmd_dispatch(struct client *, uid_t, int admin, const char *user, json_t *req);
+void		 cmd_dispatch(struct daemon *, struct client *, uid_t, int admin,
+		    const char *user, json_t *req);
 void		 cmd_progress(struct cmdq_item *, const char *, ...) __attribute__((format(printf, 2, 3)));
 void		 cmd_event(struct cmdq_item *, json_t *);
 void		 cmd_done(struct cmdq_item *, json_t *);	/* steals */
@@ -220,13 +221,8 @@ void		 cmd_error_json(struct cmdq_item *, const char *code, json_t *extra, const
 const char	*cmd_arg_str(struct cmdq_item *, const char *);
 int		 cmd_arg_bool(struct cmdq_item *, const char *);
 long long	 cmd_arg_int(struct cmdq_item *, const char *, long long def);
-int		 cmd_busy(void);
-int		 cmd_acquire_internal(void);	/* take the busy slot for a repair */
-void		 cmd_release_internal(void);
-json_t		*cmd_busy_json(void);
-void		 client_attach(struct client *, struct cmdq_item *);
-void		 client_send(struct client *, json_t *);
-void		 client_command_done(struct client *);
+void		 cmd_who(struct cmdq_item *, struct op_who *);	/* its user, message, progress */
+json_t		*cmd_busy_json(const struct daemon *);
 
 void		 cmd_status_exec(struct cmdq_item *);
 void		 cmd_hosts_exec(struct cmdq_item *);
@@ -239,15 +235,15 @@ void		 cmd_reload_exec(struct cmdq_item *);
 void		 cmd_cold_deploy_exec(struct cmdq_item *);
 void		 cmd_smoke_exec(struct cmdq_item *);
 void		 cmd_sync_exec(struct cmdq_item *);
-void		 deploy_recover(void);
+void		 deploy_recover(struct daemon *);
 /* The replies of status and history, for the control socket and HTTP alike. */
 typedef void (*status_cb)(json_t *reply, void *arg);	/* callee owns reply */
-void		 status_json(status_cb, void *);
+void		 status_json(struct daemon *, status_cb, void *);
 #define HISTORY_MAX_N	100000
-json_t		*history_json(long long n);		/* NULL: n out of range */
+json_t		*history_json(struct daemon *, long long n);		/* NULL: n out of range */
 
 /* control.c */
-int		 control_listen(const struct config *);
+int		 control_listen(struct daemon *);
 void		 control_accept(int on);
 void		 control_close(void);
 
@@ -256,7 +252,8 @@ int		 canary_percent(int cold);	/* of the live host's traffic on pool cold */
 json_t		*canary_json(void);		/* status: null | {pool, percent, since} */
 json_t		*guard_json(void);		/* status: null | {until, pool, responses, errors} */
 int		 canary_file_write(const struct config *, const struct lb_mapping *);
-void		 guard_after_switch(struct cmdq_item *, const char *command, int from, int to);
+void		 guard_init(struct daemon *);
+void		 guard_after_switch(const char *command, int to, long long bake);
 void		 guard_resume(void);
 void		 guard_shutdown(void);
 const char	*guard_unsupported(const struct config *);	/* why no canary, or NULL */
@@ -265,12 +262,20 @@ void		 cmd_rollout_exec(struct cmdq_item *);
 int		 rollout_running(void);
 int		 canary_back(struct cmdq_item *);	/* back during a canary: 1 if handled */
 
-/* switch.c */
+/* switch.c: bake < 0 is the config's guard.bake. */
 typedef void (*flip_cb)(int ok, const char *code, const char *error, void *arg);
-void		 pool_switch(struct cmdq_item *, int target_hot, const char *command, flip_cb, void *);
-void		 switchd_reconcile(void (*done)(void *), void *);
+void		 pool_switch(struct daemon *, const struct op_who *, int target_hot,
+		    const char *command, long long bake, flip_cb, void *);
+void		 repair_init(struct daemon *);
 void		 repair_schedule(const char *why);
 void		 repair_cancel(void);		/* every node took a switch */
 void		 repair_stop(void);
+/* The pool most answering nodes serve (blue on a tie), -1 if none does. */
+int		 lb_view_majority(const struct config *, struct lb_view *);
+/* The map file on disk must say that hot is hot. */
+void		 map_file_sync(struct lb *, int hot);
+
+/* reconcile.c: make the nodes, the state file and the journal agree at start. */
+void		 daemon_reconcile(struct daemon *, void (*done)(void *), void *);
 
 #endif

@@ -18,29 +18,6 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 
-/* hapx.c's neighbours in the library refer to these; nothing here runs them. */
-#include "../unit/daemon-stubs.h"
-
-void
-client_send(struct client *c, json_t *msg)
-{
-	(void)c;
-	json_decref(msg);
-}
-
-void
-client_attach(struct client *c, struct cmdq_item *item)
-{
-	(void)c;
-	(void)item;
-}
-
-void
-client_command_done(struct client *c)
-{
-	(void)c;
-}
-
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -21,9 +21,8 @@
  * map, with versions) and an HTTP backend (libevent's evhttp) on
  * 127.0.0.1 for the smoke checks.
  *
- * The harness stands in for switchd.c (struct switchd sd, the reload and
- * exit hooks) and control.c (client_send, client_attach,
- * client_command_done), and checks the protocol on every reply: each
+ * The harness builds the daemon's context itself and is the client side
+ * of the commands (its own struct client_ops), and checks the protocol on every reply: each
  * request gets exactly one final object with a boolean "ok" (and a "code"
  * and an "error" when it is false), after zero or more "event" objects,
  * within a bounded time, and the busy slot is free again afterwards.  A
@@ -58,37 +57,17 @@
 
 #include "ec2.h"
 #include "http.h"
+#include "daemon.h"
 #include "log.h"
 #include "switchd.h"
 
 #define LIVE_HOST	"app.example.com"
 #define COLD_HOST	"cold.app.example.com"
 
-/* ------------------------------------------------- stand-ins: switchd.c */
+/* The daemon's context, as daemon_start() would build it. */
+static struct daemon fz;
 
-struct switchd sd;
-
-int
-switchd_reload_config(json_t **errors)
-{
-	struct config *conf;
-
-	if ((conf = config_load(sd.conf->path, errors)) == NULL)
-		return -1;
-	lb_unref(sd.lb);
-	sd.lb = lb_new(sd.base, conf);
-	sd.conf = conf;
-	return 0;
-}
-
-void
-switchd_maybe_exit(void)
-{
-	if (sd.shutting_down && !cmd_busy())
-		event_base_loopexit(sd.base, NULL);
-}
-
-/* ------------------------------------------------- stand-ins: control.c */
+/* ------------------------------------- the client side (control.c's part) */
 
 struct client {
 	struct cmdq_item *item;		/* in flight; (void *)1 while dispatching */
@@ -109,7 +88,7 @@ protocol_breach(const char *what, const char *text)
 	abort();
 }
 
-void
+static void
 client_send(struct client *c, json_t *msg)
 {
 	char *text;
@@ -143,17 +122,21 @@ client_send(struct client *c, json_t *msg)
 	json_decref(msg);
 }
 
-void
+static void
 client_attach(struct client *c, struct cmdq_item *item)
 {
 	c->item = item;
 }
 
-void
+static void
 client_command_done(struct client *c)
 {
 	c->item = NULL;
 }
+
+static const struct client_ops fuzz_clients = {
+	client_send, client_attach, client_command_done
+};
 
 /* ---------------------------------------------------- the fake HAProxy */
 
@@ -297,7 +280,7 @@ fake_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	(void)l;
 	(void)sa;
 	(void)salen;
-	bev = bufferevent_socket_new(sd.base, fd, BEV_OPT_CLOSE_ON_FREE);
+	bev = bufferevent_socket_new(fz.base, fd, BEV_OPT_CLOSE_ON_FREE);
 	bufferevent_setcb(bev, fake_read, NULL, fake_event, arg);
 	bufferevent_enable(bev, EV_READ);
 }
@@ -310,7 +293,7 @@ fake_listen(struct fake_node *n)
 	memset(&sun, 0, sizeof(sun));
 	sun.sun_family = AF_UNIX;
 	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", n->path);
-	n->l = evconnlistener_new_bind(sd.base, fake_accept, n,
+	n->l = evconnlistener_new_bind(fz.base, fake_accept, n,
 	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 64,
 	    (struct sockaddr *)&sun, sizeof(sun));
 	if (n->l == NULL) {
@@ -341,7 +324,7 @@ backend_listen(void)
 	struct sockaddr_in sin;
 	socklen_t len = sizeof(sin);
 
-	backend = evhttp_new(sd.base);
+	backend = evhttp_new(fz.base);
 	evhttp_set_gencb(backend, backend_request, NULL);
 	h = evhttp_bind_socket_with_handle(backend, "127.0.0.1", 0);
 	if (h == NULL || getsockname(evhttp_bound_socket_get_fd(h),
@@ -412,7 +395,7 @@ run_loop(int (*done)(void *), void *arg, int ms)
 	for (;;) {
 		if (done(arg))
 			return 1;
-		event_base_loop(sd.base, EVLOOP_NONBLOCK);
+		event_base_loop(fz.base, EVLOOP_NONBLOCK);
 		if (++turns > 50)
 			usleep(100);
 		clock_gettime(CLOCK_MONOTONIC, &t);
@@ -432,7 +415,7 @@ static int
 not_busy(void *arg)
 {
 	(void)arg;
-	return !cmd_busy();
+	return !busy_held(&fz);
 }
 
 /* Nothing active for a few turns in a row: what was in flight has landed. */
@@ -441,7 +424,7 @@ quiet(void *arg)
 {
 	int *calm = arg;
 
-	if (event_base_get_num_events(sd.base, EVENT_BASE_COUNT_ACTIVE) == 0)
+	if (event_base_get_num_events(fz.base, EVENT_BASE_COUNT_ACTIVE) == 0)
 		(*calm)++;
 	else
 		*calm = 0;
@@ -479,7 +462,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 
 	signal(SIGPIPE, SIG_IGN);
 	log_init(getenv("FUZZ_LOG") == NULL ? 0 : 1, getenv("FUZZ_LOG") != NULL);
-	if ((sd.base = event_base_new()) == NULL) {
+	if ((fz.base = event_base_new()) == NULL) {
 		fprintf(stderr, "fuzz-request: event_base_new failed\n");
 		exit(1);
 	}
@@ -508,22 +491,24 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	write_file(conf_path, conf_text);
 	free(conf_text);
 
-	if ((sd.conf = config_load(conf_path, &errors)) == NULL) {
+	if ((fz.conf = config_load(conf_path, &errors)) == NULL) {
 		char *e = json_dumps(errors, JSON_INDENT(2));
 
 		fprintf(stderr, "fuzz-request: the harness's config is refused:\n%s\n", e);
 		exit(1);
 	}
-	if (state_open(sd.conf->state_dir, sd.conf) == -1) {
-		fprintf(stderr, "fuzz-request: cannot use %s\n", sd.conf->state_dir);
+	if ((fz.state = state_open(fz.conf->state_dir)) == NULL) {
+		fprintf(stderr, "fuzz-request: cannot use %s\n", fz.conf->state_dir);
 		exit(1);
 	}
-	deploy_recover();
-	if (http_init(sd.base) == -1 || ec2_init(sd.base) == -1) {
+	deploy_recover(&fz);
+	if (http_init(fz.base) == -1 || ec2_init(fz.base) == -1) {
 		fprintf(stderr, "fuzz-request: http_init/ec2_init failed\n");
 		exit(1);
 	}
-	sd.lb = lb_new(sd.base, sd.conf);
+	fz.lb = lb_new(fz.base, fz.conf);
+	fz.clients = &fuzz_clients;
+	daemon_wire(&fz);
 	return 0;
 }
 
@@ -548,7 +533,7 @@ one_line(struct client *c, const char *line, size_t len, uid_t uid, int admin,
 		return;
 	}
 	c->item = (struct cmdq_item *)1;
-	cmd_dispatch(c, uid, admin, user, req);
+	cmd_dispatch(&fz, c, uid, admin, user, req);
 	if (c->item == (struct cmdq_item *)1)
 		c->item = NULL;
 	json_decref(req);
@@ -598,9 +583,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char *line;
 
 	/* Every input starts from an empty state directory and fresh nodes. */
-	state_close();
+	state_close(fz.state);
 	rm_dir_files(state_dir);
-	if (state_open(state_dir, sd.conf) == -1)
+	if ((fz.state = state_open(state_dir)) == NULL)
 		protocol_breach("state_open failed", state_dir);
 	write_file(map_path, LIVE_HOST " be_blue\n" COLD_HOST " be_green\n");
 	fake_reset();

@@ -42,7 +42,7 @@ expect_eq "completion: hosts c -> cold" "$(comp switchctl hosts c)" cold
 expect_match "completion: switch --n -> --no-smoke" "$(comp switchctl switch --n)" "--no-smoke"
 expect_match "completion: -s SOCK then a command" "$(comp switchctl -s /x co)" "cold-deploy"
 # Every command of the table is completed.
-for c in $(sed -n 's/^\t{ "\([a-z-]*\)", ".*/\1/p' "$REPO_DIR/switchd/cmds.c"); do
+for c in $(sed -n 's/^\t{ "\([a-z-]*\)", ".*/\1/p' "$REPO_DIR/switchd/cmd-table.c"); do
 	expect_match "completion knows $c" "$(comp switchctl "$c")" "(^| )$c( |$)"
 done
 t_done

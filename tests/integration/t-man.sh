@@ -3,7 +3,7 @@
 #
 # Names are taken from the sources, so this stays true as commands, options,
 # config keys and error codes are added:
-#   switchd/cmds.c       commands          -> ".It Cm NAME" (or ".It Xo Cm NAME") in switchctl.1
+#   switchd/cmd-table.c       commands          -> ".It Cm NAME" (or ".It Xo Cm NAME") in switchctl.1
 #                        their options     -> "Fl -LONG" / "Fl X" in switchctl.1
 #   switchd/switchctl.c  global options    -> "Fl -LONG" / "Fl X" in switchctl.1
 #   switchd/switchd.c    getopt letters    -> ".It Fl X" in switchd.8
@@ -27,24 +27,24 @@ command -v mandoc >/dev/null || die "mandoc is missing (scripts/deps test instal
 
 # ------------------------------------------------------------ from the code
 
-# The command table of cmds.c: one "{ "name", "usage", ..." a command.
+# The command table of cmd-table.c: one "{ "name", "usage", ..." a command.
 src_commands() {
-	sed -n '/cmd_infos\[\] = {/,/^};/p' "$SRC/cmds.c" |
+	sed -n '/cmd_infos\[\] = {/,/^};/p' "$SRC/cmd-table.c" |
 	    sed -nE 's/^[[:space:]]*\{ "([a-z][a-z0-9-]*)", ".*/\1/p'
 }
 
-# Long options: cmds.c ({ 'm', "message", ...} and { 0, "force", ...}) and
+# Long options: cmd-table.c ({ 'm', "message", ...} and { 0, "force", ...}) and
 # switchctl.c's getopt_long table ({ "json", no_argument, ...}).
 src_long_opts() {
-	grep -ohE "\{ ('.'|0), \"[a-z][a-z0-9-]*\"" "$SRC/cmds.c" |
+	grep -ohE "\{ ('.'|0), \"[a-z][a-z0-9-]*\"" "$SRC/cmd-table.c" |
 	    sed -E 's/.*"(.*)"/\1/'
 	grep -ohE '\{ "[a-z][a-z0-9-]*", (no|required|optional)_argument' "$SRC/switchctl.c" |
 	    sed -E 's/\{ "([^"]*)".*/\1/'
 }
 
-# Short options: cmds.c ({ 'v', ...}) and switchctl.c's getopt string.
+# Short options: cmd-table.c ({ 'v', ...}) and switchctl.c's getopt string.
 src_short_opts() {
-	grep -ohE "\{ '[a-zA-Z]', " "$SRC/cmds.c" | sed -E "s/\{ '(.)'.*/\1/"
+	grep -ohE "\{ '[a-zA-Z]', " "$SRC/cmd-table.c" | sed -E "s/\{ '(.)'.*/\1/"
 	sed -nE 's/.*getopt_long\([^"]*"\+?([a-zA-Z:]*)".*/\1/p' "$SRC/switchctl.c" |
 	    tr -d ':' | fold -w1
 }
@@ -204,8 +204,8 @@ lint() { mandoc -Tlint -W warning "$@" 2>&1; }
 
 # ------------------------------------------------------------ the sources parse
 
-expect_match "cmds.c: commands found" "$(src_commands | wc -l)" '^([5-9]|[1-9][0-9]+)$'
-expect_match "cmds.c/switchctl.c: long options found" "$(src_long_opts | wc -l)" '^([5-9]|[1-9][0-9]+)$'
+expect_match "cmd-table.c: commands found" "$(src_commands | wc -l)" '^([5-9]|[1-9][0-9]+)$'
+expect_match "cmd-table.c/switchctl.c: long options found" "$(src_long_opts | wc -l)" '^([5-9]|[1-9][0-9]+)$'
 expect_match "switchd.c: options found" "$(src_switchd_opts | tr -d '\n')" '^[a-z]{3,}$'
 expect_match "config.c: keys found" "$(src_config_keys | wc -l)" '^([2-9][0-9]|[1-9][0-9]{2,})$'
 expect_eq "config.c: every key table hangs under a group" \
@@ -225,8 +225,8 @@ for page in "$MAN/switchctl.1" "$MAN/switchd.8" "$MAN/switchd.conf.5"; do
 	ok "mandoc renders $(basename "$page")" mandoc -Tutf8 "$page"
 done
 
-expect_eq "switchctl.1 has every command of cmds.c" "$(missing_commands "$MAN/switchctl.1")" ""
-expect_eq "switchctl.1 has every option of cmds.c and switchctl.c" \
+expect_eq "switchctl.1 has every command of cmd-table.c" "$(missing_commands "$MAN/switchctl.1")" ""
+expect_eq "switchctl.1 has every option of cmd-table.c and switchctl.c" \
     "$(missing_options "$MAN/switchctl.1")" ""
 expect_eq "switchd.8 has every option of switchd.c" "$(missing_switchd_opts "$MAN/switchd.8")" ""
 expect_eq "switchd.conf.5 has every key of config.c, in its group's section" \

@@ -5,7 +5,6 @@
 #include <unistd.h>
 
 #include "switchd.h"
-#include "daemon-stubs.h"
 #include "unit.h"
 
 static char path[] = "/tmp/switchd-test-config.XXXXXX";

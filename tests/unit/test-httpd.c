@@ -9,30 +9,28 @@
 #include "switchd.h"
 #include "unit.h"
 
-#include "daemon-stubs.h"	/* the daemon's globals, which metrics.c reaches for */
-
 static void
 test_parse_listen(void)
 {
 	char host[64];
 	int port = 0;
 
-	CHECK_INT(httpd_parse_listen("127.0.0.1:9180", host, sizeof(host), &port), 0);
+	CHECK_INT(listen_addr_parse("127.0.0.1:9180", host, sizeof(host), &port), 0);
 	CHECK_STR(host, "127.0.0.1");
 	CHECK_INT(port, 9180);
-	CHECK_INT(httpd_parse_listen("[::1]:80", host, sizeof(host), &port), 0);
+	CHECK_INT(listen_addr_parse("[::1]:80", host, sizeof(host), &port), 0);
 	CHECK_STR(host, "::1");
 	CHECK_INT(port, 80);
-	CHECK_INT(httpd_parse_listen("localhost:65535", host, sizeof(host), &port), 0);
+	CHECK_INT(listen_addr_parse("localhost:65535", host, sizeof(host), &port), 0);
 	CHECK_STR(host, "localhost");
-	CHECK_INT(httpd_parse_listen("::1:80", host, sizeof(host), &port), -1);
-	CHECK_INT(httpd_parse_listen("[::1:80", host, sizeof(host), &port), -1);
-	CHECK_INT(httpd_parse_listen("127.0.0.1", host, sizeof(host), &port), -1);
-	CHECK_INT(httpd_parse_listen("127.0.0.1:", host, sizeof(host), &port), -1);
-	CHECK_INT(httpd_parse_listen("127.0.0.1:0", host, sizeof(host), &port), -1);
-	CHECK_INT(httpd_parse_listen("127.0.0.1:65536", host, sizeof(host), &port), -1);
-	CHECK_INT(httpd_parse_listen(":80", host, sizeof(host), &port), -1);
-	CHECK_INT(httpd_parse_listen("[]:80", host, sizeof(host), &port), -1);
+	CHECK_INT(listen_addr_parse("::1:80", host, sizeof(host), &port), -1);
+	CHECK_INT(listen_addr_parse("[::1:80", host, sizeof(host), &port), -1);
+	CHECK_INT(listen_addr_parse("127.0.0.1", host, sizeof(host), &port), -1);
+	CHECK_INT(listen_addr_parse("127.0.0.1:", host, sizeof(host), &port), -1);
+	CHECK_INT(listen_addr_parse("127.0.0.1:0", host, sizeof(host), &port), -1);
+	CHECK_INT(listen_addr_parse("127.0.0.1:65536", host, sizeof(host), &port), -1);
+	CHECK_INT(listen_addr_parse(":80", host, sizeof(host), &port), -1);
+	CHECK_INT(listen_addr_parse("[]:80", host, sizeof(host), &port), -1);
 }
 
 static void

@@ -7,10 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "daemon.h"
 #include "smoke.h"
 #include "switchd.h"
 #include "unit.h"
-#include "daemon-stubs.h"
 
 static int	 calls, passed_seen;
 static size_t	 nresults;
@@ -29,6 +29,7 @@ static void
 test_all_starts_fail(void)
 {
 	struct config conf;
+	struct daemon d = { 0 };
 	struct smoke_check checks[2];
 	struct server servers[1];
 	struct lb lb;
@@ -56,10 +57,10 @@ test_all_starts_fail(void)
 	conf.pools[POOL_G].nservers = 1;
 	lb.conf = &conf;
 	lb.refs = 1;	/* the test's: smoke_finish's unref never frees it */
-	sd.conf = &conf;
-	sd.lb = &lb;
+	d.conf = &conf;
+	d.lb = &lb;
 
-	smoke_start(NULL, POOL_G, done_cb, NULL);
+	smoke_start(&d, NULL, POOL_G, done_cb, NULL);
 	CHECK_INT(calls, 1);
 	CHECK_INT(passed_seen, 0);
 	CHECK_INT(nresults, 4);

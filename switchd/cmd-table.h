@@ -1,10 +1,10 @@
 /*
- * cmds.h — the command table shared by switchctl (parsing, help, "did you
+ * cmd-table.h — the command table shared by switchctl (parsing, help, "did you
  * mean") and switchd (argument checks, permissions).  The daemon's exec
  * functions are bound to these names in cmd.c.
  */
-#ifndef SWITCHD_CMDS_H
-#define SWITCHD_CMDS_H
+#ifndef SWITCHD_CMD_TABLE_H
+#define SWITCHD_CMD_TABLE_H
 
 #define CMD_ADMIN	0x01	/* needs uid 0, the daemon's uid or admin_group */
 #define CMD_EXCLUSIVE	0x02	/* one at a time: a second one gets "busy" */

@@ -1,11 +1,11 @@
 /*
- * cmds.c — the table of switchd's commands: name, usage, options, and the
+ * cmd-table.c — the table of switchd's commands: name, usage, options, and the
  * checks that apply before any work (admin, exclusive, lockable).
  */
 #include <stddef.h>
 #include <string.h>
 
-#include "cmds.h"
+#include "cmd-table.h"
 #include "protocol.h"
 
 static const char *const hosts_choices[] = { "hot", "cold", "blue", "green", NULL };

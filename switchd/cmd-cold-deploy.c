@@ -1,6 +1,7 @@
 /*
- * cmd-deploy.c — "cold-deploy" and "smoke": put a version on the cold pool
- * and prove it through the real load balancer.
+ * cmd-cold-deploy.c — "cold-deploy": put a version on the cold pool and
+ * prove it through the real load balancer (smoke.c), and what a restart in
+ * the middle of one leaves (deploy_recover).
  *
  * cold-deploy holds the deploy lock for its whole run and walks the cold
  * pool through empty -> deploying -> deployed -> verifying -> verified |
@@ -14,6 +15,7 @@
 #include <string.h>
 #include <sys/wait.h>
 
+#include "daemon.h"
 #include "log.h"
 #include "proc.h"
 #include "smoke.h"
@@ -103,26 +105,24 @@ static void
 deploy_end(struct deploy *d, const char *pstate, const char *code, const char *error)
 {
 	struct cmdq_item *item = d->item;
-	int hot = state_hot();
-	json_t *roles, *r;
+	struct state *st = item->d->state;
+	struct op_who who;
+	json_t *r;
 
-	state_set_pool(d->pool, NULL, pstate, item->user);
+	state_set_pool(st, d->pool, NULL, pstate, item->user);
 	if (error != NULL)
-		json_object_set_new(state_pool(d->pool), "error", json_string(error));
+		json_object_set_new(state_pool(st, d->pool), "error", json_string(error));
 	else
-		json_object_del(state_pool(d->pool), "error");
-	json_object_set_new(state_doc(), "lock", json_null());
-	state_save();
-	roles = json_pack("{s:s, s:s}", "hot", pool_name(hot), "cold", pool_name(!hot));
-	r = json_pack("{s:I, s:s, s:s, s:s?, s:s?, s:s, s:O, s:O, s:s}",
-	    "uid", (json_int_t)item->uid, "user", item->user, "command", "cold-deploy",
-	    "message", cmd_arg_str(item, A_MESSAGE), "version", d->version,
-	    "pool", pool_name(d->pool), "before", roles, "after", roles,
-	    "result", code ? "failed" : "ok");
-	if (error != NULL)
-		json_object_set_new(r, "error", json_string(error));
-	history_append(r);
-	json_decref(roles);
+		json_object_del(state_pool(st, d->pool), "error");
+	json_object_set_new(state_doc(st), "lock", json_null());
+	state_save(st);
+	cmd_who(item, &who);
+	r = journal_entry(&who, "cold-deploy", state_hot(st), state_hot(st),
+	    code ? "failed" : "ok", error);
+	if (d->version != NULL)
+		json_object_set_new(r, "version", json_string(d->version));
+	json_object_set_new(r, "pool", json_string(pool_name(d->pool)));
+	history_append(st, r);
 	log_info("cold-deploy by %s: %s at %s is %s%s%s", item->user, pool_name(d->pool),
 	    d->version ? d->version : "(no version)", pstate, error ? ": " : "",
 	    error ? error : "");
@@ -195,7 +195,7 @@ deploy_live_tests(struct deploy *d)
 	}
 	cmd_progress(d->item, "live tests: %s", conf->smoke_command);
 	d->source = "live tests";
-	if (proc_start(sd.base, conf->smoke_command, d->env, conf->smoke_command_timeout,
+	if (proc_start(d->item->d->base, conf->smoke_command, d->env, conf->smoke_command_timeout,
 	    deploy_line, deploy_live_done, d) == NULL) {
 		char *err = xasprintf("cannot start the live tests: %s", strerror(errno));
 		deploy_end(d, PS_FAILED, E_SMOKE, err);
@@ -206,15 +206,20 @@ deploy_live_tests(struct deploy *d)
 static void
 deploy_verify(struct deploy *d)
 {
-	state_set_pool(d->pool, NULL, PS_VERIFYING, d->item->user);
-	state_save();
-	smoke_start(d->item, d->pool, deploy_smoked, d);
+	struct state *st = d->item->d->state;
+	struct op_who who;
+
+	state_set_pool(st, d->pool, NULL, PS_VERIFYING, d->item->user);
+	state_save(st);
+	cmd_who(d->item, &who);
+	smoke_start(d->item->d, &who, d->pool, deploy_smoked, d);
 }
 
 static void
 deploy_done(int status, int timed_out, void *arg)
 {
 	struct deploy *d = arg;
+	struct state *st = d->item->d->state;
 	char how[128], *err;
 
 	if (timed_out || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
@@ -226,34 +231,34 @@ deploy_done(int status, int timed_out, void *arg)
 	}
 	cmd_progress(d->item, "deployed %s to %s", d->version ? d->version : "",
 	    pool_name(d->pool));
-	state_set_pool(d->pool, NULL, PS_DEPLOYED, d->item->user);
-	state_save();
+	state_set_pool(st, d->pool, NULL, PS_DEPLOYED, d->item->user);
+	state_save(st);
 	deploy_verify(d);
 }
 
 void
 cmd_cold_deploy_exec(struct cmdq_item *item)
 {
+	struct state *st = item->d->state;
 	struct deploy *d = xcalloc(1, sizeof(*d));
-	struct config *conf = sd.conf;
+	struct config *conf = item->d->conf;
 	const char *version = cmd_arg_str(item, A_VERSION), *msg = cmd_arg_str(item, A_MESSAGE);
 	const char *cur;
-	time_t now = time(NULL);
-	char when[32];
+	json_t *lock;
 
 	/* A canary sends live users to the cold pool: no deploy under them. */
-	if (canary_percent(!state_hot()) > 0) {
+	if (canary_percent(!state_hot(st)) > 0) {
 		free(d);
 		cmd_error(item, E_REFUSED, "a canary sends %d %% of %s to the cold pool %s; "
 		    "end it first (switchctl canary 0, or switch to complete it); nothing "
-		    "was changed", canary_percent(!state_hot()), conf->live_host,
-		    pool_name(!state_hot()));
+		    "was changed", canary_percent(!state_hot(st)), conf->live_host,
+		    pool_name(!state_hot(st)));
 		return;
 	}
 	d->item = item;
-	d->lb = lb_ref(sd.lb);
-	d->pool = !state_hot();
-	cur = json_string_value(json_object_get(state_pool(d->pool), "version"));
+	d->lb = lb_ref(item->d->lb);
+	d->pool = !state_hot(st);
+	cur = json_string_value(json_object_get(state_pool(st, d->pool), "version"));
 	/*
 	 * Without -v, a run of deploy.command puts something new there whose
 	 * version nobody told us: keeping the old one would let a
@@ -261,62 +266,39 @@ cmd_cold_deploy_exec(struct cmdq_item *item)
 	 */
 	if (version == NULL && conf->deploy_command != NULL && !cmd_arg_bool(item, A_NO_DEPLOY)) {
 		cur = NULL;
-		json_object_set_new(state_pool(d->pool), "version", json_null());
+		json_object_set_new(state_pool(st, d->pool), "version", json_null());
 	}
 	d->version = xstrdup(version ? version : cur);
 
 	/* The deploy lock, for the whole run: nobody switches under us. */
-	iso_time(now, when, sizeof(when));
-	json_object_set_new(state_doc(), "lock", json_pack("{s:s, s:I, s:s, s:s, s:I, s:I, "
-	    "s:I, s:b}", "user", item->user, "uid", (json_int_t)item->uid, "message",
-	    msg ? msg : "cold-deploy", "since", when, "since_epoch", (json_int_t)now,
-	    "ttl", (json_int_t)0, "expires", (json_int_t)0, "auto", 1));
+	lock = lock_record(item->user, (json_int_t)item->uid, msg ? msg : "cold-deploy",
+	    time(NULL), 0);
+	json_object_set_new(lock, "auto", json_true());
+	json_object_set_new(state_doc(st), "lock", lock);
 	if (version != NULL)
-		json_object_set_new(state_pool(d->pool), "version", json_string(version));
+		json_object_set_new(state_pool(st, d->pool), "version", json_string(version));
 	deploy_env(d);
 
 	if (conf->deploy_command == NULL || cmd_arg_bool(item, A_NO_DEPLOY)) {
 		cmd_progress(item, "%s: no deploy command run; verifying %s at %s",
 		    cmd_arg_bool(item, A_NO_DEPLOY) ? "--no-deploy" : "deploy.command unset",
 		    pool_name(d->pool), d->version ? d->version : "(no version)");
-		state_set_pool(d->pool, NULL, PS_DEPLOYED, item->user);
-		state_save();
+		state_set_pool(st, d->pool, NULL, PS_DEPLOYED, item->user);
+		state_save(st);
 		deploy_verify(d);
 		return;
 	}
-	state_set_pool(d->pool, NULL, PS_DEPLOYING, item->user);
-	state_save();
+	state_set_pool(st, d->pool, NULL, PS_DEPLOYING, item->user);
+	state_save(st);
 	cmd_progress(item, "deploying %s to %s: %s", d->version ? d->version : "(no version)",
 	    pool_name(d->pool), conf->deploy_command);
 	d->source = "deploy";
-	if (proc_start(sd.base, conf->deploy_command, d->env, conf->deploy_timeout,
+	if (proc_start(d->item->d->base, conf->deploy_command, d->env, conf->deploy_timeout,
 	    deploy_line, deploy_done, d) == NULL) {
 		char *err = xasprintf("cannot start deploy.command: %s", strerror(errno));
 		deploy_end(d, PS_FAILED, E_DEPLOY, err);
 		free(err);
 	}
-}
-
-/* ------------------------------------------------------------------ smoke */
-
-static void
-smoke_cmd_done(int passed, json_t *results, const char *summary, void *arg)
-{
-	struct cmdq_item *item = arg;
-	json_t *r = json_pack("{s:s, s:b, s:O, s:s}", "pool", pool_name(!state_hot()),
-	    "passed", passed, "checks", results, "summary", summary);
-
-	if (passed)
-		cmd_done(item, r);
-	else
-		cmd_error_json(item, E_SMOKE, r, "smoke checks failed on %s: %s",
-		    pool_name(!state_hot()), summary);
-}
-
-void
-cmd_smoke_exec(struct cmdq_item *item)
-{
-	smoke_start(item, !state_hot(), smoke_cmd_done, item);
 }
 
 /* ------------------------------------------------------ a restart mid-way */
@@ -326,20 +308,20 @@ cmd_smoke_exec(struct cmdq_item *item)
  * deploying or verifying is failed, and the lock it took is released.
  */
 void
-deploy_recover(void)
+deploy_recover(struct daemon *dm)
 {
-	json_t *lock = json_object_get(state_doc(), "lock");
+	json_t *lock = json_object_get(state_doc(dm->state), "lock");
 	const char *st;
 	int i, changed = 0;
 
 	for (i = 0; i < NPOOLS; i++) {
-		st = json_string_value(json_object_get(state_pool(i), "state"));
+		st = json_string_value(json_object_get(state_pool(dm->state, i), "state"));
 		if (st != NULL && (strcmp(st, PS_DEPLOYING) == 0 ||
 		    strcmp(st, PS_VERIFYING) == 0 || strcmp(st, PS_DEPLOYED) == 0)) {
 			log_warnx("%s pool was %s when switchd stopped: marked failed",
 			    pool_name(i), st);
-			state_set_pool(i, NULL, PS_FAILED, "switchd");
-			json_object_set_new(state_pool(i), "error", json_sprintf(
+			state_set_pool(dm->state, i, NULL, PS_FAILED, "switchd");
+			json_object_set_new(state_pool(dm->state, i), "error", json_sprintf(
 			    "interrupted while %s (switchd restarted)", st));
 			changed = 1;
 		}
@@ -347,9 +329,9 @@ deploy_recover(void)
 	if (json_is_object(lock) && json_is_true(json_object_get(lock, "auto"))) {
 		log_warnx("releasing the deploy lock of an interrupted cold-deploy by %s",
 		    json_string_value(json_object_get(lock, "user")));
-		json_object_set_new(state_doc(), "lock", json_null());
+		json_object_set_new(state_doc(dm->state), "lock", json_null());
 		changed = 1;
 	}
 	if (changed)
-		state_save();
+		state_save(dm->state);
 }

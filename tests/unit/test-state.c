@@ -1,0 +1,303 @@
+/*
+ * test-state.c — state.c as an object in a temp dir: a new state, saved and
+ * read back, a damaged state.json (kept aside, the pool failed), the
+ * journal's order and n, the intent record, the deploy lock's expiry.
+ */
+#include <sys/stat.h>
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "daemon.h"
+#include "switchd.h"
+#include "unit.h"
+
+static char	 dir[64];
+
+static void
+write_text(const char *name, const char *text)
+{
+	char path[128];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	if ((f = fopen(path, "w")) == NULL) {
+		perror(path);
+		exit(1);
+	}
+	fputs(text, f);
+	fclose(f);
+}
+
+static char *
+read_text(const char *name)
+{
+	char path[128], *buf;
+	FILE *f;
+	long n;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	if ((f = fopen(path, "r")) == NULL)
+		return NULL;
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	rewind(f);
+	buf = xcalloc((size_t)n + 1, 1);
+	if (fread(buf, 1, (size_t)n, f) != (size_t)n)
+		buf[0] = '\0';
+	fclose(f);
+	return buf;
+}
+
+/* An empty state_dir for each test. */
+static void
+fresh_dir(void)
+{
+	DIR *d;
+	struct dirent *e;
+	char path[400];
+
+	if (dir[0] == '\0') {
+		snprintf(dir, sizeof(dir), "/tmp/test-state.XXXXXX");
+		if (mkdtemp(dir) == NULL) {
+			perror("mkdtemp");
+			exit(1);
+		}
+		return;
+	}
+	if ((d = opendir(dir)) == NULL)
+		return;
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		unlink(path);
+	}
+	closedir(d);
+}
+
+static const char *
+pool_field(struct state *st, int pool, const char *key)
+{
+	return json_string_value(json_object_get(state_pool(st, pool), key));
+}
+
+static void
+test_new_save_reopen(void)
+{
+	struct state *st;
+
+	fresh_dir();
+	st = state_open(dir);
+	CHECK(st != NULL);
+	CHECK_INT(state_is_new(st), 1);
+	CHECK_INT(state_roles_trusted(st), 0);
+	CHECK_INT(state_hot(st), POOL_B);	/* the default, until HAProxy says */
+	CHECK_STR(pool_field(st, POOL_G, "state"), PS_EMPTY);
+	CHECK(json_is_null(json_object_get(state_doc(st), "lock")));
+	CHECK_INT(json_array_size(state_load_errors(st)), 0);
+
+	state_set_hot(st, POOL_G);
+	state_set_pool(st, POOL_B, "v1.2", PS_VERIFIED, "alice");
+	CHECK_INT(state_save(st), 0);
+	state_close(st);
+
+	st = state_open(dir);
+	CHECK_INT(state_is_new(st), 0);
+	CHECK_INT(state_roles_trusted(st), 1);
+	CHECK_INT(state_hot(st), POOL_G);
+	CHECK_STR(json_string_value(json_object_get(state_doc(st), "cold")), "blue");
+	CHECK_STR(pool_field(st, POOL_B, "version"), "v1.2");
+	CHECK_STR(pool_field(st, POOL_B, "state"), PS_VERIFIED);
+	CHECK_STR(pool_field(st, POOL_B, "by"), "alice");
+	CHECK(pool_field(st, POOL_B, "since") != NULL);
+	CHECK_INT(json_array_size(state_load_errors(st)), 0);
+	state_close(st);
+}
+
+static void
+test_damaged_pool(void)
+{
+	static const char *damaged = "{\"hot\": \"green\", \"cold\": \"blue\", "
+	    "\"pools\": {\"blue\": {\"version\": \"v1\", \"state\": \"verified\"}, "
+	    "\"green\": {\"version\": \"v2\", \"state\": \"sideways\"}}}\n";
+	struct state *st;
+	char *kept;
+
+	fresh_dir();
+	write_text("state.json", damaged);
+	st = state_open(dir);
+	CHECK(st != NULL);
+	CHECK_INT(state_is_new(st), 0);
+	CHECK_INT(state_roles_trusted(st), 1);
+	CHECK_INT(state_hot(st), POOL_G);
+	/* The sound pool is kept; the damaged one is failed, with why. */
+	CHECK_STR(pool_field(st, POOL_B, "state"), PS_VERIFIED);
+	CHECK_STR(pool_field(st, POOL_G, "state"), PS_FAILED);
+	CHECK(pool_field(st, POOL_G, "error") != NULL);
+	CHECK_INT(json_array_size(state_load_errors(st)), 1);
+	kept = read_text("state.json.damaged");
+	CHECK_STR(kept, damaged);
+	free(kept);
+	state_close(st);
+}
+
+static void
+test_not_json(void)
+{
+	struct state *st;
+	json_t *lock;
+
+	fresh_dir();
+	write_text("state.json", "{\"hot\": \"gr");
+	st = state_open(dir);
+	CHECK_INT(state_is_new(st), 1);
+	CHECK_INT(state_roles_trusted(st), 0);
+	CHECK(json_array_size(state_load_errors(st)) > 0);
+	/* A lock that cannot be read is held, by nobody's uid. */
+	lock = state_lock(st);
+	CHECK(lock != NULL);
+	CHECK(json_is_true(json_object_get(lock, "damaged")));
+	CHECK_INT(json_integer_value(json_object_get(lock, "uid")), -1);
+	{
+		char *kept = read_text("state.json.damaged");
+
+		CHECK_STR(kept, "{\"hot\": \"gr");
+		free(kept);
+	}
+	state_close(st);
+}
+
+static void
+test_history(void)
+{
+	struct state *st;
+	struct op_who who = { .user = "alice", .uid = 1000, .message = "m" };
+	json_t *all, *two, *e;
+	const char *id0;
+	int i;
+
+	fresh_dir();
+	st = state_open(dir);
+	all = history_read(st, 0);
+	CHECK_INT(json_array_size(all), 0);
+	json_decref(all);
+	for (i = 0; i < 3; i++) {
+		e = journal_entry(&who, "lock", POOL_B, i == 2 ? POOL_G : POOL_B, "ok",
+		    i == 1 ? "why" : NULL);
+		json_object_set_new(e, "n", json_integer(i));
+		CHECK_INT(history_append(st, e), 0);
+	}
+	all = history_read(st, 0);
+	CHECK_INT(json_array_size(all), 3);
+	/* Newest first. */
+	CHECK_INT(json_integer_value(json_object_get(json_array_get(all, 0), "n")), 2);
+	CHECK_INT(json_integer_value(json_object_get(json_array_get(all, 2), "n")), 0);
+	e = json_array_get(all, 0);
+	CHECK_STR(json_string_value(json_object_get(e, "user")), "alice");
+	CHECK_INT(json_integer_value(json_object_get(e, "uid")), 1000);
+	CHECK_STR(json_string_value(json_object_get(e, "command")), "lock");
+	CHECK_STR(json_string_value(json_object_get(e, "message")), "m");
+	CHECK_STR(json_string_value(json_object_get(json_object_get(e, "before"), "hot")), "blue");
+	CHECK_STR(json_string_value(json_object_get(json_object_get(e, "after"), "hot")), "green");
+	CHECK_STR(json_string_value(json_object_get(json_object_get(e, "after"), "cold")), "blue");
+	CHECK(json_object_get(e, "error") == NULL);
+	CHECK_STR(json_string_value(json_object_get(json_array_get(all, 1), "error")), "why");
+	/* history_append adds the id and the time. */
+	id0 = json_string_value(json_object_get(json_array_get(all, 2), "id"));
+	CHECK(id0 != NULL);
+	CHECK(json_is_string(json_object_get(e, "time")));
+	CHECK_INT(history_has_id(st, id0), 1);
+	CHECK_INT(history_has_id(st, "no-such-id"), 0);
+
+	two = history_read(st, 2);
+	CHECK_INT(json_array_size(two), 2);
+	CHECK_INT(json_integer_value(json_object_get(json_array_get(two, 0), "n")), 2);
+	CHECK_INT(json_integer_value(json_object_get(json_array_get(two, 1), "n")), 1);
+	json_decref(two);
+	json_decref(all);
+
+	/* The journal outlives the object. */
+	state_close(st);
+	st = state_open(dir);
+	all = history_read(st, 0);
+	CHECK_INT(json_array_size(all), 3);
+	json_decref(all);
+	state_close(st);
+}
+
+static void
+test_intent(void)
+{
+	struct state *st;
+	json_t *in, *back;
+
+	fresh_dir();
+	st = state_open(dir);
+	CHECK(intent_read(st) == NULL);
+	in = json_pack("{s:s, s:s, s:s}", "id", "x1", "from", "blue", "to", "green");
+	CHECK_INT(intent_write(st, in), 0);
+	state_close(st);
+
+	/* A restart finds it. */
+	st = state_open(dir);
+	back = intent_read(st);
+	CHECK(back != NULL);
+	CHECK(json_equal(back, in));
+	json_decref(back);
+	CHECK_INT(intent_clear(st), 0);
+	CHECK(intent_read(st) == NULL);
+	json_decref(in);
+	state_close(st);
+}
+
+static void
+test_lock_expiry(void)
+{
+	struct state *st;
+	json_t *lock;
+	time_t now = time(NULL);
+
+	fresh_dir();
+	st = state_open(dir);
+	CHECK(state_lock(st) == NULL);
+
+	/* No ttl: held until unlocked. */
+	lock = lock_record("bob", 1001, "deploying", now - 1000, 0);
+	CHECK_INT(json_integer_value(json_object_get(lock, "expires")), 0);
+	CHECK_INT(json_integer_value(json_object_get(lock, "since_epoch")), now - 1000);
+	json_object_set_new(state_doc(st), "lock", lock);
+	CHECK(state_lock(st) == lock);
+
+	/* A ttl still running. */
+	lock = lock_record("bob", 1001, "", now, 60);
+	CHECK_INT(json_integer_value(json_object_get(lock, "expires")), now + 60);
+	json_object_set_new(state_doc(st), "lock", lock);
+	CHECK(state_lock(st) != NULL);
+
+	/* A ttl over: dropped, and the file says so too. */
+	json_object_set_new(state_doc(st), "lock", lock_record("bob", 1001, "", now - 100, 10));
+	CHECK(state_lock(st) == NULL);
+	CHECK(json_is_null(json_object_get(state_doc(st), "lock")));
+	state_close(st);
+	st = state_open(dir);
+	CHECK(state_lock(st) == NULL);
+	state_close(st);
+}
+
+int
+main(void)
+{
+	RUN(test_new_save_reopen);
+	RUN(test_damaged_pool);
+	RUN(test_not_json);
+	RUN(test_history);
+	RUN(test_intent);
+	RUN(test_lock_expiry);
+	fresh_dir();
+	rmdir(dir);
+	return unit_summary();
+}
