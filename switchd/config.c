@@ -80,6 +80,7 @@ static const struct conf_key top_keys[] = {
 struct conf_ctx {
 	const char	*path;
 	json_t		*errors;
+	const struct lb_driver *const *drivers;	/* c->drivers, handed down */
 };
 
 static void __attribute__((format(printf, 3, 0)))
@@ -373,11 +374,11 @@ valid_hostport(const char *a)
 
 /* pools.*.backend when it is unset: what the driver whose section is set names it. */
 static char *
-default_backend(const config_setting_t *root, const char *pool)
+default_backend(struct conf_ctx *c, const config_setting_t *root, const char *pool)
 {
 	const struct lb_driver *const *d;
 
-	for (d = lb_drivers; *d != NULL; d++)
+	for (d = c->drivers; *d != NULL; d++)
 		if ((*d)->backend_prefix != NULL &&
 		    config_setting_get_member(root, (*d)->section) != NULL)
 			return xasprintf("%s%s", (*d)->backend_prefix, pool);
@@ -401,7 +402,7 @@ read_pool(struct conf_ctx *c, const config_setting_t *pools, int idx, struct con
 	p->backend = get_str(g, "backend", NULL);
 	/* A driver may name them itself (nginx: the upstreams it writes). */
 	if (p->backend == NULL)
-		p->backend = default_backend(config_setting_parent(pools), p->name);
+		p->backend = default_backend(c, config_setting_parent(pools), p->name);
 	if (p->backend == NULL)
 		cerr(c, g, "pools.%s.backend is missing", p->name);
 	else {
@@ -529,19 +530,19 @@ read_guard(struct conf_ctx *c, const config_setting_t *g, struct config *conf)
 
 /* "a { ... }, b { ... } or c { ... }": every driver's section, once each. */
 static void
-driver_sections(const char *last_sep, char *buf, size_t len)
+driver_sections(struct conf_ctx *c, const char *last_sep, char *buf, size_t len)
 {
 	const struct lb_driver *const *d, *const *e;
 	size_t n = 0, i = 0;
 
-	for (d = lb_drivers; *d != NULL; d++) {
-		for (e = lb_drivers; e < d && strcmp((*e)->section, (*d)->section) != 0; e++)
+	for (d = c->drivers; *d != NULL; d++) {
+		for (e = c->drivers; e < d && strcmp((*e)->section, (*d)->section) != 0; e++)
 			;
 		n += e == d;
 	}
 	buf[0] = '\0';
-	for (d = lb_drivers; *d != NULL; d++) {
-		for (e = lb_drivers; e < d && strcmp((*e)->section, (*d)->section) != 0; e++)
+	for (d = c->drivers; *d != NULL; d++) {
+		for (e = c->drivers; e < d && strcmp((*e)->section, (*d)->section) != 0; e++)
 			;
 		if (e < d)
 			continue;
@@ -562,7 +563,7 @@ read_driver(struct conf_ctx *c, const config_setting_t *root, struct config *con
 	const config_setting_t *sect = NULL, *s;
 	char names[256], *mode;
 
-	for (d = lb_drivers; *d != NULL; d++) {
+	for (d = c->drivers; *d != NULL; d++) {
 		if ((s = config_setting_get_member(root, (*d)->section)) == NULL || s == sect)
 			continue;
 		if (sect != NULL) {
@@ -574,14 +575,14 @@ read_driver(struct conf_ctx *c, const config_setting_t *root, struct config *con
 		drv = *d;
 	}
 	if (drv == NULL) {
-		driver_sections(" or ", names, sizeof(names));
+		driver_sections(c, " or ", names, sizeof(names));
 		cerr(c, NULL, "%s is missing: switchd needs a load balancer to drive", names);
-		drv = lb_drivers[0];
+		drv = c->drivers[0];
 	}
 	/* The first driver of a section is its default mode. */
 	if (drv->mode != NULL) {
 		mode = get_str(sect, "mode", drv->mode);
-		for (d = lb_drivers; *d != NULL; d++)
+		for (d = c->drivers; *d != NULL; d++)
 			if (strcmp((*d)->section, drv->section) == 0 && (*d)->mode != NULL &&
 			    strcmp((*d)->mode, mode) == 0)
 				break;
@@ -589,7 +590,7 @@ read_driver(struct conf_ctx *c, const config_setting_t *root, struct config *con
 			drv = *d;
 		else {
 			names[0] = '\0';
-			for (d = lb_drivers; *d != NULL; d++)
+			for (d = c->drivers; *d != NULL; d++)
 				if (strcmp((*d)->section, drv->section) == 0)
 					snprintf(names + strlen(names), sizeof(names) - strlen(names),
 					    "%s\"%s\"", names[0] ? " or " : "", (*d)->mode);
@@ -610,12 +611,12 @@ check_top(struct conf_ctx *c, const config_setting_t *root)
 	struct conf_key *keys;
 	const struct lb_driver *const *d;
 
-	for (d = lb_drivers; *d != NULL; d++)
+	for (d = c->drivers; *d != NULL; d++)
 		n++;
 	keys = xcalloc(sizeof(top_keys) / sizeof(top_keys[0]) + n, sizeof(*keys));
 	for (n = 0; top_keys[n].name != NULL; n++)
 		keys[n] = top_keys[n];
-	for (d = lb_drivers; *d != NULL; d++) {
+	for (d = c->drivers; *d != NULL; d++) {
 		for (i = 0; i < n && strcmp(keys[i].name, (*d)->section) != 0; i++)
 			;
 		if (i == n) {
@@ -787,9 +788,9 @@ read_config(struct conf_ctx *c, config_t *cf, struct config *conf)
 }
 
 struct config *
-config_load(const char *path, json_t **errors)
+config_load(const char *path, const struct lb_driver *const *drivers, json_t **errors)
 {
-	struct conf_ctx c = { path, json_array() };
+	struct conf_ctx c = { path, json_array(), drivers };
 	struct config *conf;
 	config_t cf;
 

@@ -79,7 +79,7 @@ daemon_reload_config(struct daemon *d, json_t **errors)
 	struct config *conf;
 	size_t i;
 
-	if ((conf = config_load(d->conf->path, errors)) == NULL) {
+	if ((conf = config_load(d->conf->path, lb_drivers, errors)) == NULL) {
 		for (i = 0; i < json_array_size(*errors); i++)
 			log_warnx("reload refused: %s",
 			    json_string_value(json_array_get(*errors, i)));

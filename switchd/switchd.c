@@ -106,7 +106,7 @@ main(int argc, char *argv[])
 	if (optind != argc)
 		usage();
 
-	if ((conf = config_load(path, &errors)) == NULL) {
+	if ((conf = config_load(path, lb_drivers, &errors)) == NULL) {
 		print_errors(errors);
 		json_decref(errors);
 		return 1;

@@ -118,8 +118,13 @@ struct config {
 	char		*http_listen;		/* "127.0.0.1:9180"; NULL: off */
 };
 
-/* Returns a new config, or NULL with every error ("FILE:LINE: text") in *errors. */
-struct config	*config_load(const char *path, json_t **errors);
+/*
+ * Returns a new config, or NULL with every error ("FILE:LINE: text") in
+ * *errors.  drivers (lb_drivers) are the load balancers it may choose from:
+ * handed down, so that config.c stays below the drivers that use it.
+ */
+struct config	*config_load(const char *path, const struct lb_driver *const *drivers,
+		    json_t **errors);
 void		 config_free(struct config *);
 int		 pool_index(const char *name);	/* -1 if not blue/green */
 const char	*pool_name(int idx);		/* "blue" | "green" */

@@ -491,7 +491,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	write_file(conf_path, conf_text);
 	free(conf_text);
 
-	if ((fz.conf = config_load(conf_path, &errors)) == NULL) {
+	if ((fz.conf = config_load(conf_path, lb_drivers, &errors)) == NULL) {
 		char *e = json_dumps(errors, JSON_INDENT(2));
 
 		fprintf(stderr, "fuzz-request: the harness's config is refused:\n%s\n", e);

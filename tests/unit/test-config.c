@@ -16,7 +16,7 @@ load(const char *text, json_t **errors)
 
 	fputs(text, f);
 	fclose(f);
-	return config_load(path, errors);
+	return config_load(path, lb_drivers, errors);
 }
 
 #define BASE \
@@ -143,7 +143,7 @@ static void
 test_missing_file(void)
 {
 	json_t *errors = NULL;
-	struct config *c = config_load("/nonexistent/switchd.conf", &errors);
+	struct config *c = config_load("/nonexistent/switchd.conf", lb_drivers, &errors);
 
 	CHECK(c == NULL);
 	CHECK(strstr(json_string_value(json_array_get(errors, 0)), "cannot read") != NULL);
