@@ -24,7 +24,7 @@ canary_done(int ok, const char *code, const char *error, void *arg)
 		return;
 	}
 	cmd_done(item, json_pack("{s:s, s:i, s:s, s:s, s:I}", "pool", pool_name(!hot),
-	    "percent", canary_percent(!hot), "hot", pool_name(hot), "cold", pool_name(!hot),
+	    "percent", state_canary_percent(st, !hot), "hot", pool_name(hot), "cold", pool_name(!hot),
 	    "took_ms", (json_int_t)(now_ms() - item->started_ms)));
 }
 
@@ -60,7 +60,7 @@ canary_precheck(struct cmdq_item *item)
 	struct lb_mapping to;
 	int cold = !state_hot(st);
 
-	lb_mapping_for(conf, state_hot(st), &to);
+	lb_mapping_for(conf, st, state_hot(st), &to);
 	cmd_progress(item, "checking every HAProxy node: backend %s, at least %d server%s UP",
 	    conf->pools[cold].backend, conf->min_up, conf->min_up == 1 ? "" : "s");
 	lb->drv->precheck(lb, &to, conf->pools[cold].backend, conf->min_up,
@@ -104,7 +104,7 @@ canary_back(struct cmdq_item *item)
 
 	if (rollout_running())
 		return rollout_abort(item);
-	if (canary_percent(!state_hot(st)) <= 0)
+	if (state_canary_percent(st, !state_hot(st)) <= 0)
 		return 0;
 	cmd_progress(item, "a canary runs: ending it (the live host stays on %s)",
 	    pool_name(state_hot(st)));

@@ -247,11 +247,11 @@ cmd_cold_deploy_exec(struct cmdq_item *item)
 	json_t *lock;
 
 	/* A canary sends live users to the cold pool: no deploy under them. */
-	if (canary_percent(!state_hot(st)) > 0) {
+	if (state_canary_percent(st, !state_hot(st)) > 0) {
 		free(d);
 		cmd_error(item, E_REFUSED, "a canary sends %d %% of %s to the cold pool %s; "
 		    "end it first (switchctl canary 0, or switch to complete it); nothing "
-		    "was changed", canary_percent(!state_hot(st)), conf->live_host,
+		    "was changed", state_canary_percent(st, !state_hot(st)), conf->live_host,
 		    pool_name(!state_hot(st)));
 		return;
 	}

@@ -294,7 +294,7 @@ rollout_step(struct rollout *r)
 		return;
 	}
 	r->phase = R_CHECKING;
-	lb_mapping_for(d->conf, state_hot(st), &to);
+	lb_mapping_for(d->conf, st, state_hot(st), &to);
 	d->lb->drv->precheck(d->lb, &to, d->conf->pools[cold].backend, d->conf->min_up,
 	    rollout_prechecked, r);
 }

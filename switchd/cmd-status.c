@@ -66,7 +66,7 @@ status_view(struct lb_view *v, void *arg)
 		struct lb_node *node = &v->nodes[n];
 		json_t *j = json_pack("{s:s, s:b}", "socket", node->name, "ok", node->ok);
 
-		nh = lb_node_serves(conf, node);
+		nh = lb_node_serves(conf, st, node);
 		if (node->error[0])
 			json_object_set_new(j, "error", json_string(node->error));
 		if (node->ok)

@@ -106,7 +106,7 @@ sync_view(struct lb_view *v, void *arg)
 	size_t i;
 	int agree = 1;
 
-	lb_mapping_for(op->lb->conf, state_hot(st), &want);
+	lb_mapping_for(op->lb->conf, st, state_hot(st), &want);
 	for (i = 0; i < v->nnodes; i++) {
 		if (!v->nodes[i].ok) {
 			char *msg = xasprintf("node %s: %s", v->nodes[i].name, v->nodes[i].error);
@@ -117,7 +117,7 @@ sync_view(struct lb_view *v, void *arg)
 			free(msg);
 			return;
 		}
-		if (lb_node_serves(op->lb->conf, &v->nodes[i]) != state_hot(st))
+		if (lb_node_serves(op->lb->conf, st, &v->nodes[i]) != state_hot(st))
 			agree = 0;
 	}
 	lb_view_free(v);

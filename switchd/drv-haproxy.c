@@ -665,7 +665,7 @@ apply_write_files(struct apply_job *job)
 		errno = 0;
 		cprev = file_read(conf->hap_canary_map);
 		cprev_ok = cprev != NULL || errno == ENOENT;
-		if (canary_file_write(conf, &job->to) == -1) {
+		if (lb_canary_file_write(conf, &job->to) == -1) {
 			char *msg = xasprintf("cannot write the canary map file %s: %s",
 			    conf->hap_canary_map, strerror(errno));
 

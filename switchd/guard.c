@@ -32,54 +32,15 @@ guard_init(struct daemon *d)
 
 /* --------------------------------------------------------------- canary */
 
-/* The state's canary, if it is on the cold pool (a switch makes it moot). */
-static json_t *
-canary_obj(void)
-{
-	json_t *c = json_object_get(state_doc(guard_d->state), "canary");
-
-	if (!json_is_object(c) ||
-	    pool_index(json_string_value(json_object_get(c, "pool"))) !=
-	    !state_hot(guard_d->state))
-		return NULL;
-	return c;
-}
-
-int
-canary_percent(int cold)
-{
-	json_t *c = canary_obj();
-
-	if (c == NULL || pool_index(json_string_value(json_object_get(c, "pool"))) != cold)
-		return 0;
-	return (int)json_integer_value(json_object_get(c, "percent"));
-}
-
 json_t *
 canary_json(void)
 {
-	json_t *c = canary_obj();
+	json_t *c = state_canary(guard_d->state);
 
 	if (c == NULL || json_integer_value(json_object_get(c, "percent")) <= 0)
 		return json_null();
 	return json_pack("{s:O, s:O, s:O}", "pool", json_object_get(c, "pool"),
 	    "percent", json_object_get(c, "percent"), "since", json_object_get(c, "since"));
-}
-
-int
-canary_file_write(const struct config *conf, const struct lb_mapping *m)
-{
-	char *text;
-	int r;
-
-	if (conf->hap_canary_map == NULL || m->canary[0] == '\0')
-		return 0;
-	text = xasprintf("# written by switchd: the share of %s on the cold pool "
-	    "(<backend>:<percent>); do not edit\n%s %s\n", conf->live_host,
-	    conf->live_host, m->canary);
-	r = file_write_atomic(conf->hap_canary_map, text, strlen(text), 0644);
-	free(text);
-	return r;
 }
 
 const char *
@@ -107,7 +68,7 @@ canary_failed_view(struct lb_view *v, void *arg)
 
 	(void)arg;
 	for (i = 0; i < v->nnodes; i++)
-		if (lb_node_serves(guard_d->conf, &v->nodes[i]) != state_hot(guard_d->state))
+		if (lb_node_serves(guard_d->conf, guard_d->state, &v->nodes[i]) != state_hot(guard_d->state))
 			agree = 0;
 	lb_view_free(v);
 	if (!agree)
@@ -136,9 +97,9 @@ canary_applied(const char *code, const char *error, void *arg)
 	history_append(guard_d->state, e);
 	if (op->percent > 0) {
 		iso_time(time(NULL), when, sizeof(when));
-		if (canary_percent(op->cold) > 0)
+		if (state_canary_percent(guard_d->state, op->cold) > 0)
 			snprintf(when, sizeof(when), "%s", json_string_value(json_object_get(
-			    canary_obj(), "since")));
+			    state_canary(guard_d->state), "since")));
 		json_object_set_new(doc, "canary", json_pack("{s:s, s:i, s:s}", "pool",
 		    pool_name(op->cold), "percent", op->percent, "since", when));
 		if (guard_can_watch(guard_d->conf))
@@ -178,7 +139,7 @@ canary_set(struct daemon *d, const struct op_who *who, int percent, const char *
 	op->t0 = now_ms();
 	op->cb = cb;
 	op->arg = arg;
-	lb_mapping_for(d->conf, hot, &to);
+	lb_mapping_for(d->conf, d->state, hot, &to);
 	snprintf(to.canary, sizeof(to.canary), "%s:%d", d->conf->pools[!hot].backend, percent);
 	who_progress(who, "setting %d %% of %s on %s (%s)", percent, d->conf->live_host,
 	    pool_name(!hot), to.canary);
@@ -340,7 +301,7 @@ guard_resume(void)
 	if (kind == NULL || pool < 0 || !guard_can_watch(guard_d->conf) ||
 	    (strcmp(kind, "bake") == 0 && (until <= time(NULL) ||
 	    pool != state_hot(guard_d->state))) ||
-	    (strcmp(kind, "canary") == 0 && canary_percent(pool) <= 0)) {
+	    (strcmp(kind, "canary") == 0 && state_canary_percent(guard_d->state, pool) <= 0)) {
 		log_info("guard: the window in the state file is over");
 		guard_clear();
 		state_save(guard_d->state);

@@ -78,7 +78,7 @@ lb_unref(struct lb *lb)
 }
 
 void
-lb_mapping_for(const struct config *conf, int hot, struct lb_mapping *m)
+lb_mapping_for(const struct config *conf, struct state *st, int hot, struct lb_mapping *m)
 {
 	snprintf(m->live, sizeof(m->live), "%s", conf->pools[hot].backend);
 	snprintf(m->cold, sizeof(m->cold), "%s", conf->pools[!hot].backend);
@@ -86,7 +86,7 @@ lb_mapping_for(const struct config *conf, int hot, struct lb_mapping *m)
 	m->canary[0] = '\0';
 	if (conf->hap_canary_map != NULL)
 		snprintf(m->canary, sizeof(m->canary), "%s:%d", conf->pools[!hot].backend,
-		    canary_percent(!hot));
+		    state_canary_percent(st, !hot));
 }
 
 /* Which pool a mapping makes hot, or -1 if it is not blue/green crosswise. */
@@ -104,14 +104,14 @@ lb_mapping_hot(const struct config *conf, const struct lb_mapping *m)
 
 /* The pool a node serves hot, or -1: it did not answer, or has no valid map. */
 int
-lb_node_serves(const struct config *conf, const struct lb_node *n)
+lb_node_serves(const struct config *conf, struct state *st, const struct lb_node *n)
 {
 	struct lb_mapping want;
 	int hot = n->ok && n->has_map ? lb_mapping_hot(conf, &n->map) : -1;
 
 	/* A node whose canary split is not the state's does not serve it either. */
 	if (hot >= 0 && conf->hap_canary_map != NULL) {
-		lb_mapping_for(conf, hot, &want);
+		lb_mapping_for(conf, st, hot, &want);
 		if (strcmp(want.canary, n->map.canary) != 0)
 			return -1;
 	}
@@ -131,4 +131,21 @@ lb_view_free(struct lb_view *v)
 	}
 	free(v->nodes);
 	free(v);
+}
+
+/* The canary map file (haproxy.canary_map) for m; 0 without one. */
+int
+lb_canary_file_write(const struct config *conf, const struct lb_mapping *m)
+{
+	char *text;
+	int r;
+
+	if (conf->hap_canary_map == NULL || m->canary[0] == '\0')
+		return 0;
+	text = xasprintf("# written by switchd: the share of %s on the cold pool "
+	    "(<backend>:<percent>); do not edit\n%s %s\n", conf->live_host,
+	    conf->live_host, m->canary);
+	r = file_write_atomic(conf->hap_canary_map, text, strlen(text), 0644);
+	free(text);
+	return r;
 }

@@ -13,6 +13,7 @@
 
 struct config;
 struct lb;
+struct state;
 
 /* Which backend serves each host name. */
 struct lb_mapping {
@@ -157,9 +158,12 @@ struct lb {
 struct lb	*lb_new(struct event_base *, struct config *);
 struct lb	*lb_ref(struct lb *);
 void		 lb_unref(struct lb *);
-void		 lb_mapping_for(const struct config *, int hot, struct lb_mapping *);
+/* The mapping that makes hot hot, with the state's canary split. */
+void		 lb_mapping_for(const struct config *, struct state *, int hot, struct lb_mapping *);
 int		 lb_mapping_hot(const struct config *, const struct lb_mapping *);	/* -1 if not a valid pair */
-int		 lb_node_serves(const struct config *, const struct lb_node *);
+int		 lb_node_serves(const struct config *, struct state *, const struct lb_node *);
+/* The canary map file (haproxy.canary_map) for a mapping; 0 without one. */
+int		 lb_canary_file_write(const struct config *, const struct lb_mapping *);
 /* A driver's nnodes when it reloads one local load balancer: one node. */
 size_t		 lb_one_node(const struct config *);
 /* "1 HAProxy node", "3 HAProxy nodes", "1 nginx node", malloc'd. */

@@ -84,7 +84,7 @@ reconcile_apply(struct reconcile *rc, int target, const char *why)
 
 	rc->target = target;
 	rc->why = why;
-	lb_mapping_for(rc->lb->conf, target, &m);
+	lb_mapping_for(rc->lb->conf, rc->d->state, target, &m);
 	rc->lb->drv->apply(rc->lb, &m, reconcile_applied, rc);
 }
 
@@ -149,7 +149,7 @@ reconcile_intent(struct reconcile *rc, struct lb_view *v, int all_ok, int agreed
 			state_set_pool(rc->d->state, from, NULL, PS_VERIFIED, "switchd");
 		}
 		state_save(rc->d->state);
-		map_file_sync(rc->lb, to);
+		map_file_sync(rc->lb, rc->d->state, to);
 		intent_clear(rc->d->state);
 		roles_retag("an interrupted switch was finished", NULL, NULL);
 		reconcile_finish(rc);
@@ -218,7 +218,7 @@ reconcile_try(struct reconcile *rc)
 		return;
 	}
 	target = rc->cand[rc->icand];
-	lb_mapping_for(rc->lb->conf, target, &m);
+	lb_mapping_for(rc->lb->conf, rc->d->state, target, &m);
 	rc->lb->drv->precheck(rc->lb, &m, rc->lb->conf->pools[target].backend,
 	    rc->lb->conf->min_up, reconcile_prechecked, rc);
 }
@@ -230,7 +230,7 @@ reconcile_disagree(struct reconcile *rc, struct lb_view *v)
 	size_t i;
 
 	for (i = 0; i < v->nnodes; i++)
-		if ((hot = lb_node_serves(rc->lb->conf, &v->nodes[i])) >= 0)
+		if ((hot = lb_node_serves(rc->lb->conf, rc->d->state, &v->nodes[i])) >= 0)
 			count[hot]++;
 	if (count[POOL_B] == 0 && count[POOL_G] == 0) {
 		/*
@@ -274,7 +274,7 @@ reconcile_view(struct lb_view *v, void *arg)
 			all_ok = 0;
 			continue;
 		}
-		hot = lb_node_serves(rc->lb->conf, n);
+		hot = lb_node_serves(rc->lb->conf, rc->d->state, n);
 		log_info("reconcile: node %s serves %s", n->name,
 		    hot < 0 ? "no valid blue/green map" : pool_name(hot));
 		if (agreed == -2)
@@ -308,7 +308,7 @@ reconcile_view(struct lb_view *v, void *arg)
 		} else
 			log_info("reconcile: HAProxy and the state file agree: %s is hot",
 			    pool_name(agreed));
-		map_file_sync(rc->lb, agreed);
+		map_file_sync(rc->lb, rc->d->state, agreed);
 		/* A node that is down now may come back serving the other pool. */
 		if (!all_ok)
 			repair_schedule("a node did not answer at start");
@@ -316,9 +316,9 @@ reconcile_view(struct lb_view *v, void *arg)
 	} else if (all_ok)
 		reconcile_disagree(rc, v);
 	else {
-		if (!state_roles_trusted(rc->d->state) && lb_view_majority(rc->lb->conf, v) >= 0) {
+		if (!state_roles_trusted(rc->d->state) && lb_view_majority(rc->lb->conf, rc->d->state, v) >= 0) {
 			/* No file to keep: what the nodes that answer serve most. */
-			state = lb_view_majority(rc->lb->conf, v);
+			state = lb_view_majority(rc->lb->conf, rc->d->state, v);
 			state_set_hot(rc->d->state, state);
 		}
 		log_warnx("reconcile: not every node answers; keeping %s hot (%s)",

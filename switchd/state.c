@@ -500,6 +500,28 @@ state_hot(struct state *st)
 	return i < 0 ? POOL_B : i;
 }
 
+/* The canary split, if it is on the cold pool (a switch makes it moot). */
+json_t *
+state_canary(struct state *st)
+{
+	json_t *c = json_object_get(st->doc, "canary");
+
+	if (!json_is_object(c) ||
+	    pool_index(json_string_value(json_object_get(c, "pool"))) != !state_hot(st))
+		return NULL;
+	return c;
+}
+
+int
+state_canary_percent(struct state *st, int cold)
+{
+	json_t *c = state_canary(st);
+
+	if (c == NULL || pool_index(json_string_value(json_object_get(c, "pool"))) != cold)
+		return 0;
+	return (int)json_integer_value(json_object_get(c, "percent"));
+}
+
 void
 state_set_hot(struct state *st, int hot)
 {

@@ -71,7 +71,7 @@ switch_failed_view(struct lb_view *v, void *arg)
 	int agree = 1;
 
 	for (i = 0; i < v->nnodes; i++)
-		if (lb_node_serves(op->lb->conf, &v->nodes[i]) != op->from)
+		if (lb_node_serves(op->lb->conf, op->d->state, &v->nodes[i]) != op->from)
 			agree = 0;
 	if (agree)
 		intent_clear(op->d->state);
@@ -143,7 +143,7 @@ switch_prechecked(const char *code, const char *error, void *arg)
 		switch_op_free(op);
 		return;
 	}
-	lb_mapping_for(op->lb->conf, op->from, &from);
+	lb_mapping_for(op->lb->conf, op->d->state, op->from, &from);
 	intent = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:{s:s, s:s}, s:{s:s, s:s}}",
 	    "id", op->id, "command", op->command, "from", pool_name(op->from),
 	    "to", pool_name(op->to), "user", op->who.user,
@@ -190,7 +190,7 @@ pool_switch(struct daemon *d, const struct op_who *who, int to, const char *comm
 	op->arg = arg;
 	op->t0 = now_ms();
 	new_id(op->id, sizeof(op->id));
-	lb_mapping_for(conf, to, &op->map_to);
+	lb_mapping_for(conf, op->d->state, to, &op->map_to);
 	nodes = lb_nodes_text(op->lb);
 	who_progress(who, "checking %s: backend %s, at least %d server%s UP",
 	    nodes, conf->pools[to].backend, conf->min_up, conf->min_up == 1 ? "" : "s");
@@ -201,13 +201,13 @@ pool_switch(struct daemon *d, const struct op_who *who, int to, const char *comm
 
 /* The pool most answering nodes serve (blue on a tie), -1 if none does. */
 int
-lb_view_majority(const struct config *conf, struct lb_view *v)
+lb_view_majority(const struct config *conf, struct state *st, struct lb_view *v)
 {
 	int count[NPOOLS] = { 0, 0 }, hot;
 	size_t i;
 
 	for (i = 0; i < v->nnodes; i++)
-		if (v->nodes[i].ok && (hot = lb_node_serves(conf, &v->nodes[i])) >= 0)
+		if (v->nodes[i].ok && (hot = lb_node_serves(conf, st, &v->nodes[i])) >= 0)
 			count[hot]++;
 	if (count[POOL_B] == 0 && count[POOL_G] == 0)
 		return -1;
@@ -216,14 +216,14 @@ lb_view_majority(const struct config *conf, struct lb_view *v)
 
 /* The map file on disk must say what the nodes serve. */
 void
-map_file_sync(struct lb *lb, int hot)
+map_file_sync(struct lb *lb, struct state *st, int hot)
 {
 	struct lb_mapping m;
 	char *text, buf[4096];
 	FILE *f;
 	size_t n = 0;
 
-	lb_mapping_for(lb->conf, hot, &m);
+	lb_mapping_for(lb->conf, st, hot, &m);
 	text = lb->drv->map_text(lb->conf, &m);
 	if ((f = fopen(lb->drv->map_file(lb->conf), "re")) != NULL) {
 		n = fread(buf, 1, sizeof(buf) - 1, f);
@@ -238,7 +238,7 @@ map_file_sync(struct lb *lb, int hot)
 			log_info("reconcile: map file %s rewritten: %s is served by %s",
 			    lb->drv->map_file(lb->conf), lb->conf->live_host, m.live);
 	}
-	if (canary_file_write(lb->conf, &m) == -1)
+	if (lb_canary_file_write(lb->conf, &m) == -1)
 		log_warn("reconcile: write %s", lb->conf->hap_canary_map);
 	free(text);
 }
@@ -308,7 +308,7 @@ repair_prechecked(const char *code, const char *error, void *arg)
 	}
 	log_warnx("repair: the nodes do not all serve %s hot; making them",
 	    pool_name(state_hot(repair_d->state)));
-	lb_mapping_for(lb->conf, state_hot(repair_d->state), &want);
+	lb_mapping_for(lb->conf, repair_d->state, state_hot(repair_d->state), &want);
 	lb->drv->apply(lb, &want, repair_applied, lb);
 }
 
@@ -320,25 +320,25 @@ repair_view(struct lb_view *v, void *arg)
 	size_t i;
 	int all_ok = 1, agree = 1;
 
-	if (!state_roles_trusted(repair_d->state) && lb_view_majority(lb->conf, v) >= 0 &&
-	    lb_view_majority(lb->conf, v) != state_hot(repair_d->state)) {
+	if (!state_roles_trusted(repair_d->state) && lb_view_majority(lb->conf, repair_d->state, v) >= 0 &&
+	    lb_view_majority(lb->conf, repair_d->state, v) != state_hot(repair_d->state)) {
 		/* Roles never read from a sound state file: never made up either. */
 		log_warnx("repair: no trustworthy state file; %s is what most nodes serve",
-		    pool_name(lb_view_majority(lb->conf, v)));
-		state_set_hot(repair_d->state, lb_view_majority(lb->conf, v));
+		    pool_name(lb_view_majority(lb->conf, repair_d->state, v)));
+		state_set_hot(repair_d->state, lb_view_majority(lb->conf, repair_d->state, v));
 	}
-	lb_mapping_for(lb->conf, state_hot(repair_d->state), &want);
+	lb_mapping_for(lb->conf, repair_d->state, state_hot(repair_d->state), &want);
 	for (i = 0; i < v->nnodes; i++) {
 		if (!v->nodes[i].ok)
 			all_ok = 0;
-		else if (lb_node_serves(lb->conf, &v->nodes[i]) != state_hot(repair_d->state))
+		else if (lb_node_serves(lb->conf, repair_d->state, &v->nodes[i]) != state_hot(repair_d->state))
 			agree = 0;
 	}
 	lb_view_free(v);
 	if (all_ok && agree) {
 		log_info("repair: every node serves %s hot, as the state file says",
 		    pool_name(state_hot(repair_d->state)));
-		map_file_sync(lb, state_hot(repair_d->state));
+		map_file_sync(lb, repair_d->state, state_hot(repair_d->state));
 		intent_clear(repair_d->state);
 		repair_delay = 0;
 		lb_unref(lb);

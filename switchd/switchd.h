@@ -145,6 +145,9 @@ int		 state_roles_trusted(struct state *);	/* hot/cold read from a sound file */
 json_t		*state_load_errors(struct state *);	/* borrowed: ["what was wrong", ...] */
 int		 state_save(struct state *);
 int		 state_hot(struct state *);		/* POOL_B or POOL_G */
+/* The canary split {pool, percent, since} if it is on the cold pool, else NULL (borrowed). */
+json_t		*state_canary(struct state *);
+int		 state_canary_percent(struct state *, int cold);	/* 0 without one */
 void		 state_set_hot(struct state *, int);
 json_t		*state_pool(struct state *, int);
 void		 state_set_pool(struct state *, int, const char *version, const char *pstate,
@@ -253,10 +256,8 @@ void		 control_accept(int on);
 void		 control_close(void);
 
 /* guard.c: the canary split and the guard that watches a new pool. */
-int		 canary_percent(int cold);	/* of the live host's traffic on pool cold */
 json_t		*canary_json(void);		/* status: null | {pool, percent, since} */
 json_t		*guard_json(void);		/* status: null | {until, pool, responses, errors} */
-int		 canary_file_write(const struct config *, const struct lb_mapping *);
 void		 guard_init(struct daemon *);
 void		 guard_after_switch(const char *command, int to, long long bake);
 void		 guard_resume(void);
@@ -276,9 +277,9 @@ void		 repair_schedule(const char *why);
 void		 repair_cancel(void);		/* every node took a switch */
 void		 repair_stop(void);
 /* The pool most answering nodes serve (blue on a tie), -1 if none does. */
-int		 lb_view_majority(const struct config *, struct lb_view *);
+int		 lb_view_majority(const struct config *, struct state *, struct lb_view *);
 /* The map file on disk must say that hot is hot. */
-void		 map_file_sync(struct lb *, int hot);
+void		 map_file_sync(struct lb *, struct state *, int hot);
 
 /* reconcile.c: make the nodes, the state file and the journal agree at start. */
 void		 daemon_reconcile(struct daemon *, void (*done)(void *), void *);

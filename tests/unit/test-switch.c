@@ -21,6 +21,7 @@
 
 static struct {
 	int		 serving;	/* the pool every node serves */
+	struct state	*state;		/* the daemon's, for the canary split */
 	const char	*precheck_code, *precheck_error;
 	const char	*apply_code, *apply_error;
 	int		 nobserve, nprecheck, napply;
@@ -61,7 +62,7 @@ fake_fire(evutil_socket_t fd, short what, void *arg)
 			v->nodes[i].name = xasprintf("fake%zu", i + 1);
 			v->nodes[i].ok = 1;
 			v->nodes[i].has_map = 1;
-			lb_mapping_for(a->lb->conf, fk.serving, &v->nodes[i].map);
+			lb_mapping_for(a->lb->conf, fk.state, fk.serving, &v->nodes[i].map);
 		}
 		a->view(v, a->arg);
 	} else
@@ -216,6 +217,7 @@ world_up(void)
 	d.conf = &conf;
 	d.lb = &lb;
 	d.state = state_open(dir);
+	fk.state = d.state;
 	daemon_wire(&d);
 	state_set_pool(d.state, POOL_G, "v2", PS_VERIFIED, "alice");
 	state_save(d.state);
