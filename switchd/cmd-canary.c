@@ -7,10 +7,15 @@
 #include <string.h>
 
 #include "cmd-table.h"
+#include "cmd.h"
+#include "config.h"
 #include "daemon.h"
 #include "guard.h"
+#include "lb.h"
+#include "protocol.h"
 #include "smoke.h"
-#include "switchd.h"
+#include "state.h"
+#include "util.h"
 
 static void
 canary_done(int ok, const char *code, const char *error, void *arg)

@@ -15,11 +15,16 @@
 #include <string.h>
 #include <sys/wait.h>
 
+#include "cmd.h"
+#include "config.h"
 #include "daemon.h"
+#include "lb.h"
 #include "log.h"
 #include "proc.h"
+#include "protocol.h"
 #include "smoke.h"
-#include "switchd.h"
+#include "state.h"
+#include "util.h"
 
 /* The cold pool's hosts, space separated, for SWITCHD_HOSTS. */
 static char *

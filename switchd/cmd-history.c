@@ -1,8 +1,10 @@
 /*
  * cmd-history.c — "history [-n N]": the audit journal, newest first.
  */
+#include "cmd.h"
 #include "daemon.h"
-#include "switchd.h"
+#include "protocol.h"
+#include "state.h"
 
 /* The reply of "history", also served as /api/history; NULL if n is out of range. */
 json_t *

@@ -4,8 +4,11 @@
  */
 #include <string.h>
 
+#include "cmd.h"
+#include "config.h"
 #include "daemon.h"
-#include "switchd.h"
+#include "protocol.h"
+#include "state.h"
 
 void
 cmd_hosts_exec(struct cmdq_item *item)

@@ -5,9 +5,11 @@
  */
 #include <string.h>
 
+#include "cmd.h"
 #include "daemon.h"
 #include "log.h"
-#include "switchd.h"
+#include "protocol.h"
+#include "state.h"
 
 #define LOCK_MAX_TTL	(366 * 24 * 3600)	/* a year: beyond, use no TTL */
 

@@ -2,8 +2,10 @@
  * cmd-reload.c — "reload": re-read the config file; a bad one is refused
  * and the running one kept (as SIGHUP does).
  */
+#include "cmd.h"
+#include "config.h"
 #include "daemon.h"
-#include "switchd.h"
+#include "protocol.h"
 
 void
 cmd_reload_exec(struct cmdq_item *item)

@@ -10,11 +10,16 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cmd.h"
+#include "config.h"
 #include "daemon.h"
 #include "guard.h"
+#include "lb.h"
 #include "log.h"
+#include "protocol.h"
 #include "smoke.h"
-#include "switchd.h"
+#include "state.h"
+#include "util.h"
 
 #define ROLLOUT_MAXSTEPS	16
 

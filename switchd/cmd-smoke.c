@@ -2,9 +2,12 @@
  * cmd-smoke.c — "smoke": run the smoke checks against the cold pool now,
  * through the real load balancer (smoke.c), without deploying.
  */
+#include "cmd.h"
+#include "config.h"
 #include "daemon.h"
+#include "protocol.h"
 #include "smoke.h"
-#include "switchd.h"
+#include "state.h"
 
 static void
 smoke_cmd_done(int passed, json_t *results, const char *summary, void *arg)

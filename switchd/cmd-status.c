@@ -5,9 +5,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cmd.h"
+#include "config.h"
 #include "daemon.h"
+#include "guard.h"
 #include "hapx.h"
-#include "switchd.h"
+#include "lb.h"
+#include "protocol.h"
+#include "state.h"
+#include "util.h"
 
 /* Configured servers with HAProxy's word on each, then any it has besides. */
 static json_t *

@@ -4,9 +4,15 @@
  */
 #include <string.h>
 
+#include "cmd.h"
+#include "config.h"
 #include "daemon.h"
+#include "lb.h"
+#include "protocol.h"
 #include "smoke.h"
-#include "switchd.h"
+#include "state.h"
+#include "switch.h"
+#include "util.h"
 
 static void	switch_done(int, const char *, const char *, void *);
 

@@ -6,10 +6,15 @@
  */
 #include <string.h>
 
-#include "discover.h"
-#include "roles.h"
+#include "cmd.h"
+#include "config.h"
 #include "daemon.h"
-#include "switchd.h"
+#include "discover.h"
+#include "lb.h"
+#include "protocol.h"
+#include "roles.h"
+#include "state.h"
+#include "util.h"
 
 struct sync_op {
 	struct cmdq_item *item;

@@ -10,9 +10,13 @@
 #include <unistd.h>
 
 #include "cmd-table.h"
+#include "cmd.h"
+#include "config.h"
 #include "daemon.h"
 #include "log.h"
-#include "switchd.h"
+#include "protocol.h"
+#include "state.h"
+#include "util.h"
 
 struct cmd_entry {
 	const char	*name;

@@ -14,7 +14,10 @@
 #include <libconfig.h>
 
 #include "conf.h"
-#include "switchd.h"
+#include "config.h"
+#include "lb.h"
+#include "protocol.h"
+#include "util.h"
 
 static const struct conf_key control_keys[] = {
 	{ "socket", K_STR, NULL }, { "mode", K_MODE, NULL },
@@ -885,4 +888,10 @@ pool_index(const char *name)
 	if (strcmp(name, POOL_GREEN) == 0)
 		return POOL_G;
 	return -1;
+}
+
+const char *
+pool_name(int idx)
+{
+	return idx == POOL_B ? POOL_BLUE : POOL_GREEN;
 }

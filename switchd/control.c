@@ -29,9 +29,13 @@
 #include <event2/bufferevent.h>
 #include <event2/listener.h>
 
+#include "cmd.h"
+#include "config.h"
+#include "control.h"
 #include "daemon.h"
 #include "log.h"
-#include "switchd.h"
+#include "protocol.h"
+#include "util.h"
 
 #define MAX_CLIENTS	1024
 /*

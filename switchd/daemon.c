@@ -17,15 +17,23 @@
 
 #include <event2/event.h>
 
+#include "cmd.h"
+#include "config.h"
+#include "control.h"
 #include "daemon.h"
 #include "discover.h"
 #include "ec2.h"
+#include "guard.h"
 #include "http.h"
 #include "httpd.h"
+#include "lb.h"
 #include "log.h"
 #include "metrics.h"
 #include "notify.h"
+#include "reconcile.h"
 #include "roles.h"
+#include "state.h"
+#include "util.h"
 
 /*
  * One switchd a state_dir: two would each believe their state.json and
@@ -197,7 +205,7 @@ void
 daemon_run(struct daemon *d)
 {
 	control_accept(0);
-	daemon_reconcile(d, reconciled, d);
+	reconcile_start(d, reconciled, d);
 	event_base_dispatch(d->base);
 }
 

@@ -7,7 +7,13 @@
 #include <sys/types.h>
 #include <time.h>
 
-#include "switchd.h"
+#include <jansson.h>
+
+struct config;
+struct event;
+struct event_base;
+struct lb;
+struct state;
 
 struct client;
 struct cmdq_item;
@@ -81,5 +87,4 @@ void		 busy_release(struct daemon *);
 void		 busy_maybe_exit(struct daemon *);
 int		 busy_held(const struct daemon *);
 
-extern const struct client_ops control_client_ops;	/* control.c */
 #endif

@@ -23,12 +23,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "daemon.h"
 #include "discover.h"
 #include "ec2.h"
+#include "lb.h"
 #include "log.h"
+#include "protocol.h"
 #include "roles.h"
-#include "switchd.h"
+#include "state.h"
+#include "util.h"
 
 #define DRAIN_POLL_S	1	/* how often a draining server is looked at */
 

@@ -22,12 +22,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "haproxy.h"
 #include "hapx.h"
 #include "lb-reload.h"
 #include "log.h"
+#include "protocol.h"
 #include "run.h"
-#include "switchd.h"
+#include "util.h"
 
 #define RELOAD_POLL_MS	100
 #define MAX_WORKERS	64

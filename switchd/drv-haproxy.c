@@ -26,11 +26,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "haproxy.h"
 #include "hapx.h"
 #include "log.h"
+#include "protocol.h"
 #include "run.h"
-#include "switchd.h"
+#include "util.h"
 
 static const char *
 hap_no_canary(const struct config *conf)

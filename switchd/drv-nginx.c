@@ -32,11 +32,13 @@
 #include <string.h>
 
 #include "conf.h"
+#include "config.h"
 #include "http.h"
 #include "lb-reload.h"
 #include "log.h"
+#include "protocol.h"
 #include "run.h"
-#include "switchd.h"
+#include "util.h"
 
 #define NGX_POLL_MS	100
 #define NGX_MAX_KIDS	256

@@ -29,7 +29,7 @@
 #include "ec2.h"
 #include "http.h"
 #include "log.h"
-#include "switchd.h"
+#include "util.h"
 
 #define IMDS_DEFAULT_BASE	"http://169.254.169.254"
 #define IMDS_TIMEOUT_MS		1000		/* as the SDKs: IMDS is local */

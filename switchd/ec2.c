@@ -24,7 +24,7 @@
 #include "ec2.h"
 #include "http.h"
 #include "log.h"
-#include "switchd.h"
+#include "util.h"
 
 #define EC2_API_VERSION		"2016-11-15"
 #define EC2_MAX_ATTEMPTS	3

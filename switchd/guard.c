@@ -17,10 +17,14 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "daemon.h"
 #include "guard.h"
+#include "lb.h"
 #include "log.h"
-#include "switchd.h"
+#include "protocol.h"
+#include "state.h"
+#include "util.h"
 
 static struct daemon	*guard_d;	/* handed to guard_init() */
 
@@ -56,7 +60,7 @@ struct canary_op {
 	int		 percent, cold;
 	char		*command;
 	double		 t0;
-	flip_cb		 cb;
+	switch_cb		 cb;
 	void		*arg;
 };
 
@@ -122,7 +126,7 @@ out:
 
 void
 canary_set(struct daemon *d, const struct op_who *who, int percent, const char *command,
-    flip_cb cb, void *arg)
+    switch_cb cb, void *arg)
 {
 	struct canary_op *op = xcalloc(1, sizeof(*op));
 	struct lb_mapping to;

@@ -1,12 +1,28 @@
 /*
  * guard.h — what guard.c, cmd-canary.c and cmd-rollout.c share: setting
  * the canary split on every node, and the guard's start, stop and verdict
- * hook.  The rest of switchd sees only the few calls in switchd.h.
+ * hook; and the few calls the rest of switchd makes (status, the switch,
+ * start and stop).
  */
 #ifndef SWITCHD_GUARD_H
 #define SWITCHD_GUARD_H
 
-#include "switchd.h"
+#include <jansson.h>
+
+#include "switch.h"
+
+struct cmdq_item;
+struct config;
+struct daemon;
+struct op_who;
+
+json_t		*canary_json(void);		/* status: null | {pool, percent, since} */
+json_t		*guard_json(void);		/* status: null | {until, pool, responses, errors} */
+void		 guard_init(struct daemon *);
+void		 guard_after_switch(const char *command, int to, long long bake);
+void		 guard_resume(void);
+void		 guard_shutdown(void);
+const char	*guard_unsupported(const struct config *);	/* why no canary, or NULL */
 
 enum guard_kind { GUARD_BAKE, GUARD_CANARY };
 
@@ -17,7 +33,7 @@ enum guard_kind { GUARD_BAKE, GUARD_CANARY };
  * while percent > 0, off at 0).
  */
 void		 canary_set(struct daemon *, const struct op_who *, int percent,
-		    const char *command, flip_cb, void *arg);
+		    const char *command, switch_cb, void *arg);
 
 /* "back" during a rollout stops it (rollout.c); 1 if one runs. */
 int		 rollout_abort(struct cmdq_item *back);

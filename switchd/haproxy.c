@@ -9,10 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "hapx.h"
+#include "config.h"
 #include "haproxy.h"
+#include "hapx.h"
 #include "log.h"
-#include "switchd.h"
+#include "util.h"
 
 /* ------------------------------------------------------------------ config */
 

@@ -7,7 +7,7 @@
 #define SWITCHD_HAPROXY_H
 
 #include "conf.h"
-#include "switchd.h"
+#include "lb.h"
 
 /* The haproxy section of the config, the map file and its text. */
 extern const struct conf_key hap_keys[];

@@ -29,8 +29,9 @@
 #include <event2/bufferevent.h>
 
 #include "hapx.h"
+#include "lb.h"
 #include "log.h"
-#include "switchd.h"
+#include "util.h"
 
 #define HAPX_MAX_REPLY	(16 * 1024 * 1024)
 

@@ -18,7 +18,7 @@
 
 #include "http.h"
 #include "log.h"
-#include "switchd.h"	/* url_redact */
+#include "util.h"	/* url_redact */
 
 #define HTTP_DEFAULT_TIMEOUT_MS	30000L
 #define HTTP_DEFAULT_MAX_BODY	(1024 * 1024)

@@ -24,11 +24,13 @@
 #include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
 
+#include "cmd.h"
+#include "config.h"
 #include "daemon.h"
 #include "httpd.h"
 #include "log.h"
 #include "metrics.h"
-#include "switchd.h"
+#include "util.h"
 
 #define HTTPD_MAX_HEADERS	8192	/* bytes of request line and headers */
 #define HTTPD_MAX_BODY		1024	/* a GET has none */

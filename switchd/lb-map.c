@@ -10,7 +10,7 @@
 #include <strings.h>
 
 #include "lb.h"
-#include "switchd.h"
+#include "util.h"
 
 int
 lb_map_parse(const char *text, int skip, const char *live_key, const char *cold_key,

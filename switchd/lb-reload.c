@@ -16,7 +16,7 @@
 #include "lb-reload.h"
 #include "log.h"
 #include "run.h"
-#include "switchd.h"
+#include "util.h"
 
 void
 lb_reload_finish(struct lb_reload *job, const char *rollback_error)

@@ -7,8 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
+#include "lb.h"
 #include "log.h"
-#include "switchd.h"
+#include "state.h"
+#include "util.h"
 
 /*
  * Every driver.  Adding one is a new drv-*.c that defines its struct

@@ -19,10 +19,13 @@
 #include <string.h>
 #include <time.h>
 
+#include "cmd.h"
+#include "config.h"
 #include "daemon.h"
+#include "lb.h"
 #include "log.h"
 #include "metrics.h"
-#include "switchd.h"
+#include "util.h"
 
 static struct daemon	*metrics_d;	/* handed to metrics_init() */
 

@@ -10,12 +10,13 @@
 #include <string.h>
 #include <sys/wait.h>
 
-#include "http.h"
+#include "config.h"
 #include "daemon.h"
+#include "http.h"
 #include "log.h"
 #include "notify.h"
 #include "proc.h"
-#include "switchd.h"
+#include "util.h"
 
 static struct daemon	*notify_d;	/* handed to notify_init() */
 

@@ -24,7 +24,7 @@
 
 #include "log.h"
 #include "proc.h"
-#include "switchd.h"
+#include "util.h"
 
 #if !defined(__GLIBC__) || !__GLIBC_PREREQ(2, 34)
 #error "proc.c needs posix_spawn_file_actions_addclosefrom_np (glibc >= 2.34)"

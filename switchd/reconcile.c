@@ -9,10 +9,16 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "daemon.h"
+#include "lb.h"
 #include "log.h"
+#include "protocol.h"
+#include "reconcile.h"
 #include "roles.h"
-#include "switchd.h"
+#include "state.h"
+#include "switch.h"
+#include "util.h"
 
 struct reconcile {
 	struct daemon	*d;
@@ -331,7 +337,7 @@ reconcile_view(struct lb_view *v, void *arg)
 }
 
 void
-daemon_reconcile(struct daemon *d, void (*done)(void *), void *arg)
+reconcile_start(struct daemon *d, void (*done)(void *), void *arg)
 {
 	struct reconcile *rc = xcalloc(1, sizeof(*rc));
 

@@ -13,11 +13,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ec2.h"
+#include "config.h"
 #include "daemon.h"
+#include "ec2.h"
+#include "lb.h"
 #include "log.h"
+#include "protocol.h"
 #include "roles.h"
-#include "switchd.h"
+#include "state.h"
+#include "util.h"
 
 static struct daemon	*roles_d;	/* handed to roles_init() */
 

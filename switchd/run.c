@@ -15,7 +15,7 @@
 #include "log.h"
 #include "proc.h"
 #include "run.h"
-#include "switchd.h"
+#include "util.h"
 
 #define RUN_FILE_MAX	(4 * 1024 * 1024)
 #define RUN_OUTPUT_MAX	4096

@@ -10,11 +10,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "daemon.h"
 #include "http.h"
+#include "lb.h"
 #include "log.h"
+#include "protocol.h"
 #include "smoke.h"
-#include "switchd.h"
+#include "util.h"
 
 struct smoke_req {
 	struct smoke_run *run;

@@ -24,9 +24,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "daemon.h"
 #include "log.h"
-#include "switchd.h"
+#include "protocol.h"
+#include "state.h"
+#include "util.h"
 
 struct state {
 	char		*path, *history_path, *intent_path;

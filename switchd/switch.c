@@ -14,10 +14,16 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "daemon.h"
+#include "guard.h"
+#include "lb.h"
 #include "log.h"
+#include "protocol.h"
 #include "roles.h"
-#include "switchd.h"
+#include "state.h"
+#include "switch.h"
+#include "util.h"
 
 /* --------------------------------------------------------------- a switch */
 
@@ -33,7 +39,7 @@ struct switch_op {
 	char		 id[64];
 	double		 t0;
 	struct lb_mapping map_to;
-	flip_cb		 cb;
+	switch_cb		 cb;
 	void		*arg;
 	char		*fail_code;	/* a failed apply, told once the view is in */
 	char		*fail_error;
@@ -169,7 +175,7 @@ switch_prechecked(const char *code, const char *error, void *arg)
 
 void
 pool_switch(struct daemon *d, const struct op_who *who, int to, const char *command,
-    long long bake, flip_cb cb, void *arg)
+    long long bake, switch_cb cb, void *arg)
 {
 	struct switch_op *op = xcalloc(1, sizeof(*op));
 	struct config *conf = d->conf;

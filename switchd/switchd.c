@@ -11,9 +11,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "daemon.h"
+#include "lb.h"
 #include "log.h"
-#include "switchd.h"
+#include "protocol.h"
 
 static int ready_fd = -1;	/* to the waiting parent, until detach_done() */
 

@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "log.h"
-#include "switchd.h"
+#include "util.h"
 
 /*
  * Replace path with data so that a crash at any instant leaves either the
@@ -352,12 +352,6 @@ utf8_tidy(char *s)
 {
 	s[utf8_complete(s, strlen(s))] = '\0';
 	return utf8_fix(s);
-}
-
-const char *
-pool_name(int idx)
-{
-	return idx == POOL_B ? POOL_BLUE : POOL_GREEN;
 }
 
 /* "host:port" or "[v6]:port" (http.listen): host copied out, 0; -1 if malformed. */

@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "hapx.h"
-#include "switchd.h"
+#include "lb.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 

@@ -55,11 +55,17 @@
 #include <event2/http.h>
 #include <event2/listener.h>
 
+#include "cmd.h"
+#include "config.h"
+#include "daemon.h"
 #include "ec2.h"
 #include "http.h"
-#include "daemon.h"
+#include "lb.h"
 #include "log.h"
-#include "switchd.h"
+#include "protocol.h"
+#include "state.h"
+#include "switch.h"
+#include "util.h"
 
 #define LIVE_HOST	"app.example.com"
 #define COLD_HOST	"cold.app.example.com"

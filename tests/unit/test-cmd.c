@@ -12,8 +12,11 @@
 
 #include <event2/event.h>
 
+#include "cmd.h"
+#include "config.h"
 #include "daemon.h"
-#include "switchd.h"
+#include "protocol.h"
+#include "state.h"
 #include "unit.h"
 
 /* The test's client: every reply, and whether the command is over. */

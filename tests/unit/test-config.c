@@ -4,7 +4,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "switchd.h"
+#include "config.h"
+#include "lb.h"
 #include "unit.h"
 
 static char path[] = "/tmp/switchd-test-config.XXXXXX";

@@ -2,7 +2,7 @@
 #include <stdlib.h>
 
 #include "hapx.h"
-#include "switchd.h"
+#include "lb.h"
 #include "unit.h"
 
 static void

@@ -6,8 +6,8 @@
 #include "hapx.h"
 #include "httpd.h"
 #include "metrics.h"
-#include "switchd.h"
 #include "unit.h"
+#include "util.h"
 
 static void
 test_parse_listen(void)

@@ -7,9 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "daemon.h"
+#include "lb.h"
 #include "smoke.h"
-#include "switchd.h"
 #include "unit.h"
 
 static int	 calls, passed_seen;

@@ -11,9 +11,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "daemon.h"
-#include "switchd.h"
+#include "protocol.h"
+#include "state.h"
 #include "unit.h"
+#include "util.h"
 
 static char	 dir[64];
 

@@ -13,9 +13,14 @@
 
 #include <event2/event.h>
 
+#include "config.h"
 #include "daemon.h"
-#include "switchd.h"
+#include "lb.h"
+#include "protocol.h"
+#include "state.h"
+#include "switch.h"
 #include "unit.h"
+#include "util.h"
 
 /* ------------------------------------------------------------ the fake */
 

@@ -13,8 +13,8 @@
 
 #include <jansson.h>
 
-#include "switchd.h"
 #include "unit.h"
+#include "util.h"
 
 static int
 json_ok(const char *s)

@@ -5,8 +5,8 @@
  */
 #include <stdio.h>
 
-#include "switchd.h"
 #include "unit.h"
+#include "util.h"
 
 static void
 test_instance_id(void)

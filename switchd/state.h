@@ -1,0 +1,50 @@
+/*
+ * state.h — what switchd keeps on disk (state.c): state.json, the
+ * journal (history.jsonl), the intent record of a switch in flight, and the
+ * constructors of the records written there.
+ */
+#ifndef SWITCHD_STATE_H
+#define SWITCHD_STATE_H
+
+#include <time.h>
+
+#include <jansson.h>
+
+/*
+ * The persistent state is one JSON document (state.json), kept in memory as
+ * is: {"hot", "cold", "pools": {"blue": {version, state, since, by}},
+ * "last_switch", "lock", "ec2": {"drift": []}}.
+ */
+struct state;
+struct state	*state_open(const char *dir);	/* NULL if dir cannot be made */
+void		 state_close(struct state *);
+json_t		*state_doc(struct state *);
+int		 state_is_new(struct state *);		/* there was no state file */
+int		 state_roles_trusted(struct state *);	/* hot/cold read from a sound file */
+json_t		*state_load_errors(struct state *);	/* borrowed: ["what was wrong", ...] */
+int		 state_save(struct state *);
+int		 state_hot(struct state *);		/* POOL_B or POOL_G */
+/* The canary split {pool, percent, since} if it is on the cold pool, else NULL (borrowed). */
+json_t		*state_canary(struct state *);
+int		 state_canary_percent(struct state *, int cold);	/* 0 without one */
+void		 state_set_hot(struct state *, int);
+json_t		*state_pool(struct state *, int);
+void		 state_set_pool(struct state *, int, const char *version, const char *pstate,
+		    const char *by);
+json_t		*state_lock(struct state *);		/* NULL when free; drops an expired one */
+json_t		*history_read(struct state *, int n);	/* newest first */
+int		 history_append(struct state *, json_t *entry);	/* steals; adds id/time */
+int		 history_has_id(struct state *, const char *id);
+void		 history_set_hook(struct state *, void (*)(json_t *));	/* each new entry */
+/* A journal entry: who ran command, the roles before and after, the result. */
+struct op_who;
+json_t		*journal_entry(const struct op_who *, const char *command, int before,
+		    int after, const char *result, const char *error);
+/* The deploy lock's record (expires 0 without a ttl). */
+json_t		*lock_record(const char *user, json_int_t uid, const char *message,
+		    time_t since, long long ttl);
+int		 intent_write(struct state *, json_t *);
+json_t		*intent_read(struct state *);
+int		 intent_clear(struct state *);
+
+#endif
