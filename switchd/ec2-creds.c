@@ -104,7 +104,7 @@ env(const char *name)
 {
 	const char	*v = getenv(name);
 
-	return (v != NULL && *v != '\0' ? v : NULL);
+	return v != NULL && *v != '\0' ? v : NULL;
 }
 
 struct ec2_creds_chain *
@@ -122,7 +122,7 @@ ec2_creds_chain_new(void)
 	if (creds_from_env(c) == 0 || creds_from_files(c,
 	    &explicit_profile_missing) == 0) {
 		c->kind = CREDS_STATIC;
-		return (c);
+		return c;
 	}
 	/*
 	 * An AWS_PROFILE that names nothing is a typo: the SDKs stop there
@@ -131,14 +131,14 @@ ec2_creds_chain_new(void)
 	if (explicit_profile_missing) {
 		c->kind = CREDS_NONE;
 		c->error = xasprintf("no AWS credentials: %s", c->tried);
-		return (c);
+		return c;
 	}
 	v = env("AWS_EC2_METADATA_DISABLED");
 	if (v != NULL && strcasecmp(v, "true") == 0) {
 		tried_add(c, "IMDS disabled by AWS_EC2_METADATA_DISABLED");
 		c->kind = CREDS_NONE;
 		c->error = xasprintf("no AWS credentials: %s", c->tried);
-		return (c);
+		return c;
 	}
 	v = env("AWS_EC2_METADATA_SERVICE_ENDPOINT");
 	c->imds_base = xstrdup(v != NULL ? v : IMDS_DEFAULT_BASE);
@@ -147,7 +147,7 @@ ec2_creds_chain_new(void)
 		c->imds_base[--n] = '\0';
 	c->kind = CREDS_IMDS;
 	c->source = xasprintf("IMDS at %s", c->imds_base);
-	return (c);
+	return c;
 }
 
 void
@@ -185,7 +185,7 @@ ec2_creds_abort(struct ec2_creds_chain *c)
 const char *
 ec2_creds_source(const struct ec2_creds_chain *c)
 {
-	return (c->source != NULL ? c->source : "none");
+	return c->source != NULL ? c->source : "none";
 }
 
 const struct ec2_creds *
@@ -203,26 +203,26 @@ ec2_creds_get(struct ec2_creds_chain *c, int refresh,
 		w->woken = 0;
 		if (w->error != NULL) {
 			*error = w->error;
-			return (NULL);
+			return NULL;
 		}
 		if (c->creds.access_key != NULL)
-			return (&c->creds);
+			return &c->creds;
 	}
 	switch (c->kind) {
 	case CREDS_NONE:
 		*error = c->error;
-		return (NULL);
+		return NULL;
 	case CREDS_STATIC:
 		if (c->from_files)
 			creds_recheck(c);
-		return (&c->creds);
+		return &c->creds;
 	case CREDS_IMDS:
 		break;
 	}
 	if (!refresh && c->creds.access_key != NULL &&
 	    (now + REFRESH_BEFORE_S < c->creds.expiration ||
 	    (now < c->creds.expiration && now < c->holdoff_until)))
-		return (&c->creds);
+		return &c->creds;
 
 	free(w->error);
 	w->error = NULL;
@@ -232,7 +232,7 @@ ec2_creds_get(struct ec2_creds_chain *c, int refresh,
 	}
 	if (c->imds_step == IMDS_IDLE)
 		imds_start(c);
-	return (NULL);
+	return NULL;
 }
 
 void
@@ -288,13 +288,13 @@ creds_from_env(struct ec2_creds_chain *c)
 		else
 			tried_add(c, "environment: AWS_ACCESS_KEY_ID is not "
 			    "set");
-		return (-1);
+		return -1;
 	}
 	c->creds.access_key = xstrdup(ak);
 	c->creds.secret_key = xstrdup(sk);
 	c->creds.token = xstrdup(tok);
 	c->source = xstrdup("environment");
-	return (0);
+	return 0;
 }
 
 static char *
@@ -305,7 +305,7 @@ home_file(const char *rel)
 
 	if (home == NULL && (pw = getpwuid(getuid())) != NULL)
 		home = pw->pw_dir;
-	return (xasprintf("%s/%s", home != NULL ? home : "", rel));
+	return xasprintf("%s/%s", home != NULL ? home : "", rel);
 }
 
 /*
@@ -377,7 +377,7 @@ creds_from_files(struct ec2_creds_chain *c, int *explicit_missing)
 		free(sections[i]);
 	}
 	c->from_files = rc == 0;
-	return (rc);
+	return rc;
 }
 
 static void
@@ -398,9 +398,9 @@ file_id_of(const char *path, struct file_id *id)
 static int
 file_id_same(const struct file_id *a, const struct file_id *b)
 {
-	return (a->exists == b->exists && a->dev == b->dev && a->ino == b->ino &&
+	return a->exists == b->exists && a->dev == b->dev && a->ino == b->ino &&
 	    a->size == b->size && a->mtime.tv_sec == b->mtime.tv_sec &&
-	    a->mtime.tv_nsec == b->mtime.tv_nsec);
+	    a->mtime.tv_nsec == b->mtime.tv_nsec;
 }
 
 /*
@@ -455,7 +455,7 @@ profile_from_file(const char *path, const char *section, const char *alt,
 
 	*why = NULL;
 	if ((text = read_small_file(path, why)) == NULL)
-		return (NULL);
+		return NULL;
 	keys = ec2_ini_section(text, section);
 	if (keys == NULL && alt != NULL)
 		keys = ec2_ini_section(text, alt);
@@ -463,7 +463,7 @@ profile_from_file(const char *path, const char *section, const char *alt,
 	free(text);
 	if (keys == NULL)
 		*why = xasprintf("no [%s]", section);
-	return (keys);
+	return keys;
 }
 
 static char *
@@ -476,13 +476,13 @@ read_small_file(const char *path, char **why)
 
 	if ((f = fopen(path, "re")) == NULL) {
 		*why = xstrdup(strerror(errno));
-		return (NULL);
+		return NULL;
 	}
 	if (fstat(fileno(f), &st) == -1 || !S_ISREG(st.st_mode) ||
 	    st.st_size > INI_MAX_BYTES) {
 		*why = xstrdup("not a regular file of at most 1 MiB");
 		fclose(f);
-		return (NULL);
+		return NULL;
 	}
 	text = xcalloc(1, (size_t)st.st_size + 1);
 	n = fread(text, 1, (size_t)st.st_size, f);
@@ -491,10 +491,10 @@ read_small_file(const char *path, char **why)
 		*why = xstrdup(strerror(errno));
 		fclose(f);
 		free(text);
-		return (NULL);
+		return NULL;
 	}
 	fclose(f);
-	return (text);
+	return text;
 }
 
 static char *
@@ -507,7 +507,7 @@ trim(char *s)
 	e = s + strlen(s);
 	while (e > s && isspace((unsigned char)e[-1]))
 		*--e = '\0';
-	return (s);
+	return s;
 }
 
 /*
@@ -563,7 +563,7 @@ ec2_ini_section(const char *text, const char *section)
 	}
 	explicit_bzero(copy, strlen(text));
 	free(copy);
-	return (keys);
+	return keys;
 }
 
 /* ------------------------------------------------------------------ IMDS */
@@ -607,10 +607,10 @@ imds_request(struct ec2_creds_chain *c, const char *method, const char *path)
 		free(url);
 		imds_finish(c, err);
 		free(err);
-		return (-1);
+		return -1;
 	}
 	free(url);
-	return (0);
+	return 0;
 }
 
 static char *
@@ -621,7 +621,7 @@ first_line(const char *body)
 	s[strcspn(s, "\r\n")] = '\0';
 	t = xstrdup(trim(s));
 	free(s);
-	return (t);
+	return t;
 }
 
 static void
@@ -694,7 +694,7 @@ imds_parse_creds(struct ec2_creds_chain *c, const char *body, char **err)
 	if ((doc = json_loads(body, 0, &jerr)) == NULL) {
 		*err = xasprintf("role %s: credentials are not JSON: %s",
 		    c->imds_role, jerr.text);
-		return (-1);
+		return -1;
 	}
 	code = json_string_value(json_object_get(doc, "Code"));
 	ak = json_string_value(json_object_get(doc, "AccessKeyId"));
@@ -721,7 +721,7 @@ imds_parse_creds(struct ec2_creds_chain *c, const char *body, char **err)
 		rc = 0;
 	}
 	json_decref(doc);
-	return (rc);
+	return rc;
 }
 
 /* Wake every waiter; they ask again from their own event callbacks. */

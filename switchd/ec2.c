@@ -161,7 +161,7 @@ env(const char *name)
 {
 	const char	*v = getenv(name);
 
-	return (v != NULL && *v != '\0' ? v : NULL);
+	return v != NULL && *v != '\0' ? v : NULL;
 }
 
 static int
@@ -169,17 +169,17 @@ in_list(const char *s, const char *const *list)
 {
 	for (; *list != NULL; list++)
 		if (strcmp(s, *list) == 0)
-			return (1);
-	return (0);
+			return 1;
+	return 0;
 }
 
 int
 ec2_init(struct event_base *base)
 {
 	if (http_init(base) == -1)
-		return (-1);
+		return -1;
 	ec2_base = base;
-	return (0);
+	return 0;
 }
 
 void
@@ -219,7 +219,7 @@ ec2_ctx_new(const char *region, const char *endpoint)
 	    "abcdefghijklmnopqrstuvwxyz0123456789-")] != '\0') {
 		log_warnx("ec2: bad region \"%s\"", region);
 		errno = EINVAL;
-		return (NULL);
+		return NULL;
 	}
 	if (endpoint == NULL || *endpoint == '\0')
 		endpoint = env("AWS_ENDPOINT_URL_EC2");
@@ -249,7 +249,7 @@ ec2_ctx_new(const char *region, const char *endpoint)
 	TAILQ_INSERT_TAIL(&ec2_ctxs, ctx, entry);
 	log_debug("ec2: region %s, endpoint %s, credentials from %s",
 	    ctx->region, ctx->endpoint, ec2_creds_source(ctx->creds));
-	return (ctx);
+	return ctx;
 }
 
 void
@@ -272,19 +272,19 @@ ec2_ctx_free(struct ec2_ctx *ctx)
 const char *
 ec2_ctx_endpoint(const struct ec2_ctx *ctx)
 {
-	return (ctx->endpoint);
+	return ctx->endpoint;
 }
 
 const char *
 ec2_ctx_creds_source(const struct ec2_ctx *ctx)
 {
-	return (ec2_creds_source(ctx->creds));
+	return ec2_creds_source(ctx->creds);
 }
 
 int
 ec2_ctx_retry_quota(const struct ec2_ctx *ctx)
 {
-	return (ctx->retry_quota);
+	return ctx->retry_quota;
 }
 
 /* ------------------------------------------------------------ requests */
@@ -353,7 +353,7 @@ filter_params(json_t *filters, char **error)
 	if (filters != NULL && !json_is_object(filters)) {
 		*error = xstrdup("DescribeInstances: filters must be an "
 		    "object");
-		return (NULL);
+		return NULL;
 	}
 	if ((f = open_memstream(&s, &len)) == NULL)
 		fatalx("%s: open_memstream", __func__);
@@ -387,9 +387,9 @@ filter_params(json_t *filters, char **error)
 		fatalx("%s: out of memory", __func__);
 	if (*error != NULL) {
 		free(s);
-		return (NULL);
+		return NULL;
 	}
-	return (s);
+	return s;
 }
 
 void
@@ -427,7 +427,7 @@ op_new(struct ec2_ctx *ctx, enum op_kind kind, const char *action)
 	if (ec2_base == NULL) {
 		log_warnx("ec2: %s dropped: the EC2 client is not running",
 		    action);
-		return (NULL);
+		return NULL;
 	}
 	if (ctx == NULL)
 		ctx = &ec2_noctx;
@@ -438,7 +438,7 @@ op_new(struct ec2_ctx *ctx, enum op_kind kind, const char *action)
 	if ((op->waiter.ev = evtimer_new(ec2_base, op_event_cb, op)) == NULL)
 		fatalx("%s: evtimer_new", __func__);
 	TAILQ_INSERT_TAIL(&ctx->ops, op, entry);
-	return (op);
+	return op;
 }
 
 /* Memory only: the op is off its context's list and has nothing pending. */
@@ -553,7 +553,7 @@ op_body(const struct ec2_op *op)
 	}
 	if (fclose(f) != 0)
 		fatalx("%s: out of memory", __func__);
-	return (s);
+	return s;
 }
 
 static void
@@ -762,7 +762,7 @@ backoff_s(const struct ec2_ctx *ctx, int failed_attempt)
 	if (cap > EC2_MAX_BACKOFF_S)
 		cap = EC2_MAX_BACKOFF_S;
 	r = (double)arc4random() / 4294967296.0;	/* [0, 1) */
-	return (ctx->backoff_scale * r * cap);
+	return ctx->backoff_scale * r * cap;
 }
 
 static void
@@ -829,15 +829,15 @@ op_context(const struct ec2_op *op)
 		if (end > op->nids)
 			end = op->nids;
 		if (op->batch == 0)
-			return (xasprintf("; none of the %zu ids tagged "
-			    "(ids 1-%zu failed)", op->nids, end));
-		return (xasprintf("; ids 1-%zu of %zu tagged, %zu-%zu failed, "
+			return xasprintf("; none of the %zu ids tagged "
+			    "(ids 1-%zu failed)", op->nids, end);
+		return xasprintf("; ids 1-%zu of %zu tagged, %zu-%zu failed, "
 		    "the rest not tried", op->batch, op->nids, op->batch + 1,
-		    end));
+		    end);
 	}
 	if (op->kind == OP_DESCRIBE && op->pages > 0)
-		return (xasprintf("; at page %d", op->pages + 1));
-	return (xstrdup(""));
+		return xasprintf("; at page %d", op->pages + 1);
+	return xstrdup("");
 }
 
 /*
@@ -1059,10 +1059,10 @@ ec2_xml_reply(const char *xml, size_t len)
 	enum XML_Status		 st;
 
 	if (xml == NULL || len == 0 || len > EC2_MAX_REPLY)
-		return (NULL);
+		return NULL;
 	memset(&x, 0, sizeof(x));
 	if ((x.parser = XML_ParserCreateNS(NULL, '|')) == NULL)
-		return (NULL);
+		return NULL;
 	x.reply = json_object();
 	XML_SetUserData(x.parser, &x);
 	XML_SetElementHandler(x.parser, xml_start, xml_end);
@@ -1078,5 +1078,5 @@ ec2_xml_reply(const char *xml, size_t len)
 	free(x.tag_key);
 	free(x.tag_value);
 	free(x.text);
-	return (x.reply);
+	return x.reply;
 }

@@ -26,6 +26,9 @@
 #include "state.h"
 #include "util.h"
 
+static void guard_begin(enum guard_kind, int pool, time_t until);
+static void guard_clear(void);
+
 static struct daemon	*guard_d;	/* handed to guard_init() */
 
 void
@@ -219,7 +222,7 @@ guard_cancel_sample(void)
 }
 
 /* Stop watching, in memory and in the state document (the caller saves). */
-void
+static void
 guard_clear(void)
 {
 	guard_cancel_sample();
@@ -248,7 +251,8 @@ guard_start_sampling(enum guard_kind kind, int pool, time_t until)
 	guard_arm(0);	/* the baseline, now */
 }
 
-void
+/* Watch pool; until is 0 while a canary runs.  The caller saves the state. */
+static void
 guard_begin(enum guard_kind kind, int pool, time_t until)
 {
 	char since[32], untils[32];

@@ -41,9 +41,6 @@ int		 rollout_abort(struct cmdq_item *back);
 /* The refusals "switch" makes before traffic moves; 0: refused, replied. */
 int		 canary_refusals(struct cmdq_item *);
 
-/* Watch pool; until is 0 while a canary runs.  The caller saves the state. */
-void		 guard_begin(enum guard_kind, int pool, time_t until);
-void		 guard_clear(void);
 /* With a hook set (a rollout), a verdict calls it instead of going back. */
 typedef void	(*guard_verdict_cb)(const char *why, void *arg);
 void		 guard_set_hook(guard_verdict_cb, void *arg);

@@ -72,24 +72,24 @@ http_init(struct event_base *base)
 	CURLcode	 rc;
 
 	if (http_multi != NULL)
-		return (base == http_base ? 0 : -1);
+		return base == http_base ? 0 : -1;
 
 	if ((rc = curl_global_init(CURL_GLOBAL_DEFAULT)) != CURLE_OK) {
 		log_warnx("%s: curl_global_init: %s", __func__,
 		    curl_easy_strerror(rc));
-		return (-1);
+		return -1;
 	}
 	if ((http_multi = curl_multi_init()) == NULL) {
 		log_warnx("%s: curl_multi_init failed", __func__);
 		curl_global_cleanup();
-		return (-1);
+		return -1;
 	}
 	if ((http_timer = evtimer_new(base, http_timeout_cb, NULL)) == NULL) {
 		log_warnx("%s: evtimer_new failed", __func__);
 		curl_multi_cleanup(http_multi);
 		http_multi = NULL;
 		curl_global_cleanup();
-		return (-1);
+		return -1;
 	}
 	http_base = base;
 	curl_multi_setopt(http_multi, CURLMOPT_SOCKETFUNCTION, http_sock_cb);
@@ -97,7 +97,7 @@ http_init(struct event_base *base)
 	if (http_max_conns > 0)
 		curl_multi_setopt(http_multi, CURLMOPT_MAX_TOTAL_CONNECTIONS,
 		    http_max_conns);
-	return (0);
+	return 0;
 }
 
 void
@@ -215,40 +215,40 @@ http_setup(struct http_req *req, const struct http_opts *o)
 	 */
 	if (o->aws_sigv4 == NULL) {
 		if ((l = curl_slist_append(req->headers, "Expect:")) == NULL)
-			return (-1);
+			return -1;
 		req->headers = l;
 	}
 	if (o->host != NULL) {
 		if (asprintf(&host, "Host: %s", o->host) == -1)
-			return (-1);
+			return -1;
 		l = curl_slist_append(req->headers, host);
 		free(host);
 		if (l == NULL)
-			return (-1);
+			return -1;
 		req->headers = l;
 	}
 	for (i = 0; o->headers != NULL && o->headers[i] != NULL; i++) {
 		if ((l = curl_slist_append(req->headers, o->headers[i])) == NULL)
-			return (-1);
+			return -1;
 		req->headers = l;
 	}
 	if (curl_easy_setopt(e, CURLOPT_HTTPHEADER, req->headers) != CURLE_OK)
 		rc = -1;
 	if (o->resolve != NULL) {
 		if ((req->resolve = curl_slist_append(NULL, o->resolve)) == NULL)
-			return (-1);
+			return -1;
 		if (curl_easy_setopt(e, CURLOPT_RESOLVE, req->resolve) !=
 		    CURLE_OK)
 			rc = -1;
 	}
 	if (o->connect_to != NULL) {
 		if ((req->connect_to = curl_slist_append(NULL, o->connect_to)) == NULL)
-			return (-1);
+			return -1;
 		if (curl_easy_setopt(e, CURLOPT_CONNECT_TO, req->connect_to) !=
 		    CURLE_OK)
 			rc = -1;
 	}
-	return (rc);
+	return rc;
 }
 
 struct http_req *
@@ -259,22 +259,22 @@ http_start(const struct http_opts *o, http_cb cb, void *arg)
 
 	if (http_multi == NULL || o == NULL || o->url == NULL || cb == NULL) {
 		errno = EINVAL;
-		return (NULL);
+		return NULL;
 	}
 	if ((req = calloc(1, sizeof(*req))) == NULL)
-		return (NULL);
+		return NULL;
 	req->cb = cb;
 	req->arg = arg;
 	req->max_body = o->max_body > 0 ? o->max_body : HTTP_DEFAULT_MAX_BODY;
 	if ((req->easy = curl_easy_init()) == NULL) {
 		free(req);
 		errno = ENOMEM;
-		return (NULL);
+		return NULL;
 	}
 	if (http_setup(req, o) == -1) {
 		http_req_free(req);
 		errno = EINVAL;
-		return (NULL);
+		return NULL;
 	}
 	/*
 	 * Adding only arms the timer (http_timer_cb); the transfer starts,
@@ -287,10 +287,10 @@ http_start(const struct http_opts *o, http_cb cb, void *arg)
 		free(shown);
 		http_req_free(req);
 		errno = EIO;
-		return (NULL);
+		return NULL;
 	}
 	TAILQ_INSERT_TAIL(&http_reqs, req, entry);
-	return (req);
+	return req;
 }
 
 void
@@ -330,7 +330,7 @@ http_write_cb(char *data, size_t size, size_t nmemb, void *arg)
 	else
 		keep = n;
 	if (keep == 0)
-		return (n);
+		return n;
 	if (req->body_len + keep + 1 > req->body_cap) {
 		cap = req->body_cap > 0 ? req->body_cap : 4096;
 		while (cap < req->body_len + keep + 1)
@@ -338,14 +338,14 @@ http_write_cb(char *data, size_t size, size_t nmemb, void *arg)
 		if (cap > req->max_body + 1)
 			cap = req->max_body + 1;
 		if ((p = realloc(req->body, cap)) == NULL)
-			return (0);	/* CURLE_WRITE_ERROR */
+			return 0;	/* CURLE_WRITE_ERROR */
 		req->body = p;
 		req->body_cap = cap;
 	}
 	memcpy(req->body + req->body_len, data, keep);
 	req->body_len += keep;
 	req->body[req->body_len] = '\0';
-	return (n);
+	return n;
 }
 
 static int
@@ -359,16 +359,16 @@ http_sock_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *sockp)
 	if (what == CURL_POLL_REMOVE) {
 		if (s != NULL)
 			http_sock_free(s);
-		return (0);
+		return 0;
 	}
 	if (s == NULL) {
 		if ((s = calloc(1, sizeof(*s))) == NULL)
-			return (-1);
+			return -1;
 		s->fd = fd;
 		if ((s->ev = event_new(http_base, fd, 0, http_event_cb,
 		    NULL)) == NULL) {
 			free(s);
-			return (-1);
+			return -1;
 		}
 		TAILQ_INSERT_TAIL(&http_socks, s, entry);
 		curl_multi_assign(http_multi, fd, s);
@@ -382,8 +382,8 @@ http_sock_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *sockp)
 		kind |= EV_WRITE;
 	event_assign(s->ev, http_base, fd, kind, http_event_cb, NULL);
 	if (event_add(s->ev, NULL) == -1)
-		return (-1);
-	return (0);
+		return -1;
+	return 0;
 }
 
 static void
@@ -404,11 +404,11 @@ http_timer_cb(CURLM *multi, long timeout_ms, void *userp)
 	(void)userp;
 	if (timeout_ms < 0) {
 		evtimer_del(http_timer);
-		return (0);
+		return 0;
 	}
 	tv.tv_sec = timeout_ms / 1000;
 	tv.tv_usec = (timeout_ms % 1000) * 1000;
-	return (evtimer_add(http_timer, &tv));
+	return evtimer_add(http_timer, &tv);
 }
 
 static void

@@ -85,7 +85,7 @@ static void	 proc_stream_close(struct proc_stream *, int);
 static int
 proc_group_alive(pid_t pgid)
 {
-	return (kill(-pgid, 0) == 0 || errno == EPERM);
+	return kill(-pgid, 0) == 0 || errno == EPERM;
 }
 
 /* Signal the group, unless it is gone and its id could be someone else's. */
@@ -106,7 +106,7 @@ proc_reap_group(pid_t pgid)
 
 	while ((r = waitpid(-pgid, NULL, WNOHANG)) > 0)
 		;
-	return (r == -1 && errno == ECHILD ? 0 : 1);
+	return r == -1 && errno == ECHILD ? 0 : 1;
 }
 
 static void
@@ -176,17 +176,17 @@ static int
 proc_sigchld_ref(struct event_base *base)
 {
 	if (proc_sigchld != NULL)
-		return (proc_sigchld_base == base ? 0 : -1);
+		return proc_sigchld_base == base ? 0 : -1;
 	if ((proc_sigchld = evsignal_new(base, SIGCHLD, proc_sigchld_cb,
 	    NULL)) == NULL)
-		return (-1);
+		return -1;
 	if (evsignal_add(proc_sigchld, NULL) == -1) {
 		event_free(proc_sigchld);
 		proc_sigchld = NULL;
-		return (-1);
+		return -1;
 	}
 	proc_sigchld_base = base;
-	return (0);
+	return 0;
 }
 
 static int	 proc_subreaping;
@@ -276,8 +276,8 @@ proc_env_has(const char *var, char *const list[])
 
 	for (i = 0; list != NULL && list[i] != NULL; i++)
 		if (strncmp(list[i], var, len) == 0 && list[i][len] == '=')
-			return (1);
-	return (0);
+			return 1;
+	return 0;
 }
 
 /*
@@ -297,7 +297,7 @@ proc_env(char *const extra[])
 	while (extra != NULL && extra[m] != NULL)
 		m++;
 	if ((env = calloc(n + m + 1, sizeof(*env))) == NULL)
-		return (NULL);
+		return NULL;
 	for (i = 0; i < n; i++)
 		if (strncmp(environ[i], "AWS_", 4) != 0 &&
 		    !proc_env_has(environ[i], extra))
@@ -306,7 +306,7 @@ proc_env(char *const extra[])
 		if (!proc_env_has(extra[i], extra + i + 1))	/* last wins */
 			env[k++] = extra[i];
 	env[k] = NULL;
-	return (env);
+	return env;
 }
 
 /* A close-on-exec pipe clear of fds 0-2, where the child's dup2s go. */
@@ -316,17 +316,17 @@ proc_pipe(int fds[2])
 	int	 i, fd;
 
 	if (pipe2(fds, O_CLOEXEC) == -1)
-		return (-1);
+		return -1;
 	for (i = 0; i < 2; i++) {
 		if (fds[i] > 2)
 			continue;
 		if ((fd = fcntl(fds[i], F_DUPFD_CLOEXEC, 3)) == -1)
-			return (-1);
+			return -1;
 		close(fds[i]);
 		fds[i] = fd;
 	}
 	/* Only our end: the child's stdout must stay blocking. */
-	return (fcntl(fds[0], F_SETFL, O_NONBLOCK));
+	return fcntl(fds[0], F_SETFL, O_NONBLOCK);
 }
 
 static void
@@ -353,7 +353,7 @@ proc_spawn(struct proc *p, const char *command, char *const env_extra[],
 
 	argv[2] = (char *)command;
 	if ((envp = proc_env(env_extra)) == NULL)
-		return (errno);
+		return errno;
 	sigfillset(&all);
 	sigemptyset(&none);
 	posix_spawn_file_actions_init(&fa);
@@ -386,7 +386,7 @@ proc_spawn(struct proc *p, const char *command, char *const env_extra[],
 	posix_spawnattr_destroy(&attr);
 	posix_spawn_file_actions_destroy(&fa);
 	free(envp);
-	return (rc);
+	return rc;
 }
 
 static int
@@ -397,8 +397,8 @@ proc_stream_init(struct proc *p, struct proc_stream *s, int is_stderr)
 	s->ev = event_new(p->base, s->fd, EV_READ | EV_PERSIST, proc_read_cb,
 	    s);
 	if (s->ev == NULL || event_add(s->ev, NULL) == -1)
-		return (-1);
-	return (0);
+		return -1;
+	return 0;
 }
 
 struct proc *
@@ -413,10 +413,10 @@ proc_start(struct event_base *base, const char *command,
 
 	if (base == NULL || command == NULL) {
 		errno = EINVAL;
-		return (NULL);
+		return NULL;
 	}
 	if ((p = calloc(1, sizeof(*p))) == NULL)
-		return (NULL);
+		return NULL;
 	p->base = base;
 	p->line_cb = line_cb;
 	p->exit_cb = exit_cb;
@@ -429,7 +429,7 @@ proc_start(struct event_base *base, const char *command,
 		    __func__);
 		free(p);
 		errno = EINVAL;
-		return (NULL);
+		return NULL;
 	}
 	proc_subreaper();
 	if (proc_pipe(out) == -1 || proc_pipe(err) == -1)
@@ -457,14 +457,14 @@ proc_start(struct event_base *base, const char *command,
 		proc_stream_close(&p->out, 0);
 		proc_stream_close(&p->err, 0);
 		proc_kill(p);
-		return (p);
+		return p;
 	}
 	if (p->timeout_ev != NULL) {
 		tv.tv_sec = timeout_s;
 		tv.tv_usec = 0;
 		evtimer_add(p->timeout_ev, &tv);
 	}
-	return (p);
+	return p;
 
 fail:
 	save = errno;
@@ -477,13 +477,13 @@ fail:
 	free(p);
 	proc_sigchld_unref();
 	errno = save;
-	return (NULL);
+	return NULL;
 }
 
 pid_t
 proc_pid(const struct proc *p)
 {
-	return (p->pid);
+	return p->pid;
 }
 
 void
@@ -688,18 +688,18 @@ static int
 proc_maybe_finish(struct proc *p)
 {
 	if (p->finished)
-		return (1);
+		return 1;
 	proc_reap(p);
 	if (!p->reaped)
-		return (0);
+		return 0;
 	if (p->killing && !p->gave_up && proc_group_alive(p->pid))
-		return (0);
+		return 0;
 	if (p->out.fd != -1 || p->err.fd != -1) {
 		if (!p->killing)
-			return (0);
+			return 0;
 		proc_stream_close(&p->out, 1);
 		proc_stream_close(&p->err, 1);
 	}
 	proc_finish(p);
-	return (1);
+	return 1;
 }

@@ -25,6 +25,8 @@
 #include "switch.h"
 #include "util.h"
 
+static void repair_cancel(void);
+
 /* --------------------------------------------------------------- a switch */
 
 struct switch_op {
@@ -398,7 +400,7 @@ repair_schedule(const char *why)
  * nodes agreeing and rewrite the map file from whatever the config says by
  * then — a config reload later is not its business.
  */
-void
+static void
 repair_cancel(void)
 {
 	if (repair_ev != NULL && evtimer_pending(repair_ev, NULL)) {

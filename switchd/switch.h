@@ -19,7 +19,6 @@ void		 pool_switch(struct daemon *, const struct op_who *, int target_hot,
 		    const char *command, long long bake, switch_cb, void *);
 void		 repair_init(struct daemon *);
 void		 repair_schedule(const char *why);
-void		 repair_cancel(void);		/* every node took a switch */
 void		 repair_stop(void);
 /* The pool most answering nodes serve (blue on a tie), -1 if none does. */
 int		 lb_view_majority(const struct config *, struct state *, struct lb_view *);
