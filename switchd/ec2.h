@@ -89,6 +89,8 @@ void		 ec2_describe(struct ec2_ctx *, json_t *filters,
  * Internals shared by ec2.c, ec2-creds.c and tests/unit/test-ec2.c.
  */
 
+/* A page of 1000 real instances is a few MB of XML. */
+#define EC2_MAX_REPLY		(64 * 1024 * 1024)
 /* The XML of an EC2 reply as JSON: {"root", "request_id", "code",
  * "message", "next_token", "return", "instances": [...]}, keys present only
  * when found; NULL if it is not well-formed XML (or has a DOCTYPE). */
