@@ -131,9 +131,11 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 
 /* Every journal entry: notified, and counted for /metrics. */
 static void
-journal_hook(json_t *entry)
+journal_hook(json_t *entry, void *arg)
 {
-	notify_event(entry);
+	struct daemon *d = arg;
+
+	notify_event(d, entry);
 	metrics_journal(entry);
 }
 
@@ -149,7 +151,6 @@ daemon_wire(struct daemon *d)
 	discover_init(d);
 	guard_init(d);
 	metrics_init(d);
-	notify_init(d);
 	roles_init(d);
 	repair_init(d);
 }
@@ -174,7 +175,7 @@ daemon_start(struct daemon *d, struct config *conf)
 		fatalx("cannot use state_dir %s", conf->state_dir);
 	if ((d->state = state_open(conf->state_dir)) == NULL)
 		fatalx("cannot use state_dir %s", conf->state_dir);
-	history_set_hook(d->state, journal_hook);
+	history_set_hook(d->state, journal_hook, d);
 	deploy_recover(d);
 	discover_apply_state(conf);
 	if (http_init(d->base) == -1 || ec2_init(d->base) == -1)

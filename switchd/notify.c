@@ -18,14 +18,6 @@
 #include "proc.h"
 #include "util.h"
 
-static struct daemon	*notify_d;	/* handed to notify_init() */
-
-void
-notify_init(struct daemon *d)
-{
-	notify_d = d;
-}
-
 #define NOTIFY_MAX_INFLIGHT	16	/* beyond this, drop (and log) rather than pile up */
 
 static int inflight;
@@ -93,9 +85,9 @@ command_done(int status, int timed_out, void *arg)
 }
 
 void
-notify_event(json_t *entry)
+notify_event(struct daemon *d, json_t *entry)
 {
-	const struct config *conf = notify_d != NULL ? notify_d->conf : NULL;
+	const struct config *conf = d->conf;
 	static const char *keys[] = { "command", "user", "message", "result", "version",
 	    "pool", "error", "id", "time", NULL };
 	char *text, *body, *shown, *env[16];
@@ -154,7 +146,7 @@ command:
 		env[n++] = xasprintf("SWITCHD_FROM=%s", fact(json_object_get(entry, "before"), "hot"));
 		env[n++] = xasprintf("SWITCHD_TO=%s", fact(json_object_get(entry, "after"), "hot"));
 		env[n] = NULL;
-		if (proc_start(notify_d->base, conf->notify_command, env, conf->notify_timeout,
+		if (proc_start(d->base, conf->notify_command, env, conf->notify_timeout,
 		    command_line, command_done, NULL) != NULL)
 			inflight++;
 		else

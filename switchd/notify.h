@@ -5,7 +5,6 @@
 #define SWITCHD_NOTIFY_H
 #include <jansson.h>
 
-void	notify_event(json_t *entry);	/* borrowed; asynchronous, never fails the caller */
 struct daemon;
-void	notify_init(struct daemon *);
+void	notify_event(struct daemon *, json_t *entry);	/* borrowed; asynchronous, never fails the caller */
 #endif

@@ -37,13 +37,15 @@ struct state {
 	int		 is_new;	/* no state file at start */
 	int		 roles_known;	/* hot/cold came from a sound state file */
 	json_t		*errors;	/* what was wrong with state.json at start */
-	void		(*hook)(json_t *);
+	void		(*hook)(json_t *, void *);
+	void		*hook_arg;
 };
 
 void
-history_set_hook(struct state *st, void (*hook)(json_t *))
+history_set_hook(struct state *st, void (*hook)(json_t *, void *), void *arg)
 {
 	st->hook = hook;
+	st->hook_arg = arg;
 }
 
 static json_t *
@@ -620,7 +622,7 @@ history_append(struct state *st, json_t *entry)
 	}
 	line = json_dumps(entry, JSON_COMPACT | JSON_SORT_KEYS);
 	if (st->hook != NULL)
-		st->hook(entry);
+		st->hook(entry, st->hook_arg);
 	json_decref(entry);
 	if (line == NULL)
 		return -1;

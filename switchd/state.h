@@ -35,7 +35,7 @@ json_t		*state_lock(struct state *);		/* NULL when free; drops an expired one */
 json_t		*history_read(struct state *, int n);	/* newest first */
 int		 history_append(struct state *, json_t *entry);	/* steals; adds id/time */
 int		 history_has_id(struct state *, const char *id);
-void		 history_set_hook(struct state *, void (*)(json_t *));	/* each new entry */
+void		 history_set_hook(struct state *, void (*)(json_t *, void *), void *);	/* each new entry */
 /* A journal entry: who ran command, the roles before and after, the result. */
 struct op_who;
 json_t		*journal_entry(const struct op_who *, const char *command, int before,
