@@ -150,7 +150,6 @@ daemon_wire(struct daemon *d)
 		d->reload = daemon_reload_config;
 	discover_init(d);
 	guard_init(d);
-	metrics_init(d);
 	roles_init(d);
 	repair_init(d);
 }

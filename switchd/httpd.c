@@ -265,11 +265,11 @@ route(struct evhttp_request *req, void *arg)
 		reply(req, 200, "OK", "text/html; charset=utf-8", b);
 		evbuffer_free(b);
 	} else if (strcmp(path, "/metrics") == 0)
-		metrics_snapshot(send_metrics, req);
+		metrics_snapshot(httpd_d, send_metrics, req);
 	else if (strcmp(path, "/api/status") == 0)
-		metrics_snapshot(send_status, req);
+		metrics_snapshot(httpd_d, send_status, req);
 	else if (strcmp(path, "/api/counters") == 0)
-		metrics_snapshot(send_counters, req);
+		metrics_snapshot(httpd_d, send_counters, req);
 	else if (strcmp(path, "/api/history") == 0)
 		send_history(req, evhttp_uri_get_query(uri));
 	else

@@ -27,8 +27,6 @@
 #include "metrics.h"
 #include "util.h"
 
-static struct daemon	*metrics_d;	/* handed to metrics_init() */
-
 #define REFRESH_MS	1000	/* a snapshot younger than this is served as is */
 #define STALE_MS	5000	/* older than this, a request waits for a new one */
 
@@ -76,12 +74,6 @@ metrics_setup(void)
 		json_object_set_new(M.switches, zero[i], json_integer(0));
 }
 
-void
-metrics_init(struct daemon *d)
-{
-	metrics_d = d;
-}
-
 /* --------------------------------------------------------------- journal */
 
 static int
@@ -123,13 +115,19 @@ metrics_journal(json_t *e)
 
 /* -------------------------------------------------------------- snapshot */
 
+/* One node's counters being read. */
+struct counters_req {
+	struct daemon	*d;
+	char		*addr;
+};
+
 static void
-refresh_done_one(void)
+refresh_done_one(struct daemon *d)
 {
 	TAILQ_HEAD(, waiter) ready;
 	struct waiter *w;
 	json_t *sums, *nc;
-	struct config *conf = metrics_d->conf;
+	struct config *conf = d->conf;
 	const struct lb_stats *stats = conf->drv->stats;
 	size_t n;
 	int i;
@@ -177,29 +175,32 @@ refresh_done_one(void)
 static void
 refresh_status(json_t *r, void *arg)
 {
-	(void)arg;
+	struct daemon *d = arg;
+
 	json_decref(M.snap.status);
 	M.snap.status = r;
-	refresh_done_one();
+	refresh_done_one(d);
 }
 
 static void
 refresh_counters(json_t *counters, const char *err, void *arg)
 {
-	char *addr = arg;
+	struct counters_req *cr = arg;
+	struct daemon *d = cr->d;
 
 	if (err != NULL)
-		log_debug("metrics: %s: %s", addr, err);
+		log_debug("metrics: %s: %s", cr->addr, err);
 	else
-		json_object_set(M.nodes, addr, counters);
-	free(addr);
-	refresh_done_one();
+		json_object_set(M.nodes, cr->addr, counters);
+	free(cr->addr);
+	free(cr);
+	refresh_done_one(d);
 }
 
 static void
-refresh_start(void)
+refresh_start(struct daemon *d)
 {
-	struct config *conf = metrics_d->conf;
+	struct config *conf = d->conf;
 	double now = now_ms();
 	size_t n;
 
@@ -211,21 +212,24 @@ refresh_start(void)
 	if (now - M.counters_ms >= REFRESH_MS && conf->drv->stats != NULL) {
 		M.counters_ms = now;
 		for (n = 0; n < conf->drv->stats->nnodes(conf); n++) {
-			char *addr = xstrdup(conf->drv->stats->node(conf, n));
+			struct counters_req *cr = xcalloc(1, sizeof(*cr));
 
+			cr->d = d;
+			cr->addr = xstrdup(conf->drv->stats->node(conf, n));
 			M.pending++;
-			if (conf->drv->stats->counters(metrics_d->lb, n, NULL, refresh_counters,
-			    addr) == NULL) {
-				free(addr);
+			if (conf->drv->stats->counters(d->lb, n, NULL, refresh_counters,
+			    cr) == NULL) {
+				free(cr->addr);
+				free(cr);
 				M.pending--;
 			}
 		}
 	}
-	status_json(metrics_d, refresh_status, NULL);
+	status_json(d, refresh_status, d);
 }
 
 void
-metrics_snapshot(snapshot_cb cb, void *arg)
+metrics_snapshot(struct daemon *d, snapshot_cb cb, void *arg)
 {
 	struct waiter *w;
 	double age;
@@ -241,7 +245,7 @@ metrics_snapshot(snapshot_cb cb, void *arg)
 	if (M.have && !M.invalid && age < STALE_MS) {
 		cb(&M.snap, arg);	/* first: the refresh must not delay it */
 		if (age >= REFRESH_MS && !M.refreshing)
-			refresh_start();
+			refresh_start(d);
 		return;
 	}
 	w = xcalloc(1, sizeof(*w));
@@ -249,7 +253,7 @@ metrics_snapshot(snapshot_cb cb, void *arg)
 	w->arg = arg;
 	TAILQ_INSERT_TAIL(&M.waiters, w, entry);
 	if (!M.refreshing)
-		refresh_start();
+		refresh_start(d);
 }
 
 /* The requests waiting are going away with their connections. */

@@ -15,13 +15,12 @@ struct snapshot {
 };
 
 /* cb runs once, from the loop, with a snapshot at most a second old. */
+struct daemon;
 typedef void (*snapshot_cb)(const struct snapshot *, void *arg);
-void		 metrics_snapshot(snapshot_cb, void *arg);
+void		 metrics_snapshot(struct daemon *, snapshot_cb, void *arg);
 void		 metrics_drop_waiters(void);	/* their requests are gone */
 void		 metrics_render(const struct snapshot *, struct evbuffer *);
 json_t		*metrics_counters_json(const struct snapshot *);
 void		 metrics_journal(json_t *entry);	/* the journal hook */
 void		 metrics_shutdown(void);
-struct daemon;
-void		 metrics_init(struct daemon *);
 #endif
