@@ -50,8 +50,6 @@ struct conn {
 	TAILQ_ENTRY(conn) entry;
 };
 
-static struct daemon	*httpd_d;	/* handed to httpd_configure() */
-
 static struct {
 	struct evhttp	*http;
 	struct evhttp_bound_socket *bound;
@@ -211,7 +209,7 @@ send_counters(const struct snapshot *s, void *arg)
 }
 
 static void
-send_history(struct evhttp_request *req, const char *query)
+send_history(struct daemon *d, struct evhttp_request *req, const char *query)
 {
 	struct evkeyvalq q;
 	const char *nstr;
@@ -231,7 +229,7 @@ send_history(struct evhttp_request *req, const char *query)
 			n = -1;
 	}
 	evhttp_clear_headers(&q);
-	if ((j = history_json(httpd_d, n)) == NULL) {
+	if ((j = history_json(d, n)) == NULL) {
 		reply_text(req, 400, "Bad Request", "n must be 1..100000");
 		return;
 	}
@@ -242,12 +240,12 @@ send_history(struct evhttp_request *req, const char *query)
 static void
 route(struct evhttp_request *req, void *arg)
 {
+	struct daemon *d = arg;
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	enum evhttp_cmd_type method = evhttp_request_get_command(req);
 	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
 	struct evbuffer *b;
 
-	(void)arg;
 	if (method != EVHTTP_REQ_GET && method != EVHTTP_REQ_HEAD) {
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, HEAD");
 		reply_text(req, 405, "Method Not Allowed",
@@ -265,13 +263,13 @@ route(struct evhttp_request *req, void *arg)
 		reply(req, 200, "OK", "text/html; charset=utf-8", b);
 		evbuffer_free(b);
 	} else if (strcmp(path, "/metrics") == 0)
-		metrics_snapshot(httpd_d, send_metrics, req);
+		metrics_snapshot(d, send_metrics, req);
 	else if (strcmp(path, "/api/status") == 0)
-		metrics_snapshot(httpd_d, send_status, req);
+		metrics_snapshot(d, send_status, req);
 	else if (strcmp(path, "/api/counters") == 0)
-		metrics_snapshot(httpd_d, send_counters, req);
+		metrics_snapshot(d, send_counters, req);
 	else if (strcmp(path, "/api/history") == 0)
-		send_history(req, evhttp_uri_get_query(uri));
+		send_history(d, req, evhttp_uri_get_query(uri));
 	else
 		reply_text(req, 404, "Not Found", "not found: try /, /metrics, /api/status, "
 		    "/api/history?n=20");
@@ -333,7 +331,6 @@ httpd_configure(struct daemon *d, const struct config *conf)
 	struct event_base *base = d->base;
 	struct evhttp_bound_socket *bound;
 
-	httpd_d = d;
 	if (conf->http_listen == NULL) {
 		if (H.http != NULL)
 			log_info("http: no http.listen any more; stopped listening on %s", H.listen);
@@ -356,7 +353,7 @@ httpd_configure(struct daemon *d, const struct config *conf)
 		evhttp_set_allowed_methods(H.http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD |
 		    EVHTTP_REQ_POST | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
 		    EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
-		evhttp_set_gencb(H.http, route, NULL);
+		evhttp_set_gencb(H.http, route, d);
 	}
 	/*
 	 * The same evhttp keeps its connections; only the listening socket
