@@ -50,6 +50,7 @@
 
 struct client {
 	TAILQ_ENTRY(client) entry;
+	struct daemon	*d;		/* the daemon it talks to */
 	struct bufferevent *bev;
 	uid_t		 uid;
 	char		 user[64];
@@ -83,7 +84,6 @@ static struct event	*lookup_ev;
 static struct clients	 clients = TAILQ_HEAD_INITIALIZER(clients);
 static int		 nclients;
 static int		 max_clients = MAX_CLIENTS;	/* below the fd limit */
-static struct daemon	*ctl_d;		/* handed to control_listen() */
 static struct evconnlistener *listener;
 static struct event	*accept_pause;
 static char		*listen_path;
@@ -253,7 +253,7 @@ client_readcb(struct bufferevent *bev, void *arg)
 		}
 		/* cmd_dispatch answers at once or attaches a command item. */
 		c->item = (struct cmdq_item *)1;
-		cmd_dispatch(ctl_d, c, c->uid, c->admin, c->user, req);
+		cmd_dispatch(c->d, c, c->uid, c->admin, c->user, req);
 		if (c->item == (struct cmdq_item *)1)
 			c->item = NULL;
 		json_decref(req);
@@ -473,7 +473,7 @@ client_identify(struct client *c)
 
 	l->c = c;
 	l->uid = c->uid;
-	l->admin_group = xstrdup(ctl_d->conf->admin_group);
+	l->admin_group = xstrdup(c->d->conf->admin_group);
 	if (lookup_ev != NULL && nlookups < MAX_LOOKUPS &&
 	    pthread_attr_init(&attr) == 0) {
 		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
@@ -499,6 +499,7 @@ static void
 accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
     int salen, void *arg)
 {
+	struct daemon *d = arg;
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
 	struct client *c;
@@ -507,7 +508,6 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	(void)l;
 	(void)sa;
 	(void)salen;
-	(void)arg;
 	if (nclients >= max_clients && !client_shed_idle()) {
 		log_warnx("control: %d clients already, all busy; connection refused",
 		    nclients);
@@ -520,10 +520,11 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 		return;
 	}
 	c = xcalloc(1, sizeof(*c));
+	c->d = d;
 	c->uid = cred.uid;
 	snprintf(c->user, sizeof(c->user), "uid%lu", (unsigned long)cred.uid);
-	c->bev = bufferevent_socket_new(ctl_d->base, fd, BEV_OPT_CLOSE_ON_FREE);
-	c->more = evtimer_new(ctl_d->base, client_more_cb, c);
+	c->bev = bufferevent_socket_new(d->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	c->more = evtimer_new(d->base, client_more_cb, c);
 	if (c->bev == NULL || c->more == NULL) {
 		if (c->bev != NULL)
 			bufferevent_free(c->bev);
@@ -649,7 +650,6 @@ control_listen(struct daemon *d)
 		return -1;
 	}
 	strcpy(sun.sun_path, conf->ctl_socket);
-	ctl_d = d;
 
 	/* Refuse to steal the socket of a live switchd; remove a stale one. */
 	if ((probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
@@ -692,7 +692,7 @@ control_listen(struct daemon *d)
 	}
 	if (chmod(conf->ctl_socket, (mode_t)conf->ctl_mode) == -1)
 		log_warn("control: chmod %s", conf->ctl_socket);
-	listener = evconnlistener_new(ctl_d->base, accept_cb, NULL,
+	listener = evconnlistener_new(d->base, accept_cb, d,
 	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 128, fd);
 	if (listener == NULL) {
 		log_warn("control: listen %s", conf->ctl_socket);
@@ -701,7 +701,7 @@ control_listen(struct daemon *d)
 	}
 	evconnlistener_set_error_cb(listener, accept_error_cb);
 	if (pipe2(lookup_pipe, O_CLOEXEC | O_NONBLOCK) == -1 ||
-	    (lookup_ev = event_new(ctl_d->base, lookup_pipe[0], EV_READ | EV_PERSIST,
+	    (lookup_ev = event_new(d->base, lookup_pipe[0], EV_READ | EV_PERSIST,
 	    lookup_done_cb, NULL)) == NULL || event_add(lookup_ev, NULL) == -1) {
 		log_warn("control: peer lookups run in the event loop");
 		if (lookup_ev != NULL)
@@ -709,7 +709,7 @@ control_listen(struct daemon *d)
 		lookup_ev = NULL;
 	}
 	control_fd_budget();
-	accept_pause = evtimer_new(ctl_d->base, accept_resume, NULL);
+	accept_pause = evtimer_new(d->base, accept_resume, NULL);
 	listen_path = xstrdup(conf->ctl_socket);
 	log_info("listening on %s", conf->ctl_socket);
 	return 0;
