@@ -64,26 +64,26 @@ sync_checked(json_t *drift, const char *code, const char *error, void *arg)
 	json_object_set_new(op->report, "ec2", ec2);
 	if (json_array_size(drift) == 0) {
 		json_object_set_new(ec2, "result", json_string("in sync"));
-		roles_mark_synced();
+		roles_mark_synced(op->item->d);
 		sync_finish(op, NULL, NULL);
 		return;
 	}
 	cmd_progress(op->item, "ec2: %zu instance%s not tagged as their role; retagging",
 	    json_array_size(drift), json_array_size(drift) == 1 ? "" : "s");
-	roles_retag("switchctl sync", sync_retagged, op);
+	roles_retag(op->item->d, "switchctl sync", sync_retagged, op);
 }
 
 static void
 sync_ec2(struct sync_op *op)
 {
-	if (!roles_enabled()) {
+	if (!roles_enabled(op->item->d)) {
 		json_object_set_new(op->report, "ec2", json_pack("{s:s}", "result",
 		    "not configured"));
 		sync_finish(op, NULL, NULL);
 		return;
 	}
 	cmd_progress(op->item, "ec2: reading the role tags");
-	roles_check(sync_checked, op);
+	roles_check(op->item->d, sync_checked, op);
 }
 
 static void

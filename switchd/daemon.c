@@ -150,7 +150,6 @@ daemon_wire(struct daemon *d)
 		d->reload = daemon_reload_config;
 	discover_init(d);
 	guard_init(d);
-	roles_init(d);
 	repair_init(d);
 }
 
@@ -195,7 +194,7 @@ reconciled(void *arg)
 	/* Tags left wrong by an EC2 failure before a restart: try again. */
 	if (json_array_size(json_object_get(json_object_get(state_doc(d->state), "ec2"),
 	    "drift")) > 0)
-		roles_retag("drift recorded before the restart", NULL, NULL);
+		roles_retag(d, "drift recorded before the restart", NULL, NULL);
 	discover_start();
 	guard_resume();
 	log_info("ready: %s is hot", pool_name(state_hot(d->state)));

@@ -535,7 +535,7 @@ discover_guarded(struct lb_view *v, void *arg)
 		state_save(disc_d->state);
 		discover_apply_state(conf);
 		write_backends_file(conf);
-		roles_retag("pool membership changed", NULL, NULL);
+		roles_retag(disc_d, "pool membership changed", NULL, NULL);
 	}
 	json_object_set_new(rf->report, "blue", json_deep_copy(json_object_get(rf->found,
 	    POOL_BLUE)));
@@ -590,7 +590,7 @@ discover_refresh(discover_done_cb cb, void *arg)
 		free(copy);
 		free(name);
 	}
-	ec2_describe(roles_ec2(), filters, described, rf);
+	ec2_describe(roles_ec2(disc_d), filters, described, rf);
 	json_decref(filters);
 }
 

@@ -74,7 +74,7 @@ reconcile_applied(const char *code, const char *error, void *arg)
 	log_info("reconcile: every node serves %s hot (%s)", pool_name(rc->target), rc->why);
 	if (before != rc->target) {
 		state_set_hot(rc->d->state, rc->target);
-		roles_retag("reconcile changed the roles", NULL, NULL);
+		roles_retag(rc->d, "reconcile changed the roles", NULL, NULL);
 	}
 	reconcile_journal(rc, before, rc->target, "ok", NULL);
 	state_save(rc->d->state);
@@ -157,7 +157,7 @@ reconcile_intent(struct reconcile *rc, struct lb_view *v, int all_ok, int agreed
 		state_save(rc->d->state);
 		map_file_sync(rc->lb, rc->d->state, to);
 		intent_clear(rc->d->state);
-		roles_retag("an interrupted switch was finished", NULL, NULL);
+		roles_retag(rc->d, "an interrupted switch was finished", NULL, NULL);
 		reconcile_finish(rc);
 		return;
 	}
@@ -310,7 +310,7 @@ reconcile_view(struct lb_view *v, void *arg)
 			rc->why = "state file was stale: HAProxy serves the other pool";
 			reconcile_journal(rc, state, agreed, "ok", NULL);
 			state_save(rc->d->state);
-			roles_retag("reconcile: HAProxy serves the other pool", NULL, NULL);
+			roles_retag(rc->d, "reconcile: HAProxy serves the other pool", NULL, NULL);
 		} else
 			log_info("reconcile: HAProxy and the state file agree: %s is hot",
 			    pool_name(agreed));

@@ -23,14 +23,6 @@
 #include "state.h"
 #include "util.h"
 
-static struct daemon	*roles_d;	/* handed to roles_init() */
-
-void
-roles_init(struct daemon *d)
-{
-	roles_d = d;
-}
-
 #define RETRY_FIRST	5	/* seconds */
 #define RETRY_MAX	300
 
@@ -45,6 +37,7 @@ static roles_done_cb	 waiter_cb;	/* told when the "again" retag ends */
 static void		*waiter_arg;
 
 struct retag {
+	struct daemon	*d;
 	char		**ids[NPOOLS];	/* NULL-terminated, per pool */
 	size_t		 nids[NPOOLS];
 	int		 hot;
@@ -67,9 +60,9 @@ pool_instances(const struct pool *p, char ***out)
 }
 
 int
-roles_enabled(void)
+roles_enabled(struct daemon *d)
 {
-	const struct config *conf = roles_d->conf;
+	const struct config *conf = d->conf;
 	size_t i, j;
 
 	if (conf->ec2_discover)
@@ -82,9 +75,9 @@ roles_enabled(void)
 }
 
 struct ec2_ctx *
-roles_ec2(void)
+roles_ec2(struct daemon *d)
 {
-	const struct config *conf = roles_d->conf;
+	const struct config *conf = d->conf;
 	const char *ep = conf->ec2_endpoint ? conf->ec2_endpoint : "";
 
 	/* A new region or endpoint takes effect when nothing is in flight. */
@@ -118,9 +111,9 @@ retag_free(struct retag *rt)
 
 /* Record in state.json what is known to be tagged wrong (drift), and why. */
 static void
-ec2_record(json_t *drift, const char *error)
+ec2_record(struct daemon *d, json_t *drift, const char *error)
 {
-	json_t *ec2 = json_object_get(state_doc(roles_d->state), "ec2");
+	json_t *ec2 = json_object_get(state_doc(d->state), "ec2");
 	char when[32];
 
 	iso_time(time(NULL), when, sizeof(when));
@@ -130,14 +123,14 @@ ec2_record(json_t *drift, const char *error)
 		json_object_set_new(ec2, "error", json_string(error));
 	else
 		json_object_del(ec2, "error");
-	state_save(roles_d->state);
+	state_save(d->state);
 }
 
 /* EC2 was read and every tag is right. */
 void
-roles_mark_synced(void)
+roles_mark_synced(struct daemon *d)
 {
-	ec2_record(json_array(), NULL);
+	ec2_record(d, json_array(), NULL);
 }
 
 /* Record what is (not) known to be tagged right after a retag. */
@@ -153,10 +146,10 @@ drift_set(struct retag *rt, int from_step, const char *error)
 		for (i = 0; i < rt->nids[pool]; i++)
 			json_array_append_new(drift, json_pack("{s:s, s:s, s:s, s:s}",
 			    "instance", rt->ids[pool][i], "pool", pool_name(pool),
-			    "want", pool == rt->hot ? roles_d->conf->ec2_hot : roles_d->conf->ec2_cold,
+			    "want", pool == rt->hot ? rt->d->conf->ec2_hot : rt->d->conf->ec2_cold,
 			    "error", error));
 	}
-	ec2_record(drift, error);
+	ec2_record(rt->d, drift, error);
 }
 
 static void retag_next(struct retag *);
@@ -164,19 +157,20 @@ static void retag_next(struct retag *);
 static void
 retry_fire(evutil_socket_t fd, short what, void *arg)
 {
+	struct daemon *d = arg;
+
 	(void)fd;
 	(void)what;
-	(void)arg;
-	roles_retag("retrying after an EC2 failure", NULL, NULL);
+	roles_retag(d, "retrying after an EC2 failure", NULL, NULL);
 }
 
 static void
-retry_arm(void)
+retry_arm(struct daemon *d)
 {
 	struct timeval tv = { 0, 0 };
 
 	if (retry_ev == NULL)
-		retry_ev = evtimer_new(roles_d->base, retry_fire, NULL);
+		retry_ev = evtimer_new(d->base, retry_fire, d);
 	retry_delay = retry_delay == 0 ? RETRY_FIRST : retry_delay * 2;
 	if (retry_delay > RETRY_MAX)
 		retry_delay = RETRY_MAX;
@@ -188,6 +182,7 @@ retry_arm(void)
 static void
 retag_finish(struct retag *rt, const char *code, const char *error)
 {
+	struct daemon *d = rt->d;
 	roles_done_cb cb = rt->cb;
 	void *arg = rt->arg;
 	char *msg = NULL;
@@ -199,11 +194,11 @@ retag_finish(struct retag *rt, const char *code, const char *error)
 		    "recorded", msg);
 		drift_set(rt, rt->step, msg);
 		if (!again)
-			retry_arm();
+			retry_arm(d);
 	} else {
 		log_info("ec2: %s=%s on the %s pool, %s=%s on the %s pool",
-		    roles_d->conf->ec2_role_tag, roles_d->conf->ec2_hot, pool_name(rt->hot),
-		    roles_d->conf->ec2_role_tag, roles_d->conf->ec2_cold, pool_name(!rt->hot));
+		    d->conf->ec2_role_tag, d->conf->ec2_hot, pool_name(rt->hot),
+		    d->conf->ec2_role_tag, d->conf->ec2_cold, pool_name(!rt->hot));
 		drift_set(rt, 0, NULL);
 		retry_delay = 0;
 		if (retry_ev != NULL)
@@ -218,7 +213,7 @@ retag_finish(struct retag *rt, const char *code, const char *error)
 
 		again = 0;
 		waiter_cb = NULL;
-		roles_retag("the roles changed during the last retag", wcb, waiter_arg);
+		roles_retag(d, "the roles changed during the last retag", wcb, waiter_arg);
 	}
 }
 
@@ -248,18 +243,18 @@ retag_next(struct retag *rt)
 		retag_finish(rt, NULL, NULL);
 		return;
 	}
-	ec2_create_tags(roles_ec2(), (const char *const *)rt->ids[pool], rt->nids[pool],
-	    roles_d->conf->ec2_role_tag, pool == rt->hot ? roles_d->conf->ec2_hot : roles_d->conf->ec2_cold,
+	ec2_create_tags(roles_ec2(rt->d), (const char *const *)rt->ids[pool], rt->nids[pool],
+	    rt->d->conf->ec2_role_tag, pool == rt->hot ? rt->d->conf->ec2_hot : rt->d->conf->ec2_cold,
 	    retag_done, rt);
 }
 
 void
-roles_retag(const char *why, roles_done_cb cb, void *arg)
+roles_retag(struct daemon *d, const char *why, roles_done_cb cb, void *arg)
 {
 	struct retag *rt;
 	int p;
 
-	if (!roles_enabled()) {
+	if (!roles_enabled(d)) {
 		if (cb != NULL)
 			cb(NULL, NULL, arg);
 		return;
@@ -277,11 +272,12 @@ roles_retag(const char *why, roles_done_cb cb, void *arg)
 		return;
 	}
 	rt = xcalloc(1, sizeof(*rt));
-	rt->hot = state_hot(roles_d->state);
+	rt->d = d;
+	rt->hot = state_hot(d->state);
 	rt->cb = cb;
 	rt->arg = arg;
 	for (p = 0; p < NPOOLS; p++)
-		rt->nids[p] = pool_instances(&roles_d->conf->pools[p], &rt->ids[p]);
+		rt->nids[p] = pool_instances(&d->conf->pools[p], &rt->ids[p]);
 	running = 1;
 	log_debug("ec2: retagging (%s)", why);
 	retag_next(rt);
@@ -290,6 +286,7 @@ roles_retag(const char *why, roles_done_cb cb, void *arg)
 /* ---------------------------------------------------------------- checking */
 
 struct check {
+	struct daemon	*d;
 	roles_check_cb	 cb;
 	void		*arg;
 	int		 hot;
@@ -300,7 +297,7 @@ static void
 check_described(json_t *instances, const char *code, const char *error, void *arg)
 {
 	struct check *ck = arg;
-	const struct config *conf = roles_d->conf;
+	const struct config *conf = ck->d->conf;
 	json_t *drift = json_array();
 	size_t p, i, j;
 
@@ -342,20 +339,21 @@ check_described(json_t *instances, const char *code, const char *error, void *ar
 }
 
 void
-roles_check(roles_check_cb cb, void *arg)
+roles_check(struct daemon *d, roles_check_cb cb, void *arg)
 {
 	struct check *ck = xcalloc(1, sizeof(*ck));
 	json_t *filters = json_object(), *ids = json_array();
 	size_t p, i;
 
+	ck->d = d;
 	ck->cb = cb;
 	ck->arg = arg;
-	ck->hot = state_hot(roles_d->state);
+	ck->hot = state_hot(d->state);
 	for (p = 0; p < NPOOLS; p++)
-		for (i = 0; i < roles_d->conf->pools[p].nservers; i++)
-			if (roles_d->conf->pools[p].servers[i].instance != NULL)
+		for (i = 0; i < d->conf->pools[p].nservers; i++)
+			if (d->conf->pools[p].servers[i].instance != NULL)
 				json_array_append_new(ids,
-				    json_string(roles_d->conf->pools[p].servers[i].instance));
+				    json_string(d->conf->pools[p].servers[i].instance));
 	if (json_array_size(ids) == 0) {
 		/* Nothing to look at (discovery found no instance): in sync. */
 		json_t *none = json_array();
@@ -369,7 +367,7 @@ roles_check(roles_check_cb cb, void *arg)
 	}
 	json_object_set_new(filters, "instance-id", ids);
 	checking++;
-	ec2_describe(roles_ec2(), filters, check_described, ck);
+	ec2_describe(roles_ec2(d), filters, check_described, ck);
 	json_decref(filters);
 }
 

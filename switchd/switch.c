@@ -133,7 +133,7 @@ switch_applied(const char *code, const char *error, void *arg)
 	intent_clear(op->d->state);
 	repair_cancel();
 	/* Traffic has moved; the EC2 role tags follow, never holding it up. */
-	roles_retag(op->command, NULL, NULL);
+	roles_retag(op->d, op->command, NULL, NULL);
 	op->cb(1, NULL, NULL, op->arg);
 	switch_op_free(op);
 }
