@@ -177,7 +177,7 @@ cmd_sync_exec(struct cmdq_item *item)
 	    "cold", pool_name(!state_hot(st)));
 	if (item->d->conf->ec2_discover) {
 		cmd_progress(item, "ec2: discovering the pools' instances");
-		discover_refresh(sync_discovered, op);
+		discover_refresh(item->d, sync_discovered, op);
 		return;
 	}
 	sync_nodes(op);

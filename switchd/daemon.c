@@ -97,11 +97,11 @@ daemon_reload_config(struct daemon *d, json_t **errors)
 	    strcmp(conf->state_dir, d->conf->state_dir) != 0)
 		log_warnx("reload: control.socket and state_dir changes take effect "
 		    "at the next start");
-	discover_apply_state(conf);
+	discover_apply_state(d, conf);
 	lb_unref(d->lb);
 	d->lb = lb_new(d->base, conf);
 	d->conf = conf;
-	discover_start();
+	discover_start(d);
 	httpd_configure(d, conf);	/* a failed new bind keeps the old one */
 	log_info("configuration %s reloaded", conf->path);
 	return 0;
@@ -148,7 +148,6 @@ daemon_wire(struct daemon *d)
 		d->clients = &control_client_ops;
 	if (d->reload == NULL)
 		d->reload = daemon_reload_config;
-	discover_init(d);
 	guard_init(d);
 	repair_init(d);
 }
@@ -175,7 +174,7 @@ daemon_start(struct daemon *d, struct config *conf)
 		fatalx("cannot use state_dir %s", conf->state_dir);
 	history_set_hook(d->state, journal_hook, d);
 	deploy_recover(d);
-	discover_apply_state(conf);
+	discover_apply_state(d, conf);
 	if (http_init(d->base) == -1 || ec2_init(d->base) == -1)
 		fatalx("cannot start the HTTP client (libcurl)");
 	d->lb = lb_new(d->base, conf);
@@ -195,7 +194,7 @@ reconciled(void *arg)
 	if (json_array_size(json_object_get(json_object_get(state_doc(d->state), "ec2"),
 	    "drift")) > 0)
 		roles_retag(d, "drift recorded before the restart", NULL, NULL);
-	discover_start();
+	discover_start(d);
 	guard_resume();
 	log_info("ready: %s is hot", pool_name(state_hot(d->state)));
 }

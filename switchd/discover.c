@@ -36,11 +36,11 @@
 
 #define DRAIN_POLL_S	1	/* how often a draining server is looked at */
 
-static struct daemon	*disc_d;	/* handed to discover_init() */
 static struct event	*tick_ev;	/* the periodic refresh */
 static int		 refreshing;
 
 struct refresh {
+	struct daemon	*d;
 	discover_done_cb cb;
 	void		*arg;
 	json_t		*found;		/* {"blue": [{id, address}], "green": [...]} */
@@ -55,9 +55,9 @@ struct refresh {
  * ones: rebuild the tail of conf->pools[].servers from state.json.
  */
 void
-discover_apply_state(struct config *conf)
+discover_apply_state(struct daemon *d, struct config *conf)
 {
-	json_t *disc = json_object_get(state_doc(disc_d->state), "discovered"), *list, *s;
+	json_t *disc = json_object_get(state_doc(d->state), "discovered"), *list, *s;
 	struct pool *p;
 	size_t i, j, n;
 	int k;
@@ -356,12 +356,13 @@ static void
 discover_guard(struct refresh *rf, struct lb_view *v)
 {
 	const struct config *conf = rf->lb->conf;
-	json_t *prev = json_object_get(state_doc(disc_d->state), "discovered");
-	json_t *ec2 = json_object_get(state_doc(disc_d->state), "ec2"), *refused = json_array();
+	struct state *st = rf->d->state;
+	json_t *prev = json_object_get(state_doc(st), "discovered");
+	json_t *ec2 = json_object_get(state_doc(st), "ec2"), *refused = json_array();
 	json_t *old, *e;
 	char *reason, *ids;
 	size_t i, n, nfound;
-	int k, hot = state_hot(disc_d->state), up_now, up_after, need;
+	int k, hot = state_hot(st), up_now, up_after, need;
 
 	for (k = 0; k < NPOOLS; k++) {
 		json_t *prevl = json_object_get(prev, pool_name(k));
@@ -424,7 +425,7 @@ discover_guard(struct refresh *rf, struct lb_view *v)
 	if (json_array_size(refused) == 0) {
 		if (old != NULL) {
 			json_object_del(ec2, "discover_refused");
-			state_save(disc_d->state);
+			state_save(st);
 		}
 		json_decref(refused);
 		return;
@@ -441,11 +442,11 @@ discover_guard(struct refresh *rf, struct lb_view *v)
 		}
 		who_switchd(&who, msg);
 		who.uid = 0;
-		history_append(disc_d->state, journal_entry(&who, "discover", hot, hot,
+		history_append(st, journal_entry(&who, "discover", hot, hot,
 		    "refused", NULL));
 		free(msg);
 		json_object_set_new(ec2, "discover_refused", refused);
-		state_save(disc_d->state);
+		state_save(st);
 	} else
 		json_decref(refused);
 }
@@ -518,24 +519,25 @@ static void
 discover_guarded(struct lb_view *v, void *arg)
 {
 	struct refresh *rf = arg;
+	struct daemon *d = rf->d;
 	struct config *conf = rf->lb->conf;
 	json_t *disc;
 	int changed;
 
 	discover_guard(rf, v);
 	lb_view_free(v);
-	disc = json_object_get(state_doc(disc_d->state), "discovered");
+	disc = json_object_get(state_doc(d->state), "discovered");
 	changed = !json_equal(disc, rf->found);
 	if (changed) {
 		log_info("discover: blue has %zu instance%s, green %zu",
 		    json_array_size(json_object_get(rf->found, POOL_BLUE)),
 		    json_array_size(json_object_get(rf->found, POOL_BLUE)) == 1 ? "" : "s",
 		    json_array_size(json_object_get(rf->found, POOL_GREEN)));
-		json_object_set(state_doc(disc_d->state), "discovered", rf->found);
-		state_save(disc_d->state);
-		discover_apply_state(conf);
+		json_object_set(state_doc(d->state), "discovered", rf->found);
+		state_save(d->state);
+		discover_apply_state(d, conf);
 		write_backends_file(conf);
-		roles_retag(disc_d, "pool membership changed", NULL, NULL);
+		roles_retag(d, "pool membership changed", NULL, NULL);
 	}
 	json_object_set_new(rf->report, "blue", json_deep_copy(json_object_get(rf->found,
 	    POOL_BLUE)));
@@ -550,11 +552,11 @@ discover_guarded(struct lb_view *v, void *arg)
 }
 
 void
-discover_refresh(discover_done_cb cb, void *arg)
+discover_refresh(struct daemon *d, discover_done_cb cb, void *arg)
 {
 	struct refresh *rf;
 	json_t *filters;
-	struct config *conf = disc_d->conf;
+	struct config *conf = d->conf;
 	size_t i;
 
 	if (!conf->ec2_discover) {
@@ -569,9 +571,10 @@ discover_refresh(discover_done_cb cb, void *arg)
 	}
 	refreshing = 1;
 	rf = xcalloc(1, sizeof(*rf));
+	rf->d = d;
 	rf->cb = cb;
 	rf->arg = arg;
-	rf->lb = lb_ref(disc_d->lb);
+	rf->lb = lb_ref(d->lb);
 	rf->report = json_pack("{s:[], s:[], s:[], s:[], s:[]}", "added", "removed",
 	    "draining", "errors", "refused");
 	filters = json_pack("{s:[s]}", "instance-state-name", "running");
@@ -590,7 +593,7 @@ discover_refresh(discover_done_cb cb, void *arg)
 		free(copy);
 		free(name);
 	}
-	ec2_describe(roles_ec2(disc_d), filters, described, rf);
+	ec2_describe(roles_ec2(d), filters, described, rf);
 	json_decref(filters);
 }
 
@@ -599,14 +602,14 @@ discover_refresh(discover_done_cb cb, void *arg)
 static void
 tick_done(json_t *report, const char *code, const char *error, void *arg)
 {
+	struct daemon *d = arg;
 	struct timeval tv = { 0, 0 };
 
 	(void)code;
 	(void)error;
-	(void)arg;
 	(void)report;
 	/* refresh_finish() already set the drain poll if one is needed. */
-	tv.tv_sec = disc_d->conf->ec2_discover_interval;
+	tv.tv_sec = d->conf->ec2_discover_interval;
 	if (tick_ev != NULL && !evtimer_pending(tick_ev, NULL))
 		evtimer_add(tick_ev, &tv);
 }
@@ -614,30 +617,25 @@ tick_done(json_t *report, const char *code, const char *error, void *arg)
 static void
 tick_fire(evutil_socket_t fd, short what, void *arg)
 {
+	struct daemon *d = arg;
+
 	(void)fd;
 	(void)what;
-	(void)arg;
-	discover_refresh(tick_done, NULL);
+	discover_refresh(d, tick_done, d);
 }
 
 void
-discover_init(struct daemon *d)
-{
-	disc_d = d;
-}
-
-void
-discover_start(void)
+discover_start(struct daemon *d)
 {
 	struct timeval now = { 0, 0 };
 
 	if (tick_ev == NULL)
-		tick_ev = evtimer_new(disc_d->base, tick_fire, NULL);
-	if (!disc_d->conf->ec2_discover) {
+		tick_ev = evtimer_new(d->base, tick_fire, d);
+	if (!d->conf->ec2_discover) {
 		evtimer_del(tick_ev);
 		return;
 	}
-	if (disc_d->conf->backends_file == NULL)
+	if (d->conf->backends_file == NULL)
 		log_warnx("discover: haproxy.backends_file is not set: an HAProxy reload "
 		    "will forget the discovered servers until the next refresh");
 	evtimer_add(tick_ev, &now);

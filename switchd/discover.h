@@ -6,13 +6,13 @@
 #include <jansson.h>
 
 struct config;
+struct daemon;
 /* report: {blue[], green[], added[], removed[], draining[], errors[]} (borrowed) */
 typedef void (*discover_done_cb)(json_t *report, const char *code, const char *error, void *arg);
 
-void	discover_apply_state(struct config *);	/* configured + discovered servers */
-void	discover_refresh(discover_done_cb, void *);	/* cb may be NULL */
-struct daemon;
-void	discover_init(struct daemon *);
-void	discover_start(void);			/* the periodic refresh, per the config */
+/* conf's servers: the configured ones and those discovered (in d's state) */
+void	discover_apply_state(struct daemon *, struct config *);
+void	discover_refresh(struct daemon *, discover_done_cb, void *);	/* cb may be NULL */
+void	discover_start(struct daemon *);	/* the periodic refresh, per the config */
 void	discover_stop(void);
 #endif
