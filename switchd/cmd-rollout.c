@@ -113,7 +113,7 @@ rollout_undone(int ok, const char *code, const char *error, void *arg)
 
 	if (r->abort_item == NULL && ok)
 		/* The guard's verdict: the pool it judged is cold again, and failed. */
-		guard_mark_failed(!state_hot(st), r->why);
+		guard_mark_failed(r->item->d, !state_hot(st), r->why);
 	if (!ok) {
 		snprintf(msg, sizeof(msg), "rollout stopped (%s) but putting the traffic "
 		    "back failed: %s", r->why, error);

@@ -148,7 +148,6 @@ daemon_wire(struct daemon *d)
 		d->clients = &control_client_ops;
 	if (d->reload == NULL)
 		d->reload = daemon_reload_config;
-	guard_init(d);
 	repair_init(d);
 }
 
@@ -195,7 +194,7 @@ reconciled(void *arg)
 	    "drift")) > 0)
 		roles_retag(d, "drift recorded before the restart", NULL, NULL);
 	discover_start(d);
-	guard_resume();
+	guard_resume(d);
 	log_info("ready: %s is hot", pool_name(state_hot(d->state)));
 }
 

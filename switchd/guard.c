@@ -26,23 +26,15 @@
 #include "state.h"
 #include "util.h"
 
-static void guard_begin(enum guard_kind, int pool, time_t until);
-static void guard_clear(void);
-
-static struct daemon	*guard_d;	/* handed to guard_init() */
-
-void
-guard_init(struct daemon *d)
-{
-	guard_d = d;
-}
+static void guard_begin(struct daemon *, enum guard_kind, int pool, time_t until);
+static void guard_clear(struct daemon *);
 
 /* --------------------------------------------------------------- canary */
 
 json_t *
-canary_json(void)
+canary_json(struct daemon *d)
 {
-	json_t *c = state_canary(guard_d->state);
+	json_t *c = state_canary(d->state);
 
 	if (c == NULL || json_integer_value(json_object_get(c, "percent")) <= 0)
 		return json_null();
@@ -57,6 +49,7 @@ guard_unsupported(const struct config *conf)
 }
 
 struct canary_op {
+	struct daemon	*d;
 	struct op_who	 who;		/* user and message are copies */
 	char		 user[64];
 	char		*message;
@@ -70,12 +63,12 @@ struct canary_op {
 static void
 canary_failed_view(struct lb_view *v, void *arg)
 {
+	struct daemon *d = arg;
 	size_t i;
 	int agree = 1;
 
-	(void)arg;
 	for (i = 0; i < v->nnodes; i++)
-		if (lb_node_serves(guard_d->conf, guard_d->state, &v->nodes[i]) != state_hot(guard_d->state))
+		if (lb_node_serves(d->conf, d->state, &v->nodes[i]) != state_hot(d->state))
 			agree = 0;
 	lb_view_free(v);
 	if (!agree)
@@ -86,38 +79,39 @@ static void
 canary_applied(const char *code, const char *error, void *arg)
 {
 	struct canary_op *op = arg;
-	json_t *doc = state_doc(guard_d->state), *e;
+	struct daemon *d = op->d;
+	json_t *doc = state_doc(d->state), *e;
 	char when[32];
 
-	e = journal_entry(&op->who, op->command, state_hot(guard_d->state),
-	    state_hot(guard_d->state), code ? "failed" : "ok", code ? error : NULL);
+	e = journal_entry(&op->who, op->command, state_hot(d->state),
+	    state_hot(d->state), code ? "failed" : "ok", code ? error : NULL);
 	json_object_set_new(e, "canary", json_string(pool_name(op->cold)));
 	json_object_set_new(e, "percent", json_integer(op->percent));
 	json_object_set_new(e, "took_ms", json_integer((json_int_t)(now_ms() - op->t0)));
 	if (code != NULL) {
-		history_append(guard_d->state, e);
+		history_append(d->state, e);
 		/* If putting a node back failed too, the repair makes them agree. */
-		guard_d->lb->drv->observe(guard_d->lb, canary_failed_view, NULL);
+		d->lb->drv->observe(d->lb, canary_failed_view, d);
 		op->cb(0, code, error, op->arg);
 		goto out;
 	}
-	history_append(guard_d->state, e);
+	history_append(d->state, e);
 	if (op->percent > 0) {
 		iso_time(time(NULL), when, sizeof(when));
-		if (state_canary_percent(guard_d->state, op->cold) > 0)
+		if (state_canary_percent(d->state, op->cold) > 0)
 			snprintf(when, sizeof(when), "%s", json_string_value(json_object_get(
-			    state_canary(guard_d->state), "since")));
+			    state_canary(d->state), "since")));
 		json_object_set_new(doc, "canary", json_pack("{s:s, s:i, s:s}", "pool",
 		    pool_name(op->cold), "percent", op->percent, "since", when));
-		if (guard_can_watch(guard_d->conf))
-			guard_begin(GUARD_CANARY, op->cold, 0);
+		if (guard_can_watch(d->conf))
+			guard_begin(d, GUARD_CANARY, op->cold, 0);
 	} else {
 		json_object_set_new(doc, "canary", json_null());
-		guard_clear();
+		guard_clear(d);
 	}
 	log_info("%s: %d %% of %s on %s, by %s", op->command, op->percent,
-	    guard_d->conf->live_host, pool_name(op->cold), op->who.user);
-	if (state_save(guard_d->state) == -1)
+	    d->conf->live_host, pool_name(op->cold), op->who.user);
+	if (state_save(d->state) == -1)
 		log_warnx("the canary is set but the state file could not be written; "
 		    "switchd puts the nodes back to the state file's split at its next start");
 	op->cb(1, NULL, NULL, op->arg);
@@ -133,8 +127,9 @@ canary_set(struct daemon *d, const struct op_who *who, int percent, const char *
 {
 	struct canary_op *op = xcalloc(1, sizeof(*op));
 	struct lb_mapping to;
-	int hot = state_hot(guard_d->state);
+	int hot = state_hot(d->state);
 
+	op->d = d;
 	op->who = *who;
 	snprintf(op->user, sizeof(op->user), "%s", who->user);
 	op->who.user = op->user;
@@ -162,6 +157,7 @@ struct guard_node {
 	int		 answered;	/* this sample */
 	long long	 resp, err;	/* baseline */
 	long long	 nresp, nerr;	/* this sample */
+	struct daemon	*d;		/* whose guard asked */
 };
 
 static struct {
@@ -197,12 +193,12 @@ guard_set_hook(guard_verdict_cb cb, void *arg)
 }
 
 static void
-guard_arm(int ms)
+guard_arm(struct daemon *d, int ms)
 {
 	struct timeval tv;
 
 	if (g.timer == NULL)
-		g.timer = evtimer_new(guard_d->base, guard_tick, NULL);
+		g.timer = evtimer_new(d->base, guard_tick, d);
 	tv.tv_sec = ms / 1000;
 	tv.tv_usec = (ms % 1000) * 1000;
 	evtimer_add(g.timer, &tv);
@@ -223,18 +219,18 @@ guard_cancel_sample(void)
 
 /* Stop watching, in memory and in the state document (the caller saves). */
 static void
-guard_clear(void)
+guard_clear(struct daemon *d)
 {
 	guard_cancel_sample();
 	if (g.timer != NULL)
 		evtimer_del(g.timer);
 	g.active = 0;
 	g.acting = 0;
-	json_object_set_new(state_doc(guard_d->state), "guard", json_null());
+	json_object_set_new(state_doc(d->state), "guard", json_null());
 }
 
 static void
-guard_start_sampling(enum guard_kind kind, int pool, time_t until)
+guard_start_sampling(struct daemon *d, enum guard_kind kind, int pool, time_t until)
 {
 	guard_cancel_sample();
 	g.active = 1;
@@ -248,30 +244,30 @@ guard_start_sampling(enum guard_kind kind, int pool, time_t until)
 	free(g.nodes);
 	g.nnodes = 0;
 	g.nodes = NULL;
-	guard_arm(0);	/* the baseline, now */
+	guard_arm(d, 0);	/* the baseline, now */
 }
 
 /* Watch pool; until is 0 while a canary runs.  The caller saves the state. */
 static void
-guard_begin(enum guard_kind kind, int pool, time_t until)
+guard_begin(struct daemon *d, enum guard_kind kind, int pool, time_t until)
 {
 	char since[32], untils[32];
 
 	iso_time(time(NULL), since, sizeof(since));
 	iso_time(until, untils, sizeof(untils));
-	json_object_set_new(state_doc(guard_d->state), "guard", json_pack(
+	json_object_set_new(state_doc(d->state), "guard", json_pack(
 	    "{s:s, s:s, s:s, s:s?, s:I}", "kind", kind == GUARD_BAKE ? "bake" : "canary",
 	    "pool", pool_name(pool), "since", since, "until", until ? untils : NULL,
 	    "until_epoch", (json_int_t)until));
 	log_info("guard: watching %s's 5xx share %s", pool_name(pool),
 	    kind == GUARD_BAKE ? "for the bake window" : "while the canary runs");
-	guard_start_sampling(kind, pool, until);
+	guard_start_sampling(d, kind, pool, until);
 }
 
 json_t *
-guard_json(void)
+guard_json(struct daemon *d)
 {
-	json_t *s = json_object_get(state_doc(guard_d->state), "guard");
+	json_t *s = json_object_get(state_doc(d->state), "guard");
 
 	if (!g.active || !json_is_object(s))
 		return json_null();
@@ -282,21 +278,21 @@ guard_json(void)
 }
 
 void
-guard_after_switch(const char *command, int to, long long bake)
+guard_after_switch(struct daemon *d, const char *command, int to, long long bake)
 {
 	/* The live host moved: whatever canary ran is complete or undone. */
-	json_object_set_new(state_doc(guard_d->state), "canary", json_null());
-	guard_clear();
-	if (strcmp(command, "switch") != 0 || !guard_can_watch(guard_d->conf))
+	json_object_set_new(state_doc(d->state), "canary", json_null());
+	guard_clear(d);
+	if (strcmp(command, "switch") != 0 || !guard_can_watch(d->conf))
 		return;
 	if (bake > 0)
-		guard_begin(GUARD_BAKE, to, time(NULL) + (time_t)bake);
+		guard_begin(d, GUARD_BAKE, to, time(NULL) + (time_t)bake);
 }
 
 void
-guard_resume(void)
+guard_resume(struct daemon *d)
 {
-	json_t *s = json_object_get(state_doc(guard_d->state), "guard");
+	json_t *s = json_object_get(state_doc(d->state), "guard");
 	const char *kind;
 	int pool;
 	time_t until;
@@ -306,17 +302,17 @@ guard_resume(void)
 	kind = json_string_value(json_object_get(s, "kind"));
 	pool = pool_index(json_string_value(json_object_get(s, "pool")));
 	until = (time_t)json_integer_value(json_object_get(s, "until_epoch"));
-	if (kind == NULL || pool < 0 || !guard_can_watch(guard_d->conf) ||
+	if (kind == NULL || pool < 0 || !guard_can_watch(d->conf) ||
 	    (strcmp(kind, "bake") == 0 && (until <= time(NULL) ||
-	    pool != state_hot(guard_d->state))) ||
-	    (strcmp(kind, "canary") == 0 && state_canary_percent(guard_d->state, pool) <= 0)) {
+	    pool != state_hot(d->state))) ||
+	    (strcmp(kind, "canary") == 0 && state_canary_percent(d->state, pool) <= 0)) {
 		log_info("guard: the window in the state file is over");
-		guard_clear();
-		state_save(guard_d->state);
+		guard_clear(d);
+		state_save(d->state);
 		return;
 	}
 	log_info("guard: resuming the watch over %s (%s)", pool_name(pool), kind);
-	guard_start_sampling(strcmp(kind, "bake") == 0 ? GUARD_BAKE : GUARD_CANARY, pool, until);
+	guard_start_sampling(d, strcmp(kind, "bake") == 0 ? GUARD_BAKE : GUARD_CANARY, pool, until);
 }
 
 void
@@ -333,10 +329,10 @@ guard_shutdown(void)
 }
 
 void
-guard_mark_failed(int pool, const char *why)
+guard_mark_failed(struct daemon *d, int pool, const char *why)
 {
-	state_set_pool(guard_d->state, pool, NULL, PS_FAILED, "switchd");
-	json_object_set_new(state_pool(guard_d->state, pool), "error", json_string(why));
+	state_set_pool(d->state, pool, NULL, PS_FAILED, "switchd");
+	json_object_set_new(state_pool(d->state, pool), "error", json_string(why));
 }
 
 /* -------------------------------------------------------------- verdict */
@@ -344,51 +340,51 @@ guard_mark_failed(int pool, const char *why)
 static void
 guard_went_back(int ok, const char *code, const char *error, void *arg)
 {
+	struct daemon *d = arg;
 	int bad = g.pool;
 
 	(void)code;
-	(void)arg;
 	if (ok) {
 		log_warnx("guard: back done: %s serves %s again",
-		    pool_name(state_hot(guard_d->state)),
-		    guard_d->conf->live_host);
-		guard_mark_failed(bad, g.why);
+		    pool_name(state_hot(d->state)),
+		    d->conf->live_host);
+		guard_mark_failed(d, bad, g.why);
 	} else
 		log_warnx("guard: going back failed: %s", error);
 	/* It acted (or tried): it stops, and never flaps. */
-	guard_clear();
-	state_save(guard_d->state);
-	busy_release(guard_d);
+	guard_clear(d);
+	state_save(d->state);
+	busy_release(d);
 }
 
 static void
-guard_act(void)
+guard_act(struct daemon *d)
 {
 	struct op_who who;
 
 	/* One change at a time: a command in flight finishes first. */
-	if (guard_d->shutting_down ||
-	    !busy_take(guard_d, "repair", "switchd", geteuid(), NULL)) {
+	if (d->shutting_down ||
+	    !busy_take(d, "repair", "switchd", geteuid(), NULL)) {
 		log_info("guard: waiting for the command in flight before going back");
-		guard_arm(guard_d->conf->guard_interval_ms);
+		guard_arm(d, d->conf->guard_interval_ms);
 		return;
 	}
 	who_switchd(&who, g.why);
 	if (g.kind == GUARD_BAKE)
-		pool_switch(guard_d, &who, !g.pool, "back", 0, guard_went_back, NULL);
+		pool_switch(d, &who, !g.pool, "back", 0, guard_went_back, d);
 	else
-		canary_set(guard_d, &who, 0, "back", guard_went_back, NULL);
+		canary_set(d, &who, 0, "back", guard_went_back, d);
 }
 
 static void
-guard_verdict(void)
+guard_verdict(struct daemon *d)
 {
 	double secs = (now_ms() - g.win_start) / 1000.0;
 
 	snprintf(g.why, sizeof(g.why), "guard: 5xx %.1f %% of %lld responses on %s in %.*f s",
 	    100.0 * (double)g.win_err / (double)g.win_resp, g.win_resp, pool_name(g.pool),
 	    secs < 10 ? 1 : 0, secs);
-	log_warnx("%s (max_5xx_percent %.1f): %s", g.why, guard_d->conf->guard_max_5xx,
+	log_warnx("%s (max_5xx_percent %.1f): %s", g.why, d->conf->guard_max_5xx,
 	    g.kind == GUARD_BAKE ? "going back" : "ending the canary");
 	g.acting = 1;
 	if (g.hook != NULL) {
@@ -398,13 +394,13 @@ guard_verdict(void)
 		hook(g.why, g.hook_arg);
 		return;
 	}
-	guard_act();
+	guard_act(d);
 }
 
 static void
-guard_sampled(void)
+guard_sampled(struct daemon *d)
 {
-	struct config *conf = guard_d->conf;
+	struct config *conf = d->conf;
 	long long dr = 0, de = 0;
 	size_t i;
 	int all = 1;
@@ -440,20 +436,21 @@ guard_sampled(void)
 	g.tot_err += de;
 	if (g.win_resp >= conf->guard_min_requests) {
 		if (100.0 * (double)g.win_err > conf->guard_max_5xx * (double)g.win_resp) {
-			guard_verdict();
+			guard_verdict(d);
 			return;
 		}
 		g.win_resp = g.win_err = 0;
 		g.win_start = now_ms();
 	}
-	guard_arm(conf->guard_interval_ms);
+	guard_arm(d, conf->guard_interval_ms);
 }
 
 static void
 guard_reply(json_t *counters, const char *err, void *arg)
 {
 	struct guard_node *n = arg;
-	json_t *c = json_object_get(counters, guard_d->conf->pools[g.pool].backend);
+	struct daemon *d = n->d;
+	json_t *c = json_object_get(counters, d->conf->pools[g.pool].backend);
 
 	n->req = NULL;
 	n->answered = err == NULL && c != NULL;
@@ -462,33 +459,33 @@ guard_reply(json_t *counters, const char *err, void *arg)
 		n->nerr = json_integer_value(json_object_get(c, "5xx"));
 	}
 	if (--g.pending == 0)
-		guard_sampled();
+		guard_sampled(d);
 }
 
 static void
 guard_tick(evutil_socket_t fd, short what, void *arg)
 {
-	struct config *conf = guard_d->conf;
+	struct daemon *d = arg;
+	struct config *conf = d->conf;
 	size_t i;
 
 	(void)fd;
 	(void)what;
-	(void)arg;
 	if (!g.active)
 		return;
 	if (g.acting) {
-		guard_act();
+		guard_act(d);
 		return;
 	}
 	if (g.kind == GUARD_BAKE && time(NULL) >= g.until) {
 		log_info("guard: the bake window is over: %s keeps %s (%lld responses, "
 		    "%lld 5xx)", pool_name(g.pool), conf->live_host, g.tot_resp, g.tot_err);
-		guard_clear();
-		state_save(guard_d->state);
+		guard_clear(d);
+		state_save(d->state);
 		return;
 	}
 	if (!guard_can_watch(conf)) {
-		guard_arm(conf->guard_interval_ms);
+		guard_arm(d, conf->guard_interval_ms);
 		return;
 	}
 	if (g.nnodes != conf->drv->stats->nnodes(conf)) {
@@ -499,12 +496,13 @@ guard_tick(evutil_socket_t fd, short what, void *arg)
 	g.pending = g.nnodes;
 	for (i = 0; i < g.nnodes; i++) {
 		g.nodes[i].answered = 0;
-		g.nodes[i].stats = guard_d->lb->drv->stats;
-		g.nodes[i].req = guard_d->lb->drv->stats->counters(guard_d->lb, i,
+		g.nodes[i].d = d;
+		g.nodes[i].stats = d->lb->drv->stats;
+		g.nodes[i].req = d->lb->drv->stats->counters(d->lb, i,
 		    conf->pools[g.pool].backend, guard_reply, &g.nodes[i]);
 		if (g.nodes[i].req == NULL)
 			g.pending--;
 	}
 	if (g.pending == 0)
-		guard_sampled();
+		guard_sampled(d);
 }

@@ -16,11 +16,11 @@ struct config;
 struct daemon;
 struct op_who;
 
-json_t		*canary_json(void);		/* status: null | {pool, percent, since} */
-json_t		*guard_json(void);		/* status: null | {until, pool, responses, errors} */
-void		 guard_init(struct daemon *);
-void		 guard_after_switch(const char *command, int to, long long bake);
-void		 guard_resume(void);
+json_t		*canary_json(struct daemon *);	/* status: null | {pool, percent, since} */
+json_t		*guard_json(struct daemon *);	/* status: null | {until, pool, responses, errors} */
+void		 guard_after_switch(struct daemon *, const char *command, int to,
+		    long long bake);
+void		 guard_resume(struct daemon *);
 void		 guard_shutdown(void);
 const char	*guard_unsupported(const struct config *);	/* why no canary, or NULL */
 
@@ -47,6 +47,6 @@ void		 guard_set_hook(guard_verdict_cb, void *arg);
 /* The guard can sample this config's load balancer (HAProxy, a socket). */
 int		 guard_can_watch(const struct config *);
 /* Mark pool failed for why (the guard's verdict); the caller saves. */
-void		 guard_mark_failed(int pool, const char *why);
+void		 guard_mark_failed(struct daemon *, int pool, const char *why);
 
 #endif

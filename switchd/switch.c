@@ -126,7 +126,7 @@ switch_applied(const char *code, const char *error, void *arg)
 	    "from", pool_name(op->from), "to", pool_name(op->to),
 	    "message", op->who.message, "command", op->command);
 	json_object_set_new(doc, "last_switch", last);
-	guard_after_switch(op->command, op->to, op->bake);
+	guard_after_switch(op->d, op->command, op->to, op->bake);
 	if (state_save(op->d->state) == -1)
 		log_warnx("the switch is done but the state file could not be written; "
 		    "switchd will learn the roles from HAProxy at its next start");
