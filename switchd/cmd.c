@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cluster.h"
 #include "cmds.h"
 #include "log.h"
 #include "switchd.h"
@@ -37,6 +38,8 @@ static const struct cmd_entry cmd_table[] = {
 
 /* The one mutating command in flight, if any. */
 static struct cmdq_item *busy_item;
+/* cluster: the command that holds the cluster lock (P/lock in etcd). */
+static struct cmdq_item *cluster_item;
 
 /*
  * switchd's own repairs hold the busy slot like a command, so that no
@@ -50,6 +53,9 @@ cmd_acquire_internal(void)
 {
 	if (busy_item != NULL || sd.shutting_down)
 		return 0;
+	/* cluster: only with P/lock, taken in the background (cluster.c). */
+	if (!cluster_internal_acquire())
+		return 0;
 	internal_item.uid = geteuid();
 	internal_item.started = time(NULL);
 	busy_item = &internal_item;
@@ -59,8 +65,10 @@ cmd_acquire_internal(void)
 void
 cmd_release_internal(void)
 {
-	if (busy_item == &internal_item)
+	if (busy_item == &internal_item) {
 		busy_item = NULL;
+		cluster_internal_release();
+	}
 	switchd_maybe_exit();
 }
 
@@ -154,6 +162,26 @@ args_valid(const struct cmd_info *ci, json_t *args, char *why, size_t len)
 	return 1;
 }
 
+static void cmd_cluster_locked(const char *, const char *, void *);
+static void item_free(struct cmdq_item *);
+
+/* The refusal of a command while the deploy lock is held. */
+static json_t *
+locked_reply(json_t *lock)
+{
+	json_t *r;
+	const char *msg = json_string_value(json_object_get(lock, "message"));
+
+	r = json_pack("{s:b, s:s, s:O}", P_OK, 0, P_CODE, E_LOCKED, "lock", lock);
+	json_object_set_new(r, P_ERROR, json_sprintf(
+	    "locked by %s for %llds%s%s%s; \"switchctl unlock\" by them, or "
+	    "\"switchctl unlock --force\", releases it",
+	    json_string_value(json_object_get(lock, "user")),
+	    (long long)time(NULL) - json_integer_value(json_object_get(lock, "since_epoch")),
+	    msg && *msg ? ": \"" : "", msg && *msg ? msg : "", msg && *msg ? "\"" : ""));
+	return r;
+}
+
 void
 cmd_dispatch(struct client *c, uid_t uid, int admin, const char *user, json_t *req)
 {
@@ -233,19 +261,9 @@ cmd_dispatch(struct client *c, uid_t uid, int admin, const char *user, json_t *r
 		    (long)(time(NULL) - busy_item->started));
 		return;
 	}
-	if ((ci->flags & CMD_LOCKABLE) && (lock = state_lock()) != NULL) {
-		json_t *r;
-		const char *msg = json_string_value(json_object_get(lock, "message"));
-
+	if ((ci->flags & CMD_LOCKABLE) && !cluster_on() && (lock = state_lock()) != NULL) {
 		json_decref(args);
-		r = json_pack("{s:b, s:s, s:O}", P_OK, 0, P_CODE, E_LOCKED, "lock", lock);
-		json_object_set_new(r, P_ERROR, json_sprintf(
-		    "locked by %s for %llds%s%s%s; \"switchctl unlock\" by them, or "
-		    "\"switchctl unlock --force\", releases it",
-		    json_string_value(json_object_get(lock, "user")),
-		    (long long)time(NULL) - json_integer_value(json_object_get(lock, "since_epoch")),
-		    msg && *msg ? ": \"" : "", msg && *msg ? msg : "", msg && *msg ? "\"" : ""));
-		client_send(c, r);
+		client_send(c, locked_reply(lock));
 		client_command_done(c);
 		return;
 	}
@@ -263,6 +281,37 @@ cmd_dispatch(struct client *c, uid_t uid, int admin, const char *user, json_t *r
 		busy_item = item;
 	client_attach(c, item);
 	log_debug("%s (uid %lu): %s", user, (unsigned long)uid, ci->name);
+	/* cluster: P/lock first ("back" during our own rollout already has it). */
+	if ((ci->flags & CMD_EXCLUSIVE) && cluster_on() && busy_item == item) {
+		cluster_lock(ci->name, item->user, cmd_cluster_locked, item);
+		return;
+	}
+	ce->exec(item);
+}
+
+/* cluster: P/lock is ours (or not); the shared state is fresh. */
+static void
+cmd_cluster_locked(const char *code, const char *error, void *arg)
+{
+	struct cmdq_item *item = arg;
+	const struct cmd_entry *ce;
+	json_t *lock;
+
+	if (code != NULL) {
+		cmd_error(item, code, "%s", error);
+		return;
+	}
+	cluster_item = item;
+	if ((item->info->flags & CMD_LOCKABLE) && (lock = state_lock()) != NULL) {
+		json_t *r = locked_reply(lock);
+
+		cmd_event(item, r);
+		item_free(item);
+		return;
+	}
+	for (ce = cmd_table; ce->name != NULL; ce++)
+		if (strcmp(ce->name, item->info->name) == 0)
+			break;
 	ce->exec(item);
 }
 
@@ -271,6 +320,10 @@ item_free(struct cmdq_item *item)
 {
 	if (busy_item == item)
 		busy_item = NULL;
+	if (cluster_item == item) {
+		cluster_item = NULL;
+		cluster_unlock();
+	}
 	if (item->client != NULL)
 		client_command_done(item->client);
 	json_decref(item->args);

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cluster.h"
 #include "drv.h"
 #include "hapx.h"
 #include "log.h"
@@ -609,6 +610,7 @@ struct apply_job {
 	struct lb_mapping *prev;	/* per node, what it served */
 	int		*changed;	/* per node, committed */
 	char		*error;		/* the first failure */
+	const char	*code;		/* its E_* (E_HAPROXY if NULL) */
 	size_t		 undo;		/* node being put back */
 	char		*undo_errors;
 };
@@ -625,10 +627,11 @@ apply_finish(struct apply_job *job)
 		char *msg = xasprintf("%s; putting the other nodes back failed too: %s "
 		    "(the nodes now disagree: run switchctl sync or restart switchd)",
 		    job->error, job->undo_errors);
-		job->cb(E_HAPROXY, msg, job->arg);
+		job->cb(job->code ? job->code : E_HAPROXY, msg, job->arg);
 		free(msg);
 	} else
-		job->cb(job->error ? E_HAPROXY : NULL, job->error, job->arg);
+		job->cb(job->error ? job->code ? job->code : E_HAPROXY : NULL, job->error,
+		    job->arg);
 	for (n = 0; n < job->lb->conf->hap_nsockets; n++) {
 		flip_free(job->flips[n]);
 		free(job->errors[n]);
@@ -726,6 +729,17 @@ apply_phase_done(struct apply_job *job)
 	}
 	if (at == F_DONE) {
 		apply_write_files(job);
+		return;
+	}
+	/*
+	 * cluster: an instance that lost its etcd lease (partitioned, or too
+	 * slow) may no longer hold the lock: another one may be switching.
+	 * Checked before the commits, so no node is touched.
+	 */
+	if (at == F_PREPARED && !cluster_lease_ok()) {
+		log_warnx("%s", cluster_lease_error());
+		job->code = E_CLUSTER;
+		apply_fail(job, cluster_lease_error());
 		return;
 	}
 	/* On to the next phase, on every node at once. */

@@ -29,6 +29,7 @@ struct http_req {
 	struct curl_slist	*resolve;
 	struct curl_slist	*connect_to;
 	http_cb			 cb;
+	http_data_cb		 on_data;
 	void			*arg;
 	int			 completing;	/* its callback is running */
 
@@ -175,8 +176,8 @@ http_setup(struct http_req *req, const struct http_opts *o)
 	 */
 	SET(CURLOPT_QUICK_EXIT, 1L);
 #endif
-	SET(CURLOPT_TIMEOUT_MS,
-	    o->timeout_ms > 0 ? o->timeout_ms : HTTP_DEFAULT_TIMEOUT_MS);
+	SET(CURLOPT_TIMEOUT_MS, o->timeout_ms > 0 ? o->timeout_ms :
+	    o->timeout_ms < 0 ? 0L : HTTP_DEFAULT_TIMEOUT_MS);
 	if (o->connect_timeout_ms > 0)
 		SET(CURLOPT_CONNECTTIMEOUT_MS, o->connect_timeout_ms);
 	if (o->cainfo != NULL)
@@ -264,6 +265,7 @@ http_start(const struct http_opts *o, http_cb cb, void *arg)
 	if ((req = calloc(1, sizeof(*req))) == NULL)
 		return (NULL);
 	req->cb = cb;
+	req->on_data = o->on_data;
 	req->arg = arg;
 	req->max_body = o->max_body > 0 ? o->max_body : HTTP_DEFAULT_MAX_BODY;
 	if ((req->easy = curl_easy_init()) == NULL) {
@@ -324,6 +326,8 @@ http_write_cb(char *data, size_t size, size_t nmemb, void *arg)
 	size_t		 n = size * nmemb, keep, cap;
 	char		*p;
 
+	if (req->on_data != NULL)
+		return (req->on_data(data, n, req->arg) == -1 ? 0 : n);
 	keep = req->max_body - req->body_len;
 	if (keep < n)
 		req->truncated = 1;

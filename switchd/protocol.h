@@ -42,6 +42,7 @@
 #define E_EC2		"ec2"		/* EC2 failed (sync); a switch never fails for EC2 */
 #define E_INTERNAL	"internal"	/* disk full, state file unwritable... */
 #define E_SHUTDOWN	"shutting_down"	/* daemon is exiting */
+#define E_CLUSTER	"cluster"	/* etcd unreachable or without quorum, lease lost */
 
 /* Pools and roles. */
 #define POOL_BLUE	"blue"

@@ -24,6 +24,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cluster.h"
 #include "log.h"
 #include "switchd.h"
 
@@ -475,8 +476,31 @@ state_doc(void)
 	return state;
 }
 
+static int state_write(void);
+
+/* With a cluster, etcd gets it too (cluster.c: queued, compare-and-swap). */
 int
 state_save(void)
+{
+	int r = state_write();
+
+	if (cluster_on())
+		cluster_state_put(state);
+	return r;
+}
+
+/* Another instance wrote the shared state: it replaces ours, here and on disk. */
+void
+state_replace(json_t *doc)
+{
+	json_object_clear(state);
+	json_object_update(state, doc);
+	state_defaults();
+	state_write();
+}
+
+static int
+state_write(void)
 {
 	char *text;
 	int r;
@@ -567,6 +591,10 @@ history_append(json_t *entry)
 		iso_time(time(NULL), when, sizeof(when));
 		json_object_set_new(entry, "time", json_string(when));
 	}
+	if (cluster_on()) {
+		json_object_set_new(entry, "instance", json_string(cluster_name()));
+		cluster_journal_append(entry);
+	}
 	line = json_dumps(entry, JSON_COMPACT | JSON_SORT_KEYS);
 	if (history_hook != NULL)
 		history_hook(entry);
@@ -632,6 +660,11 @@ history_read(int n)
 	off_t pos;
 	int fd, torn;
 
+	/* The shared journal, in the same order on every instance. */
+	if (cluster_on()) {
+		json_decref(out);
+		return cluster_history(n);
+	}
 	if ((fd = open(history_path, O_RDONLY | O_CLOEXEC)) == -1)
 		return out;
 	if (fstat(fd, &st) == -1 || st.st_size == 0) {
@@ -695,10 +728,13 @@ history_read(int n)
 int
 history_has_id(const char *id)
 {
-	json_t *last = history_read(8);
+	json_t *last;
 	size_t i;
 	int found = 0;
 
+	if (cluster_on())
+		return cluster_history_has_id(id);
+	last = history_read(8);
 	for (i = 0; i < json_array_size(last); i++)
 		if (strcmp(json_string_value(json_object_get(json_array_get(last, i),
 		    "id")) ?: "", id) == 0)
@@ -717,6 +753,7 @@ intent_write(json_t *intent)
 
 	if (text == NULL)
 		return -1;
+	cluster_intent_put(intent);
 	r = file_write_atomic(intent_path, text, strlen(text), 0640);
 	if (r == -1)
 		log_warn("write %s", intent_path);
@@ -730,6 +767,9 @@ intent_read(void)
 	json_error_t jerr;
 	json_t *j;
 
+	/* Shared: an interrupted switch is taken over from etcd (cluster.c). */
+	if (cluster_on())
+		return NULL;
 	if (access(intent_path, F_OK) == -1)
 		return NULL;
 	j = json_load_file(intent_path, 0, &jerr);
@@ -748,6 +788,7 @@ intent_clear(void)
 	char *dir, *slash;
 	int fd;
 
+	cluster_intent_clear();
 	if (unlink(intent_path) == -1 && errno != ENOENT) {
 		log_warn("unlink %s", intent_path);
 		return -1;

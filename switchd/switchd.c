@@ -16,6 +16,7 @@
 
 #include <event2/event.h>
 
+#include "cluster.h"
 #include "discover.h"
 #include "ec2.h"
 #include "http.h"
@@ -220,6 +221,27 @@ reconciled(void *arg)
 	log_info("ready: %s is hot", state_hot() == POOL_B ? POOL_BLUE : POOL_GREEN);
 }
 
+/* cluster: the start-up reconcile ran under P/lock; let it go. */
+static void
+reconciled_locked(void *arg)
+{
+	cluster_unlock();
+	reconciled(arg);
+}
+
+/*
+ * cluster: the shared state is read first.  The nodes are reconciled only
+ * under P/lock: another instance may be switching them right now.
+ */
+static void
+cluster_started(int locked, void *arg)
+{
+	if (locked)
+		switchd_reconcile(reconciled_locked, arg);
+	else
+		reconciled(arg);
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -279,7 +301,10 @@ main(int argc, char *argv[])
 		fatalx("cannot listen on http.listen %s", sd.conf->http_listen);
 	detach_done();
 	control_accept(0);
-	switchd_reconcile(reconciled, NULL);
+	if (sd.conf->cluster_endpoints != NULL)
+		cluster_start(sd.base, sd.conf, cluster_started, NULL);
+	else
+		switchd_reconcile(reconciled, NULL);
 
 	event_base_dispatch(sd.base);
 
@@ -291,6 +316,7 @@ main(int argc, char *argv[])
 	discover_stop();
 	roles_shutdown();
 	ec2_shutdown();
+	cluster_stop();
 	http_shutdown();
 	lb_unref(sd.lb);
 	state_close();

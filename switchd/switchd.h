@@ -121,6 +121,13 @@ struct config {
 	int		 notify_timeout;	/* seconds */
 
 	char		*http_listen;		/* "127.0.0.1:9180"; NULL: off */
+
+	/* cluster: the instances that share one lock, state and journal in etcd. */
+	char	       **cluster_endpoints;	/* NULL: no cluster (one host) */
+	size_t		 cluster_nendpoints;
+	char		*cluster_prefix;	/* "/switchd/www" */
+	char		*cluster_name;		/* this instance */
+	int		 cluster_lease_ttl;	/* seconds */
 };
 
 /* Returns a new config, or NULL with every error ("FILE:LINE: text") in *errors. */
@@ -143,6 +150,7 @@ int		 state_is_new(void);		/* there was no state file */
 int		 state_roles_trusted(void);	/* hot/cold read from a sound file */
 json_t		*state_load_errors(void);	/* borrowed: ["what was wrong", ...] */
 int		 state_save(void);
+void		 state_replace(json_t *);	/* the shared state (cluster.c): no write back */
 int		 state_hot(void);			/* POOL_B or POOL_G */
 void		 state_set_hot(int);
 json_t		*state_pool(int);
@@ -348,5 +356,6 @@ void		 switchd_reconcile(void (*done)(void *), void *);
 void		 repair_schedule(const char *why);
 void		 repair_cancel(void);		/* every node took a switch */
 void		 repair_stop(void);
+void		 repair_kick(void);		/* a pending repair runs now */
 
 #endif

@@ -1,0 +1,1304 @@
+/*
+ * cluster.c — several switchd instances through etcd (the `cluster` group).
+ *
+ * Keys under the prefix P:
+ *   P/lock         who runs a mutating command now; bound to its lease, so
+ *                  it goes by itself when its holder dies
+ *   P/intent       the switch in progress (the intent record, shared)
+ *   P/state        state.json, written with compare-and-swap on its revision
+ *   P/deploy-lock  the `switchctl lock` record, a mirror of state's "lock"
+ *   P/journal/<%020lld>  one journal entry each, in key order everywhere
+ *
+ * Every write goes through one queue, in order, one at a time: the lock,
+ * then what the command writes, then the release; so another instance
+ * that takes the lock next reads everything this one wrote.  A watch of
+ * the prefix keeps a cache (state, lock, intent, the journal's tail)
+ * current on every instance; the lease is kept alive every ttl/3.  When
+ * P/lock goes by lease expiry while P/intent remains, the holder died in a
+ * switch: the next instance takes the lock and finishes or undoes it.
+ */
+#include <sys/queue.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "cluster.h"
+#include "etcd.h"
+#include "log.h"
+#include "switchd.h"
+
+#define JOURNAL_CACHE	10000	/* entries of the journal kept in memory */
+#define RETRY_MS	1000
+#define UNCLAIMED_MS	3000	/* an internal lock nobody used is released */
+
+enum op_kind { OP_LOCK, OP_UNLOCK, OP_STATE, OP_JOURNAL, OP_INTENT_PUT, OP_INTENT_DEL };
+
+struct op {
+	enum op_kind	 kind;
+	json_t		*doc;
+	int64_t		 lock_rev;	/* written under this lock; 0: not */
+	int64_t		 base_rev;	/* OP_STATE without the lock: CAS base */
+	int		 tries;
+	cluster_lock_cb	 cb;
+	void		*arg;
+	TAILQ_ENTRY(op)	 entry;
+};
+TAILQ_HEAD(opq, op);
+
+enum internal { IN_IDLE, IN_ACQUIRING, IN_HELD, IN_CLAIMED };
+
+static struct {
+	int		 on;
+	struct event_base *base;
+	struct etcd	*e;
+	char		*name, *prefix;
+	char		*k_all, *k_lock, *k_intent, *k_state, *k_deploy, *k_journal;
+	int		 ttl;
+
+	int64_t		 lease_id;
+	double		 lease_until;	/* now_ms() when it ends, as last renewed */
+	int		 granting;
+	struct event	*tick;		/* keep-alive, reconnect, takeover check */
+
+	int		 last_ok;	/* the last call to etcd was answered */
+	time_t		 last_contact;
+	char		 last_error[768];
+	struct etcd_watch *watch;
+	int		 watch_created;
+	int64_t		 rev;		/* the newest revision seen */
+	int		 loading;
+	int		 loaded;	/* the cache was read at least once */
+	struct event	*reload_ev;
+
+	json_t		*remote_lock;	/* P/lock, or NULL */
+	json_t		*intent;	/* P/intent, or NULL */
+	int64_t		 state_rev;	/* mod_revision of P/state as last known */
+	int64_t		 doc_rev;	/* the one the local document reflects */
+	json_t		*pending_state;	/* a newer P/state to adopt when quiet */
+	json_t		*journal;	/* oldest first */
+	int64_t		 journal_seq;
+
+	int64_t		 lock_rev;	/* create_revision of our P/lock; 0: not held */
+	struct opq	 queue;
+	int		 in_flight;
+	struct event	*retry_ev;
+
+	enum internal	 internal;
+	struct event	*unclaimed_ev;
+	int		 takeover;	/* running */
+
+	void		(*start_done)(int, void *);
+	void		*start_arg;
+} cl = { .queue = TAILQ_HEAD_INITIALIZER(cl.queue) };
+
+static void	 queue_run(void);
+static void	 cluster_reload(void);
+static void	 takeover_check(void);
+
+int
+cluster_on(void)
+{
+	return cl.on;
+}
+
+const char *
+cluster_name(void)
+{
+	return cl.name;
+}
+
+static void
+contact(int ok, const char *error)
+{
+	if (ok) {
+		if (!cl.last_ok && cl.loaded)
+			log_info("cluster: etcd answers again");
+		cl.last_ok = 1;
+		cl.last_contact = time(NULL);
+		return;
+	}
+	if (cl.last_ok || cl.last_error[0] == '\0')
+		log_warnx("cluster: %s", error);
+	cl.last_ok = 0;
+	snprintf(cl.last_error, sizeof(cl.last_error), "%s", error);
+}
+
+static int
+lease_alive(void)
+{
+	return cl.lease_id != 0 && now_ms() < cl.lease_until;
+}
+
+int
+cluster_lease_ok(void)
+{
+	return !cl.on || (cl.lock_rev != 0 && lease_alive());
+}
+
+const char *
+cluster_lease_error(void)
+{
+	static char msg[1024];
+
+	if (cl.lock_rev == 0)
+		snprintf(msg, sizeof(msg), "cluster: %s no longer holds the cluster lock "
+		    "(its etcd lease ended); stopped before the commit, no node changed",
+		    cl.name);
+	else
+		snprintf(msg, sizeof(msg), "cluster: %s could not renew its etcd lease for "
+		    "%d s (%s); stopped before the commit, no node changed", cl.name, cl.ttl,
+		    cl.last_error[0] ? cl.last_error : "no answer");
+	return msg;
+}
+
+int
+cluster_locked(void)
+{
+	return cl.on && cl.lock_rev != 0;
+}
+
+/* ------------------------------------------------------------ the cache */
+
+/* Quiet: no command of ours writes the state, so etcd's is the one to show. */
+static int
+quiet(void)
+{
+	struct op *op;
+
+	if (cl.lock_rev != 0)
+		return 0;
+	TAILQ_FOREACH(op, &cl.queue, entry)
+		if (op->kind == OP_STATE)
+			return 0;
+	return 1;
+}
+
+static void
+state_adopt(json_t *doc, int64_t rev)
+{
+	if (!json_is_object(doc))
+		return;
+	state_replace(doc);
+	cl.doc_rev = rev;
+	json_decref(cl.pending_state);
+	cl.pending_state = NULL;
+}
+
+static void
+state_seen(json_t *doc, int64_t rev)
+{
+	if (rev > cl.state_rev)
+		cl.state_rev = rev;
+	if (rev <= cl.doc_rev || !json_is_object(doc))
+		return;
+	if (quiet())
+		state_adopt(doc, rev);
+	else {
+		json_decref(cl.pending_state);
+		cl.pending_state = json_incref(doc);
+	}
+}
+
+static void
+adopt_pending(void)
+{
+	if (cl.pending_state != NULL && quiet() && cl.state_rev > cl.doc_rev)
+		state_adopt(cl.pending_state, cl.state_rev);
+}
+
+static int
+journal_known(const char *id)
+{
+	size_t i, n = json_array_size(cl.journal);
+
+	for (i = n; id != NULL && i > 0 && i + 256 > n; i--)
+		if (strcmp(json_string_value(json_object_get(json_array_get(cl.journal,
+		    i - 1), "id")) ?: "", id) == 0)
+			return 1;
+	return 0;
+}
+
+static void
+journal_add(json_t *entry)
+{
+	if (!json_is_object(entry) ||
+	    journal_known(json_string_value(json_object_get(entry, "id"))))
+		return;
+	json_array_append(cl.journal, entry);
+	while (json_array_size(cl.journal) > JOURNAL_CACHE)
+		json_array_remove(cl.journal, 0);
+}
+
+static int64_t
+journal_key_seq(const char *key)
+{
+	return strtoll(key + strlen(cl.k_journal), NULL, 10);
+}
+
+/* One key of the prefix, put (value) or deleted (value NULL). */
+static void
+cache_key(const char *key, json_t *kv, int deleted)
+{
+	json_t *v = deleted ? NULL : etcd_kv_json(kv);
+
+	if (strcmp(key, cl.k_lock) == 0) {
+		json_decref(cl.remote_lock);
+		cl.remote_lock = json_is_object(v) ? json_incref(v) : NULL;
+		if (cl.remote_lock != NULL)
+			json_object_set_new(cl.remote_lock, "_create_revision",
+			    json_integer(etcd_int(kv, "create_revision")));
+	} else if (strcmp(key, cl.k_intent) == 0) {
+		json_decref(cl.intent);
+		cl.intent = json_is_object(v) ? json_incref(v) : NULL;
+	} else if (strcmp(key, cl.k_state) == 0) {
+		if (!deleted)
+			state_seen(v, etcd_int(kv, "mod_revision"));
+	} else if (strncmp(key, cl.k_journal, strlen(cl.k_journal)) == 0 && !deleted) {
+		if (journal_key_seq(key) > cl.journal_seq)
+			cl.journal_seq = journal_key_seq(key);
+		journal_add(v);
+	}
+	json_decref(v);
+}
+
+/* ---------------------------------------------------------------- watch */
+
+static void
+watch_event(json_t *res, void *arg)
+{
+	json_t *ev, *kv;
+	size_t i;
+	char *key;
+	int64_t rev;
+
+	(void)arg;
+	if ((rev = etcd_int(json_object_get(res, "header"), "revision")) > cl.rev)
+		cl.rev = rev;
+	if (json_is_true(json_object_get(res, "created")))
+		cl.watch_created = 1;
+	contact(1, NULL);
+	json_array_foreach(json_object_get(res, "events"), i, ev) {
+		kv = json_object_get(ev, "kv");
+		if ((key = etcd_kv_key(kv)) == NULL)
+			continue;
+		cache_key(key, kv, strcmp(json_string_value(json_object_get(ev,
+		    "type")) ?: "PUT", "DELETE") == 0);
+		free(key);
+	}
+	takeover_check();
+}
+
+static void
+reload_later(void)
+{
+	struct timeval tv = { RETRY_MS / 1000, (RETRY_MS % 1000) * 1000 };
+
+	if (!evtimer_pending(cl.reload_ev, NULL))
+		evtimer_add(cl.reload_ev, &tv);
+}
+
+static void
+watch_end(enum etcd_status st, json_t *reply, const char *error, void *arg)
+{
+	(void)st;
+	(void)reply;
+	(void)arg;
+	cl.watch = NULL;
+	cl.watch_created = 0;
+	contact(0, error);
+	reload_later();
+}
+
+/* ----------------------------------------------------------------- load */
+
+static void start_finish(void);
+
+static void
+loaded(enum etcd_status st, json_t *reply, const char *error, void *arg)
+{
+	json_t *kvs, *kv;
+	struct op *op;
+	size_t i;
+	char *key;
+
+	(void)arg;
+	cl.loading = 0;
+	if (st != ETCD_OK) {
+		contact(0, error);
+		reload_later();
+		start_finish();
+		return;
+	}
+	contact(1, NULL);
+	cl.rev = etcd_int(json_object_get(reply, "header"), "revision");
+	json_decref(cl.remote_lock);
+	json_decref(cl.intent);
+	cl.remote_lock = cl.intent = NULL;
+	kv = json_array_get(etcd_txn_kvs(reply, 0), 0);
+	if (kv != NULL)
+		cache_key(cl.k_lock, kv, 0);
+	kv = json_array_get(etcd_txn_kvs(reply, 1), 0);
+	if (kv != NULL)
+		cache_key(cl.k_intent, kv, 0);
+	kv = json_array_get(etcd_txn_kvs(reply, 2), 0);
+	if (kv != NULL)
+		cache_key(cl.k_state, kv, 0);
+	else if (!cl.loaded && quiet()) {
+		/* The first instance of this site: its state becomes the shared one. */
+		log_info("cluster: no shared state at %s yet; this instance's is stored",
+		    cl.k_state);
+		cluster_state_put(state_doc());
+	}
+	/* The journal's tail, newest first: rebuilt, with what waits to be written. */
+	json_array_clear(cl.journal);
+	kvs = etcd_txn_kvs(reply, 3);
+	for (i = json_array_size(kvs); i > 0; i--) {
+		kv = json_array_get(kvs, i - 1);
+		if ((key = etcd_kv_key(kv)) != NULL) {
+			cache_key(key, kv, 0);
+			free(key);
+		}
+	}
+	TAILQ_FOREACH(op, &cl.queue, entry)
+		if (op->kind == OP_JOURNAL)
+			journal_add(op->doc);
+	cl.loaded = 1;
+	if (cl.watch == NULL)
+		cl.watch = etcd_watch(cl.e, cl.k_all, cl.rev + 1, watch_event,
+		    watch_end, NULL);
+	if (cl.watch == NULL)
+		reload_later();
+	start_finish();
+	takeover_check();
+}
+
+static void
+cluster_reload(void)
+{
+	json_t *ops;
+
+	if (cl.loading || cl.e == NULL)
+		return;
+	cl.loading = 1;
+	ops = json_pack("[o, o, o, o]", etcd_op_range(cl.k_lock, 0, 0, 0),
+	    etcd_op_range(cl.k_intent, 0, 0, 0), etcd_op_range(cl.k_state, 0, 0, 0),
+	    etcd_op_range(cl.k_journal, 1, JOURNAL_CACHE, 1));
+	etcd_txn(cl.e, NULL, ops, NULL, loaded, NULL);
+}
+
+static void
+reload_fire(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	if (cl.watch == NULL)
+		cluster_reload();
+}
+
+/* ---------------------------------------------------------------- lease */
+
+static void
+lease_lost(const char *why)
+{
+	if (cl.lock_rev != 0)
+		log_warnx("cluster: %s lost the cluster lock: %s", cl.name, why);
+	cl.lease_id = 0;
+	cl.lock_rev = 0;
+}
+
+static void
+lease_granted(enum etcd_status st, json_t *reply, const char *error, void *arg)
+{
+	double sent = *(double *)arg;
+
+	free(arg);
+	cl.granting = 0;
+	if (st != ETCD_OK) {
+		contact(st == ETCD_UNAVAILABLE ? 0 : 1, error);
+		queue_run();
+		return;
+	}
+	contact(1, NULL);
+	cl.lease_id = etcd_int(reply, "ID");
+	cl.lease_until = sent + 1000.0 * (double)etcd_int(reply, "TTL");
+	log_debug("cluster: lease %lld granted for %d s", (long long)cl.lease_id, cl.ttl);
+	if (cl.watch == NULL)
+		cluster_reload();
+	queue_run();
+}
+
+static void
+lease_grant(void)
+{
+	double *sent;
+
+	if (cl.granting)
+		return;
+	sent = xcalloc(1, sizeof(*sent));
+	*sent = now_ms();
+	cl.granting = 1;
+	etcd_lease_grant(cl.e, cl.ttl, lease_granted, sent);
+}
+
+static void
+lease_renewed(enum etcd_status st, json_t *reply, const char *error, void *arg)
+{
+	struct { double sent; int64_t id; } *k = arg;
+	json_t *res = json_object_get(reply, "result");
+	int64_t ttl;
+
+	if (st != ETCD_OK) {
+		contact(0, error);
+		if (cl.lease_id == k->id && !lease_alive())
+			lease_lost("its etcd lease could not be renewed in time");
+		free(k);
+		return;
+	}
+	contact(1, NULL);
+	ttl = etcd_int(res, "TTL");
+	if (cl.lease_id == k->id) {
+		if (ttl <= 0) {
+			lease_lost("its etcd lease had expired");
+			lease_grant();
+		} else
+			cl.lease_until = k->sent + 1000.0 * (double)ttl;
+	}
+	free(k);
+	if (cl.watch == NULL)
+		cluster_reload();
+}
+
+static void
+tick_fire(evutil_socket_t fd, short what, void *arg)
+{
+	struct { double sent; int64_t id; } *k;
+
+	(void)fd;
+	(void)what;
+	(void)arg;
+	if (cl.lease_id == 0 || !lease_alive()) {
+		if (cl.lease_id != 0)
+			lease_lost("its etcd lease ended");
+		lease_grant();
+	} else {
+		k = xcalloc(1, sizeof(*k));
+		k->sent = now_ms();
+		k->id = cl.lease_id;
+		etcd_lease_keepalive(cl.e, cl.lease_id, lease_renewed, k);
+	}
+	takeover_check();
+}
+
+/* ---------------------------------------------------------------- queue */
+
+static void
+op_free(struct op *op)
+{
+	json_decref(op->doc);
+	free(op);
+}
+
+static void
+op_push(struct op *op)
+{
+	TAILQ_INSERT_TAIL(&cl.queue, op, entry);
+	queue_run();
+}
+
+/* The head is done (or dropped): on to the next. */
+static void
+op_pop(struct op *op)
+{
+	TAILQ_REMOVE(&cl.queue, op, entry);
+	op_free(op);
+	cl.in_flight = 0;
+	adopt_pending();
+	queue_run();
+}
+
+static void
+op_retry(struct op *op)
+{
+	struct timeval tv = { RETRY_MS / 1000, (RETRY_MS % 1000) * 1000 };
+
+	(void)op;
+	cl.in_flight = 0;
+	evtimer_add(cl.retry_ev, &tv);
+}
+
+static void
+retry_fire(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	queue_run();
+}
+
+static char *
+doc_text(json_t *doc)
+{
+	char *t = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+
+	if (t == NULL)
+		fatalx("out of memory");
+	return t;
+}
+
+static json_t *
+lock_cmp(int64_t lock_rev)
+{
+	return lock_rev != 0 ? json_pack("[o]", etcd_cmp_create(cl.k_lock, lock_rev)) :
+	    json_array();
+}
+
+/* A write under a lock this instance no longer holds is dropped. */
+static int
+op_stale(struct op *op)
+{
+	return op->lock_rev != 0 && op->lock_rev != cl.lock_rev;
+}
+
+static void op_lock_send(struct op *);
+
+static void
+op_lock_done(enum etcd_status st, json_t *reply, const char *error, void *arg)
+{
+	struct op *op = arg;
+	json_t *kv, *rec;
+	char msg[1024];
+	const char *code = NULL;
+
+	if (st == ETCD_ERROR && strstr(error, "lease not found") != NULL && op->tries++ < 1) {
+		lease_lost("its etcd lease had expired");
+		cl.in_flight = 0;
+		op_lock_send(op);
+		return;
+	}
+	contact(st != ETCD_UNAVAILABLE, error);
+	if (st != ETCD_OK) {
+		code = E_CLUSTER;
+		snprintf(msg, sizeof(msg), "cluster: %s; nothing was changed", error);
+	} else if (etcd_txn_ok(reply)) {
+		cl.lock_rev = etcd_int(json_object_get(reply, "header"), "revision");
+		kv = json_array_get(etcd_txn_kvs(reply, 1), 0);
+		if (kv != NULL) {
+			/* Ours now: the shared state is the one to work on. */
+			rec = etcd_kv_json(kv);
+			if (json_is_object(rec) && etcd_int(kv, "mod_revision") != cl.doc_rev) {
+				if (etcd_int(kv, "mod_revision") > cl.state_rev)
+					cl.state_rev = etcd_int(kv, "mod_revision");
+				state_adopt(rec, etcd_int(kv, "mod_revision"));
+			}
+			json_decref(rec);
+		}
+		kv = json_array_get(etcd_txn_kvs(reply, 2), 0);
+		json_decref(cl.intent);
+		cl.intent = kv != NULL ? etcd_kv_json(kv) : NULL;
+	} else {
+		kv = json_array_get(etcd_txn_kvs(reply, 0), 0);
+		rec = kv != NULL ? etcd_kv_json(kv) : NULL;
+		if (rec == NULL && op->tries++ < 3) {
+			/* Released in between: try again. */
+			json_decref(rec);
+			cl.in_flight = 0;
+			op_lock_send(op);
+			return;
+		}
+		code = E_BUSY;
+		snprintf(msg, sizeof(msg), "busy: %s is running %s for %s since %s; try "
+		    "again when it is done",
+		    json_string_value(json_object_get(rec, "instance")) ?: "another instance",
+		    json_string_value(json_object_get(rec, "command")) ?: "a command",
+		    json_string_value(json_object_get(rec, "user")) ?: "someone",
+		    json_string_value(json_object_get(rec, "since")) ?: "?");
+		json_decref(rec);
+	}
+	op->cb(code, code ? msg : NULL, op->arg);
+	op_pop(op);
+}
+
+static void
+op_lock_granted(enum etcd_status st, json_t *reply, const char *error, void *arg)
+{
+	struct op *op = arg;
+
+	cl.granting = 0;
+	if (st != ETCD_OK) {
+		char msg[1024];
+
+		contact(st != ETCD_UNAVAILABLE, error);
+		snprintf(msg, sizeof(msg), "cluster: %s; nothing was changed", error);
+		op->cb(E_CLUSTER, msg, op->arg);
+		op_pop(op);
+		return;
+	}
+	contact(1, NULL);
+	cl.lease_id = etcd_int(reply, "ID");
+	cl.lease_until = now_ms() + 1000.0 * (double)etcd_int(reply, "TTL") - 500;
+	cl.in_flight = 0;
+	op_lock_send(op);
+}
+
+static void
+op_lock_send(struct op *op)
+{
+	char *rec;
+	json_t *cmp, *ok, *fail;
+
+	cl.in_flight = 1;
+	if (!lease_alive()) {
+		cl.granting = 1;
+		etcd_lease_grant(cl.e, cl.ttl, op_lock_granted, op);
+		return;
+	}
+	rec = doc_text(op->doc);
+	cmp = json_pack("[o]", etcd_cmp_create(cl.k_lock, 0));
+	ok = json_pack("[o, o, o]", etcd_op_put(cl.k_lock, rec, cl.lease_id),
+	    etcd_op_range(cl.k_state, 0, 0, 0), etcd_op_range(cl.k_intent, 0, 0, 0));
+	fail = json_pack("[o]", etcd_op_range(cl.k_lock, 0, 0, 0));
+	free(rec);
+	etcd_txn(cl.e, cmp, ok, fail, op_lock_done, op);
+}
+
+static void
+op_write_done(enum etcd_status st, json_t *reply, const char *error, void *arg)
+{
+	struct op *op = arg;
+	json_t *kv;
+	int64_t rev;
+	char *key;
+
+	if (st == ETCD_UNAVAILABLE) {
+		contact(0, error);
+		if (op_stale(op) || (op->kind == OP_UNLOCK && !lease_alive())) {
+			log_warnx("cluster: a write under a lost lock dropped: %s", error);
+			op_pop(op);
+		} else
+			op_retry(op);
+		return;
+	}
+	contact(1, NULL);
+	if (st == ETCD_ERROR) {
+		log_warnx("cluster: etcd refused a write (%s); dropped", error);
+		op_pop(op);
+		return;
+	}
+	rev = etcd_int(json_object_get(reply, "header"), "revision");
+	switch (op->kind) {
+	case OP_STATE:
+		if (etcd_txn_ok(reply)) {
+			cl.state_rev = cl.doc_rev = rev;
+			break;
+		}
+		kv = json_array_get(etcd_txn_kvs(reply, 0), 0);
+		rev = kv != NULL ? etcd_int(kv, "mod_revision") : 0;
+		if (op->lock_rev != 0) {
+			json_t *lk = json_array_get(etcd_txn_kvs(reply, 1), 0);
+
+			if (lk == NULL || etcd_int(lk, "create_revision") != op->lock_rev) {
+				log_warnx("cluster: the cluster lock was lost; the state was "
+				    "not written to etcd");
+				if (cl.lock_rev == op->lock_rev)
+					cl.lock_rev = 0;
+				break;
+			}
+			/* Ours to write: on top of whatever is there. */
+			cl.state_rev = rev;
+			if (op->tries++ < 5) {
+				cl.in_flight = 0;
+				queue_run();
+				return;
+			}
+			break;
+		}
+		/* Written elsewhere meanwhile: that one wins. */
+		log_info("cluster: the shared state changed meanwhile; taking it");
+		if (kv != NULL) {
+			json_t *doc = etcd_kv_json(kv);
+
+			cl.state_rev = rev > cl.state_rev ? rev : cl.state_rev;
+			if (json_is_object(doc))
+				state_adopt(doc, rev);
+			json_decref(doc);
+		}
+		break;
+	case OP_JOURNAL:
+		if (etcd_txn_ok(reply)) {
+			cl.journal_seq++;
+			break;
+		}
+		kv = json_array_get(etcd_txn_kvs(reply, 0), 0);
+		if (kv != NULL && (key = etcd_kv_key(kv)) != NULL) {
+			if (journal_key_seq(key) > cl.journal_seq)
+				cl.journal_seq = journal_key_seq(key);
+			free(key);
+		}
+		cl.in_flight = 0;
+		queue_run();
+		return;
+	case OP_INTENT_PUT:
+	case OP_INTENT_DEL:
+		if (!etcd_txn_ok(reply))
+			log_warnx("cluster: the cluster lock was lost; the intent record "
+			    "was not written to etcd");
+		break;
+	case OP_UNLOCK:
+	case OP_LOCK:
+		break;
+	}
+	op_pop(op);
+}
+
+static void
+op_send(struct op *op)
+{
+	json_t *cmp, *ok = NULL, *fail = NULL, *lock;
+	char *text, key[1024];
+
+	if (op->kind == OP_LOCK) {
+		op_lock_send(op);
+		return;
+	}
+	if (op_stale(op) && op->kind != OP_JOURNAL) {
+		log_warnx("cluster: a write under a lost lock dropped");
+		op_pop(op);
+		return;
+	}
+	cl.in_flight = 1;
+	cmp = lock_cmp(op->lock_rev);
+	switch (op->kind) {
+	case OP_STATE:
+		json_array_append_new(cmp, etcd_cmp_mod(cl.k_state, op->lock_rev != 0 ?
+		    cl.state_rev : op->base_rev));
+		text = doc_text(op->doc);
+		ok = json_pack("[o]", etcd_op_put(cl.k_state, text, 0));
+		free(text);
+		lock = json_object_get(op->doc, "lock");
+		if (json_is_object(lock)) {
+			text = doc_text(lock);
+			json_array_append_new(ok, etcd_op_put(cl.k_deploy, text, 0));
+			free(text);
+		} else
+			json_array_append_new(ok, etcd_op_delete(cl.k_deploy));
+		fail = json_pack("[o, o]", etcd_op_range(cl.k_state, 0, 0, 0),
+		    etcd_op_range(cl.k_lock, 0, 0, 0));
+		break;
+	case OP_JOURNAL:
+		json_decref(cmp);
+		snprintf(key, sizeof(key), "%s%020lld", cl.k_journal,
+		    (long long)cl.journal_seq + 1);
+		cmp = json_pack("[o]", etcd_cmp_create(key, 0));
+		text = doc_text(op->doc);
+		ok = json_pack("[o]", etcd_op_put(key, text, 0));
+		free(text);
+		fail = json_pack("[o]", etcd_op_range(cl.k_journal, 1, 1, 1));
+		break;
+	case OP_INTENT_PUT:
+		text = doc_text(op->doc);
+		ok = json_pack("[o]", etcd_op_put(cl.k_intent, text, 0));
+		free(text);
+		break;
+	case OP_INTENT_DEL:
+		ok = json_pack("[o]", etcd_op_delete(cl.k_intent));
+		break;
+	case OP_UNLOCK:
+		ok = json_pack("[o]", etcd_op_delete(cl.k_lock));
+		break;
+	case OP_LOCK:
+		break;
+	}
+	etcd_txn(cl.e, cmp, ok, fail, op_write_done, op);
+}
+
+static void
+queue_run(void)
+{
+	struct op *op;
+
+	if (cl.in_flight || cl.e == NULL || evtimer_pending(cl.retry_ev, NULL))
+		return;
+	if ((op = TAILQ_FIRST(&cl.queue)) == NULL)
+		return;
+	op_send(op);
+}
+
+static struct op *
+op_new(enum op_kind kind, json_t *doc)
+{
+	struct op *op = xcalloc(1, sizeof(*op));
+
+	op->kind = kind;
+	op->doc = doc;
+	op->lock_rev = cl.lock_rev;
+	return op;
+}
+
+/* --------------------------------------------------------------- writes */
+
+void
+cluster_state_put(json_t *doc)
+{
+	struct op *op = TAILQ_LAST(&cl.queue, opq);
+
+	if (!cl.on)
+		return;
+	/* A newer document replaces one still waiting. */
+	if (op != NULL && op->kind == OP_STATE && op->lock_rev == cl.lock_rev &&
+	    !(cl.in_flight && op == TAILQ_FIRST(&cl.queue))) {
+		json_decref(op->doc);
+		op->doc = json_deep_copy(doc);
+		return;
+	}
+	op = op_new(OP_STATE, json_deep_copy(doc));
+	op->base_rev = cl.doc_rev;
+	op_push(op);
+}
+
+void
+cluster_journal_append(json_t *entry)
+{
+	json_t *e;
+
+	if (!cl.on)
+		return;
+	e = json_deep_copy(entry);
+	journal_add(e);
+	op_push(op_new(OP_JOURNAL, e));
+}
+
+void
+cluster_intent_put(json_t *intent)
+{
+	json_t *i;
+
+	if (!cl.on)
+		return;
+	i = json_deep_copy(intent);
+	json_object_set_new(i, "instance", json_string(cl.name));
+	json_decref(cl.intent);
+	cl.intent = json_incref(i);
+	op_push(op_new(OP_INTENT_PUT, i));
+}
+
+void
+cluster_intent_clear(void)
+{
+	if (!cl.on)
+		return;
+	json_decref(cl.intent);
+	cl.intent = NULL;
+	op_push(op_new(OP_INTENT_DEL, NULL));
+}
+
+/* ----------------------------------------------------------------- lock */
+
+void
+cluster_lock(const char *command, const char *user, cluster_lock_cb cb, void *arg)
+{
+	struct op *op;
+	char when[32], msg[1024];
+
+	if (cl.internal == IN_HELD) {
+		/* Taken for a repair nobody started yet: the command has it. */
+		evtimer_del(cl.unclaimed_ev);
+		cl.internal = IN_IDLE;
+		cb(NULL, NULL, arg);
+		return;
+	}
+	if (cl.lock_rev != 0) {
+		cb(E_BUSY, "busy: this instance holds the cluster lock for another command",
+		    arg);
+		return;
+	}
+	if (evtimer_pending(cl.retry_ev, NULL)) {
+		snprintf(msg, sizeof(msg), "cluster: %s; earlier writes wait to be stored, "
+		    "nothing was changed", cl.last_error[0] ? cl.last_error :
+		    "etcd does not answer");
+		cb(E_CLUSTER, msg, arg);
+		return;
+	}
+	iso_time(time(NULL), when, sizeof(when));
+	op = op_new(OP_LOCK, json_pack("{s:s, s:s, s:s, s:s, s:I}", "instance", cl.name,
+	    "command", command, "user", user, "since", when, "pid", (json_int_t)getpid()));
+	op->lock_rev = 0;
+	op->cb = cb;
+	op->arg = arg;
+	op_push(op);
+}
+
+void
+cluster_unlock(void)
+{
+	struct op *op;
+
+	if (!cl.on || cl.lock_rev == 0)
+		return;
+	op = op_new(OP_UNLOCK, NULL);
+	cl.lock_rev = 0;
+	op_push(op);
+	adopt_pending();
+}
+
+/* ------------------------------------------------- internal busy slot */
+
+static void
+unclaimed_fire(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	if (cl.internal == IN_HELD) {
+		cl.internal = IN_IDLE;
+		cluster_unlock();
+	}
+}
+
+static void
+internal_locked(const char *code, const char *error, void *arg)
+{
+	struct timeval tv = { UNCLAIMED_MS / 1000, (UNCLAIMED_MS % 1000) * 1000 };
+
+	(void)arg;
+	if (code != NULL) {
+		log_debug("cluster: no lock for a repair: %s", error);
+		cl.internal = IN_IDLE;
+		return;
+	}
+	cl.internal = IN_HELD;
+	evtimer_add(cl.unclaimed_ev, &tv);
+	/* Whoever asked may go now. */
+	takeover_check();
+	if (cl.internal == IN_HELD)
+		repair_kick();
+}
+
+int
+cluster_internal_acquire(void)
+{
+	if (!cl.on)
+		return 1;
+	if (cl.internal == IN_HELD) {
+		evtimer_del(cl.unclaimed_ev);
+		cl.internal = IN_CLAIMED;
+		return 1;
+	}
+	if (cl.internal == IN_IDLE && cl.lock_rev == 0 && cl.loaded) {
+		cl.internal = IN_ACQUIRING;
+		cluster_lock("repair", "switchd", internal_locked, NULL);
+	}
+	return 0;
+}
+
+void
+cluster_internal_release(void)
+{
+	if (!cl.on || cl.internal != IN_CLAIMED)
+		return;
+	cl.internal = IN_IDLE;
+	cluster_unlock();
+}
+
+/* ------------------------------------------------------------- takeover */
+
+struct takeover {
+	struct lb	*lb;
+	json_t		*intent;
+	int		 from, to, target;
+	char		*dead;
+};
+
+static void
+takeover_free(struct takeover *tk)
+{
+	lb_unref(tk->lb);
+	json_decref(tk->intent);
+	free(tk->dead);
+	free(tk);
+	cl.takeover = 0;
+	cmd_release_internal();
+}
+
+static json_t *
+roles(int hot)
+{
+	return json_pack("{s:s, s:s}", "hot", pool_name(hot), "cold", pool_name(!hot));
+}
+
+static void
+takeover_applied(const char *code, const char *error, void *arg)
+{
+	struct takeover *tk = arg;
+	const char *id = json_string_value(json_object_get(tk->intent, "id")) ?: "?";
+	const char *user = json_string_value(json_object_get(tk->intent, "user")) ?: "?";
+	const char *cmd = json_string_value(json_object_get(tk->intent, "command")) ?: "switch";
+	char when[32], *msg;
+
+	if (code != NULL) {
+		log_warnx("cluster: taking over the switch %s of %s failed: %s; trying "
+		    "again later", id, tk->dead, error);
+		takeover_free(tk);
+		return;
+	}
+	if (tk->target == tk->to) {
+		msg = xasprintf("takeover: %s died during %s %s by %s (%s -> %s); %s "
+		    "finished it: %s is hot", tk->dead, cmd, id, user, pool_name(tk->from),
+		    pool_name(tk->to), cl.name, pool_name(tk->to));
+		state_set_hot(tk->to);
+		state_set_pool(tk->from, NULL, PS_VERIFIED, "switchd");
+		iso_time(time(NULL), when, sizeof(when));
+		json_object_set_new(state_doc(), "last_switch", json_pack(
+		    "{s:s, s:s, s:s, s:I, s:s, s:s, s:O?, s:s}", "id", id, "time", when,
+		    "user", user, "uid", json_integer_value(json_object_get(tk->intent, "uid")),
+		    "from", pool_name(tk->from), "to", pool_name(tk->to),
+		    "message", json_object_get(tk->intent, "message"), "command", cmd));
+	} else {
+		msg = xasprintf("takeover: %s died during %s %s by %s (%s -> %s); %s "
+		    "undid it: %s stays hot", tk->dead, cmd, id, user, pool_name(tk->from),
+		    pool_name(tk->to), cl.name, pool_name(tk->from));
+		state_set_hot(tk->from);
+	}
+	log_warnx("cluster: %s", msg);
+	state_save();
+	history_append(json_pack("{s:I, s:s, s:s, s:s, s:o, s:o, s:s, s:s}",
+	    "uid", (json_int_t)0, "user", "switchd", "command", "takeover", "message", msg,
+	    "before", roles(tk->from), "after", roles(tk->target), "result", "ok",
+	    "takeover_of", id));
+	free(msg);
+	intent_clear();
+	takeover_free(tk);
+}
+
+/*
+ * Some node already serves "to": the switch got that far, finish it; none
+ * does: it never reached a commit, so every node goes back to "from".
+ */
+static void
+takeover_view(struct lb_view *v, void *arg)
+{
+	struct takeover *tk = arg;
+	struct lb_mapping m;
+	size_t i;
+	int nto = 0;
+
+	for (i = 0; i < v->nnodes; i++)
+		if (v->nodes[i].ok && lb_node_serves(tk->lb->conf, &v->nodes[i]) == tk->to)
+			nto++;
+	lb_view_free(v);
+	tk->target = nto > 0 ? tk->to : tk->from;
+	log_warnx("cluster: %s died during a switch (%s -> %s); %zu node%s serve%s %s: "
+	    "making every node serve %s", tk->dead, pool_name(tk->from), pool_name(tk->to),
+	    (size_t)nto, nto == 1 ? "" : "s", nto == 1 ? "s" : "", pool_name(tk->to),
+	    pool_name(tk->target));
+	lb_mapping_for(tk->lb->conf, tk->target, &m);
+	tk->lb->drv->apply(tk->lb, &m, takeover_applied, tk);
+}
+
+static void
+takeover_check(void)
+{
+	struct takeover *tk;
+	int from, to;
+
+	if (!cl.on || cl.takeover || cl.intent == NULL || !cl.watch_created ||
+	    sd.shutting_down || sd.lb == NULL || cl.start_done != NULL)
+		return;
+	/* Its holder is alive, or it is ours and still running. */
+	if ((cl.lock_rev == 0 && cl.remote_lock != NULL) ||
+	    (cl.lock_rev != 0 && cl.internal != IN_HELD))
+		return;
+	if (!cmd_acquire_internal())
+		return;
+	from = pool_index(json_string_value(json_object_get(cl.intent, "from")));
+	to = pool_index(json_string_value(json_object_get(cl.intent, "to")));
+	if (from < 0 || to < 0 || from == to) {
+		log_warnx("cluster: the intent record at %s is malformed; removed",
+		    cl.k_intent);
+		intent_clear();
+		cmd_release_internal();
+		return;
+	}
+	tk = xcalloc(1, sizeof(*tk));
+	cl.takeover = 1;
+	tk->lb = lb_ref(sd.lb);
+	tk->intent = json_incref(cl.intent);
+	tk->from = from;
+	tk->to = to;
+	tk->dead = xstrdup(json_string_value(json_object_get(cl.intent, "instance")) ?:
+	    "an instance");
+	tk->lb->drv->observe(tk->lb, takeover_view, tk);
+}
+
+/* ------------------------------------------------------- start and stop */
+
+static void
+start_finish(void)
+{
+	void (*done)(int, void *) = cl.start_done;
+
+	if (done == NULL)
+		return;
+	cl.start_done = NULL;
+	done(0, cl.start_arg);
+}
+
+static void
+start_locked(const char *code, const char *error, void *arg)
+{
+	void (*done)(int, void *) = cl.start_done;
+
+	(void)arg;
+	cl.start_done = NULL;
+	if (code != NULL)
+		log_info("cluster: no start-up reconcile: %s", error);
+	if (done != NULL)
+		done(code == NULL, cl.start_arg);
+	takeover_check();
+}
+
+static void
+start_loaded(enum etcd_status st, json_t *reply, const char *error, void *arg)
+{
+	void (*done)(int, void *) = cl.start_done;
+
+	/* loaded() calls start_finish(): keep the callback for the lock. */
+	cl.start_done = NULL;
+	loaded(st, reply, error, arg);
+	cl.start_done = done;
+	if (st != ETCD_OK || cl.intent != NULL || cl.remote_lock != NULL) {
+		start_finish();
+		takeover_check();
+		return;
+	}
+	cluster_lock("start-up reconcile", "switchd", start_locked, NULL);
+}
+
+static char *
+key_of(const char *suffix)
+{
+	return xasprintf("%s%s", cl.prefix, suffix);
+}
+
+void
+cluster_start(struct event_base *base, const struct config *conf,
+    void (*done)(int, void *), void *arg)
+{
+	struct timeval tv;
+	long timeout;
+	json_t *ops;
+
+	if (conf->cluster_endpoints == NULL || conf->cluster_nendpoints == 0) {
+		done(0, arg);
+		return;
+	}
+	cl.on = 1;
+	cl.base = base;
+	cl.name = xstrdup(conf->cluster_name);
+	cl.prefix = xstrdup(conf->cluster_prefix);
+	cl.ttl = conf->cluster_lease_ttl;
+	cl.k_all = key_of("/");
+	cl.k_lock = key_of("/lock");
+	cl.k_intent = key_of("/intent");
+	cl.k_state = key_of("/state");
+	cl.k_deploy = key_of("/deploy-lock");
+	cl.k_journal = key_of("/journal/");
+	cl.journal = json_array();
+	/* A call must end well within the lease, failover included. */
+	timeout = cl.ttl * 1000L / 3;
+	if (timeout > 3000)
+		timeout = 3000;
+	if (timeout < 500)
+		timeout = 500;
+	cl.e = etcd_new(conf->cluster_endpoints, conf->cluster_nendpoints, timeout);
+	cl.tick = event_new(base, -1, EV_PERSIST, tick_fire, NULL);
+	cl.reload_ev = evtimer_new(base, reload_fire, NULL);
+	cl.retry_ev = evtimer_new(base, retry_fire, NULL);
+	cl.unclaimed_ev = evtimer_new(base, unclaimed_fire, NULL);
+	tv.tv_sec = cl.ttl / 3;
+	tv.tv_usec = (cl.ttl * 1000000L / 3) % 1000000;
+	event_add(cl.tick, &tv);
+	cl.start_done = done;
+	cl.start_arg = arg;
+	cl.last_contact = time(NULL);	/* the local state is as of now */
+	log_info("cluster: %s at %s, etcd %s%s", cl.name, cl.prefix,
+	    conf->cluster_endpoints[0], conf->cluster_nendpoints > 1 ? " ..." : "");
+	lease_grant();
+	cl.loading = 1;
+	ops = json_pack("[o, o, o, o]", etcd_op_range(cl.k_lock, 0, 0, 0),
+	    etcd_op_range(cl.k_intent, 0, 0, 0), etcd_op_range(cl.k_state, 0, 0, 0),
+	    etcd_op_range(cl.k_journal, 1, JOURNAL_CACHE, 1));
+	etcd_txn(cl.e, NULL, ops, NULL, start_loaded, NULL);
+}
+
+void
+cluster_stop(void)
+{
+	struct op *op;
+
+	if (!cl.on)
+		return;
+	/* Whatever still waits is lost; the lease goes, and the lock with it. */
+	while ((op = TAILQ_FIRST(&cl.queue)) != NULL) {
+		TAILQ_REMOVE(&cl.queue, op, entry);
+		if (op->kind == OP_LOCK)
+			op->cb(E_SHUTDOWN, "switchd is shutting down", op->arg);
+		op_free(op);
+	}
+	etcd_free(cl.e);
+	cl.e = NULL;
+	event_free(cl.tick);
+	event_free(cl.reload_ev);
+	event_free(cl.retry_ev);
+	event_free(cl.unclaimed_ev);
+	json_decref(cl.remote_lock);
+	json_decref(cl.intent);
+	json_decref(cl.pending_state);
+	json_decref(cl.journal);
+	free(cl.name);
+	free(cl.prefix);
+	free(cl.k_all);
+	free(cl.k_lock);
+	free(cl.k_intent);
+	free(cl.k_state);
+	free(cl.k_deploy);
+	free(cl.k_journal);
+	memset(&cl, 0, sizeof(cl));
+	TAILQ_INIT(&cl.queue);
+}
+
+/* ---------------------------------------------------------------- reads */
+
+json_t *
+cluster_history(int n)
+{
+	json_t *out = json_array();
+	size_t i, len = json_array_size(cl.journal);
+
+	for (i = len; i > 0 && (n <= 0 || json_array_size(out) < (size_t)n); i--)
+		json_array_append(out, json_array_get(cl.journal, i - 1));
+	return out;
+}
+
+int
+cluster_history_has_id(const char *id)
+{
+	return journal_known(id);
+}
+
+json_t *
+cluster_status_json(void)
+{
+	int connected;
+
+	if (!cl.on)
+		return json_null();
+	connected = cl.last_ok && cl.watch_created;
+	return json_pack("{s:s, s:s, s:b, s:I}", "name", cl.name, "prefix", cl.prefix,
+	    "connected", connected, "stale_seconds", (json_int_t)(connected ||
+	    cl.last_contact == 0 ? 0 : time(NULL) - cl.last_contact));
+}
