@@ -1159,3 +1159,160 @@ while True:
             sys.exit(0)
 PY
 }
+
+# ---------------------------------------------------------------- etcd
+# (added for t-cluster) A private etcd cluster (Debian's etcd-server 3.4) on
+# 127.0.0.1 free ports: member I has its client port in $T/etcdI.cport, its
+# peer port in $T/etcdI.pport, its data in $T/etcdI.data, its log in
+# $T/etcdI.log and its tracked PID in $T/etcdI.pid.
+
+ETCD=${ETCD:-$(command -v etcd || echo /usr/bin/etcd)}
+ETCD_N=0
+ETCD_ENDPOINTS=""       # "http://127.0.0.1:P1 http://127.0.0.1:P2 ..."
+ETCD_ENDPOINTS_CONF=""  # the same as a libconfig list: "http://...", "http://..."
+
+# etcd_url I: member I's client URL.
+etcd_url() { echo "http://127.0.0.1:$(cat "$T/etcd$1.cport")"; }
+
+# etcd_healthy I: member I answers /health with "true" (it has a leader
+# and a quorum behind it).
+etcd_healthy() {
+	curl -s --max-time 2 "$(etcd_url "$1")/health" | grep -q '"health":"true"'
+}
+
+# etcd_leader I: the member ID of the leader member I knows of (nothing,
+# exit 1, if none).
+etcd_leader() {
+	curl -s --max-time 2 -X POST -d '{}' "$(etcd_url "$1")/v3/maintenance/status" |
+		"$PYTHON" -c 'import json, sys
+l = json.load(sys.stdin).get("leader", "0")
+if l in ("0", 0, None): sys.exit(1)
+print(l)'
+}
+
+# _etcd_run I: start member I (first time or again: same flags, same data
+# dir — on a restart etcd reads its membership from the data dir).
+_etcd_run() {
+	local i=$1 cluster="" j
+	for j in $(seq 1 "$ETCD_N"); do
+		cluster="$cluster${cluster:+,}etcd$j=http://127.0.0.1:$(cat "$T/etcd$j.pport")"
+	done
+	"$ETCD" --name "etcd$i" --data-dir "$T/etcd$i.data" \
+		--listen-client-urls "$(etcd_url "$i")" --advertise-client-urls "$(etcd_url "$i")" \
+		--listen-peer-urls "http://127.0.0.1:$(cat "$T/etcd$i.pport")" \
+		--initial-advertise-peer-urls "http://127.0.0.1:$(cat "$T/etcd$i.pport")" \
+		--initial-cluster "$cluster" --initial-cluster-state new \
+		--initial-cluster-token "switchd-test-$$" \
+		--logger zap --log-outputs stderr --log-level warn \
+		</dev/null >>"$T/etcd$i.log" 2>&1 &
+	local pid=$!
+	track "$pid"
+	echo "$pid" >"$T/etcd$i.pid"
+	vlog "etcd member $i pid $pid client $(cat "$T/etcd$i.cport")"
+}
+
+# etcd_wait I [SECONDS]: until member I is healthy (default 30 s); dies
+# with its log's tail if it exited or did not get there.
+etcd_wait() {
+	local i=$1 secs=${2:-30}
+	if ! wait_for "$secs" etcd_healthy "$i"; then
+		alive "$(cat "$T/etcd$i.pid")" || log "etcd member $i exited"
+		tail -n 20 "$T/etcd$i.log" | sed 's/^/#   /'
+		die "etcd member $i not healthy within $secs s"
+	fi
+}
+
+# etcd_start_cluster N: N members, started together (a new cluster needs a
+# quorum of them to elect a leader), then waited for until each is healthy
+# and they agree on a leader.  Sets ETCD_N, ETCD_ENDPOINTS and
+# ETCD_ENDPOINTS_CONF (exported).
+etcd_start_cluster() {
+	local n=$1 i
+	[ -x "$ETCD" ] || die "no etcd at $ETCD (Debian: etcd-server; scripts/deps test)"
+	ETCD_N=$n
+	ETCD_ENDPOINTS="" ETCD_ENDPOINTS_CONF=""
+	for i in $(seq 1 "$n"); do
+		free_port >"$T/etcd$i.cport"
+		free_port >"$T/etcd$i.pport"
+		ETCD_ENDPOINTS="$ETCD_ENDPOINTS${ETCD_ENDPOINTS:+ }$(etcd_url "$i")"
+		ETCD_ENDPOINTS_CONF="$ETCD_ENDPOINTS_CONF${ETCD_ENDPOINTS_CONF:+, }\"$(etcd_url "$i")\""
+	done
+	export ETCD_ENDPOINTS ETCD_ENDPOINTS_CONF
+	for i in $(seq 1 "$n"); do _etcd_run "$i"; done
+	for i in $(seq 1 "$n"); do etcd_wait "$i"; done
+	wait_for 30 etcd_agree || die "etcd members do not agree on a leader within 30 s"
+	log "etcd: $n members, client URLs $ETCD_ENDPOINTS"
+}
+
+# etcd_agree: every running member names the same leader.
+etcd_agree() {
+	local i l first=""
+	for i in $(seq 1 "$ETCD_N"); do
+		[ -f "$T/etcd$i.pid" ] || continue
+		l=$(etcd_leader "$i") || return 1
+		[ -z "$first" ] && first=$l
+		[ "$l" = "$first" ] || return 1
+	done
+}
+
+# etcd_stop I [KILL]: stop member I by its PID (SIGTERM, bounded; KILL:
+# kill -9 at once).
+etcd_stop() {
+	local i=$1 pid; pid=$(cat "$T/etcd$i.pid" 2>/dev/null) || return 0
+	if [ "${2:-}" = KILL ]; then
+		kill -KILL "$pid" 2>/dev/null
+		wait "$pid" 2>/dev/null
+		untrack "$pid"
+	else
+		stop_pid "$pid" 10
+	fi
+	rm -f "$T/etcd$i.pid"
+	vlog "etcd member $i (pid $pid) stopped"
+}
+
+# etcd_restart I: start member I again from its data dir and wait until it
+# is healthy (which needs a quorum: start enough members first).
+etcd_restart() {
+	etcd_stop "$1"
+	_etcd_run "$1"
+	etcd_wait "$1" "${2:-30}"
+}
+
+# etcd_start I: start a stopped member I again without waiting (members
+# that need each other for a quorum: start them all, then etcd_wait each).
+etcd_start() { [ -f "$T/etcd$1.pid" ] || _etcd_run "$1"; }
+
+# etcd_keys PREFIX [I]: the keys under PREFIX, one a line in key order, read
+# from member I (default: the first member that answers).
+# etcd_get KEY [I]: the value of KEY (exit 1 if none).
+_etcd_range() {
+	local mode=$1 key=$2 want=${3:-} i
+	for i in ${want:-$(seq 1 "$ETCD_N")}; do
+		[ -f "$T/etcd$i.pid" ] || [ -n "$want" ] || continue
+		"$PYTHON" - "$(etcd_url "$i")" "$mode" "$key" <<'PY' && return 0
+import base64, json, sys, urllib.request
+url, mode, key = sys.argv[1:4]
+k = key.encode()
+req = {"key": base64.b64encode(k).decode()}
+if mode == "keys":
+    end = bytearray(k); end[-1] += 1
+    req.update(range_end=base64.b64encode(bytes(end)).decode(), keys_only=True)
+try:
+    r = urllib.request.urlopen(url + "/v3/kv/range", json.dumps(req).encode(), timeout=3)
+    kvs = json.load(r).get("kvs", [])
+except OSError:
+    sys.exit(2)
+if mode == "keys":
+    for kv in kvs:
+        print(base64.b64decode(kv["key"]).decode())
+elif kvs:
+    print(base64.b64decode(kvs[0].get("value", "")).decode())
+else:
+    sys.exit(1)
+PY
+		[ $? -eq 1 ] && return 1
+	done
+	return 2
+}
+etcd_keys() { _etcd_range keys "$1" "${2:-}"; }
+etcd_get() { _etcd_range get "$1" "${2:-}"; }
