@@ -127,10 +127,11 @@ _cleanup() {
 		rc=1
 	fi
 	if [ "$rc" -ne 0 ] || [ "$FAIL" -ne 0 ]; then
-		if [ -f "$T/switchd.log" ]; then
-			echo "# ---- last 40 lines of $T/switchd.log"
-			tail -n 40 "$T/switchd.log" | sed 's/^/#   /'
-		fi
+		for f in "$T/switchd.log" "$T"/sw[0-9]*.log; do
+			[ -f "$f" ] || continue
+			echo "# ---- last 40 lines of $f"
+			tail -n 40 "$f" | sed 's/^/#   /'
+		done
 		[ "$rc" -ne 0 ] || rc=1
 	fi
 	if [ -n "${KEEP:-}" ]; then
@@ -364,8 +365,9 @@ expect_ok() {
 	run ctlj "$@"
 	local okv
 	okv=$(jv "$OUT" '["ok"]' 2>/dev/null)
-	if [ "$RC" -eq 0 ] && [ "$okv" = true ]; then _pass "switchctl $* -> ok"; return 0; fi
-	_fail "switchctl $* -> ok"; echo "#   exit $RC, ok=$okv"; _show_last; return 1
+	local d="switchctl${CTL_SOCK:+ -s ${CTL_SOCK##*/}} $* -> ok"
+	if [ "$RC" -eq 0 ] && [ "$okv" = true ]; then _pass "$d"; return 0; fi
+	_fail "$d"; echo "#   exit $RC, ok=$okv"; _show_last; return 1
 }
 
 # expect_fail EXIT CODE ARGS...: "switchctl --json ARGS" exits EXIT and the
@@ -379,10 +381,11 @@ expect_fail() {
 $ERR"
 	got=$(jv "$reply" '["code"]' 2>/dev/null)
 	EMSG=$(jv "$reply" '["error"]' 2>/dev/null)
+	local d="switchctl${CTL_SOCK:+ -s ${CTL_SOCK##*/}} $* -> exit $want, code $code"
 	if [ "$RC" -eq "$want" ] && [ "$got" = "$code" ]; then
-		_pass "switchctl $* -> exit $want, code $code"; return 0
+		_pass "$d"; return 0
 	fi
-	_fail "switchctl $* -> exit $want, code $code"
+	_fail "$d"
 	echo "#   got exit $RC, code '$got'"; _show_last; return 1
 }
 
@@ -746,8 +749,9 @@ EOF
 
 # ctl ARGS...: switchctl against this test's daemon (bounded: 30 s).
 # CTL_USER=nobody ctl ...: run it as that user (runuser).
-ctl()  { _ctl_as timeout "${CTL_TIMEOUT:-30}" "$SWITCHCTL" -s "$T/switchd.sock" "$@"; }
-ctlj() { _ctl_as timeout "${CTL_TIMEOUT:-30}" "$SWITCHCTL" -s "$T/switchd.sock" --json "$@"; }
+# CTL_SOCK=PATH ctl ...: against another socket (see "on" below).
+ctl()  { _ctl_as timeout "${CTL_TIMEOUT:-30}" "$SWITCHCTL" -s "${CTL_SOCK:-$T/switchd.sock}" "$@"; }
+ctlj() { _ctl_as timeout "${CTL_TIMEOUT:-30}" "$SWITCHCTL" -s "${CTL_SOCK:-$T/switchd.sock}" --json "$@"; }
 _ctl_as() {
 	if [ -n "${CTL_USER:-}" ]; then runuser -u "$CTL_USER" -- "$@"; else "$@"; fi
 }
@@ -1316,3 +1320,80 @@ PY
 }
 etcd_keys() { _etcd_range keys "$1" "${2:-}"; }
 etcd_get() { _etcd_range get "$1" "${2:-}"; }
+
+# ---------------------------------------------------------------- several switchd instances
+# (added for t-cluster) Instance I runs from $T/swI.conf with its control
+# socket $T/swI.sock, its state_dir $T/stateI, its log $T/swI.log and its
+# tracked PID in $T/swI.pid.
+
+# inst_config I [EXTRA]: $T/swI.conf, write_config's file with instance I's
+# socket and state_dir, and EXTRA appended.
+inst_config() {
+	local i=$1
+	write_config "${2:-}" "$T/sw$i.conf.tmp"
+	sed -e "s|^  socket = \"$T/switchd.sock\";|  socket = \"$T/sw$i.sock\";|" \
+	    -e "s|^state_dir = \"$T/state\";|state_dir = \"$T/state$i\";|" \
+		"$T/sw$i.conf.tmp" >"$T/sw$i.conf"
+	rm -f "$T/sw$i.conf.tmp"
+	grep -q "\"$T/sw$i.sock\"" "$T/sw$i.conf" && grep -q "\"$T/state$i\"" "$T/sw$i.conf" ||
+		die "inst_config $i: write_config's socket or state_dir line changed shape"
+	mkdir -p "$T/state$i"
+}
+
+# on I CMD...: run CMD (ctl, ctlj, expect_ok, expect_fail, status_get...)
+# against instance I's control socket.
+on() { local i=$1; shift; CTL_SOCK=$T/sw$i.sock "$@"; }
+
+# ictl I ARGS... / ictlj I ARGS...: switchctl (--json) against instance I.
+ictl()  { on "$1" ctl "${@:2}"; }
+ictlj() { on "$1" ctlj "${@:2}"; }
+
+# istatus I EXPR: a value from instance I's "status --json".
+istatus() { ictlj "$1" status | jget "$2"; }
+
+inst_pid() { cat "$T/sw$1.pid"; }
+
+# inst_start I: switchd -d -f $T/swI.conf; waits (20 s) until its status
+# answers.
+inst_start() {
+	local i=$1
+	"$SWITCHD" -d -f "$T/sw$i.conf" </dev/null >>"$T/sw$i.log" 2>&1 &
+	local pid=$!
+	track "$pid"
+	echo "$pid" >"$T/sw$i.pid"
+	local deadline=$(( $(now_ms) + 20000 ))
+	while ! ictl "$i" status >/dev/null 2>&1; do
+		if ! alive "$pid"; then
+			wait "$pid"; local rc=$?
+			untrack "$pid"
+			tail -n 20 "$T/sw$i.log" | sed 's/^/#   /'
+			die "switchd instance $i exited during start-up (status $rc)"
+		fi
+		[ "$(now_ms)" -ge "$deadline" ] && die "switchd instance $i did not answer status within 20 s"
+		sleep 0.1
+	done
+	vlog "switchd instance $i pid $pid"
+}
+
+# inst_stop I: SIGTERM, wait (10 s, then KILL: a failure); exit status in
+# $SWITCHD_RC.
+inst_stop() {
+	local pid; pid=$(inst_pid "$1")
+	if alive "$pid"; then
+		kill -TERM "$pid"
+		if ! wait_for 10 eval "! kill -0 $pid 2>/dev/null"; then
+			kill -KILL "$pid" 2>/dev/null
+			_fail "switchd instance $1 exits within 10 s of SIGTERM"
+		fi
+	fi
+	wait "$pid" 2>/dev/null
+	SWITCHD_RC=$?
+	untrack "$pid"
+}
+
+inst_kill9() {
+	local pid; pid=$(inst_pid "$1")
+	kill -KILL "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	untrack "$pid"
+}
