@@ -111,9 +111,9 @@ all_status_hot() {
 history_ids() { ictlj "$1" history -n 1000 | jget '" ".join(e["id"] for e in d["entries"])'; }
 # histories_agree [INSTANCES]: every instance lists the same ids.
 histories_agree() {
-	local i first
-	first=$(history_ids "${1%% *}") || return 1
-	for i in ${1:-$INSTANCES}; do
+	local ins=${1:-$INSTANCES} i first
+	first=$(history_ids "${ins%%[!0-9]*}") || return 1
+	for i in $ins; do
 		[ "$(history_ids "$i")" = "$first" ] || return 1
 	done
 }
@@ -188,7 +188,7 @@ done
 run ictlj 2 history -n 1000
 expect_eq "the journal's concurrent entries are the switches that ran, each by the instance it was sent to" \
 	"$(jv "$OUT" '" ".join(sorted("%s:%s" % (e.get("message"), e.get("instance")) for e in d["entries"] if e.get("result") == "ok" and (e.get("message") or "").startswith("c") and e["message"][1:].isdigit()))')" \
-	"$(printf '%s\n' $ok_ks | sort | tr '\n' ' ' | sed 's/ $//')"
+	"$(printf '%s\n' $ok_ks | LC_ALL=C sort | tr '\n' ' ' | sed 's/ $//')"
 expect_eq "every journal entry names its instance" \
 	"$(jv "$OUT" '[e["id"] for e in d["entries"] if e.get("instance") not in ("sw1", "sw2", "sw3")]')" '[]'
 
