@@ -83,6 +83,7 @@ static struct {
 	int64_t		 journal_seq;
 
 	int64_t		 lock_rev;	/* create_revision of our P/lock; 0: not held */
+	int64_t		 lost_rev;	/* the one lost with the lease */
 	struct opq	 queue;
 	int		 in_flight;
 	struct event	*retry_ev;
@@ -405,8 +406,10 @@ reload_fire(evutil_socket_t fd, short what, void *arg)
 static void
 lease_lost(const char *why)
 {
-	if (cl.lock_rev != 0)
+	if (cl.lock_rev != 0) {
 		log_warnx("cluster: %s lost the cluster lock: %s", cl.name, why);
+		cl.lost_rev = cl.lock_rev;
+	}
 	cl.lease_id = 0;
 	cl.lock_rev = 0;
 }
@@ -557,11 +560,14 @@ lock_cmp(int64_t lock_rev)
 	    json_array();
 }
 
-/* A write under a lock this instance no longer holds is dropped. */
+/*
+ * A write under a lock this instance lost is dropped (the compare in its
+ * txn would refuse it anyway); one under a lock released since is not.
+ */
 static int
 op_stale(struct op *op)
 {
-	return op->lock_rev != 0 && op->lock_rev != cl.lock_rev;
+	return op->lock_rev != 0 && op->lock_rev == cl.lost_rev;
 }
 
 static void op_lock_send(struct op *);
@@ -704,6 +710,7 @@ op_write_done(enum etcd_status st, json_t *reply, const char *error, void *arg)
 			if (lk == NULL || etcd_int(lk, "create_revision") != op->lock_rev) {
 				log_warnx("cluster: the cluster lock was lost; the state was "
 				    "not written to etcd");
+				cl.lost_rev = op->lock_rev;
 				if (cl.lock_rev == op->lock_rev)
 					cl.lock_rev = 0;
 				break;

@@ -255,10 +255,16 @@ cmd_dispatch(struct client *c, uid_t uid, int admin, const char *user, json_t *r
 	    !(strcmp(ci->name, "back") == 0 && rollout_running())) {
 		json_decref(args);
 		iso_time(busy_item->started, since, sizeof(since));
-		reply_error(c, E_BUSY, "busy: %s (uid %lu) is running \"%s\" since %s "
-		    "(%lds ago); try again when it is done", busy_item->user,
-		    (unsigned long)busy_item->uid, busy_item->info->name, since,
-		    (long)(time(NULL) - busy_item->started));
+		/* cluster: the same words as when another instance holds P/lock. */
+		if (cluster_on())
+			reply_error(c, E_BUSY, "busy: %s is running %s for %s since %s; try "
+			    "again when it is done", cluster_name(), busy_item->info->name,
+			    busy_item->user, since);
+		else
+			reply_error(c, E_BUSY, "busy: %s (uid %lu) is running \"%s\" since "
+			    "%s (%lds ago); try again when it is done", busy_item->user,
+			    (unsigned long)busy_item->uid, busy_item->info->name, since,
+			    (long)(time(NULL) - busy_item->started));
 		return;
 	}
 	if ((ci->flags & CMD_LOCKABLE) && !cluster_on() && (lock = state_lock()) != NULL) {
