@@ -77,6 +77,7 @@ static struct {
 
 	json_t		*remote_lock;	/* P/lock, or NULL */
 	json_t		*intent;	/* P/intent, or NULL */
+	char		*intent_text;	/* its value, as stored */
 	int64_t		 state_rev;	/* mod_revision of P/state as last known */
 	int64_t		 doc_rev;	/* the one the local document reflects */
 	json_t		*pending_state;	/* a newer P/state to adopt when quiet */
@@ -265,6 +266,14 @@ journal_key_seq(const char *key)
 	return strtoll(key + strlen(cl.k_journal), NULL, 10);
 }
 
+static char *
+kv_text(json_t *kv)
+{
+	const char *v = json_string_value(json_object_get(kv, "value"));
+
+	return v != NULL ? etcd_b64_decode(v, NULL) : NULL;
+}
+
 /* One key of the prefix, put (value) or deleted (value NULL). */
 static void
 cache_key(const char *key, json_t *kv, int deleted)
@@ -280,6 +289,8 @@ cache_key(const char *key, json_t *kv, int deleted)
 	} else if (strcmp(key, cl.k_intent) == 0) {
 		json_decref(cl.intent);
 		cl.intent = json_is_object(v) ? json_incref(v) : NULL;
+		free(cl.intent_text);
+		cl.intent_text = kv_text(kv);
 	} else if (strcmp(key, cl.k_state) == 0) {
 		if (!deleted)
 			state_seen(v, etcd_int(kv, "mod_revision"));
@@ -361,9 +372,8 @@ loaded(enum etcd_status st, json_t *reply, const char *error, void *arg)
 	}
 	contact(1, NULL);
 	cl.rev = etcd_int(json_object_get(reply, "header"), "revision");
-	json_decref(cl.remote_lock);
-	json_decref(cl.intent);
-	cl.remote_lock = cl.intent = NULL;
+	cache_key(cl.k_lock, NULL, 1);
+	cache_key(cl.k_intent, NULL, 1);
 	kv = json_array_get(etcd_txn_kvs(reply, 0), 0);
 	if (kv != NULL)
 		cache_key(cl.k_lock, kv, 0);
@@ -633,8 +643,10 @@ op_lock_done(enum etcd_status st, json_t *reply, const char *error, void *arg)
 			json_decref(rec);
 		}
 		kv = json_array_get(etcd_txn_kvs(reply, 2), 0);
-		json_decref(cl.intent);
-		cl.intent = kv != NULL ? etcd_kv_json(kv) : NULL;
+		if (kv != NULL)
+			cache_key(cl.k_intent, kv, 0);
+		else
+			cache_key(cl.k_intent, NULL, 1);
 	} else {
 		kv = json_array_get(etcd_txn_kvs(reply, 0), 0);
 		rec = kv != NULL ? etcd_kv_json(kv) : NULL;
@@ -712,7 +724,8 @@ op_write_done(enum etcd_status st, json_t *reply, const char *error, void *arg)
 
 	if (st == ETCD_UNAVAILABLE) {
 		contact(0, error);
-		if (op_stale(op) || (op->kind == OP_UNLOCK && !lease_alive())) {
+		if ((op_stale(op) && op->kind != OP_INTENT_DEL) ||
+		    (op->kind == OP_UNLOCK && !lease_alive())) {
 			log_warnx("cluster: a write under a lost lock dropped: %s", error);
 			op_pop(op);
 		} else
@@ -788,6 +801,10 @@ op_write_done(enum etcd_status st, json_t *reply, const char *error, void *arg)
 		queue_run();
 		return;
 	case OP_INTENT_PUT:
+		if (!etcd_txn_ok(reply))
+			log_warnx("cluster: the cluster lock was lost; the intent record "
+			    "was not written to etcd");
+		break;
 	case OP_INTENT_DEL:
 		if (!etcd_txn_ok(reply))
 			log_warnx("cluster: the cluster lock was lost; the intent record "
@@ -810,7 +827,7 @@ op_send(struct op *op)
 		op_lock_send(op);
 		return;
 	}
-	if (op_stale(op) && op->kind != OP_JOURNAL) {
+	if (op_stale(op) && op->kind != OP_JOURNAL && op->kind != OP_INTENT_DEL) {
 		log_warnx("cluster: a write under a lost lock dropped");
 		op_pop(op);
 		return;
@@ -850,6 +867,14 @@ op_send(struct op *op)
 		free(text);
 		break;
 	case OP_INTENT_DEL:
+		/*
+		 * Only the record this instance wrote, if it is still there: even
+		 * after the lock was lost (the switch failed and every node was
+		 * put back), never the record of whoever switches now.
+		 */
+		json_decref(cmp);
+		cmp = json_pack("[o]", etcd_cmp_value(cl.k_intent,
+		    json_string_value(op->doc) ?: ""));
 		ok = json_pack("[o]", etcd_op_delete(cl.k_intent));
 		break;
 	case OP_UNLOCK:
@@ -928,6 +953,8 @@ cluster_intent_put(json_t *intent)
 	json_object_set_new(i, "instance", json_string(cl.name));
 	json_decref(cl.intent);
 	cl.intent = json_incref(i);
+	free(cl.intent_text);
+	cl.intent_text = doc_text(i);
 	op_push(op_new(OP_INTENT_PUT, i));
 }
 
@@ -936,9 +963,14 @@ cluster_intent_clear(void)
 {
 	if (!cl.on)
 		return;
+	if (cl.intent == NULL && cl.intent_text == NULL)
+		return;
 	json_decref(cl.intent);
 	cl.intent = NULL;
-	op_push(op_new(OP_INTENT_DEL, NULL));
+	/* The record as it is now: ours, or the one taken over. */
+	op_push(op_new(OP_INTENT_DEL, json_string(cl.intent_text ?: "")));
+	free(cl.intent_text);
+	cl.intent_text = NULL;
 }
 
 /* ----------------------------------------------------------------- lock */
@@ -1302,6 +1334,7 @@ cluster_stop(void)
 	event_free(cl.unclaimed_ev);
 	json_decref(cl.remote_lock);
 	json_decref(cl.intent);
+	free(cl.intent_text);
 	json_decref(cl.pending_state);
 	json_decref(cl.journal);
 	free(cl.name);

@@ -411,6 +411,13 @@ etcd_cmp_mod(const char *key, int64_t rev)
 	    "result", "EQUAL", "mod_revision", jint(rev));
 }
 
+json_t *
+etcd_cmp_value(const char *key, const char *value)
+{
+	return json_pack("{s:o, s:s, s:s, s:o}", "key", b64_json(key), "target", "VALUE",
+	    "result", "EQUAL", "value", b64_json(value));
+}
+
 struct etcd_call *
 etcd_range(struct etcd *e, const char *key, int prefix, etcd_cb cb, void *arg)
 {

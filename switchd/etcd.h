@@ -67,6 +67,7 @@ json_t		*etcd_op_range(const char *key, int prefix, long limit, int descend);
 json_t		*etcd_op_delete(const char *key);
 json_t		*etcd_cmp_create(const char *key, int64_t rev);	/* create_revision == rev */
 json_t		*etcd_cmp_mod(const char *key, int64_t rev);	/* mod_revision == rev */
+json_t		*etcd_cmp_value(const char *key, const char *value);	/* value == value */
 
 /* Reading replies. */
 int64_t		 etcd_int(json_t *obj, const char *key);	/* "123" or 123; 0 if absent */
