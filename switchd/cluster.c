@@ -237,25 +237,61 @@ adopt_pending(void)
 		state_adopt(cl.pending_state, cl.state_rev);
 }
 
-static int
-journal_known(const char *id)
+/*
+ * The journal's tail in key order.  Each cached entry carries its key's
+ * number as "_seq" (not shown); an entry of ours not stored yet has none
+ * and stays last.  The watch may bring another instance's last entries
+ * after this instance took the lock and wrote its own: they go before.
+ */
+static ssize_t
+journal_find(const char *id)
 {
 	size_t i, n = json_array_size(cl.journal);
 
-	for (i = n; id != NULL && i > 0 && i + 256 > n; i--)
+	for (i = n; id != NULL && i > 0 && i + 1024 > n; i--)
 		if (strcmp(json_string_value(json_object_get(json_array_get(cl.journal,
 		    i - 1), "id")) ?: "", id) == 0)
-			return 1;
-	return 0;
+			return (ssize_t)(i - 1);
+	return -1;
 }
 
-static void
-journal_add(json_t *entry)
+static int
+journal_known(const char *id)
 {
-	if (!json_is_object(entry) ||
-	    journal_known(json_string_value(json_object_get(entry, "id"))))
+	return journal_find(id) >= 0;
+}
+
+/* seq 0: ours, not stored yet. */
+static void
+journal_add(json_t *entry, int64_t seq)
+{
+	ssize_t at;
+	size_t i;
+	json_t *e;
+
+	if (!json_is_object(entry))
 		return;
-	json_array_append(cl.journal, entry);
+	at = journal_find(json_string_value(json_object_get(entry, "id")));
+	if (at >= 0) {
+		if (seq == 0 || json_object_get(json_array_get(cl.journal, (size_t)at),
+		    "_seq") != NULL)
+			return;
+		/* Ours, stored now: in its place. */
+		json_array_remove(cl.journal, (size_t)at);
+	}
+	e = json_deep_copy(entry);
+	if (seq == 0) {
+		json_array_append_new(cl.journal, e);
+	} else {
+		json_object_set_new(e, "_seq", json_integer(seq));
+		for (i = json_array_size(cl.journal); i > 0; i--) {
+			json_t *o = json_object_get(json_array_get(cl.journal, i - 1), "_seq");
+
+			if (o != NULL && json_integer_value(o) < seq)
+				break;
+		}
+		json_array_insert_new(cl.journal, i, e);
+	}
 	while (json_array_size(cl.journal) > JOURNAL_CACHE)
 		json_array_remove(cl.journal, 0);
 }
@@ -297,7 +333,7 @@ cache_key(const char *key, json_t *kv, int deleted)
 	} else if (strncmp(key, cl.k_journal, strlen(cl.k_journal)) == 0 && !deleted) {
 		if (journal_key_seq(key) > cl.journal_seq)
 			cl.journal_seq = journal_key_seq(key);
-		journal_add(v);
+		journal_add(v, journal_key_seq(key));
 	}
 	json_decref(v);
 }
@@ -401,7 +437,7 @@ loaded(enum etcd_status st, json_t *reply, const char *error, void *arg)
 	}
 	TAILQ_FOREACH(op, &cl.queue, entry)
 		if (op->kind == OP_JOURNAL)
-			journal_add(op->doc);
+			journal_add(op->doc, 0);
 	cl.loaded = 1;
 	if (cl.watch == NULL)
 		cl.watch = etcd_watch(cl.e, cl.k_all, cl.rev + 1, watch_event,
@@ -938,7 +974,7 @@ cluster_journal_append(json_t *entry)
 	if (!cl.on)
 		return;
 	e = json_deep_copy(entry);
-	journal_add(e);
+	journal_add(e, 0);
 	op_push(op_new(OP_JOURNAL, e));
 }
 
@@ -1354,11 +1390,14 @@ cluster_stop(void)
 json_t *
 cluster_history(int n)
 {
-	json_t *out = json_array();
+	json_t *out = json_array(), *e;
 	size_t i, len = json_array_size(cl.journal);
 
-	for (i = len; i > 0 && (n <= 0 || json_array_size(out) < (size_t)n); i--)
-		json_array_append(out, json_array_get(cl.journal, i - 1));
+	for (i = len; i > 0 && (n <= 0 || json_array_size(out) < (size_t)n); i--) {
+		e = json_copy(json_array_get(cl.journal, i - 1));
+		json_object_del(e, "_seq");
+		json_array_append_new(out, e);
+	}
 	return out;
 }
 
