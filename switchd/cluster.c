@@ -1025,8 +1025,9 @@ cluster_lock(const char *command, const char *user, cluster_lock_cb cb, void *ar
 		return;
 	}
 	if (cl.lock_rev != 0) {
-		cb(E_BUSY, "busy: this instance holds the cluster lock for another command",
-		    arg);
+		snprintf(msg, sizeof(msg), "busy: %s is running %s; try again when it is "
+		    "done", cl.name, cl.internal != IN_IDLE ? "a repair" : "another command");
+		cb(E_BUSY, msg, arg);
 		return;
 	}
 	if (evtimer_pending(cl.retry_ev, NULL)) {
@@ -1383,6 +1384,27 @@ cluster_stop(void)
 	free(cl.k_journal);
 	memset(&cl, 0, sizeof(cl));
 	TAILQ_INIT(&cl.queue);
+}
+
+/* The cluster group is read at start only: say so when a reload changes it. */
+int
+cluster_conf_changed(const struct config *a, const struct config *b)
+{
+	size_t i;
+
+	if ((a->cluster_endpoints == NULL) != (b->cluster_endpoints == NULL))
+		return 1;
+	if (a->cluster_endpoints == NULL)
+		return 0;
+	if (strcmp(a->cluster_prefix, b->cluster_prefix) != 0 ||
+	    strcmp(a->cluster_name, b->cluster_name) != 0 ||
+	    a->cluster_lease_ttl != b->cluster_lease_ttl ||
+	    a->cluster_nendpoints != b->cluster_nendpoints)
+		return 1;
+	for (i = 0; i < a->cluster_nendpoints; i++)
+		if (strcmp(a->cluster_endpoints[i], b->cluster_endpoints[i]) != 0)
+			return 1;
+	return 0;
 }
 
 /* ---------------------------------------------------------------- reads */
