@@ -1322,12 +1322,15 @@ cluster_start(struct event_base *base, const struct config *conf,
 	cl.k_deploy = key_of("/deploy-lock");
 	cl.k_journal = key_of("/journal/");
 	cl.journal = json_array();
-	/* A call must end well within the lease, failover included. */
-	timeout = cl.ttl * 1000L / 3;
-	if (timeout > 3000)
-		timeout = 3000;
-	if (timeout < 500)
-		timeout = 500;
+	/*
+	 * A call to a member that hangs must give up soon enough for the
+	 * next one to renew the lease in time, yet not fail a busy etcd.
+	 */
+	timeout = cl.ttl * 1000L / 2;
+	if (timeout > 5000)
+		timeout = 5000;
+	if (timeout < 1000)
+		timeout = 1000;
 	cl.e = etcd_new(conf->cluster_endpoints, conf->cluster_nendpoints, timeout);
 	cl.tick = event_new(base, -1, EV_PERSIST, tick_fire, NULL);
 	cl.reload_ev = evtimer_new(base, reload_fire, NULL);
