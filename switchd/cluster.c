@@ -61,6 +61,11 @@ static struct {
 
 	int64_t		 lease_id;
 	int64_t		 revoke_id;	/* a lease a timed-out lock txn may still use */
+	int		 revoking;
+	double		 grant_sent;	/* now_ms() of the grant in flight */
+	int		 renewing;	/* a keep-alive in flight */
+	double		 renew_sent;
+	int64_t		 renew_id;
 	double		 lease_until;	/* now_ms() when it ends, as last renewed */
 	int		 granting;
 	struct event	*tick;		/* keep-alive, reconnect, takeover check */
@@ -117,29 +122,23 @@ cluster_name(void)
 static void
 revoked(enum etcd_status st, json_t *reply, const char *error, void *arg)
 {
-	int64_t *id = arg;
-
 	(void)reply;
-	if (st == ETCD_OK || (st == ETCD_ERROR && strstr(error, "not found") != NULL)) {
-		if (cl.revoke_id == *id)
-			cl.revoke_id = 0;
-	}
-	free(id);
+	(void)arg;
+	cl.revoking = 0;
+	if (st == ETCD_OK || (st == ETCD_ERROR && strstr(error, "not found") != NULL))
+		cl.revoke_id = 0;
 }
 
 static void
 contact(int ok, const char *error)
 {
-	int64_t *id;
-
-	if (ok && cl.revoke_id != 0 && cl.e != NULL) {
+	if (ok && cl.revoke_id != 0 && !cl.revoking && cl.e != NULL) {
 		/*
 		 * A lock txn that timed out without a quorum may be committed
 		 * once there is one again: its lease goes, and the lock with it.
 		 */
-		id = xcalloc(1, sizeof(*id));
-		*id = cl.revoke_id;
-		etcd_lease_revoke(cl.e, *id, revoked, id);
+		cl.revoking = 1;
+		etcd_lease_revoke(cl.e, cl.revoke_id, revoked, NULL);
 	}
 	if (ok) {
 		if (!cl.last_ok && cl.loaded)
@@ -488,9 +487,9 @@ lease_lost(const char *why)
 static void
 lease_granted(enum etcd_status st, json_t *reply, const char *error, void *arg)
 {
-	double sent = *(double *)arg;
+	double sent = cl.grant_sent;
 
-	free(arg);
+	(void)arg;
 	cl.granting = 0;
 	if (st != ETCD_OK) {
 		contact(st == ETCD_UNAVAILABLE ? 0 : 1, error);
@@ -509,49 +508,50 @@ lease_granted(enum etcd_status st, json_t *reply, const char *error, void *arg)
 static void
 lease_grant(void)
 {
-	double *sent;
-
 	if (cl.granting)
 		return;
-	sent = xcalloc(1, sizeof(*sent));
-	*sent = now_ms();
+	cl.grant_sent = now_ms();
 	cl.granting = 1;
-	etcd_lease_grant(cl.e, cl.ttl, lease_granted, sent);
+	etcd_lease_grant(cl.e, cl.ttl, lease_granted, NULL);
 }
 
 static void
 lease_renewed(enum etcd_status st, json_t *reply, const char *error, void *arg)
 {
-	struct { double sent; int64_t id; } *k = arg;
 	json_t *res = json_object_get(reply, "result");
 	int64_t ttl;
 
+	(void)arg;
+	cl.renewing = 0;
 	if (st != ETCD_OK) {
 		contact(0, error);
-		if (cl.lease_id == k->id && !lease_alive())
+		if (cl.lease_id == cl.renew_id && !lease_alive())
 			lease_lost("its etcd lease could not be renewed in time");
-		free(k);
 		return;
 	}
 	contact(1, NULL);
 	ttl = etcd_int(res, "TTL");
-	if (cl.lease_id == k->id) {
+	if (cl.lease_id == cl.renew_id) {
 		if (ttl <= 0) {
 			lease_lost("its etcd lease had expired");
 			lease_grant();
 		} else
-			cl.lease_until = k->sent + 1000.0 * (double)ttl;
+			cl.lease_until = cl.renew_sent + 1000.0 * (double)ttl;
 	}
-	free(k);
 	if (cl.watch == NULL)
 		cluster_reload();
+	else if (!etcd_watch_current(cl.watch)) {
+		/* Calls go to another member now: so does the watch. */
+		etcd_watch_cancel(cl.watch);
+		cl.watch = NULL;
+		cl.watch_created = 0;
+		cluster_reload();
+	}
 }
 
 static void
 tick_fire(evutil_socket_t fd, short what, void *arg)
 {
-	struct { double sent; int64_t id; } *k;
-
 	(void)fd;
 	(void)what;
 	(void)arg;
@@ -559,11 +559,11 @@ tick_fire(evutil_socket_t fd, short what, void *arg)
 		if (cl.lease_id != 0)
 			lease_lost("its etcd lease ended");
 		lease_grant();
-	} else {
-		k = xcalloc(1, sizeof(*k));
-		k->sent = now_ms();
-		k->id = cl.lease_id;
-		etcd_lease_keepalive(cl.e, cl.lease_id, lease_renewed, k);
+	} else if (!cl.renewing) {
+		cl.renewing = 1;
+		cl.renew_sent = now_ms();
+		cl.renew_id = cl.lease_id;
+		etcd_lease_keepalive(cl.e, cl.lease_id, lease_renewed, NULL);
 	}
 	takeover_check();
 }

@@ -60,6 +60,8 @@ struct etcd_call *etcd_lease_revoke(struct etcd *, int64_t id, etcd_cb, void *);
 struct etcd_watch *etcd_watch(struct etcd *, const char *prefix, int64_t start_rev,
 		    etcd_event_cb on_event, etcd_cb end, void *);
 void		 etcd_watch_cancel(struct etcd_watch *);
+/* 0 once calls fail over to another member than the watch's. */
+int		 etcd_watch_current(struct etcd_watch *);
 
 /* Request builders: new references. */
 json_t		*etcd_op_put(const char *key, const char *value, int64_t lease);
