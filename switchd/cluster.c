@@ -43,6 +43,7 @@ struct op {
 	int64_t		 lock_rev;	/* written under this lock; 0: not */
 	int64_t		 base_rev;	/* OP_STATE without the lock: CAS base */
 	int		 tries;
+	int		 waiting;	/* OP_LOCK: for a lease */
 	cluster_lock_cb	 cb;
 	void		*arg;
 	TAILQ_ENTRY(op)	 entry;
@@ -104,6 +105,8 @@ static struct {
 } cl = { .queue = TAILQ_HEAD_INITIALIZER(cl.queue) };
 
 static void	 queue_run(void);
+struct op;
+static void	 op_pop(struct op *);
 static void	 cluster_reload(void);
 static void	 takeover_check(void);
 
@@ -492,8 +495,15 @@ lease_granted(enum etcd_status st, json_t *reply, const char *error, void *arg)
 	(void)arg;
 	cl.granting = 0;
 	if (st != ETCD_OK) {
+		struct op *op = TAILQ_FIRST(&cl.queue);
+		char msg[1024];
+
 		contact(st == ETCD_UNAVAILABLE ? 0 : 1, error);
-		queue_run();
+		if (op != NULL && op->kind == OP_LOCK && op->waiting) {
+			snprintf(msg, sizeof(msg), "cluster: %s; nothing was changed", error);
+			op->cb(E_CLUSTER, msg, op->arg);
+			op_pop(op);
+		}
 		return;
 	}
 	contact(1, NULL);
@@ -707,39 +717,20 @@ op_lock_done(enum etcd_status st, json_t *reply, const char *error, void *arg)
 }
 
 static void
-op_lock_granted(enum etcd_status st, json_t *reply, const char *error, void *arg)
-{
-	struct op *op = arg;
-
-	cl.granting = 0;
-	if (st != ETCD_OK) {
-		char msg[1024];
-
-		contact(st != ETCD_UNAVAILABLE, error);
-		snprintf(msg, sizeof(msg), "cluster: %s; nothing was changed", error);
-		op->cb(E_CLUSTER, msg, op->arg);
-		op_pop(op);
-		return;
-	}
-	contact(1, NULL);
-	cl.lease_id = etcd_int(reply, "ID");
-	cl.lease_until = now_ms() + 1000.0 * (double)etcd_int(reply, "TTL") - 500;
-	cl.in_flight = 0;
-	op_lock_send(op);
-}
-
-static void
 op_lock_send(struct op *op)
 {
 	char *rec;
 	json_t *cmp, *ok, *fail;
 
-	cl.in_flight = 1;
+	/* A lease first: lease_granted() runs the queue again, or fails this. */
 	if (!lease_alive()) {
-		cl.granting = 1;
-		etcd_lease_grant(cl.e, cl.ttl, op_lock_granted, op);
+		op->waiting = 1;
+		cl.in_flight = 0;
+		lease_grant();
 		return;
 	}
+	op->waiting = 0;
+	cl.in_flight = 1;
 	rec = doc_text(op->doc);
 	cmp = json_pack("[o]", etcd_cmp_create(cl.k_lock, 0));
 	ok = json_pack("[o, o, o]", etcd_op_put(cl.k_lock, rec, cl.lease_id),
@@ -929,7 +920,7 @@ queue_run(void)
 
 	if (cl.in_flight || cl.e == NULL || evtimer_pending(cl.retry_ev, NULL))
 		return;
-	if ((op = TAILQ_FIRST(&cl.queue)) == NULL)
+	if ((op = TAILQ_FIRST(&cl.queue)) == NULL || (op->waiting && cl.granting))
 		return;
 	op_send(op);
 }
