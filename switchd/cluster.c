@@ -41,7 +41,8 @@ struct op {
 	enum op_kind	 kind;
 	json_t		*doc;
 	int64_t		 lock_rev;	/* written under this lock; 0: not */
-	int64_t		 base_rev;	/* OP_STATE without the lock: CAS base */
+	int64_t		 base_rev;	/* OP_STATE without the lock: CAS base;
+					   OP_JOURNAL: the number tried */
 	int		 tries;
 	int		 waiting;	/* OP_LOCK: for a lease */
 	cluster_lock_cb	 cb;
@@ -652,6 +653,8 @@ op_stale(struct op *op)
 }
 
 static void op_lock_send(struct op *);
+static void internal_locked(const char *, const char *, void *);
+static void start_locked(const char *, const char *, void *);
 
 static void
 op_lock_done(enum etcd_status st, json_t *reply, const char *error, void *arg)
@@ -693,6 +696,25 @@ op_lock_done(enum etcd_status st, json_t *reply, const char *error, void *arg)
 			cache_key(cl.k_intent, kv, 0);
 		else
 			cache_key(cl.k_intent, NULL, 1);
+		if (cl.intent != NULL && op->cb != internal_locked && op->cb != start_locked) {
+			/*
+			 * A switch its holder left unfinished: settled first, from
+			 * its intent record, before anything else touches the nodes.
+			 */
+			struct timeval tv = { UNCLAIMED_MS / 1000, 0 };
+
+			snprintf(msg, sizeof(msg), "busy: %s is settling the switch %s "
+			    "that %s left unfinished; try again when it is done", cl.name,
+			    json_string_value(json_object_get(cl.intent, "id")) ?: "?",
+			    json_string_value(json_object_get(cl.intent, "instance")) ?:
+			    "another instance");
+			cl.internal = IN_HELD;
+			evtimer_add(cl.unclaimed_ev, &tv);
+			op->cb(E_BUSY, msg, op->arg);
+			op_pop(op);
+			takeover_check();
+			return;
+		}
 	} else {
 		kv = json_array_get(etcd_txn_kvs(reply, 0), 0);
 		rec = kv != NULL ? etcd_kv_json(kv) : NULL;
@@ -807,7 +829,8 @@ op_write_done(enum etcd_status st, json_t *reply, const char *error, void *arg)
 		break;
 	case OP_JOURNAL:
 		if (etcd_txn_ok(reply)) {
-			cl.journal_seq++;
+			if (op->base_rev > cl.journal_seq)
+				cl.journal_seq = op->base_rev;
 			break;
 		}
 		kv = json_array_get(etcd_txn_kvs(reply, 0), 0);
@@ -834,8 +857,7 @@ op_write_done(enum etcd_status st, json_t *reply, const char *error, void *arg)
 		break;
 	case OP_INTENT_DEL:
 		if (!etcd_txn_ok(reply))
-			log_warnx("cluster: the cluster lock was lost; the intent record "
-			    "was not written to etcd");
+			log_debug("cluster: the intent record was gone or replaced already");
 		break;
 	case OP_UNLOCK:
 	case OP_LOCK:
@@ -880,8 +902,9 @@ op_send(struct op *op)
 		break;
 	case OP_JOURNAL:
 		json_decref(cmp);
+		op->base_rev = cl.journal_seq + 1;	/* its number */
 		snprintf(key, sizeof(key), "%s%020lld", cl.k_journal,
-		    (long long)cl.journal_seq + 1);
+		    (long long)op->base_rev);
 		cmp = json_pack("[o]", etcd_cmp_create(key, 0));
 		text = doc_text(op->doc);
 		ok = json_pack("[o]", etcd_op_put(key, text, 0));
