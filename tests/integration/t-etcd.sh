@@ -10,7 +10,10 @@
 #      before the commit with code "cluster", no node changed, and the
 #      switch works again once etcd answers (no restart);
 #   c. the background repair in a cluster takes the cluster lock: a node
-#      flipped behind switchd's back is put back by an instance.
+#      flipped behind switchd's back is put back by an instance;
+#   d. the only instance killed -9 in a held commit and started again takes
+#      over its own switch once its old lease ends (intent and lock still in
+#      etcd at its start).
 # Every wait is for an event (bounded), never for a time.
 . "$(dirname "$0")/../lib.sh"
 t_setup
@@ -115,9 +118,36 @@ ok "an instance repairs node 2 (under the cluster lock)" wait_for 60 eval '[ "$(
 ok "and lets the lock go" wait_for 15 eval "shared lock >/dev/null; [ \$? = 1 ]"
 expect_grep "repair" "$T/sw2.log" "e2's log tells of the repair"
 
-for i in 1 2; do
-	inst_stop "$i"
-	expect_eq "e$i exits 0 on SIGTERM" "$SWITCHD_RC" 0
-done
+# ---------------------------------------------------------------- d. self-takeover after a restart
+
+inst_stop 2
+expect_eq "e2 exits 0 on SIGTERM" "$SWITCHD_RC" 0
+ids_before=$(ictlj 1 history -n 1000 | jget '" ".join(e["id"] for e in d["entries"])')
+n=$(grep -c ' hold ' "$T/fp1.cmdlog" 2>/dev/null || true)
+fault_hold fp1 'commit map'
+( ictlj 1 switch --force -m "held in commit" >/dev/null 2>&1 ) &
+track $!
+ok "e1's switch waits in node 1's commit map" wait_for 30 fault_held fp1 "$n"
+expect_eq "the intent record names e1" "$(shared intent | jget '["instance"]')" e1
+inst_kill9 1
+fault_rules fp1 '{}'
+fault_release fp1
+inst_start 1
+settled() {
+	local p; p=$(both_nodes)
+	case $p in blue|green) ;; *) return 1 ;; esac
+	status_hot 1 "$p" && ! shared intent >/dev/null
+}
+ok "e1, started again, settles its own switch after its old lease" wait_for 40 settled
+entry=$(ictlj 1 history -n 1000 | "$PYTHON" -c 'import json, sys
+old = set(sys.argv[1].split())
+d = json.load(sys.stdin)
+print(" ".join("%s/%s/%s" % (e["user"], e["command"], e["instance"]) for e in d["entries"]
+    if e["id"] not in old and e["user"] == "switchd"))' "$ids_before")
+expect_eq "one journal entry by switchd, takeover, on e1" "$entry" "switchd/takeover/e1"
+expect_eq "the shared state agrees with the nodes" "$(shared state | jget '["hot"]')" "$(both_nodes)"
+
+inst_stop 1
+expect_eq "e1 exits 0 on SIGTERM" "$SWITCHD_RC" 0
 etcd_stop 1
 t_done
