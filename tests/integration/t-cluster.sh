@@ -304,7 +304,14 @@ connected() { [ "$(istatus "$1" '["cluster"]["connected"]')" = true ]; }
 for i in $INSTANCES; do
 	ok "sw$i reconnects by itself" wait_for 60 connected "$i"
 done
-on 3 expect_ok switch --force -m "quorum back"
+# A command refused while etcd had no quorum must not take the lock later,
+# when its request, left in the raft log of the member it went to, is
+# committed after all: that lock would answer "busy" for a command that
+# never ran.
+if ! on 3 expect_ok switch --force -m "quorum back"; then
+	log "P/lock in etcd now: $(etcd_get "$PREFIX/lock" || echo none)"
+	for i in $INSTANCES; do log "sw$i status busy: $(istatus "$i" '["busy"]')"; done
+fi
 hot=$(other "$hot")
 agree_on "$hot" "a switch after the quorum is back"
 expect_eq "no switchd was restarted" "$(for i in $INSTANCES; do alive "$(inst_pid "$i")" && inst_pid "$i"; done | tr '\n' ' ')" "$pids0"
