@@ -60,6 +60,7 @@ static struct {
 	int		 ttl;
 
 	int64_t		 lease_id;
+	int64_t		 revoke_id;	/* a lease a timed-out lock txn may still use */
 	double		 lease_until;	/* now_ms() when it ends, as last renewed */
 	int		 granting;
 	struct event	*tick;		/* keep-alive, reconnect, takeover check */
@@ -113,8 +114,32 @@ cluster_name(void)
 }
 
 static void
+revoked(enum etcd_status st, json_t *reply, const char *error, void *arg)
+{
+	int64_t *id = arg;
+
+	(void)reply;
+	if (st == ETCD_OK || (st == ETCD_ERROR && strstr(error, "not found") != NULL)) {
+		if (cl.revoke_id == *id)
+			cl.revoke_id = 0;
+	}
+	free(id);
+}
+
+static void
 contact(int ok, const char *error)
 {
+	int64_t *id;
+
+	if (ok && cl.revoke_id != 0 && cl.e != NULL) {
+		/*
+		 * A lock txn that timed out without a quorum may be committed
+		 * once there is one again: its lease goes, and the lock with it.
+		 */
+		id = xcalloc(1, sizeof(*id));
+		*id = cl.revoke_id;
+		etcd_lease_revoke(cl.e, *id, revoked, id);
+	}
 	if (ok) {
 		if (!cl.last_ok && cl.loaded)
 			log_info("cluster: etcd answers again");
@@ -586,6 +611,10 @@ op_lock_done(enum etcd_status st, json_t *reply, const char *error, void *arg)
 		op_lock_send(op);
 		return;
 	}
+	if (st == ETCD_UNAVAILABLE && cl.lease_id != 0) {
+		cl.revoke_id = cl.lease_id;
+		cl.lease_id = 0;
+	}
 	contact(st != ETCD_UNAVAILABLE, error);
 	if (st != ETCD_OK) {
 		code = E_CLUSTER;
@@ -676,9 +705,10 @@ static void
 op_write_done(enum etcd_status st, json_t *reply, const char *error, void *arg)
 {
 	struct op *op = arg;
-	json_t *kv;
+	json_t *kv, *e;
 	int64_t rev;
 	char *key;
+	int mine = 0;
 
 	if (st == ETCD_UNAVAILABLE) {
 		contact(0, error);
@@ -741,11 +771,19 @@ op_write_done(enum etcd_status st, json_t *reply, const char *error, void *arg)
 			break;
 		}
 		kv = json_array_get(etcd_txn_kvs(reply, 0), 0);
+		if (kv != NULL && (e = etcd_kv_json(kv)) != NULL) {
+			/* An earlier try that timed out may have been stored after all. */
+			mine = strcmp(json_string_value(json_object_get(e, "id")) ?: "",
+			    json_string_value(json_object_get(op->doc, "id")) ?: "-") == 0;
+			json_decref(e);
+		}
 		if (kv != NULL && (key = etcd_kv_key(kv)) != NULL) {
 			if (journal_key_seq(key) > cl.journal_seq)
 				cl.journal_seq = journal_key_seq(key);
 			free(key);
 		}
+		if (mine)
+			break;
 		cl.in_flight = 0;
 		queue_run();
 		return;
