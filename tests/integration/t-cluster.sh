@@ -269,6 +269,13 @@ inst_start 1
 agree_on "$p" "sw1 started again"
 hot=$p
 
+# Every etcd member ran through a, b and c: no instance may have lost etcd
+# (a false "unreachable" makes it refuse commands and report stale state).
+# The words are switchd's log lines (cluster.c, http.c).
+cat "$T"/sw[0-9]*.log >"$T/sw-abc.log"
+expect_nogrep 'etcd is unreachable|etcd has no quorum|API function called from within callback' \
+	"$T/sw-abc.log" "no instance lost etcd while every member ran"
+
 # ---------------------------------------------------------------- d. etcd members down
 
 other() { if [ "$1" = blue ]; then echo green; else echo blue; fi; }
