@@ -20,6 +20,10 @@
 #   d. One etcd member down: a switch works.  Two down: refused with code
 #      "cluster", traffic untouched, status says "connected": false and how
 #      stale; members back: a switch works again, no restart of switchd.
+#   f. The holder cut off from etcd (tests/cut_proxy.py) with its switch
+#      held before the commits: another instance takes over once its lease
+#      ends, and the holder, let go on, stops before any node's commit with
+#      code "cluster".
 # Every wait is for an event (bounded), never for a time.
 . "$(dirname "$0")/../lib.sh"
 t_setup
