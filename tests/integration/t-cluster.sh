@@ -225,7 +225,8 @@ n=$(grep -c ' hold ' "$T/fp1.cmdlog" 2>/dev/null || true)
 fault_hold fp1 'commit map'
 ( ictlj 1 switch --force -m "held" >"$T/held.out" 2>&1; echo $? >"$T/held.rc" ) &
 track $!
-ok "sw1's switch reached node 1's commit map (held there)" wait_for 30 fault_held fp1 "$n"
+ok "sw1's switch reached node 1's commit map (held there)" wait_for 30 fault_held fp1 "$n" ||
+	log "sw1's switch: exit $(cat "$T/held.rc" 2>/dev/null): $(head -c 400 "$T/held.out")"
 expect_eq "the intent record in etcd names sw1" "$(etcd_get "$PREFIX/intent" | jget '["instance"]')" sw1
 on 2 expect_fail 1 busy back -m "while sw1 holds"
 expect_emsg 'sw1' "busy names the holder, sw1"
@@ -345,7 +346,8 @@ n=$(grep -c ' hold ' "$T/fp1.cmdlog" 2>/dev/null || true)
 fault_hold fp1 'prepare map'
 ( ictlj 1 switch --force -m "partitioned" >"$T/cut.out" 2>&1; echo $? >"$T/cut.rc" ) &
 track $!
-ok "sw1's switch reached node 1's prepare map (held there)" wait_for 30 fault_held fp1 "$n"
+ok "sw1's switch reached node 1's prepare map (held there)" wait_for 30 fault_held fp1 "$n" ||
+	log "sw1's switch: exit $(cat "$T/cut.rc" 2>/dev/null): $(head -c 400 "$T/cut.out")"
 cut_id=$(etcd_get "$PREFIX/intent" | jget '["id"]')
 expect_match "sw1's intent record is in etcd" "$cut_id" '.'
 cut_on ec1
