@@ -41,8 +41,10 @@ struct op {
 	enum op_kind	 kind;
 	json_t		*doc;
 	int64_t		 lock_rev;	/* written under this lock; 0: not */
-	int64_t		 base_rev;	/* OP_STATE without the lock: CAS base */
+	int64_t		 base_rev;	/* OP_STATE without the lock: CAS base;
+					   OP_JOURNAL: the number tried */
 	int		 tries;
+	int		 waiting;	/* OP_LOCK: for a lease */
 	cluster_lock_cb	 cb;
 	void		*arg;
 	TAILQ_ENTRY(op)	 entry;
@@ -61,6 +63,11 @@ static struct {
 
 	int64_t		 lease_id;
 	int64_t		 revoke_id;	/* a lease a timed-out lock txn may still use */
+	int		 revoking;
+	double		 grant_sent;	/* now_ms() of the grant in flight */
+	int		 renewing;	/* a keep-alive in flight */
+	double		 renew_sent;
+	int64_t		 renew_id;
 	double		 lease_until;	/* now_ms() when it ends, as last renewed */
 	int		 granting;
 	struct event	*tick;		/* keep-alive, reconnect, takeover check */
@@ -77,6 +84,7 @@ static struct {
 
 	json_t		*remote_lock;	/* P/lock, or NULL */
 	json_t		*intent;	/* P/intent, or NULL */
+	char		*intent_text;	/* its value, as stored */
 	int64_t		 state_rev;	/* mod_revision of P/state as last known */
 	int64_t		 doc_rev;	/* the one the local document reflects */
 	json_t		*pending_state;	/* a newer P/state to adopt when quiet */
@@ -98,6 +106,8 @@ static struct {
 } cl = { .queue = TAILQ_HEAD_INITIALIZER(cl.queue) };
 
 static void	 queue_run(void);
+struct op;
+static void	 op_pop(struct op *);
 static void	 cluster_reload(void);
 static void	 takeover_check(void);
 
@@ -116,29 +126,23 @@ cluster_name(void)
 static void
 revoked(enum etcd_status st, json_t *reply, const char *error, void *arg)
 {
-	int64_t *id = arg;
-
 	(void)reply;
-	if (st == ETCD_OK || (st == ETCD_ERROR && strstr(error, "not found") != NULL)) {
-		if (cl.revoke_id == *id)
-			cl.revoke_id = 0;
-	}
-	free(id);
+	(void)arg;
+	cl.revoking = 0;
+	if (st == ETCD_OK || (st == ETCD_ERROR && strstr(error, "not found") != NULL))
+		cl.revoke_id = 0;
 }
 
 static void
 contact(int ok, const char *error)
 {
-	int64_t *id;
-
-	if (ok && cl.revoke_id != 0 && cl.e != NULL) {
+	if (ok && cl.revoke_id != 0 && !cl.revoking && cl.e != NULL) {
 		/*
 		 * A lock txn that timed out without a quorum may be committed
 		 * once there is one again: its lease goes, and the lock with it.
 		 */
-		id = xcalloc(1, sizeof(*id));
-		*id = cl.revoke_id;
-		etcd_lease_revoke(cl.e, *id, revoked, id);
+		cl.revoking = 1;
+		etcd_lease_revoke(cl.e, cl.revoke_id, revoked, NULL);
 	}
 	if (ok) {
 		if (!cl.last_ok && cl.loaded)
@@ -236,25 +240,61 @@ adopt_pending(void)
 		state_adopt(cl.pending_state, cl.state_rev);
 }
 
-static int
-journal_known(const char *id)
+/*
+ * The journal's tail in key order.  Each cached entry carries its key's
+ * number as "_seq" (not shown); an entry of ours not stored yet has none
+ * and stays last.  The watch may bring another instance's last entries
+ * after this instance took the lock and wrote its own: they go before.
+ */
+static ssize_t
+journal_find(const char *id)
 {
 	size_t i, n = json_array_size(cl.journal);
 
-	for (i = n; id != NULL && i > 0 && i + 256 > n; i--)
+	for (i = n; id != NULL && i > 0 && i + 1024 > n; i--)
 		if (strcmp(json_string_value(json_object_get(json_array_get(cl.journal,
 		    i - 1), "id")) ?: "", id) == 0)
-			return 1;
-	return 0;
+			return (ssize_t)(i - 1);
+	return -1;
 }
 
-static void
-journal_add(json_t *entry)
+static int
+journal_known(const char *id)
 {
-	if (!json_is_object(entry) ||
-	    journal_known(json_string_value(json_object_get(entry, "id"))))
+	return journal_find(id) >= 0;
+}
+
+/* seq 0: ours, not stored yet. */
+static void
+journal_add(json_t *entry, int64_t seq)
+{
+	ssize_t at;
+	size_t i;
+	json_t *e;
+
+	if (!json_is_object(entry))
 		return;
-	json_array_append(cl.journal, entry);
+	at = journal_find(json_string_value(json_object_get(entry, "id")));
+	if (at >= 0) {
+		if (seq == 0 || json_object_get(json_array_get(cl.journal, (size_t)at),
+		    "_seq") != NULL)
+			return;
+		/* Ours, stored now: in its place. */
+		json_array_remove(cl.journal, (size_t)at);
+	}
+	e = json_deep_copy(entry);
+	if (seq == 0) {
+		json_array_append_new(cl.journal, e);
+	} else {
+		json_object_set_new(e, "_seq", json_integer(seq));
+		for (i = json_array_size(cl.journal); i > 0; i--) {
+			json_t *o = json_object_get(json_array_get(cl.journal, i - 1), "_seq");
+
+			if (o != NULL && json_integer_value(o) < seq)
+				break;
+		}
+		json_array_insert_new(cl.journal, i, e);
+	}
 	while (json_array_size(cl.journal) > JOURNAL_CACHE)
 		json_array_remove(cl.journal, 0);
 }
@@ -263,6 +303,14 @@ static int64_t
 journal_key_seq(const char *key)
 {
 	return strtoll(key + strlen(cl.k_journal), NULL, 10);
+}
+
+static char *
+kv_text(json_t *kv)
+{
+	const char *v = json_string_value(json_object_get(kv, "value"));
+
+	return v != NULL ? etcd_b64_decode(v, NULL) : NULL;
 }
 
 /* One key of the prefix, put (value) or deleted (value NULL). */
@@ -280,13 +328,15 @@ cache_key(const char *key, json_t *kv, int deleted)
 	} else if (strcmp(key, cl.k_intent) == 0) {
 		json_decref(cl.intent);
 		cl.intent = json_is_object(v) ? json_incref(v) : NULL;
+		free(cl.intent_text);
+		cl.intent_text = kv_text(kv);
 	} else if (strcmp(key, cl.k_state) == 0) {
 		if (!deleted)
 			state_seen(v, etcd_int(kv, "mod_revision"));
 	} else if (strncmp(key, cl.k_journal, strlen(cl.k_journal)) == 0 && !deleted) {
 		if (journal_key_seq(key) > cl.journal_seq)
 			cl.journal_seq = journal_key_seq(key);
-		journal_add(v);
+		journal_add(v, journal_key_seq(key));
 	}
 	json_decref(v);
 }
@@ -361,9 +411,8 @@ loaded(enum etcd_status st, json_t *reply, const char *error, void *arg)
 	}
 	contact(1, NULL);
 	cl.rev = etcd_int(json_object_get(reply, "header"), "revision");
-	json_decref(cl.remote_lock);
-	json_decref(cl.intent);
-	cl.remote_lock = cl.intent = NULL;
+	cache_key(cl.k_lock, NULL, 1);
+	cache_key(cl.k_intent, NULL, 1);
 	kv = json_array_get(etcd_txn_kvs(reply, 0), 0);
 	if (kv != NULL)
 		cache_key(cl.k_lock, kv, 0);
@@ -391,7 +440,7 @@ loaded(enum etcd_status st, json_t *reply, const char *error, void *arg)
 	}
 	TAILQ_FOREACH(op, &cl.queue, entry)
 		if (op->kind == OP_JOURNAL)
-			journal_add(op->doc);
+			journal_add(op->doc, 0);
 	cl.loaded = 1;
 	if (cl.watch == NULL)
 		cl.watch = etcd_watch(cl.e, cl.k_all, cl.rev + 1, watch_event,
@@ -442,13 +491,20 @@ lease_lost(const char *why)
 static void
 lease_granted(enum etcd_status st, json_t *reply, const char *error, void *arg)
 {
-	double sent = *(double *)arg;
+	double sent = cl.grant_sent;
 
-	free(arg);
+	(void)arg;
 	cl.granting = 0;
 	if (st != ETCD_OK) {
+		struct op *op = TAILQ_FIRST(&cl.queue);
+		char msg[1024];
+
 		contact(st == ETCD_UNAVAILABLE ? 0 : 1, error);
-		queue_run();
+		if (op != NULL && op->kind == OP_LOCK && op->waiting) {
+			snprintf(msg, sizeof(msg), "cluster: %s; nothing was changed", error);
+			op->cb(E_CLUSTER, msg, op->arg);
+			op_pop(op);
+		}
 		return;
 	}
 	contact(1, NULL);
@@ -463,49 +519,50 @@ lease_granted(enum etcd_status st, json_t *reply, const char *error, void *arg)
 static void
 lease_grant(void)
 {
-	double *sent;
-
 	if (cl.granting)
 		return;
-	sent = xcalloc(1, sizeof(*sent));
-	*sent = now_ms();
+	cl.grant_sent = now_ms();
 	cl.granting = 1;
-	etcd_lease_grant(cl.e, cl.ttl, lease_granted, sent);
+	etcd_lease_grant(cl.e, cl.ttl, lease_granted, NULL);
 }
 
 static void
 lease_renewed(enum etcd_status st, json_t *reply, const char *error, void *arg)
 {
-	struct { double sent; int64_t id; } *k = arg;
 	json_t *res = json_object_get(reply, "result");
 	int64_t ttl;
 
+	(void)arg;
+	cl.renewing = 0;
 	if (st != ETCD_OK) {
 		contact(0, error);
-		if (cl.lease_id == k->id && !lease_alive())
+		if (cl.lease_id == cl.renew_id && !lease_alive())
 			lease_lost("its etcd lease could not be renewed in time");
-		free(k);
 		return;
 	}
 	contact(1, NULL);
 	ttl = etcd_int(res, "TTL");
-	if (cl.lease_id == k->id) {
+	if (cl.lease_id == cl.renew_id) {
 		if (ttl <= 0) {
 			lease_lost("its etcd lease had expired");
 			lease_grant();
 		} else
-			cl.lease_until = k->sent + 1000.0 * (double)ttl;
+			cl.lease_until = cl.renew_sent + 1000.0 * (double)ttl;
 	}
-	free(k);
 	if (cl.watch == NULL)
 		cluster_reload();
+	else if (!etcd_watch_current(cl.watch)) {
+		/* Calls go to another member now: so does the watch. */
+		etcd_watch_cancel(cl.watch);
+		cl.watch = NULL;
+		cl.watch_created = 0;
+		cluster_reload();
+	}
 }
 
 static void
 tick_fire(evutil_socket_t fd, short what, void *arg)
 {
-	struct { double sent; int64_t id; } *k;
-
 	(void)fd;
 	(void)what;
 	(void)arg;
@@ -513,11 +570,11 @@ tick_fire(evutil_socket_t fd, short what, void *arg)
 		if (cl.lease_id != 0)
 			lease_lost("its etcd lease ended");
 		lease_grant();
-	} else {
-		k = xcalloc(1, sizeof(*k));
-		k->sent = now_ms();
-		k->id = cl.lease_id;
-		etcd_lease_keepalive(cl.e, cl.lease_id, lease_renewed, k);
+	} else if (!cl.renewing) {
+		cl.renewing = 1;
+		cl.renew_sent = now_ms();
+		cl.renew_id = cl.lease_id;
+		etcd_lease_keepalive(cl.e, cl.lease_id, lease_renewed, NULL);
 	}
 	takeover_check();
 }
@@ -596,6 +653,8 @@ op_stale(struct op *op)
 }
 
 static void op_lock_send(struct op *);
+static void internal_locked(const char *, const char *, void *);
+static void start_locked(const char *, const char *, void *);
 
 static void
 op_lock_done(enum etcd_status st, json_t *reply, const char *error, void *arg)
@@ -633,8 +692,29 @@ op_lock_done(enum etcd_status st, json_t *reply, const char *error, void *arg)
 			json_decref(rec);
 		}
 		kv = json_array_get(etcd_txn_kvs(reply, 2), 0);
-		json_decref(cl.intent);
-		cl.intent = kv != NULL ? etcd_kv_json(kv) : NULL;
+		if (kv != NULL)
+			cache_key(cl.k_intent, kv, 0);
+		else
+			cache_key(cl.k_intent, NULL, 1);
+		if (cl.intent != NULL && op->cb != internal_locked && op->cb != start_locked) {
+			/*
+			 * A switch its holder left unfinished: settled first, from
+			 * its intent record, before anything else touches the nodes.
+			 */
+			struct timeval tv = { UNCLAIMED_MS / 1000, 0 };
+
+			snprintf(msg, sizeof(msg), "busy: %s is settling the switch %s "
+			    "that %s left unfinished; try again when it is done", cl.name,
+			    json_string_value(json_object_get(cl.intent, "id")) ?: "?",
+			    json_string_value(json_object_get(cl.intent, "instance")) ?:
+			    "another instance");
+			cl.internal = IN_HELD;
+			evtimer_add(cl.unclaimed_ev, &tv);
+			op->cb(E_BUSY, msg, op->arg);
+			op_pop(op);
+			takeover_check();
+			return;
+		}
 	} else {
 		kv = json_array_get(etcd_txn_kvs(reply, 0), 0);
 		rec = kv != NULL ? etcd_kv_json(kv) : NULL;
@@ -659,39 +739,20 @@ op_lock_done(enum etcd_status st, json_t *reply, const char *error, void *arg)
 }
 
 static void
-op_lock_granted(enum etcd_status st, json_t *reply, const char *error, void *arg)
-{
-	struct op *op = arg;
-
-	cl.granting = 0;
-	if (st != ETCD_OK) {
-		char msg[1024];
-
-		contact(st != ETCD_UNAVAILABLE, error);
-		snprintf(msg, sizeof(msg), "cluster: %s; nothing was changed", error);
-		op->cb(E_CLUSTER, msg, op->arg);
-		op_pop(op);
-		return;
-	}
-	contact(1, NULL);
-	cl.lease_id = etcd_int(reply, "ID");
-	cl.lease_until = now_ms() + 1000.0 * (double)etcd_int(reply, "TTL") - 500;
-	cl.in_flight = 0;
-	op_lock_send(op);
-}
-
-static void
 op_lock_send(struct op *op)
 {
 	char *rec;
 	json_t *cmp, *ok, *fail;
 
-	cl.in_flight = 1;
+	/* A lease first: lease_granted() runs the queue again, or fails this. */
 	if (!lease_alive()) {
-		cl.granting = 1;
-		etcd_lease_grant(cl.e, cl.ttl, op_lock_granted, op);
+		op->waiting = 1;
+		cl.in_flight = 0;
+		lease_grant();
 		return;
 	}
+	op->waiting = 0;
+	cl.in_flight = 1;
 	rec = doc_text(op->doc);
 	cmp = json_pack("[o]", etcd_cmp_create(cl.k_lock, 0));
 	ok = json_pack("[o, o, o]", etcd_op_put(cl.k_lock, rec, cl.lease_id),
@@ -712,7 +773,8 @@ op_write_done(enum etcd_status st, json_t *reply, const char *error, void *arg)
 
 	if (st == ETCD_UNAVAILABLE) {
 		contact(0, error);
-		if (op_stale(op) || (op->kind == OP_UNLOCK && !lease_alive())) {
+		if ((op_stale(op) && op->kind != OP_INTENT_DEL) ||
+		    (op->kind == OP_UNLOCK && !lease_alive())) {
 			log_warnx("cluster: a write under a lost lock dropped: %s", error);
 			op_pop(op);
 		} else
@@ -767,7 +829,8 @@ op_write_done(enum etcd_status st, json_t *reply, const char *error, void *arg)
 		break;
 	case OP_JOURNAL:
 		if (etcd_txn_ok(reply)) {
-			cl.journal_seq++;
+			if (op->base_rev > cl.journal_seq)
+				cl.journal_seq = op->base_rev;
 			break;
 		}
 		kv = json_array_get(etcd_txn_kvs(reply, 0), 0);
@@ -788,10 +851,13 @@ op_write_done(enum etcd_status st, json_t *reply, const char *error, void *arg)
 		queue_run();
 		return;
 	case OP_INTENT_PUT:
-	case OP_INTENT_DEL:
 		if (!etcd_txn_ok(reply))
 			log_warnx("cluster: the cluster lock was lost; the intent record "
 			    "was not written to etcd");
+		break;
+	case OP_INTENT_DEL:
+		if (!etcd_txn_ok(reply))
+			log_debug("cluster: the intent record was gone or replaced already");
 		break;
 	case OP_UNLOCK:
 	case OP_LOCK:
@@ -810,7 +876,7 @@ op_send(struct op *op)
 		op_lock_send(op);
 		return;
 	}
-	if (op_stale(op) && op->kind != OP_JOURNAL) {
+	if (op_stale(op) && op->kind != OP_JOURNAL && op->kind != OP_INTENT_DEL) {
 		log_warnx("cluster: a write under a lost lock dropped");
 		op_pop(op);
 		return;
@@ -836,8 +902,9 @@ op_send(struct op *op)
 		break;
 	case OP_JOURNAL:
 		json_decref(cmp);
+		op->base_rev = cl.journal_seq + 1;	/* its number */
 		snprintf(key, sizeof(key), "%s%020lld", cl.k_journal,
-		    (long long)cl.journal_seq + 1);
+		    (long long)op->base_rev);
 		cmp = json_pack("[o]", etcd_cmp_create(key, 0));
 		text = doc_text(op->doc);
 		ok = json_pack("[o]", etcd_op_put(key, text, 0));
@@ -850,6 +917,14 @@ op_send(struct op *op)
 		free(text);
 		break;
 	case OP_INTENT_DEL:
+		/*
+		 * Only the record this instance wrote, if it is still there: even
+		 * after the lock was lost (the switch failed and every node was
+		 * put back), never the record of whoever switches now.
+		 */
+		json_decref(cmp);
+		cmp = json_pack("[o]", etcd_cmp_value(cl.k_intent,
+		    json_string_value(op->doc) ?: ""));
 		ok = json_pack("[o]", etcd_op_delete(cl.k_intent));
 		break;
 	case OP_UNLOCK:
@@ -868,7 +943,7 @@ queue_run(void)
 
 	if (cl.in_flight || cl.e == NULL || evtimer_pending(cl.retry_ev, NULL))
 		return;
-	if ((op = TAILQ_FIRST(&cl.queue)) == NULL)
+	if ((op = TAILQ_FIRST(&cl.queue)) == NULL || (op->waiting && cl.granting))
 		return;
 	op_send(op);
 }
@@ -913,7 +988,7 @@ cluster_journal_append(json_t *entry)
 	if (!cl.on)
 		return;
 	e = json_deep_copy(entry);
-	journal_add(e);
+	journal_add(e, 0);
 	op_push(op_new(OP_JOURNAL, e));
 }
 
@@ -928,6 +1003,8 @@ cluster_intent_put(json_t *intent)
 	json_object_set_new(i, "instance", json_string(cl.name));
 	json_decref(cl.intent);
 	cl.intent = json_incref(i);
+	free(cl.intent_text);
+	cl.intent_text = doc_text(i);
 	op_push(op_new(OP_INTENT_PUT, i));
 }
 
@@ -936,9 +1013,14 @@ cluster_intent_clear(void)
 {
 	if (!cl.on)
 		return;
+	if (cl.intent == NULL && cl.intent_text == NULL)
+		return;
 	json_decref(cl.intent);
 	cl.intent = NULL;
-	op_push(op_new(OP_INTENT_DEL, NULL));
+	/* The record as it is now: ours, or the one taken over. */
+	op_push(op_new(OP_INTENT_DEL, json_string(cl.intent_text ?: "")));
+	free(cl.intent_text);
+	cl.intent_text = NULL;
 }
 
 /* ----------------------------------------------------------------- lock */
@@ -957,8 +1039,9 @@ cluster_lock(const char *command, const char *user, cluster_lock_cb cb, void *ar
 		return;
 	}
 	if (cl.lock_rev != 0) {
-		cb(E_BUSY, "busy: this instance holds the cluster lock for another command",
-		    arg);
+		snprintf(msg, sizeof(msg), "busy: %s is running %s; try again when it is "
+		    "done", cl.name, cl.internal != IN_IDLE ? "a repair" : "another command");
+		cb(E_BUSY, msg, arg);
 		return;
 	}
 	if (evtimer_pending(cl.retry_ev, NULL)) {
@@ -1253,12 +1336,15 @@ cluster_start(struct event_base *base, const struct config *conf,
 	cl.k_deploy = key_of("/deploy-lock");
 	cl.k_journal = key_of("/journal/");
 	cl.journal = json_array();
-	/* A call must end well within the lease, failover included. */
-	timeout = cl.ttl * 1000L / 3;
-	if (timeout > 3000)
-		timeout = 3000;
-	if (timeout < 500)
-		timeout = 500;
+	/*
+	 * A call to a member that hangs must give up soon enough for the
+	 * next one to renew the lease in time, yet not fail a busy etcd.
+	 */
+	timeout = cl.ttl * 1000L / 2;
+	if (timeout > 5000)
+		timeout = 5000;
+	if (timeout < 1000)
+		timeout = 1000;
 	cl.e = etcd_new(conf->cluster_endpoints, conf->cluster_nendpoints, timeout);
 	cl.tick = event_new(base, -1, EV_PERSIST, tick_fire, NULL);
 	cl.reload_ev = evtimer_new(base, reload_fire, NULL);
@@ -1302,6 +1388,7 @@ cluster_stop(void)
 	event_free(cl.unclaimed_ev);
 	json_decref(cl.remote_lock);
 	json_decref(cl.intent);
+	free(cl.intent_text);
 	json_decref(cl.pending_state);
 	json_decref(cl.journal);
 	free(cl.name);
@@ -1316,16 +1403,40 @@ cluster_stop(void)
 	TAILQ_INIT(&cl.queue);
 }
 
+/* The cluster group is read at start only: say so when a reload changes it. */
+int
+cluster_conf_changed(const struct config *a, const struct config *b)
+{
+	size_t i;
+
+	if ((a->cluster_endpoints == NULL) != (b->cluster_endpoints == NULL))
+		return 1;
+	if (a->cluster_endpoints == NULL)
+		return 0;
+	if (strcmp(a->cluster_prefix, b->cluster_prefix) != 0 ||
+	    strcmp(a->cluster_name, b->cluster_name) != 0 ||
+	    a->cluster_lease_ttl != b->cluster_lease_ttl ||
+	    a->cluster_nendpoints != b->cluster_nendpoints)
+		return 1;
+	for (i = 0; i < a->cluster_nendpoints; i++)
+		if (strcmp(a->cluster_endpoints[i], b->cluster_endpoints[i]) != 0)
+			return 1;
+	return 0;
+}
+
 /* ---------------------------------------------------------------- reads */
 
 json_t *
 cluster_history(int n)
 {
-	json_t *out = json_array();
+	json_t *out = json_array(), *e;
 	size_t i, len = json_array_size(cl.journal);
 
-	for (i = len; i > 0 && (n <= 0 || json_array_size(out) < (size_t)n); i--)
-		json_array_append(out, json_array_get(cl.journal, i - 1));
+	for (i = len; i > 0 && (n <= 0 || json_array_size(out) < (size_t)n); i--) {
+		e = json_copy(json_array_get(cl.journal, i - 1));
+		json_object_del(e, "_seq");
+		json_array_append_new(out, e);
+	}
 	return out;
 }
 

@@ -22,6 +22,7 @@ int		 cluster_on(void);
  */
 void		 cluster_start(struct event_base *, const struct config *,
 		    void (*done)(int locked, void *), void *);
+int		 cluster_conf_changed(const struct config *, const struct config *);
 void		 cluster_stop(void);		/* at exit; a lock held ends with the lease */
 
 /*

@@ -42,6 +42,7 @@ struct etcd_call {
 
 struct etcd_watch {
 	struct etcd	*e;
+	size_t		 idx;		/* its endpoint */
 	struct http_req	*req;
 	char		*buf;
 	size_t		 len, cap;
@@ -411,6 +412,13 @@ etcd_cmp_mod(const char *key, int64_t rev)
 	    "result", "EQUAL", "mod_revision", jint(rev));
 }
 
+json_t *
+etcd_cmp_value(const char *key, const char *value)
+{
+	return json_pack("{s:o, s:s, s:s, s:o}", "key", b64_json(key), "target", "VALUE",
+	    "result", "EQUAL", "value", b64_json(value));
+}
+
 struct etcd_call *
 etcd_range(struct etcd *e, const char *key, int prefix, etcd_cb cb, void *arg)
 {
@@ -527,6 +535,12 @@ etcd_watch_free(struct etcd_watch *w)
 	free(w);
 }
 
+int
+etcd_watch_current(struct etcd_watch *w)
+{
+	return w->idx == w->e->cur;
+}
+
 void
 etcd_watch_cancel(struct etcd_watch *w)
 {
@@ -593,9 +607,9 @@ etcd_watch_done(const struct http_result *r, void *arg)
 	w->req = NULL;
 	if (!w->failed)
 		snprintf(w->error, sizeof(w->error), "watch on %s ended: %s",
-		    w->e->endpoints[w->e->cur], r->error ? r->error : "stream closed");
+		    w->e->endpoints[w->idx], r->error ? r->error : "stream closed");
 	/* The next watch, and call, tries another member first. */
-	if (r->error != NULL)
+	if (r->error != NULL && w->e->cur == w->idx)
 		w->e->cur = (w->e->cur + 1) % w->e->n;
 	w->end(ETCD_UNAVAILABLE, NULL, w->error, w->arg);
 	etcd_watch_free(w);
@@ -618,6 +632,7 @@ etcd_watch(struct etcd *e, const char *prefix, int64_t start_rev, etcd_event_cb 
 	body = json_dumps(req, JSON_COMPACT);
 	json_decref(req);
 	w->e = e;
+	w->idx = e->cur;
 	w->on_event = on_event;
 	w->end = end;
 	w->arg = arg;

@@ -60,6 +60,8 @@ struct etcd_call *etcd_lease_revoke(struct etcd *, int64_t id, etcd_cb, void *);
 struct etcd_watch *etcd_watch(struct etcd *, const char *prefix, int64_t start_rev,
 		    etcd_event_cb on_event, etcd_cb end, void *);
 void		 etcd_watch_cancel(struct etcd_watch *);
+/* 0 once calls fail over to another member than the watch's. */
+int		 etcd_watch_current(struct etcd_watch *);
 
 /* Request builders: new references. */
 json_t		*etcd_op_put(const char *key, const char *value, int64_t lease);
@@ -67,6 +69,7 @@ json_t		*etcd_op_range(const char *key, int prefix, long limit, int descend);
 json_t		*etcd_op_delete(const char *key);
 json_t		*etcd_cmp_create(const char *key, int64_t rev);	/* create_revision == rev */
 json_t		*etcd_cmp_mod(const char *key, int64_t rev);	/* mod_revision == rev */
+json_t		*etcd_cmp_value(const char *key, const char *value);	/* value == value */
 
 /* Reading replies. */
 int64_t		 etcd_int(json_t *obj, const char *key);	/* "123" or 123; 0 if absent */

@@ -25,9 +25,11 @@ struct http_result {
 };
 typedef void (*http_cb)(const struct http_result *, void *arg);
 /*
- * A streaming response (etcd's watch): each chunk of the body as it comes,
- * from the loop.  It must not cancel its own request; returning -1 ends the
- * transfer instead (cb then sees an error).  The final result has no body.
+ * A streaming response (etcd's watch): the body's bytes as they come, from
+ * the loop (so it may start other transfers), in order, the last ones
+ * before cb.  It must not cancel its own request; returning -1 ends the
+ * transfer instead (cb then sees an error).  max_body caps the bytes not
+ * handed over yet.  The final result has no body.
  */
 typedef int (*http_data_cb)(const char *data, size_t len, void *arg);
 

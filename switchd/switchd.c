@@ -160,6 +160,8 @@ switchd_reload_config(json_t **errors)
 	    strcmp(conf->state_dir, sd.conf->state_dir) != 0)
 		log_warnx("reload: control.socket and state_dir changes take effect "
 		    "at the next start");
+	if (cluster_conf_changed(conf, sd.conf))
+		log_warnx("reload: cluster changes take effect at the next start");
 	discover_apply_state(conf);
 	lb_unref(sd.lb);
 	sd.lb = lb_new(sd.base, conf);
