@@ -1397,3 +1397,20 @@ inst_kill9() {
 	wait "$pid" 2>/dev/null
 	untrack "$pid"
 }
+
+# start_cut_proxy NAME UPSTREAM_PORT...: tests/cut_proxy.py, one 127.0.0.1
+# forwarder per upstream port (their ports, in order, in $T/NAME.ports);
+# cut_on NAME closes every connection through it and refuses new ones until
+# cut_off NAME (a client partitioned from servers everyone else reaches).
+start_cut_proxy() {
+	local name=$1; shift
+	rm -f "$T/$name.ports" "$T/$name.cut"
+	"$PYTHON" "$LIB_DIR/cut_proxy.py" --cut-file "$T/$name.cut" --port-file "$T/$name.ports" "$@" \
+		</dev/null >>"$T/$name.log" 2>&1 &
+	local pid=$!
+	track "$pid"
+	echo "$pid" >"$T/$name.cpid"
+	wait_for 10 test -s "$T/$name.ports" || die "cut proxy $name did not start"
+}
+cut_on()  { : >"$T/$1.cut"; }
+cut_off() { rm -f "$T/$1.cut"; }

@@ -20,6 +20,10 @@
 #   d. One etcd member down: a switch works.  Two down: refused with code
 #      "cluster", traffic untouched, status says "connected": false and how
 #      stale; members back: a switch works again, no restart of switchd.
+#   f. The holder cut off from etcd (tests/cut_proxy.py) with its switch
+#      held before the commits: another instance takes over once its lease
+#      ends, and the holder, let go on, stops before any node's commit with
+#      code "cluster".
 # Every wait is for an event (bounded), never for a time.
 . "$(dirname "$0")/../lib.sh"
 t_setup
@@ -35,9 +39,13 @@ etcd_start_cluster 3
 two_pools
 start_haproxy h1
 start_haproxy h2
-start_fault_proxy fp1 h1   # in front of node 1 for every instance (scenario c)
-HAP_NODES="fp1 h2"
-TIMEOUT_MS=10000
+# sw1 reaches node 1 through a fault proxy (scenarios c and f hold its
+# commands there; the others go straight to h1), and etcd through a proxy
+# that scenario f cuts.
+start_fault_proxy fp1 h1
+TIMEOUT_MS=60000          # a held command waits for the test, not for a timeout
+start_cut_proxy ec1 $(for i in 1 2 3; do cat "$T/etcd$i.cport"; done)
+SW1_ENDPOINTS=$(for p in $(cat "$T/ec1.ports"); do printf '"http://127.0.0.1:%s", ' "$p"; done | sed 's/, $//')
 
 # ---------------------------------------------------------------- 0. the README example
 
@@ -47,12 +55,13 @@ awk '/<!-- README example: cluster begin/ { m = 1; next }
      m && b' "$REPO_DIR/README.md" >"$T/readme.conf"
 grep -q '^cluster = {' "$T/readme.conf" ||
 	die "README.md: no \"cluster = {\" block between the \"README example: cluster\" markers"
-# readme_cluster NAME TTL: the example's cluster group, endpoints, name and
-# lease_ttl made the test's (each rewrite checked, so that a change of the
-# example's shape fails here rather than testing something else).
+# readme_cluster NAME TTL [ENDPOINTS]: the example's cluster group,
+# endpoints, name and lease_ttl made the test's (each rewrite checked, so
+# that a change of the example's shape fails here rather than testing
+# something else).
 readme_cluster() {
 	awk '/^cluster = \{/ { c = 1 } c { print } c && /^\};/ { exit }' "$T/readme.conf" |
-		sed -e "s|^\\( *endpoints = (\\).*|\\1 $ETCD_ENDPOINTS_CONF );|" \
+		sed -e "s|^\\( *endpoints = (\\).*|\\1 ${3:-$ETCD_ENDPOINTS_CONF} );|" \
 		    -e "s|^\\( *name = \\)\"[^\"]*\"|\\1\"$1\"|" \
 		    -e "s|^\\( *lease_ttl = \\)[0-9]*|\\1$2|"
 }
@@ -71,8 +80,9 @@ expect_match "and names the key and its range" "$OUT $ERR" 'readme-bad\.conf:[0-
 
 # ---------------------------------------------------------------- the instances
 
-for i in $INSTANCES; do
-	inst_config "$i" "$(readme_cluster "sw$i" "$LEASE_TTL")"
+HAP_NODES="fp1 h2" inst_config 1 "$(readme_cluster sw1 "$LEASE_TTL" "$SW1_ENDPOINTS")"
+for i in 2 3; do
+	HAP_NODES="h1 h2" inst_config "$i" "$(readme_cluster "sw$i" "$LEASE_TTL")"
 done
 for i in $INSTANCES; do inst_start "$i"; done
 
@@ -215,13 +225,14 @@ n=$(grep -c ' hold ' "$T/fp1.cmdlog" 2>/dev/null || true)
 fault_hold fp1 'commit map'
 ( ictlj 1 switch --force -m "held" >"$T/held.out" 2>&1; echo $? >"$T/held.rc" ) &
 track $!
-ok "sw1's switch reached node 1's commit map (held there)" wait_for 30 fault_held fp1 "$n"
+ok "sw1's switch reached node 1's commit map (held there)" wait_for 30 fault_held fp1 "$n" ||
+	log "sw1's switch: exit $(cat "$T/held.rc" 2>/dev/null): $(head -c 400 "$T/held.out")"
 expect_eq "the intent record in etcd names sw1" "$(etcd_get "$PREFIX/intent" | jget '["instance"]')" sw1
 on 2 expect_fail 1 busy back -m "while sw1 holds"
 expect_emsg 'sw1' "busy names the holder, sw1"
 t_kill=$(now_ms)
 inst_kill9 1
-fault_rules fp1 '{}'   # the instance taking over must get its own commands through
+fault_rules fp1 '{}'   # sw1, started again below, must get its commands through
 fault_release fp1      # sw1's held commit goes on to node 1 after its death
 ok "sw1's client sees it die (exit non-zero)" wait_for 30 eval "[ -s '$T/held.rc' ] && [ \"\$(cat '$T/held.rc')\" != 0 ]"
 # takeover_entries FILE IDS: the entries of a "history --json" reply that
@@ -269,6 +280,13 @@ inst_start 1
 agree_on "$p" "sw1 started again"
 hot=$p
 
+# Every etcd member ran through a, b and c: no instance may have lost etcd
+# (a false "unreachable" makes it refuse commands and report stale state).
+# The words are switchd's log lines (cluster.c, http.c).
+cat "$T"/sw[0-9]*.log >"$T/sw-abc.log"
+expect_nogrep 'etcd is unreachable|etcd has no quorum|API function called from within callback' \
+	"$T/sw-abc.log" "no instance lost etcd while every member ran"
+
 # ---------------------------------------------------------------- d. etcd members down
 
 other() { if [ "$1" = blue ]; then echo green; else echo blue; fi; }
@@ -304,10 +322,56 @@ connected() { [ "$(istatus "$1" '["cluster"]["connected"]')" = true ]; }
 for i in $INSTANCES; do
 	ok "sw$i reconnects by itself" wait_for 60 connected "$i"
 done
-on 3 expect_ok switch --force -m "quorum back"
+# A command refused while etcd had no quorum must not take the lock later,
+# when its request, left in the raft log of the member it went to, is
+# committed after all: that lock would answer "busy" for a command that
+# never ran.
+if ! on 3 expect_ok switch --force -m "quorum back"; then
+	log "P/lock in etcd now: $(etcd_get "$PREFIX/lock" || echo none)"
+	for i in $INSTANCES; do log "sw$i status busy: $(istatus "$i" '["busy"]')"; done
+fi
 hot=$(other "$hot")
 agree_on "$hot" "a switch after the quorum is back"
 expect_eq "no switchd was restarted" "$(for i in $INSTANCES; do alive "$(inst_pid "$i")" && inst_pid "$i"; done | tr '\n' ' ')" "$pids0"
+
+# ---------------------------------------------------------------- f. the holder cut off from etcd
+
+# sw1 holds the lock, its switch held before the commits (node 1's "prepare
+# map"), when it loses etcd while the others keep it: its lease ends, another
+# instance takes over sw1's intent record (nothing committed: undone), and
+# sw1, let go on, must find its lease lost before the commits and stop with
+# code "cluster", touching no node.
+ids_before=$(history_ids 2)
+n=$(grep -c ' hold ' "$T/fp1.cmdlog" 2>/dev/null || true)
+fault_hold fp1 'prepare map'
+( ictlj 1 switch --force -m "partitioned" >"$T/cut.out" 2>&1; echo $? >"$T/cut.rc" ) &
+track $!
+ok "sw1's switch reached node 1's prepare map (held there)" wait_for 30 fault_held fp1 "$n" ||
+	log "sw1's switch: exit $(cat "$T/cut.rc" 2>/dev/null): $(head -c 400 "$T/cut.out")"
+cut_id=$(etcd_get "$PREFIX/intent" | jget '["id"]')
+expect_match "sw1's intent record is in etcd" "$cut_id" '.'
+cut_on ec1
+log "sw1 cut off from etcd"
+taken_over_cut() {
+	ictlj 2 history -n 1000 >"$T/hist-f.json" || return 1
+	takeover_entries "$T/hist-f.json" "$ids_before" | grep -qF "$cut_id"
+}
+ok "another instance takes over sw1's switch once sw1's lease ends" wait_for $((LEASE_TTL + 40)) taken_over_cut
+expect_eq "nodes untouched: both serve $hot" "$(nodes_serve)" "$hot"
+lost_etcd() { [ "$(istatus 1 '[d["cluster"]["connected"], d["cluster"]["stale_seconds"] >= '"$LEASE_TTL"']')" = "[false, true]" ]; }
+ok "sw1's status: not connected for at least its lease TTL" wait_for 30 lost_etcd
+fault_rules fp1 '{}'
+fault_release fp1        # sw1 goes on to its commits: it must check its lease first
+ok "sw1's switch ends" wait_for 60 test -s "$T/cut.rc"
+expect_eq "sw1's switch fails (exit 1) with code cluster" \
+	"$(cat "$T/cut.rc") $(jget '["code"]' "$T/cut.out" 2>/dev/null)" "1 cluster"
+expect_eq "no node committed sw1's switch: both serve $hot" "$(nodes_serve)" "$hot"
+cut_off ec1
+ok "sw1 reconnects when the cut ends" wait_for 60 connected 1
+agree_on "$hot" "sw1 back in touch after its lease was lost"
+on 1 expect_ok switch --force -m "sw1 after the cut"
+hot=$(other "$hot")
+agree_on "$hot" "a switch on sw1 after the cut"
 
 # ---------------------------------------------------------------- the end
 
