@@ -80,6 +80,7 @@ static struct {
 	int64_t		 rev;		/* the newest revision seen */
 	int		 loading;
 	int		 loaded;	/* the cache was read at least once */
+	int		 watching;	/* in watch_event() */
 	struct event	*reload_ev;
 
 	json_t		*remote_lock;	/* P/lock, or NULL */
@@ -336,6 +337,13 @@ cache_key(const char *key, json_t *kv, int deleted)
 	} else if (strncmp(key, cl.k_journal, strlen(cl.k_journal)) == 0 && !deleted) {
 		if (journal_key_seq(key) > cl.journal_seq)
 			cl.journal_seq = journal_key_seq(key);
+		/*
+		 * Another instance's entry, new: into the local journal too, so
+		 * that a restart without etcd still lists it.
+		 */
+		if (cl.watching && !journal_known(json_string_value(json_object_get(v,
+		    "id"))) && json_is_object(v))
+			history_mirror(v);
 		journal_add(v, journal_key_seq(key));
 	}
 	json_decref(v);
@@ -352,6 +360,7 @@ watch_event(json_t *res, void *arg)
 	int64_t rev;
 
 	(void)arg;
+	cl.watching = 1;
 	if ((rev = etcd_int(json_object_get(res, "header"), "revision")) > cl.rev)
 		cl.rev = rev;
 	if (json_is_true(json_object_get(res, "created")))
@@ -365,6 +374,7 @@ watch_event(json_t *res, void *arg)
 		    "type")) ?: "PUT", "DELETE") == 0);
 		free(key);
 	}
+	cl.watching = 0;
 	takeover_check();
 }
 
@@ -1438,6 +1448,12 @@ cluster_history(int n)
 		json_array_append_new(out, e);
 	}
 	return out;
+}
+
+int
+cluster_loaded(void)
+{
+	return cl.loaded;
 }
 
 int

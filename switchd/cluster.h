@@ -47,7 +47,8 @@ void		 cluster_intent_put(json_t *intent);	/* copied */
 void		 cluster_intent_clear(void);
 const char	*cluster_name(void);
 
-/* Reads, from the watched cache. */
+/* Reads, from the watched cache, once etcd was read (cluster_loaded). */
+int		 cluster_loaded(void);
 json_t		*cluster_history(int n);		/* newest first; new reference */
 int		 cluster_history_has_id(const char *);
 json_t		*cluster_status_json(void);		/* null | {name, prefix, connected, stale_seconds} */

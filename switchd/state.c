@@ -626,6 +626,25 @@ history_append(json_t *entry)
 	return r;
 }
 
+/* cluster: another instance's entry, kept here too (no hook, no etcd). */
+void
+history_mirror(json_t *entry)
+{
+	char *line = json_dumps(entry, JSON_COMPACT | JSON_SORT_KEYS), *nl;
+	int fd;
+
+	if (line == NULL)
+		return;
+	nl = xasprintf("%s\n", line);
+	fd = open(history_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	if (fd == -1 || write(fd, nl, strlen(nl)) != (ssize_t)strlen(nl))
+		log_warn("append %s", history_path);
+	if (fd != -1)
+		close(fd);
+	free(nl);
+	free(line);
+}
+
 #define HISTORY_CHUNK	(8 * 1024)	/* the first read; then doubled */
 #define HISTORY_CHUNK_MAX (1024 * 1024)
 
@@ -660,8 +679,11 @@ history_read(int n)
 	off_t pos;
 	int fd, torn;
 
-	/* The shared journal, in the same order on every instance. */
-	if (cluster_on()) {
+	/*
+	 * The shared journal, in the same order on every instance; until etcd
+	 * was first read, this instance's own copy.
+	 */
+	if (cluster_on() && cluster_loaded()) {
 		json_decref(out);
 		return cluster_history(n);
 	}
@@ -732,7 +754,7 @@ history_has_id(const char *id)
 	size_t i;
 	int found = 0;
 
-	if (cluster_on())
+	if (cluster_on() && cluster_loaded())
 		return cluster_history_has_id(id);
 	last = history_read(8);
 	for (i = 0; i < json_array_size(last); i++)

@@ -159,6 +159,7 @@ json_t		*state_lock(void);			/* NULL when free; drops an expired one */
 json_t		*history_read(int n);			/* newest first */
 int		 history_append(json_t *entry);		/* steals; adds id/time if absent */
 int		 history_has_id(const char *id);
+void		 history_mirror(json_t *entry);		/* cluster: a copy, nothing else */
 void		 history_set_hook(void (*)(json_t *));	/* called with each new entry */
 int		 intent_write(json_t *);
 json_t		*intent_read(void);

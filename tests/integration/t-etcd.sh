@@ -13,7 +13,10 @@
 #      flipped behind switchd's back is put back by an instance;
 #   d. the only instance killed -9 in a held commit and started again takes
 #      over its own switch once its old lease ends (intent and lock still in
-#      etcd at its start).
+#      etcd at its start);
+#   e. an instance started while etcd is down answers status (stale) and
+#      history from its own copies, other instances' entries included, and
+#      connects once etcd is back.
 # Every wait is for an event (bounded), never for a time.
 . "$(dirname "$0")/../lib.sh"
 t_setup
@@ -147,7 +150,24 @@ print(" ".join("%s/%s/%s" % (e["user"], e["command"], e["instance"]) for e in d[
 expect_eq "one journal entry by switchd, takeover, on e1" "$entry" "switchd/takeover/e1"
 expect_eq "the shared state agrees with the nodes" "$(shared state | jget '["hot"]')" "$(both_nodes)"
 
-inst_stop 1
-expect_eq "e1 exits 0 on SIGTERM" "$SWITCHD_RC" 0
+# ---------------------------------------------------------------- e. started without etcd
+
+etcd_stop 1
+inst_start 2
+expect_eq "e2 (etcd down at its start) lists e1's switch from its own journal copy" \
+	"$(ictlj 2 history -n 1000 | jget '[e["instance"] for e in d["entries"] if e.get("message") == "e1 switches"]')" \
+	'["e1"]'
+expect_eq "and its status says it is not connected" "$(istatus 2 '["cluster"]["connected"]')" false
+etcd_start 1
+etcd_wait 1
+for i in 1 2; do ok "e$i connects once etcd is back" wait_for 30 connected "$i"; done
+expect_eq "e2's history is the shared one again: the takeover by e1 on top" \
+	"$(ictlj 2 history -n 1 | jget '[d["entries"][0]["command"], d["entries"][0]["instance"]]')" \
+	'["takeover", "e1"]'
+
+for i in 1 2; do
+	inst_stop "$i"
+	expect_eq "e$i exits 0 on SIGTERM" "$SWITCHD_RC" 0
+done
 etcd_stop 1
 t_done
