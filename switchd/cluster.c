@@ -1383,11 +1383,13 @@ cluster_stop(void)
 
 	if (!cl.on)
 		return;
-	/* Whatever still waits is lost; the lease goes, and the lock with it. */
+	/*
+	 * Whatever still waits is lost, without callbacks: no command waits
+	 * for the lock at exit (it holds the busy slot, which the exit waits
+	 * for); a held lock ends with the lease.
+	 */
 	while ((op = TAILQ_FIRST(&cl.queue)) != NULL) {
 		TAILQ_REMOVE(&cl.queue, op, entry);
-		if (op->kind == OP_LOCK)
-			op->cb(E_SHUTDOWN, "switchd is shutting down", op->arg);
 		op_free(op);
 	}
 	etcd_free(cl.e);
