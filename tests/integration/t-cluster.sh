@@ -128,6 +128,12 @@ histories_agree() {
 	done
 }
 journal_keys() { etcd_keys "$PREFIX/journal/" | grep -c .; }
+# journal_ids_newest_first: the ids of the journal's values in etcd, by key,
+# last key first (as history lists them).
+journal_ids_newest_first() {
+	etcd_values "$PREFIX/journal/" | "$PYTHON" -c 'import json, sys
+print(" ".join(json.loads(l)["id"] for l in reversed(sys.stdin.read().splitlines()) if l.strip()))'
+}
 # agree_on POOL DESC [INSTANCES]: nodes, shared state and every instance
 # (polled: the others learn by their watch) say POOL.
 agree_on() {
@@ -201,11 +207,13 @@ expect_eq "the journal's concurrent entries are the switches that ran, each by t
 	"$(printf '%s\n' $ok_ks | LC_ALL=C sort | tr '\n' ' ' | sed 's/ $//')"
 expect_eq "every journal entry names its instance" \
 	"$(jv "$OUT" '[e["id"] for e in d["entries"] if e.get("instance") not in ("sw1", "sw2", "sw3")]')" '[]'
+expect_eq "history (newest first) is the journal's key order in etcd, reversed" \
+	"$(history_ids 3)" "$(journal_ids_newest_first)"
 
 # ---------------------------------------------------------------- b. the deploy lock
 
 on 1 expect_ok lock -m "release freeze"
-locked_on() { [ "$(istatus "$1" 'd["lock"] is not None')" = true ]; }
+locked_on() { [ "$(istatus "$1" '(d["lock"] or {}).get("message")')" = "release freeze" ]; }
 for i in 2 3; do
 	ok "sw$i's status shows sw1's lock" wait_for 15 locked_on "$i"
 done
@@ -372,6 +380,9 @@ agree_on "$hot" "sw1 back in touch after its lease was lost"
 on 1 expect_ok switch --force -m "sw1 after the cut"
 hot=$(other "$hot")
 agree_on "$hot" "a switch on sw1 after the cut"
+
+expect_eq "at the end: history is the journal's key order in etcd, reversed" \
+	"$(history_ids 1)" "$(journal_ids_newest_first)"
 
 # ---------------------------------------------------------------- the end
 
