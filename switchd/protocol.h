@@ -107,6 +107,9 @@
  *   rollout: result ("switched"|"rolled back"|"aborted"), steps[], hot, cold, message
  *   status also has canary: null|{pool, percent, since} and
  *            guard: null|{kind, pool, since, until, responses, errors}
+ *   status also has cluster: null|{name, prefix, connected, stale_seconds}
+ *            (the cluster group; stale_seconds: since etcd last answered);
+ *            in a cluster, history entries also have instance
  * Progress events: {"event":"step","text":"..."}.
  */
 #define EV_STEP		"step"		/* {"text"}; a rollout's also {"step", "percent"} */
