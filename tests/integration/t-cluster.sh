@@ -299,12 +299,12 @@ expect_nogrep 'etcd is unreachable|etcd has no quorum|API function called from w
 
 other() { if [ "$1" = blue ]; then echo green; else echo blue; fi; }
 pids0=$(for i in $INSTANCES; do inst_pid "$i"; done | tr '\n' ' ')
-etcd_stop 3
+etcd_stop 3 KILL     # kill -9: a member that dies
 on 1 expect_ok switch --force -m "one etcd member down"
 hot=$(other "$hot")
 agree_on "$hot" "one etcd member of three down"
 
-etcd_stop 2
+etcd_stop 2          # SIGTERM: a member stopped cleanly
 log "etcd: members 2 and 3 stopped, member 1 alone (no quorum)"
 CTL_TIMEOUT=90 on 2 expect_fail 1 cluster switch --force -m "no quorum"
 expect_emsg 'etcd' "the refusal says it is etcd"
