@@ -20,6 +20,7 @@
 #   d. One etcd member down: a switch works.  Two down: refused with code
 #      "cluster", traffic untouched, status says "connected": false and how
 #      stale; members back: a switch works again, no restart of switchd.
+#   e. Without cluster: status --json has "cluster": null, no status line.
 #   f. The holder cut off from etcd (tests/cut_proxy.py) with its switch
 #      held before the commits: another instance takes over once its lease
 #      ends, and the holder, let go on, stops before any node's commit with
@@ -77,6 +78,16 @@ sed 's/^\( *lease_ttl = \)[0-9]*/\11/' "$T/readme-test.conf" >"$T/readme-bad.con
 run "$SWITCHD" -n -f "$T/readme-bad.conf"
 expect_eq "README example with lease_ttl = 1: switchd -n exits 1" "$RC" 1
 expect_match "and names the key and its range" "$OUT $ERR" 'readme-bad\.conf:[0-9]+: cluster\.lease_ttl must be 2\.\.300'
+
+# ---------------------------------------------------------------- e. without cluster
+# (the rest of the suite runs without it; here only what status says)
+HAP_NODES="h1 h2" write_config
+start_switchd
+expect_eq "without cluster: status --json has \"cluster\": null" "$(status_get '["cluster"]')" null
+run ctl status
+expect_nogrep '^cluster:' - "without cluster: the human status has no cluster line"
+stop_switchd
+expect_eq "without cluster: switchd exits 0 on SIGTERM" "$SWITCHD_RC" 0
 
 # ---------------------------------------------------------------- the instances
 
