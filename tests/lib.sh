@@ -1288,6 +1288,8 @@ etcd_start() { [ -f "$T/etcd$1.pid" ] || _etcd_run "$1"; }
 
 # etcd_keys PREFIX [I]: the keys under PREFIX, one a line in key order, read
 # from member I (default: the first member that answers).
+# etcd_values PREFIX [I]: their values, one a line (newlines in a value are
+# not escaped: for one-line JSON values).
 # etcd_get KEY [I]: the value of KEY (exit 1 if none).
 _etcd_range() {
 	local mode=$1 key=$2 want=${3:-} i
@@ -1298,17 +1300,17 @@ import base64, json, sys, urllib.request
 url, mode, key = sys.argv[1:4]
 k = key.encode()
 req = {"key": base64.b64encode(k).decode()}
-if mode == "keys":
+if mode in ("keys", "values"):
     end = bytearray(k); end[-1] += 1
-    req.update(range_end=base64.b64encode(bytes(end)).decode(), keys_only=True)
+    req.update(range_end=base64.b64encode(bytes(end)).decode(), keys_only=mode == "keys")
 try:
     r = urllib.request.urlopen(url + "/v3/kv/range", json.dumps(req).encode(), timeout=3)
     kvs = json.load(r).get("kvs", [])
 except OSError:
     sys.exit(2)
-if mode == "keys":
+if mode in ("keys", "values"):
     for kv in kvs:
-        print(base64.b64decode(kv["key"]).decode())
+        print(base64.b64decode(kv["key" if mode == "keys" else "value"]).decode())
 elif kvs:
     print(base64.b64decode(kvs[0].get("value", "")).decode())
 else:
@@ -1319,6 +1321,7 @@ PY
 	return 2
 }
 etcd_keys() { _etcd_range keys "$1" "${2:-}"; }
+etcd_values() { _etcd_range values "$1" "${2:-}"; }
 etcd_get() { _etcd_range get "$1" "${2:-}"; }
 
 # ---------------------------------------------------------------- several switchd instances

@@ -36,7 +36,7 @@ OUT=$REPO/tests/out
 mkdir -p "$OUT"
 LOG=$OUT/fresh.log
 : >"$LOG"
-SEL=${FRESH_TESTS:-'^(test-hapx|test-config|t-cli|t-switch|t-busy|t-smoke|t-ec2|test_endpoint)$'}
+SEL=${FRESH_TESTS:-'^(test-hapx|test-config|t-cli|t-switch|t-busy|t-smoke|t-ec2|t-cluster|test_endpoint)$'}
 PASS=0
 FAIL=0
 

@@ -20,6 +20,7 @@
 #   d. One etcd member down: a switch works.  Two down: refused with code
 #      "cluster", traffic untouched, status says "connected": false and how
 #      stale; members back: a switch works again, no restart of switchd.
+#   e. Without cluster: status --json has "cluster": null, no status line.
 #   f. The holder cut off from etcd (tests/cut_proxy.py) with its switch
 #      held before the commits: another instance takes over once its lease
 #      ends, and the holder, let go on, stops before any node's commit with
@@ -78,6 +79,16 @@ run "$SWITCHD" -n -f "$T/readme-bad.conf"
 expect_eq "README example with lease_ttl = 1: switchd -n exits 1" "$RC" 1
 expect_match "and names the key and its range" "$OUT $ERR" 'readme-bad\.conf:[0-9]+: cluster\.lease_ttl must be 2\.\.300'
 
+# ---------------------------------------------------------------- e. without cluster
+# (the rest of the suite runs without it; here only what status says)
+HAP_NODES="h1 h2" write_config
+start_switchd
+expect_eq "without cluster: status --json has \"cluster\": null" "$(status_get '["cluster"]')" null
+run ctl status
+expect_nogrep '^cluster:' - "without cluster: the human status has no cluster line"
+stop_switchd
+expect_eq "without cluster: switchd exits 0 on SIGTERM" "$SWITCHD_RC" 0
+
 # ---------------------------------------------------------------- the instances
 
 HAP_NODES="fp1 h2" inst_config 1 "$(readme_cluster sw1 "$LEASE_TTL" "$SW1_ENDPOINTS")"
@@ -128,6 +139,12 @@ histories_agree() {
 	done
 }
 journal_keys() { etcd_keys "$PREFIX/journal/" | grep -c .; }
+# journal_ids_newest_first: the ids of the journal's values in etcd, by key,
+# last key first (as history lists them).
+journal_ids_newest_first() {
+	etcd_values "$PREFIX/journal/" | "$PYTHON" -c 'import json, sys
+print(" ".join(json.loads(l)["id"] for l in reversed(sys.stdin.read().splitlines()) if l.strip()))'
+}
 # agree_on POOL DESC [INSTANCES]: nodes, shared state and every instance
 # (polled: the others learn by their watch) say POOL.
 agree_on() {
@@ -201,11 +218,24 @@ expect_eq "the journal's concurrent entries are the switches that ran, each by t
 	"$(printf '%s\n' $ok_ks | LC_ALL=C sort | tr '\n' ' ' | sed 's/ $//')"
 expect_eq "every journal entry names its instance" \
 	"$(jv "$OUT" '[e["id"] for e in d["entries"] if e.get("instance") not in ("sw1", "sw2", "sw3")]')" '[]'
+expect_eq "history (newest first) is the journal's key order in etcd, reversed" \
+	"$(history_ids 3)" "$(journal_ids_newest_first)"
+# Each host keeps a copy of the shared state in its state_dir, and its own
+# journal entries in its history.jsonl.
+for i in $INSTANCES; do
+	ok "sw$i's state.json (a copy) says $hot is hot" \
+		wait_for 15 eval "[ \"\$(jget '[\"hot\"]' '$T/state$i/state.json')\" = '$hot' ]"
+	missing=""
+	for k in $(printf '%s\n' $ok_ks | grep ":sw$i\$" | sed 's/:.*//'); do
+		grep -q "\"message\":\"$k\"" "$T/state$i/history.jsonl" 2>/dev/null || missing="$missing $k"
+	done
+	expect_eq "sw$i's history.jsonl has the concurrent switches sw$i ran" "$missing" ""
+done
 
 # ---------------------------------------------------------------- b. the deploy lock
 
 on 1 expect_ok lock -m "release freeze"
-locked_on() { [ "$(istatus "$1" 'd["lock"] is not None')" = true ]; }
+locked_on() { [ "$(istatus "$1" '(d["lock"] or {}).get("message")')" = "release freeze" ]; }
 for i in 2 3; do
 	ok "sw$i's status shows sw1's lock" wait_for 15 locked_on "$i"
 done
@@ -291,12 +321,12 @@ expect_nogrep 'etcd is unreachable|etcd has no quorum|API function called from w
 
 other() { if [ "$1" = blue ]; then echo green; else echo blue; fi; }
 pids0=$(for i in $INSTANCES; do inst_pid "$i"; done | tr '\n' ' ')
-etcd_stop 3
+etcd_stop 3 KILL     # kill -9: a member that dies
 on 1 expect_ok switch --force -m "one etcd member down"
 hot=$(other "$hot")
 agree_on "$hot" "one etcd member of three down"
 
-etcd_stop 2
+etcd_stop 2          # SIGTERM: a member stopped cleanly
 log "etcd: members 2 and 3 stopped, member 1 alone (no quorum)"
 CTL_TIMEOUT=90 on 2 expect_fail 1 cluster switch --force -m "no quorum"
 expect_emsg 'etcd' "the refusal says it is etcd"
@@ -310,8 +340,10 @@ for i in $INSTANCES; do
 	expect_eq "sw$i: status still answers from the last state: $hot is hot" "$(istatus "$i" '["hot"]')" "$hot"
 done
 run ictl 1 status
-expect_grep "^cluster: sw1 at $PREFIX: .*stale" - "human status on sw1 says the state is stale"
+expect_grep "^cluster: sw1 at $PREFIX: etcd unreachable, state as of [0-9]+ s ago \(stale\)\$" - \
+	"human status on sw1 says the state is stale"
 ok "history answers without a quorum" ictlj 3 history -n 5
+ok "hosts answers without a quorum" ictlj 2 hosts hot
 expect_eq "still both nodes on $hot" "$(nodes_serve)" "$hot"
 
 etcd_start 2
@@ -372,6 +404,9 @@ agree_on "$hot" "sw1 back in touch after its lease was lost"
 on 1 expect_ok switch --force -m "sw1 after the cut"
 hot=$(other "$hot")
 agree_on "$hot" "a switch on sw1 after the cut"
+
+expect_eq "at the end: history is the journal's key order in etcd, reversed" \
+	"$(history_ids 1)" "$(journal_ids_newest_first)"
 
 # ---------------------------------------------------------------- the end
 
