@@ -19,6 +19,9 @@ busy_take(struct daemon *d, const char *what, const char *user, uid_t uid,
 {
 	if (d->busy.what != NULL)
 		return 0;
+	/* cluster: a repair runs only with the cluster lock. */
+	if (item == NULL && d->internal_take != NULL && !d->internal_take(d))
+		return 0;
 	d->busy.what = what;
 	snprintf(d->busy.user, sizeof(d->busy.user), "%s", user);
 	d->busy.uid = uid;
@@ -30,7 +33,11 @@ busy_take(struct daemon *d, const char *what, const char *user, uid_t uid,
 void
 busy_release(struct daemon *d)
 {
+	int internal = d->busy.what != NULL && d->busy.item == NULL;
+
 	memset(&d->busy, 0, sizeof(d->busy));
+	if (internal && d->internal_release != NULL)
+		d->internal_release(d);
 	busy_maybe_exit(d);
 }
 

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cluster.h"
 #include "cmd.h"
 #include "config.h"
 #include "daemon.h"
@@ -97,6 +98,7 @@ status_view(struct lb_view *v, void *arg)
 	    "last_switch", json_object_get(doc, "last_switch"),
 	    "busy", cmd_busy_json(job->d),
 	    "ec2", json_object_get(doc, "ec2"));
+	json_object_set_new(r, "cluster", cluster_status_json());
 	json_object_set_new(r, "canary", canary_json(job->d));
 	json_object_set_new(r, "guard", guard_json(job->d));
 	if (json_array_size(state_load_errors(st)) > 0)

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cluster.h"
 #include "cmd-table.h"
 #include "cmd.h"
 #include "config.h"
@@ -124,6 +125,26 @@ args_valid(const struct cmd_info *ci, json_t *args, char *why, size_t len)
 	return 1;
 }
 
+static void cmd_cluster_locked(const char *, const char *, void *);
+static void item_free(struct cmdq_item *);
+
+/* The refusal of a command while the deploy lock is held. */
+static json_t *
+locked_reply(json_t *lock)
+{
+	json_t *r;
+	const char *msg = json_string_value(json_object_get(lock, "message"));
+
+	r = json_pack("{s:b, s:s, s:O}", P_OK, 0, P_CODE, E_LOCKED, "lock", lock);
+	json_object_set_new(r, P_ERROR, json_sprintf(
+	    "locked by %s for %llds%s%s%s; \"switchctl unlock\" by them, or "
+	    "\"switchctl unlock --force\", releases it",
+	    json_string_value(json_object_get(lock, "user")),
+	    (long long)time(NULL) - json_integer_value(json_object_get(lock, "since_epoch")),
+	    msg && *msg ? ": \"" : "", msg && *msg ? msg : "", msg && *msg ? "\"" : ""));
+	return r;
+}
+
 void
 cmd_dispatch(struct daemon *d, struct client *c, uid_t uid, int admin, const char *user,
     json_t *req)
@@ -198,25 +219,22 @@ cmd_dispatch(struct daemon *d, struct client *c, uid_t uid, int admin, const cha
 	    !(strcmp(ci->name, "back") == 0 && rollout_running())) {
 		json_decref(args);
 		iso_time(d->busy.since, since, sizeof(since));
-		reply_error(d, c, E_BUSY, "busy: %s (uid %lu) is running \"%s\" since %s "
-		    "(%lds ago); try again when it is done", d->busy.user,
-		    (unsigned long)d->busy.uid, d->busy.what, since,
-		    (long)(time(NULL) - d->busy.since));
+		/* cluster: the same words as when another instance holds P/lock. */
+		if (cluster_on())
+			reply_error(d, c, E_BUSY, "busy: %s is running %s for %s since %s; "
+			    "try again when it is done", cluster_name(), d->busy.what,
+			    d->busy.user, since);
+		else
+			reply_error(d, c, E_BUSY, "busy: %s (uid %lu) is running \"%s\" since "
+			    "%s (%lds ago); try again when it is done", d->busy.user,
+			    (unsigned long)d->busy.uid, d->busy.what, since,
+			    (long)(time(NULL) - d->busy.since));
 		return;
 	}
-	if ((ci->flags & CMD_LOCKABLE) && (lock = state_lock(d->state)) != NULL) {
-		json_t *r;
-		const char *msg = json_string_value(json_object_get(lock, "message"));
-
+	if ((ci->flags & CMD_LOCKABLE) && !cluster_on() &&
+	    (lock = state_lock(d->state)) != NULL) {
 		json_decref(args);
-		r = json_pack("{s:b, s:s, s:O}", P_OK, 0, P_CODE, E_LOCKED, "lock", lock);
-		json_object_set_new(r, P_ERROR, json_sprintf(
-		    "locked by %s for %llds%s%s%s; \"switchctl unlock\" by them, or "
-		    "\"switchctl unlock --force\", releases it",
-		    json_string_value(json_object_get(lock, "user")),
-		    (long long)time(NULL) - json_integer_value(json_object_get(lock, "since_epoch")),
-		    msg && *msg ? ": \"" : "", msg && *msg ? msg : "", msg && *msg ? "\"" : ""));
-		d->clients->send(c, r);
+		d->clients->send(c, locked_reply(lock));
 		d->clients->done(c);
 		return;
 	}
@@ -235,6 +253,38 @@ cmd_dispatch(struct daemon *d, struct client *c, uid_t uid, int admin, const cha
 		busy_take(d, ci->name, item->user, item->uid, item);
 	d->clients->attach(c, item);
 	log_debug("%s (uid %lu): %s", user, (unsigned long)uid, ci->name);
+	/* cluster: P/lock first ("back" during our own rollout already has it). */
+	if ((ci->flags & CMD_EXCLUSIVE) && cluster_on() && d->busy.item == item) {
+		cluster_lock(ci->name, item->user, cmd_cluster_locked, item);
+		return;
+	}
+	ce->exec(item);
+}
+
+/* cluster: P/lock is ours (or not); the shared state is fresh. */
+static void
+cmd_cluster_locked(const char *code, const char *error, void *arg)
+{
+	struct cmdq_item *item = arg;
+	const struct cmd_entry *ce;
+	json_t *lock;
+
+	if (code != NULL) {
+		cmd_error(item, code, "%s", error);
+		return;
+	}
+	item->cluster_held = 1;
+	if ((item->info->flags & CMD_LOCKABLE) &&
+	    (lock = state_lock(item->d->state)) != NULL) {
+		json_t *r = locked_reply(lock);
+
+		cmd_event(item, r);
+		item_free(item);
+		return;
+	}
+	for (ce = cmd_table; ce->name != NULL; ce++)
+		if (strcmp(ce->name, item->info->name) == 0)
+			break;
 	ce->exec(item);
 }
 
@@ -246,6 +296,10 @@ item_free(struct cmdq_item *item)
 	/* Free before the client reads its next request: it may be a command. */
 	if (d->busy.item == item)
 		memset(&d->busy, 0, sizeof(d->busy));
+	if (item->cluster_held) {
+		item->cluster_held = 0;
+		cluster_unlock();
+	}
 	if (item->client != NULL)
 		d->clients->done(item->client);
 	json_decref(item->args);

@@ -30,6 +30,7 @@ struct cmdq_item {
 	int		 admin;
 	time_t		 started;
 	double		 started_ms;	/* now_ms() */
+	int		 cluster_held;	/* cluster: it holds P/lock in etcd */
 };
 
 void		 cmd_dispatch(struct daemon *, struct client *, uid_t, int admin,

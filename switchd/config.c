@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <libconfig.h>
 
@@ -70,13 +71,17 @@ static const struct conf_key notify_keys[] = {
 static const struct conf_key http_keys[] = {
 	{ "listen", K_STR, NULL }, { NULL, 0, NULL }
 };
+static const struct conf_key cluster_keys[] = {
+	{ "endpoints", K_LIST_STR, NULL }, { "prefix", K_STR, NULL },
+	{ "name", K_STR, NULL }, { "lease_ttl", K_INT, NULL }, { NULL, 0, NULL }
+};
 static const struct conf_key top_keys[] = {
 	{ "control", K_GROUP, control_keys }, { "state_dir", K_STR, NULL },
 	{ "hosts", K_GROUP, hosts_keys }, { "pools", K_GROUP, pools_keys },
 	{ "smoke", K_GROUP, smoke_keys },
 	{ "deploy", K_GROUP, deploy_keys }, { "ec2", K_GROUP, ec2_keys },
 	{ "notify", K_GROUP, notify_keys }, { "guard", K_GROUP, guard_keys },
-	{ "http", K_GROUP, http_keys },
+	{ "http", K_GROUP, http_keys }, { "cluster", K_GROUP, cluster_keys },
 	{ NULL, 0, NULL }
 };
 
@@ -510,6 +515,53 @@ get_num(const config_setting_t *g, const char *name, double def)
 	return def;
 }
 
+/* cluster: etcd endpoints, the prefix of this site, this instance's name. */
+static void
+read_cluster(struct conf_ctx *c, const config_setting_t *g, struct config *conf)
+{
+	const config_setting_t *eps, *s;
+	char host[256];
+	const char *v;
+	int i, n;
+
+	if (g == NULL)
+		return;
+	eps = config_setting_get_member(g, "endpoints");
+	n = eps != NULL && config_setting_is_aggregate(eps) ? config_setting_length(eps) : 0;
+	if (n == 0)
+		cerr(c, eps ? eps : g, "cluster.endpoints must list at least one etcd "
+		    "endpoint (\"http://HOST:2379\")");
+	conf->cluster_endpoints = xcalloc((size_t)n + 1, sizeof(char *));
+	for (i = 0; i < n; i++) {
+		s = config_setting_get_elem(eps, i);
+		if ((v = config_setting_get_string(s)) == NULL)
+			continue;
+		if ((strncmp(v, "http://", 7) != 0 && strncmp(v, "https://", 8) != 0) ||
+		    strpbrk(v, " \t\r\n") != NULL)
+			cerr(c, s, "cluster.endpoints: \"%s\" must be an http:// or "
+			    "https:// URL", v);
+		conf->cluster_endpoints[conf->cluster_nendpoints++] = xstrdup(v);
+	}
+	conf->cluster_prefix = get_str(g, "prefix", "/switchd");
+	s = config_setting_get_member(g, "prefix");
+	if (conf->cluster_prefix[0] != '/' || strlen(conf->cluster_prefix) < 2)
+		cerr(c, s ? s : g, "cluster.prefix must start with \"/\" and name something");
+	else if (conf->cluster_prefix[strlen(conf->cluster_prefix) - 1] == '/')
+		cerr(c, s ? s : g, "cluster.prefix must not end with \"/\"");
+	else
+		name_check(c, s ? s : g, "cluster.prefix", conf->cluster_prefix, 200, NULL);
+	if (gethostname(host, sizeof(host)) == -1 || host[0] == '\0')
+		snprintf(host, sizeof(host), "switchd");
+	host[sizeof(host) - 1] = '\0';
+	conf->cluster_name = get_str(g, "name", host);
+	s = config_setting_get_member(g, "name");
+	name_check(c, s ? s : g, "cluster.name", conf->cluster_name, 63, NULL);
+	conf->cluster_lease_ttl = get_int(g, "lease_ttl", 10);
+	if (conf->cluster_lease_ttl < 2 || conf->cluster_lease_ttl > 300)
+		cerr(c, config_setting_get_member(g, "lease_ttl"),
+		    "cluster.lease_ttl must be 2..300");
+}
+
 /* The guard: how long a switch is watched, and what makes it go back. */
 static void
 read_guard(struct conf_ctx *c, const config_setting_t *g, struct config *conf)
@@ -713,6 +765,7 @@ read_config(struct conf_ctx *c, config_t *cf, struct config *conf)
 		    "smoke.preview needs haproxy.canary_map (the preview cookie is "
 		    "routed by the canary frontend rules)");
 	read_guard(c, config_setting_get_member(root, "guard"), conf);
+	read_cluster(c, config_setting_get_member(root, "cluster"), conf);
 
 	dep = config_setting_get_member(root, "deploy");
 	conf->deploy_command = get_str(dep, "command", NULL);
@@ -875,6 +928,11 @@ config_free(struct config *conf)
 	free(conf->notify_webhook);
 	free(conf->notify_command);
 	free(conf->http_listen);
+	for (i = 0; i < conf->cluster_nendpoints; i++)
+		free(conf->cluster_endpoints[i]);
+	free(conf->cluster_endpoints);
+	free(conf->cluster_prefix);
+	free(conf->cluster_name);
 	free(conf);
 }
 

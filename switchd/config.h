@@ -111,6 +111,13 @@ struct config {
 	int		 notify_timeout;	/* seconds */
 
 	char		*http_listen;		/* "127.0.0.1:9180"; NULL: off */
+
+	/* cluster: the instances that share one lock, state and journal in etcd. */
+	char	       **cluster_endpoints;	/* NULL: no cluster (one host) */
+	size_t		 cluster_nendpoints;
+	char		*cluster_prefix;	/* "/switchd/www" */
+	char		*cluster_name;		/* this instance */
+	int		 cluster_lease_ttl;	/* seconds */
 };
 
 /*

@@ -17,6 +17,7 @@
 
 #include <event2/event.h>
 
+#include "cluster.h"
 #include "cmd.h"
 #include "config.h"
 #include "control.h"
@@ -80,6 +81,16 @@ state_dir_lock(const char *dir)
 
 /* ---------------------------------------------------------------- config */
 
+/* The driver for conf; cluster: a node's commit only while the lease lives. */
+static struct lb *
+daemon_lb_new(struct daemon *d, struct config *conf)
+{
+	struct lb *lb = lb_new(d->base, conf);
+
+	lb->may_commit = cluster_may_commit;
+	return lb;
+}
+
 /* Swap in a new config only if it is good; the old one stays otherwise. */
 static int
 daemon_reload_config(struct daemon *d, json_t **errors)
@@ -97,9 +108,11 @@ daemon_reload_config(struct daemon *d, json_t **errors)
 	    strcmp(conf->state_dir, d->conf->state_dir) != 0)
 		log_warnx("reload: control.socket and state_dir changes take effect "
 		    "at the next start");
+	if (cluster_conf_changed(conf, d->conf))
+		log_warnx("reload: cluster changes take effect at the next start");
 	discover_apply_state(d, conf);
 	lb_unref(d->lb);
-	d->lb = lb_new(d->base, conf);
+	d->lb = daemon_lb_new(d, conf);
 	d->conf = conf;
 	discover_start(d);
 	httpd_configure(d, conf);	/* a failed new bind keeps the old one */
@@ -149,6 +162,7 @@ daemon_wire(struct daemon *d)
 	if (d->reload == NULL)
 		d->reload = daemon_reload_config;
 	repair_init(d);
+	cluster_init(d);
 }
 
 void
@@ -176,7 +190,7 @@ daemon_start(struct daemon *d, struct config *conf)
 	discover_apply_state(d, conf);
 	if (http_init(d->base) == -1 || ec2_init(d->base) == -1)
 		fatalx("cannot start the HTTP client (libcurl)");
-	d->lb = lb_new(d->base, conf);
+	d->lb = daemon_lb_new(d, conf);
 	if (control_listen(d) == -1)
 		fatalx("cannot listen on %s", conf->ctl_socket);
 	if (httpd_configure(d, conf) == -1)
@@ -198,11 +212,37 @@ reconciled(void *arg)
 	log_info("ready: %s is hot", pool_name(state_hot(d->state)));
 }
 
+/* cluster: the start-up reconcile ran under P/lock; let it go. */
+static void
+reconciled_locked(void *arg)
+{
+	cluster_unlock();
+	reconciled(arg);
+}
+
+/*
+ * cluster: the shared state is read first.  The nodes are reconciled only
+ * under P/lock: another instance may be switching them right now.
+ */
+static void
+cluster_started(int locked, void *arg)
+{
+	struct daemon *d = arg;
+
+	if (locked)
+		reconcile_start(d, reconciled_locked, d);
+	else
+		reconciled(d);
+}
+
 void
 daemon_run(struct daemon *d)
 {
 	control_accept(0);
-	reconcile_start(d, reconciled, d);
+	if (d->conf->cluster_endpoints != NULL)
+		cluster_start(cluster_started, d);
+	else
+		reconcile_start(d, reconciled, d);
 	event_base_dispatch(d->base);
 }
 
@@ -217,6 +257,7 @@ daemon_stop(struct daemon *d)
 	discover_stop();
 	roles_shutdown();
 	ec2_shutdown();
+	cluster_stop();
 	http_shutdown();
 	lb_unref(d->lb);
 	d->lb = NULL;

@@ -47,6 +47,14 @@ struct daemon {
 	const struct client_ops *clients;
 	/* Re-read the config file; a bad one is refused (daemon.c's). */
 	int		(*reload)(struct daemon *, json_t **errors);
+	/*
+	 * cluster: switchd's own work (busy_take with no item) also needs the
+	 * cluster lock in etcd: internal_take returns 1 if it is held now,
+	 * else 0 and asks for it in the background; internal_release lets
+	 * it go.  Installed by cluster_start (cluster.c); NULL on one host.
+	 */
+	int		(*internal_take)(struct daemon *);
+	void		(*internal_release)(struct daemon *);
 
 	struct event	*ev_hup, *ev_term, *ev_int;
 	int		 lock_fd;	/* flock on state_dir/switchd.lock */

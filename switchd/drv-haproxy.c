@@ -516,6 +516,7 @@ struct apply_job {
 	struct lb_mapping *prev;	/* per node, what it served */
 	int		*changed;	/* per node, committed */
 	char		*error;		/* the first failure */
+	const char	*code;		/* its E_* (E_HAPROXY if NULL) */
 	size_t		 undo;		/* node being put back */
 	char		*undo_errors;
 };
@@ -532,10 +533,11 @@ apply_finish(struct apply_job *job)
 		char *msg = xasprintf("%s; putting the other nodes back failed too: %s "
 		    "(the nodes now disagree: run switchctl sync or restart switchd)",
 		    job->error, job->undo_errors);
-		job->cb(E_HAPROXY, msg, job->arg);
+		job->cb(job->code ? job->code : E_HAPROXY, msg, job->arg);
 		free(msg);
 	} else
-		job->cb(job->error ? E_HAPROXY : NULL, job->error, job->arg);
+		job->cb(job->error ? job->code ? job->code : E_HAPROXY : NULL, job->error,
+		    job->arg);
 	for (n = 0; n < job->lb->conf->hap_nsockets; n++) {
 		flip_free(job->flips[n]);
 		free(job->errors[n]);
@@ -607,6 +609,7 @@ apply_phase_done(struct apply_job *job)
 	struct config *conf = job->lb->conf;
 	enum flip_step at = F_DONE;
 	const char *err = NULL;
+	char why[1024];
 	size_t n;
 
 	for (n = 0; n < conf->hap_nsockets; n++) {
@@ -633,6 +636,19 @@ apply_phase_done(struct apply_job *job)
 	}
 	if (at == F_DONE) {
 		apply_write_files(job);
+		return;
+	}
+	/*
+	 * cluster: an instance that lost its etcd lease (partitioned, or too
+	 * slow) may no longer hold the lock: another one may be switching.
+	 * Checked before the commits, so no node is touched; the check is
+	 * the daemon's (lb->may_commit: cluster.c's lease), NULL without one.
+	 */
+	if (at == F_PREPARED && job->lb->may_commit != NULL &&
+	    !job->lb->may_commit(job->lb->may_commit_arg, why, sizeof(why))) {
+		log_warnx("%s", why);
+		job->code = E_CLUSTER;
+		apply_fail(job, why);
 		return;
 	}
 	/* On to the next phase, on every node at once. */

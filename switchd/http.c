@@ -29,6 +29,8 @@ struct http_req {
 	struct curl_slist	*resolve;
 	struct curl_slist	*connect_to;
 	http_cb			 cb;
+	http_data_cb		 on_data;
+	struct event		*data_ev;	/* hands the streamed bytes over */
 	void			*arg;
 	int			 completing;	/* its callback is running */
 
@@ -64,6 +66,7 @@ static void	 http_check_multi_info(void);
 static void	 http_done(struct http_req *, CURLcode);
 static size_t	 http_write_cb(char *, size_t, size_t, void *);
 static void	 http_req_free(struct http_req *);
+static void	 http_data_fire(evutil_socket_t, short, void *);
 static void	 http_sock_free(struct http_sock *);
 
 int
@@ -175,8 +178,8 @@ http_setup(struct http_req *req, const struct http_opts *o)
 	 */
 	SET(CURLOPT_QUICK_EXIT, 1L);
 #endif
-	SET(CURLOPT_TIMEOUT_MS,
-	    o->timeout_ms > 0 ? o->timeout_ms : HTTP_DEFAULT_TIMEOUT_MS);
+	SET(CURLOPT_TIMEOUT_MS, o->timeout_ms > 0 ? o->timeout_ms :
+	    o->timeout_ms < 0 ? 0L : HTTP_DEFAULT_TIMEOUT_MS);
 	if (o->connect_timeout_ms > 0)
 		SET(CURLOPT_CONNECTTIMEOUT_MS, o->connect_timeout_ms);
 	if (o->cainfo != NULL)
@@ -264,12 +267,19 @@ http_start(const struct http_opts *o, http_cb cb, void *arg)
 	if ((req = calloc(1, sizeof(*req))) == NULL)
 		return NULL;
 	req->cb = cb;
+	req->on_data = o->on_data;
 	req->arg = arg;
 	req->max_body = o->max_body > 0 ? o->max_body : HTTP_DEFAULT_MAX_BODY;
 	if ((req->easy = curl_easy_init()) == NULL) {
 		free(req);
 		errno = ENOMEM;
 		return NULL;
+	}
+	if (req->on_data != NULL &&
+	    (req->data_ev = event_new(http_base, -1, 0, http_data_fire, req)) == NULL) {
+		http_req_free(req);
+		errno = ENOMEM;
+		return (NULL);
 	}
 	if (http_setup(req, o) == -1) {
 		http_req_free(req);
@@ -309,6 +319,8 @@ static void
 http_req_free(struct http_req *req)
 {
 	curl_easy_cleanup(req->easy);
+	if (req->data_ev != NULL)
+		event_free(req->data_ev);
 	curl_slist_free_all(req->headers);
 	curl_slist_free_all(req->resolve);
 	curl_slist_free_all(req->connect_to);
@@ -324,6 +336,16 @@ http_write_cb(char *data, size_t size, size_t nmemb, void *arg)
 	size_t		 n = size * nmemb, keep, cap;
 	char		*p;
 
+	/*
+	 * A stream: kept until the loop hands it over (http_data_fire), for
+	 * curl may not be called from here and on_data may start transfers.
+	 * Beyond max_body not yet handed over, the transfer fails.
+	 */
+	if (req->on_data != NULL) {
+		if (req->truncated || req->body_len + n > req->max_body)
+			return (0);
+		event_active(req->data_ev, EV_TIMEOUT, 0);
+	}
 	keep = req->max_body - req->body_len;
 	if (keep < n)
 		req->truncated = 1;
@@ -465,6 +487,33 @@ http_check_multi_info(void)
 	}
 }
 
+/* Streamed bytes to on_data, from the loop; its -1 ends the transfer. */
+static int
+http_data_flush(struct http_req *req)
+{
+	size_t n = req->body_len;
+
+	if (n == 0 || req->truncated)
+		return (0);
+	req->body_len = 0;
+	if (req->on_data(req->body, n, req->arg) == -1) {
+		req->truncated = 1;
+		return (-1);
+	}
+	return (0);
+}
+
+static void
+http_data_fire(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_req *req = arg;
+
+	(void)fd;
+	(void)what;
+	if (http_data_flush(req) == -1)
+		http_done(req, CURLE_WRITE_ERROR);
+}
+
 static void
 http_done(struct http_req *req, CURLcode code)
 {
@@ -473,11 +522,18 @@ http_done(struct http_req *req, CURLcode code)
 	long			 oserr = 0;
 	size_t			 n;
 
+	if (req->on_data != NULL) {
+		/* The last bytes first; then the result has no body. */
+		event_del(req->data_ev);
+		if (code == CURLE_OK)
+			http_data_flush(req);
+		req->body_len = 0;
+	}
 	memset(&res, 0, sizeof(res));
 	curl_easy_getinfo(req->easy, CURLINFO_RESPONSE_CODE, &res.status);
 	curl_easy_getinfo(req->easy, CURLINFO_TOTAL_TIME_T, &us);
 	res.total_ms = us / 1000.0;
-	res.body = req->body != NULL ? req->body : "";
+	res.body = req->body != NULL && req->on_data == NULL ? req->body : "";
 	res.body_len = req->body_len;
 	res.body_truncated = req->truncated;
 	if (code != CURLE_OK) {

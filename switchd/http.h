@@ -24,6 +24,14 @@ struct http_result {
 	int		 body_truncated;
 };
 typedef void (*http_cb)(const struct http_result *, void *arg);
+/*
+ * A streaming response (etcd's watch): the body's bytes as they come, from
+ * the loop (so it may start other transfers), in order, the last ones
+ * before cb.  It must not cancel its own request; returning -1 ends the
+ * transfer instead (cb then sees an error).  max_body caps the bytes not
+ * handed over yet.  The final result has no body.
+ */
+typedef int (*http_data_cb)(const char *data, size_t len, void *arg);
 
 struct http_opts {
 	const char	*method;	/* "GET" (default), "HEAD", "POST", "PUT" */
@@ -32,7 +40,7 @@ struct http_opts {
 	const char *const *headers;	/* optional NULL-terminated "Name: value" */
 	const char	*body;		/* POST/PUT body, copied */
 	size_t		 body_len;
-	long		 timeout_ms;	/* whole transfer; 0 = 30 s */
+	long		 timeout_ms;	/* whole transfer; 0 = 30 s; < 0: none */
 	long		 connect_timeout_ms;	/* 0 = curl's default */
 	const char	*aws_sigv4;	/* e.g. "aws:amz:us-east-1:ec2" -> CURLOPT_AWS_SIGV4 */
 	const char	*userpwd;	/* "AK:SK" for sigv4 */
@@ -41,6 +49,7 @@ struct http_opts {
 	size_t		 max_body;	/* cap on kept body bytes; 0 = 1 MiB */
 	const char	*resolve;	/* optional CURLOPT_RESOLVE entry "host:port:addr" */
 	const char	*connect_to;	/* optional CURLOPT_CONNECT_TO "host:port:to:port" */
+	http_data_cb	 on_data;	/* optional: stream the body (arg is cb's) */
 };
 
 /* Once, before any transfer: curl_global_init and the multi handle. */

@@ -153,6 +153,13 @@ struct lb {
 	struct config	*conf;
 	struct event_base *base;
 	int		 refs;
+	/*
+	 * Asked by a driver just before it commits to the nodes: 0 (why
+	 * filled in) stops the switch with code "cluster", nothing changed.
+	 * Installed by the daemon (cluster.c's lease check); NULL: always.
+	 */
+	int		(*may_commit)(void *arg, char *why, size_t len);
+	void		*may_commit_arg;
 };
 
 struct lb	*lb_new(struct event_base *, struct config *);

@@ -42,6 +42,7 @@
 #define E_EC2		"ec2"		/* EC2 failed (sync); a switch never fails for EC2 */
 #define E_INTERNAL	"internal"	/* disk full, state file unwritable... */
 #define E_SHUTDOWN	"shutting_down"	/* daemon is exiting */
+#define E_CLUSTER	"cluster"	/* etcd unreachable or without quorum, lease lost */
 
 /* Pools and roles. */
 #define POOL_BLUE	"blue"
@@ -106,6 +107,9 @@
  *   rollout: result ("switched"|"rolled back"|"aborted"), steps[], hot, cold, message
  *   status also has canary: null|{pool, percent, since} and
  *            guard: null|{kind, pool, since, until, responses, errors}
+ *   status also has cluster: null|{name, prefix, connected, stale_seconds}
+ *            (the cluster group; stale_seconds: since etcd last answered);
+ *            in a cluster, history entries also have instance
  * Progress events: {"event":"step","text":"..."}.
  */
 #define EV_STEP		"step"		/* {"text"}; a rollout's also {"step", "percent"} */

@@ -39,6 +39,7 @@ struct state {
 	json_t		*errors;	/* what was wrong with state.json at start */
 	void		(*hook)(json_t *, void *);
 	void		*hook_arg;
+	const struct state_mirror *mirror;	/* cluster: NULL on one host */
 };
 
 void
@@ -46,6 +47,19 @@ history_set_hook(struct state *st, void (*hook)(json_t *, void *), void *arg)
 {
 	st->hook = hook;
 	st->hook_arg = arg;
+}
+
+void
+state_set_mirror(struct state *st, const struct state_mirror *mirror)
+{
+	st->mirror = mirror;
+}
+
+/* cluster: the shared journal was read (until then, the local copy answers). */
+static int
+mirror_loaded(const struct state *st)
+{
+	return st->mirror != NULL && st->mirror->loaded(st->mirror->arg);
 }
 
 static json_t *
@@ -478,8 +492,31 @@ state_doc(struct state *st)
 	return st->doc;
 }
 
+static int state_write(struct state *);
+
+/* With a cluster, etcd gets it too (cluster.c: queued, compare-and-swap). */
 int
 state_save(struct state *st)
+{
+	int r = state_write(st);
+
+	if (st->mirror != NULL)
+		st->mirror->save(st->mirror->arg, st->doc);
+	return r;
+}
+
+/* Another instance wrote the shared state: it replaces ours, here and on disk. */
+void
+state_replace(struct state *st, json_t *doc)
+{
+	json_object_clear(st->doc);
+	json_object_update(st->doc, doc);
+	state_defaults(st);
+	state_write(st);
+}
+
+static int
+state_write(struct state *st)
 {
 	char *text;
 	int r;
@@ -620,6 +657,11 @@ history_append(struct state *st, json_t *entry)
 		iso_time(time(NULL), when, sizeof(when));
 		json_object_set_new(entry, "time", json_string(when));
 	}
+	if (st->mirror != NULL) {
+		json_object_set_new(entry, "instance",
+		    json_string(st->mirror->name(st->mirror->arg)));
+		st->mirror->append(st->mirror->arg, entry);
+	}
 	line = json_dumps(entry, JSON_COMPACT | JSON_SORT_KEYS);
 	if (st->hook != NULL)
 		st->hook(entry, st->hook_arg);
@@ -649,6 +691,25 @@ history_append(struct state *st, json_t *entry)
 	close(fd);
 	free(line);
 	return r;
+}
+
+/* cluster: another instance's entry, kept here too (no hook, no etcd). */
+void
+history_mirror(struct state *st, json_t *entry)
+{
+	char *line = json_dumps(entry, JSON_COMPACT | JSON_SORT_KEYS), *nl;
+	int fd;
+
+	if (line == NULL)
+		return;
+	nl = xasprintf("%s\n", line);
+	fd = open(st->history_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	if (fd == -1 || write(fd, nl, strlen(nl)) != (ssize_t)strlen(nl))
+		log_warn("append %s", st->history_path);
+	if (fd != -1)
+		close(fd);
+	free(nl);
+	free(line);
 }
 
 #define HISTORY_CHUNK	(8 * 1024)	/* the first read; then doubled */
@@ -685,6 +746,14 @@ history_read(struct state *st, int n)
 	off_t pos;
 	int fd, torn;
 
+	/*
+	 * The shared journal, in the same order on every instance; until etcd
+	 * was first read, this instance's own copy.
+	 */
+	if (mirror_loaded(st)) {
+		json_decref(out);
+		return st->mirror->history(st->mirror->arg, n);
+	}
 	if ((fd = open(st->history_path, O_RDONLY | O_CLOEXEC)) == -1)
 		return out;
 	if (fstat(fd, &sb) == -1 || sb.st_size == 0) {
@@ -748,10 +817,13 @@ history_read(struct state *st, int n)
 int
 history_has_id(struct state *st, const char *id)
 {
-	json_t *last = history_read(st, 8);
+	json_t *last;
 	size_t i;
 	int found = 0;
 
+	if (mirror_loaded(st))
+		return st->mirror->has_id(st->mirror->arg, id);
+	last = history_read(st, 8);
 	for (i = 0; i < json_array_size(last); i++)
 		if (strcmp(json_string_value(json_object_get(json_array_get(last, i),
 		    "id")) ?: "", id) == 0)
@@ -770,6 +842,8 @@ intent_write(struct state *st, json_t *intent)
 
 	if (text == NULL)
 		return -1;
+	if (st->mirror != NULL)
+		st->mirror->intent_write(st->mirror->arg, intent);
 	r = file_write_atomic(st->intent_path, text, strlen(text), 0640);
 	if (r == -1)
 		log_warn("write %s", st->intent_path);
@@ -783,6 +857,9 @@ intent_read(struct state *st)
 	json_error_t jerr;
 	json_t *j;
 
+	/* Shared: an interrupted switch is taken over from etcd (cluster.c). */
+	if (st->mirror != NULL)
+		return NULL;
 	if (access(st->intent_path, F_OK) == -1)
 		return NULL;
 	j = json_load_file(st->intent_path, 0, &jerr);
@@ -801,6 +878,8 @@ intent_clear(struct state *st)
 	char *dir, *slash;
 	int fd;
 
+	if (st->mirror != NULL)
+		st->mirror->intent_clear(st->mirror->arg);
 	if (unlink(st->intent_path) == -1 && errno != ENOENT) {
 		log_warn("unlink %s", st->intent_path);
 		return -1;

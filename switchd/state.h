@@ -47,4 +47,28 @@ int		 intent_write(struct state *, json_t *);
 json_t		*intent_read(struct state *);
 int		 intent_clear(struct state *);
 
+/*
+ * cluster: several instances share the state, journal and intent in etcd.
+ * The mirror (cluster.c's, installed by cluster_start) gets every write;
+ * once it has read the shared journal (loaded), history answers from it,
+ * and intent_read() finds nothing (an interrupted switch is taken over
+ * from the shared intent).  NULL, as on one host: state.c alone.
+ */
+struct state_mirror {
+	const char	*(*name)(void *arg);			/* this instance */
+	void		 (*save)(void *arg, json_t *doc);	/* copies */
+	void		 (*append)(void *arg, json_t *entry);	/* copies; has "instance" */
+	void		 (*intent_write)(void *arg, json_t *intent);	/* copies */
+	void		 (*intent_clear)(void *arg);
+	int		 (*loaded)(void *arg);
+	json_t		*(*history)(void *arg, int n);		/* newest first; new ref */
+	int		 (*has_id)(void *arg, const char *id);
+	void		*arg;
+};
+void		 state_set_mirror(struct state *, const struct state_mirror *);
+/* Another instance wrote the shared state: it replaces ours (no write back). */
+void		 state_replace(struct state *, json_t *doc);
+/* Another instance's journal entry, copied here (no hook, no mirror). */
+void		 history_mirror(struct state *, json_t *entry);
+
 #endif

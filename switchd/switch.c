@@ -410,6 +410,16 @@ repair_cancel(void)
 	repair_delay = 0;
 }
 
+/* The cluster lock it waits for is held now (cluster.c): no backoff wait. */
+void
+repair_kick(void)
+{
+	if (repair_ev != NULL && evtimer_pending(repair_ev, NULL)) {
+		evtimer_del(repair_ev);
+		event_active(repair_ev, EV_TIMEOUT, 0);
+	}
+}
+
 void
 repair_stop(void)
 {

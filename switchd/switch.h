@@ -20,6 +20,7 @@ void		 pool_switch(struct daemon *, const struct op_who *, int target_hot,
 void		 repair_init(struct daemon *);
 void		 repair_schedule(const char *why);
 void		 repair_stop(void);
+void		 repair_kick(void);	/* a pending repair runs now (cluster.c) */
 /* The pool most answering nodes serve (blue on a tie), -1 if none does. */
 int		 lb_view_majority(const struct config *, struct state *, struct lb_view *);
 /* The map file on disk must say that hot is hot. */

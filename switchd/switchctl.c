@@ -305,6 +305,18 @@ print_status(json_t *r)
 	if (json_is_object(busy))
 		printf("busy:        %s is running %s since %s\n", jstr(busy, "user"),
 		    jstr(busy, "command"), jstr(busy, "since"));
+	if (json_is_object(json_object_get(r, "cluster"))) {
+		json_t *cl = json_object_get(r, "cluster");
+
+		/* The wording is the contract of switchctl(1): scripts grep it. */
+		if (json_is_true(json_object_get(cl, "connected")))
+			printf("cluster: %s at %s: connected\n", jstr(cl, "name"),
+			    jstr(cl, "prefix"));
+		else
+			printf("cluster: %s at %s: etcd unreachable, state as of %lld s ago "
+			    "(stale)\n", jstr(cl, "name"), jstr(cl, "prefix"),
+			    (long long)json_integer_value(json_object_get(cl, "stale_seconds")));
+	}
 	refused = json_object_get(json_object_get(r, "ec2"), "discover_refused");
 	for (i = 0; i < json_array_size(refused); i++)
 		printf("discovery:   REFUSED for %s: %s\n", jstr(json_array_get(refused, i), "pool"),

@@ -127,10 +127,11 @@ _cleanup() {
 		rc=1
 	fi
 	if [ "$rc" -ne 0 ] || [ "$FAIL" -ne 0 ]; then
-		if [ -f "$T/switchd.log" ]; then
-			echo "# ---- last 40 lines of $T/switchd.log"
-			tail -n 40 "$T/switchd.log" | sed 's/^/#   /'
-		fi
+		for f in "$T/switchd.log" "$T"/sw[0-9]*.log; do
+			[ -f "$f" ] || continue
+			echo "# ---- last 40 lines of $f"
+			tail -n 40 "$f" | sed 's/^/#   /'
+		done
 		[ "$rc" -ne 0 ] || rc=1
 	fi
 	if [ -n "${KEEP:-}" ]; then
@@ -364,8 +365,9 @@ expect_ok() {
 	run ctlj "$@"
 	local okv
 	okv=$(jv "$OUT" '["ok"]' 2>/dev/null)
-	if [ "$RC" -eq 0 ] && [ "$okv" = true ]; then _pass "switchctl $* -> ok"; return 0; fi
-	_fail "switchctl $* -> ok"; echo "#   exit $RC, ok=$okv"; _show_last; return 1
+	local d="switchctl${CTL_SOCK:+ -s ${CTL_SOCK##*/}} $* -> ok"
+	if [ "$RC" -eq 0 ] && [ "$okv" = true ]; then _pass "$d"; return 0; fi
+	_fail "$d"; echo "#   exit $RC, ok=$okv"; _show_last; return 1
 }
 
 # expect_fail EXIT CODE ARGS...: "switchctl --json ARGS" exits EXIT and the
@@ -379,10 +381,11 @@ expect_fail() {
 $ERR"
 	got=$(jv "$reply" '["code"]' 2>/dev/null)
 	EMSG=$(jv "$reply" '["error"]' 2>/dev/null)
+	local d="switchctl${CTL_SOCK:+ -s ${CTL_SOCK##*/}} $* -> exit $want, code $code"
 	if [ "$RC" -eq "$want" ] && [ "$got" = "$code" ]; then
-		_pass "switchctl $* -> exit $want, code $code"; return 0
+		_pass "$d"; return 0
 	fi
-	_fail "switchctl $* -> exit $want, code $code"
+	_fail "$d"
 	echo "#   got exit $RC, code '$got'"; _show_last; return 1
 }
 
@@ -746,8 +749,9 @@ EOF
 
 # ctl ARGS...: switchctl against this test's daemon (bounded: 30 s).
 # CTL_USER=nobody ctl ...: run it as that user (runuser).
-ctl()  { _ctl_as timeout "${CTL_TIMEOUT:-30}" "$SWITCHCTL" -s "$T/switchd.sock" "$@"; }
-ctlj() { _ctl_as timeout "${CTL_TIMEOUT:-30}" "$SWITCHCTL" -s "$T/switchd.sock" --json "$@"; }
+# CTL_SOCK=PATH ctl ...: against another socket (see "on" below).
+ctl()  { _ctl_as timeout "${CTL_TIMEOUT:-30}" "$SWITCHCTL" -s "${CTL_SOCK:-$T/switchd.sock}" "$@"; }
+ctlj() { _ctl_as timeout "${CTL_TIMEOUT:-30}" "$SWITCHCTL" -s "${CTL_SOCK:-$T/switchd.sock}" --json "$@"; }
 _ctl_as() {
 	if [ -n "${CTL_USER:-}" ]; then runuser -u "$CTL_USER" -- "$@"; else "$@"; fi
 }
@@ -1159,3 +1163,257 @@ while True:
             sys.exit(0)
 PY
 }
+
+# ---------------------------------------------------------------- etcd
+# (added for t-cluster) A private etcd cluster (Debian's etcd-server 3.4) on
+# 127.0.0.1 free ports: member I has its client port in $T/etcdI.cport, its
+# peer port in $T/etcdI.pport, its data in $T/etcdI.data, its log in
+# $T/etcdI.log and its tracked PID in $T/etcdI.pid.
+
+ETCD=${ETCD:-$(command -v etcd || echo /usr/bin/etcd)}
+ETCD_N=0
+ETCD_ENDPOINTS=""       # "http://127.0.0.1:P1 http://127.0.0.1:P2 ..."
+ETCD_ENDPOINTS_CONF=""  # the same as a libconfig list: "http://...", "http://..."
+
+# etcd_url I: member I's client URL.
+etcd_url() { echo "http://127.0.0.1:$(cat "$T/etcd$1.cport")"; }
+
+# etcd_healthy I: member I answers /health with "true" (it has a leader
+# and a quorum behind it).
+etcd_healthy() {
+	curl -s --max-time 2 "$(etcd_url "$1")/health" | grep -q '"health":"true"'
+}
+
+# etcd_leader I: the member ID of the leader member I knows of (nothing,
+# exit 1, if none).
+etcd_leader() {
+	curl -s --max-time 2 -X POST -d '{}' "$(etcd_url "$1")/v3/maintenance/status" |
+		"$PYTHON" -c 'import json, sys
+l = json.load(sys.stdin).get("leader", "0")
+if l in ("0", 0, None): sys.exit(1)
+print(l)'
+}
+
+# _etcd_run I: start member I (first time or again: same flags, same data
+# dir — on a restart etcd reads its membership from the data dir).
+_etcd_run() {
+	local i=$1 cluster="" j
+	for j in $(seq 1 "$ETCD_N"); do
+		cluster="$cluster${cluster:+,}etcd$j=http://127.0.0.1:$(cat "$T/etcd$j.pport")"
+	done
+	"$ETCD" --name "etcd$i" --data-dir "$T/etcd$i.data" \
+		--listen-client-urls "$(etcd_url "$i")" --advertise-client-urls "$(etcd_url "$i")" \
+		--listen-peer-urls "http://127.0.0.1:$(cat "$T/etcd$i.pport")" \
+		--initial-advertise-peer-urls "http://127.0.0.1:$(cat "$T/etcd$i.pport")" \
+		--initial-cluster "$cluster" --initial-cluster-state new \
+		--initial-cluster-token "switchd-test-$$" \
+		--logger zap --log-outputs stderr --log-level warn \
+		</dev/null >>"$T/etcd$i.log" 2>&1 &
+	local pid=$!
+	track "$pid"
+	echo "$pid" >"$T/etcd$i.pid"
+	vlog "etcd member $i pid $pid client $(cat "$T/etcd$i.cport")"
+}
+
+# etcd_wait I [SECONDS]: until member I is healthy (default 30 s); dies
+# with its log's tail if it exited or did not get there.
+etcd_wait() {
+	local i=$1 secs=${2:-30}
+	if ! wait_for "$secs" etcd_healthy "$i"; then
+		alive "$(cat "$T/etcd$i.pid")" || log "etcd member $i exited"
+		tail -n 20 "$T/etcd$i.log" | sed 's/^/#   /'
+		die "etcd member $i not healthy within $secs s"
+	fi
+}
+
+# etcd_start_cluster N: N members, started together (a new cluster needs a
+# quorum of them to elect a leader), then waited for until each is healthy
+# and they agree on a leader.  Sets ETCD_N, ETCD_ENDPOINTS and
+# ETCD_ENDPOINTS_CONF (exported).
+etcd_start_cluster() {
+	local n=$1 i
+	[ -x "$ETCD" ] || die "no etcd at $ETCD (Debian: etcd-server; scripts/deps test)"
+	ETCD_N=$n
+	ETCD_ENDPOINTS="" ETCD_ENDPOINTS_CONF=""
+	for i in $(seq 1 "$n"); do
+		free_port >"$T/etcd$i.cport"
+		free_port >"$T/etcd$i.pport"
+		ETCD_ENDPOINTS="$ETCD_ENDPOINTS${ETCD_ENDPOINTS:+ }$(etcd_url "$i")"
+		ETCD_ENDPOINTS_CONF="$ETCD_ENDPOINTS_CONF${ETCD_ENDPOINTS_CONF:+, }\"$(etcd_url "$i")\""
+	done
+	export ETCD_ENDPOINTS ETCD_ENDPOINTS_CONF
+	for i in $(seq 1 "$n"); do _etcd_run "$i"; done
+	for i in $(seq 1 "$n"); do etcd_wait "$i"; done
+	wait_for 30 etcd_agree || die "etcd members do not agree on a leader within 30 s"
+	log "etcd: $n members, client URLs $ETCD_ENDPOINTS"
+}
+
+# etcd_agree: every running member names the same leader.
+etcd_agree() {
+	local i l first=""
+	for i in $(seq 1 "$ETCD_N"); do
+		[ -f "$T/etcd$i.pid" ] || continue
+		l=$(etcd_leader "$i") || return 1
+		[ -z "$first" ] && first=$l
+		[ "$l" = "$first" ] || return 1
+	done
+}
+
+# etcd_stop I [KILL]: stop member I by its PID (SIGTERM, bounded; KILL:
+# kill -9 at once).
+etcd_stop() {
+	local i=$1 pid; pid=$(cat "$T/etcd$i.pid" 2>/dev/null) || return 0
+	if [ "${2:-}" = KILL ]; then
+		kill -KILL "$pid" 2>/dev/null
+		wait "$pid" 2>/dev/null
+		untrack "$pid"
+	else
+		stop_pid "$pid" 10
+	fi
+	rm -f "$T/etcd$i.pid"
+	vlog "etcd member $i (pid $pid) stopped"
+}
+
+# etcd_restart I: start member I again from its data dir and wait until it
+# is healthy (which needs a quorum: start enough members first).
+etcd_restart() {
+	etcd_stop "$1"
+	_etcd_run "$1"
+	etcd_wait "$1" "${2:-30}"
+}
+
+# etcd_start I: start a stopped member I again without waiting (members
+# that need each other for a quorum: start them all, then etcd_wait each).
+etcd_start() { [ -f "$T/etcd$1.pid" ] || _etcd_run "$1"; }
+
+# etcd_keys PREFIX [I]: the keys under PREFIX, one a line in key order, read
+# from member I (default: the first member that answers).
+# etcd_values PREFIX [I]: their values, one a line (newlines in a value are
+# not escaped: for one-line JSON values).
+# etcd_get KEY [I]: the value of KEY (exit 1 if none).
+_etcd_range() {
+	local mode=$1 key=$2 want=${3:-} i
+	for i in ${want:-$(seq 1 "$ETCD_N")}; do
+		[ -f "$T/etcd$i.pid" ] || [ -n "$want" ] || continue
+		"$PYTHON" - "$(etcd_url "$i")" "$mode" "$key" <<'PY' && return 0
+import base64, json, sys, urllib.request
+url, mode, key = sys.argv[1:4]
+k = key.encode()
+req = {"key": base64.b64encode(k).decode()}
+if mode in ("keys", "values"):
+    end = bytearray(k); end[-1] += 1
+    req.update(range_end=base64.b64encode(bytes(end)).decode(), keys_only=mode == "keys")
+try:
+    r = urllib.request.urlopen(url + "/v3/kv/range", json.dumps(req).encode(), timeout=3)
+    kvs = json.load(r).get("kvs", [])
+except OSError:
+    sys.exit(2)
+if mode in ("keys", "values"):
+    for kv in kvs:
+        print(base64.b64decode(kv["key" if mode == "keys" else "value"]).decode())
+elif kvs:
+    print(base64.b64decode(kvs[0].get("value", "")).decode())
+else:
+    sys.exit(1)
+PY
+		[ $? -eq 1 ] && return 1
+	done
+	return 2
+}
+etcd_keys() { _etcd_range keys "$1" "${2:-}"; }
+etcd_values() { _etcd_range values "$1" "${2:-}"; }
+etcd_get() { _etcd_range get "$1" "${2:-}"; }
+
+# ---------------------------------------------------------------- several switchd instances
+# (added for t-cluster) Instance I runs from $T/swI.conf with its control
+# socket $T/swI.sock, its state_dir $T/stateI, its log $T/swI.log and its
+# tracked PID in $T/swI.pid.
+
+# inst_config I [EXTRA]: $T/swI.conf, write_config's file with instance I's
+# socket and state_dir, and EXTRA appended.
+inst_config() {
+	local i=$1
+	write_config "${2:-}" "$T/sw$i.conf.tmp"
+	sed -e "s|^  socket = \"$T/switchd.sock\";|  socket = \"$T/sw$i.sock\";|" \
+	    -e "s|^state_dir = \"$T/state\";|state_dir = \"$T/state$i\";|" \
+		"$T/sw$i.conf.tmp" >"$T/sw$i.conf"
+	rm -f "$T/sw$i.conf.tmp"
+	grep -q "\"$T/sw$i.sock\"" "$T/sw$i.conf" && grep -q "\"$T/state$i\"" "$T/sw$i.conf" ||
+		die "inst_config $i: write_config's socket or state_dir line changed shape"
+	mkdir -p "$T/state$i"
+}
+
+# on I CMD...: run CMD (ctl, ctlj, expect_ok, expect_fail, status_get...)
+# against instance I's control socket.
+on() { local i=$1; shift; CTL_SOCK=$T/sw$i.sock "$@"; }
+
+# ictl I ARGS... / ictlj I ARGS...: switchctl (--json) against instance I.
+ictl()  { on "$1" ctl "${@:2}"; }
+ictlj() { on "$1" ctlj "${@:2}"; }
+
+# istatus I EXPR: a value from instance I's "status --json".
+istatus() { ictlj "$1" status | jget "$2"; }
+
+inst_pid() { cat "$T/sw$1.pid"; }
+
+# inst_start I: switchd -d -f $T/swI.conf; waits (20 s) until its status
+# answers.
+inst_start() {
+	local i=$1
+	"$SWITCHD" -d -f "$T/sw$i.conf" </dev/null >>"$T/sw$i.log" 2>&1 &
+	local pid=$!
+	track "$pid"
+	echo "$pid" >"$T/sw$i.pid"
+	local deadline=$(( $(now_ms) + 20000 ))
+	while ! ictl "$i" status >/dev/null 2>&1; do
+		if ! alive "$pid"; then
+			wait "$pid"; local rc=$?
+			untrack "$pid"
+			tail -n 20 "$T/sw$i.log" | sed 's/^/#   /'
+			die "switchd instance $i exited during start-up (status $rc)"
+		fi
+		[ "$(now_ms)" -ge "$deadline" ] && die "switchd instance $i did not answer status within 20 s"
+		sleep 0.1
+	done
+	vlog "switchd instance $i pid $pid"
+}
+
+# inst_stop I: SIGTERM, wait (10 s, then KILL: a failure); exit status in
+# $SWITCHD_RC.
+inst_stop() {
+	local pid; pid=$(inst_pid "$1")
+	if alive "$pid"; then
+		kill -TERM "$pid"
+		if ! wait_for 10 eval "! kill -0 $pid 2>/dev/null"; then
+			kill -KILL "$pid" 2>/dev/null
+			_fail "switchd instance $1 exits within 10 s of SIGTERM"
+		fi
+	fi
+	wait "$pid" 2>/dev/null
+	SWITCHD_RC=$?
+	untrack "$pid"
+}
+
+inst_kill9() {
+	local pid; pid=$(inst_pid "$1")
+	kill -KILL "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	untrack "$pid"
+}
+
+# start_cut_proxy NAME UPSTREAM_PORT...: tests/cut_proxy.py, one 127.0.0.1
+# forwarder per upstream port (their ports, in order, in $T/NAME.ports);
+# cut_on NAME closes every connection through it and refuses new ones until
+# cut_off NAME (a client partitioned from servers everyone else reaches).
+start_cut_proxy() {
+	local name=$1; shift
+	rm -f "$T/$name.ports" "$T/$name.cut"
+	"$PYTHON" "$LIB_DIR/cut_proxy.py" --cut-file "$T/$name.cut" --port-file "$T/$name.ports" "$@" \
+		</dev/null >>"$T/$name.log" 2>&1 &
+	local pid=$!
+	track "$pid"
+	echo "$pid" >"$T/$name.cpid"
+	wait_for 10 test -s "$T/$name.ports" || die "cut proxy $name did not start"
+}
+cut_on()  { : >"$T/$1.cut"; }
+cut_off() { rm -f "$T/$1.cut"; }

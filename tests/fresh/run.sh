@@ -26,7 +26,8 @@
 # changing anything about set-up (scripts/deps, the Makefile, the demo).
 # Services: the chroot gets a policy-rc.d that forbids starting services, as
 # debootstrap'd chroots usually do — otherwise Debian's nginx package would
-# start nginx on port 80 of this machine's network.  (On a real machine
+# start nginx on port 80 of this machine's network (and etcd-server, for
+# t-cluster, etcd on 127.0.0.1:2379 and :2380).  (On a real machine
 # scripts/deps stops the services Debian started.)  Only processes running
 # inside the chroot — all started by this script — are killed at the end.
 set -u
@@ -35,7 +36,7 @@ OUT=$REPO/tests/out
 mkdir -p "$OUT"
 LOG=$OUT/fresh.log
 : >"$LOG"
-SEL=${FRESH_TESTS:-'^(test-hapx|test-config|t-cli|t-switch|t-busy|t-smoke|t-ec2|test_endpoint)$'}
+SEL=${FRESH_TESTS:-'^(test-hapx|test-config|t-cli|t-switch|t-busy|t-smoke|t-ec2|t-cluster|test_endpoint)$'}
 PASS=0
 FAIL=0
 

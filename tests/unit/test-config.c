@@ -151,6 +151,43 @@ test_missing_file(void)
 	json_decref(errors);
 }
 
+/* The cluster group: absent means no cluster; each bad key with its line. */
+static void
+test_cluster(void)
+{
+	json_t *errors = NULL;
+	struct config *c = load(BASE, &errors);
+
+	CHECK(c != NULL);
+	if (c != NULL)
+		CHECK(c->cluster_endpoints == NULL);
+	config_free(c);
+	c = load(BASE "cluster = { endpoints = ( \"http://127.0.0.1:2379/\", "
+	    "\"http://127.0.0.2:2379\" ); prefix = \"/switchd/www\"; name = \"deploy-a\"; };\n",
+	    &errors);
+	CHECK(c != NULL);
+	if (c != NULL) {
+		CHECK_INT((long long)c->cluster_nendpoints, 2);
+		CHECK_STR(c->cluster_endpoints[1], "http://127.0.0.2:2379");
+		CHECK_STR(c->cluster_prefix, "/switchd/www");
+		CHECK_STR(c->cluster_name, "deploy-a");
+		CHECK_INT(c->cluster_lease_ttl, 10);
+	}
+	config_free(c);
+	c = load(BASE "cluster = {\n endpoints = ( \"ftp://x\" );\n prefix = \"switchd\";\n"
+	    " name = \"a b\";\n lease_ttl = 1;\n};\n", &errors);
+	CHECK(c == NULL);
+	CHECK(has_error(errors, 6, "cluster.endpoints: \"ftp://x\" must be an http://"));
+	CHECK(has_error(errors, 7, "cluster.prefix must start with \"/\""));
+	CHECK(has_error(errors, 8, "cluster.name \"a b\" must be ASCII"));
+	CHECK(has_error(errors, 9, "cluster.lease_ttl must be 2..300"));
+	json_decref(errors);
+	c = load(BASE "cluster = { endpoints = ( ); };\n", &errors);
+	CHECK(c == NULL);
+	CHECK(has_error(errors, 5, "cluster.endpoints must list at least one"));
+	json_decref(errors);
+}
+
 int
 main(void)
 {
@@ -161,6 +198,7 @@ main(void)
 	RUN(test_mode_octal);
 	RUN(test_errors_with_lines);
 	RUN(test_missing_file);
+	RUN(test_cluster);
 	unlink(path);
 	return unit_summary();
 }

@@ -1,7 +1,9 @@
 /*
  * test-state.c — state.c as an object in a temp dir: a new state, saved and
  * read back, a damaged state.json (kept aside, the pool failed), the
- * journal's order and n, the intent record, the deploy lock's expiry.
+ * journal's order and n, the intent record, the deploy lock's expiry, and
+ * the cluster's mirror of every write (struct state_mirror) and the busy
+ * slot's hook for switchd's own work.
  */
 #include <sys/stat.h>
 
@@ -291,6 +293,210 @@ test_lock_expiry(void)
 	state_close(st);
 }
 
+/* A mirror that records what state.c hands it (cluster.c's in the daemon). */
+static struct {
+	int		 saves, appends, intent_writes, intent_clears, loaded;
+	json_t		*last_doc, *last_entry, *last_intent, *journal;
+} mir;
+
+static const char *
+mir_name(void *arg)
+{
+	CHECK(arg == &mir);
+	return "deploy-a";
+}
+
+static void
+mir_save(void *arg, json_t *doc)
+{
+	(void)arg;
+	mir.saves++;
+	json_decref(mir.last_doc);
+	mir.last_doc = json_deep_copy(doc);
+}
+
+static void
+mir_append(void *arg, json_t *entry)
+{
+	(void)arg;
+	mir.appends++;
+	json_decref(mir.last_entry);
+	mir.last_entry = json_deep_copy(entry);
+}
+
+static void
+mir_intent_write(void *arg, json_t *intent)
+{
+	(void)arg;
+	mir.intent_writes++;
+	json_decref(mir.last_intent);
+	mir.last_intent = json_deep_copy(intent);
+}
+
+static void
+mir_intent_clear(void *arg)
+{
+	(void)arg;
+	mir.intent_clears++;
+}
+
+static int
+mir_loaded(void *arg)
+{
+	(void)arg;
+	return mir.loaded;
+}
+
+static json_t *
+mir_history(void *arg, int n)
+{
+	(void)arg;
+	(void)n;
+	return json_incref(mir.journal);
+}
+
+static int
+mir_has_id(void *arg, const char *id)
+{
+	(void)arg;
+	return strcmp(id, "shared-1") == 0;
+}
+
+static const struct state_mirror test_mirror = {
+	mir_name, mir_save, mir_append, mir_intent_write, mir_intent_clear, mir_loaded,
+	mir_history, mir_has_id, &mir
+};
+
+static void
+test_mirror_hooks(void)
+{
+	struct state *st;
+	struct op_who who = { .user = "alice", .uid = 1000 };
+	json_t *in, *all, *e;
+	char *text;
+
+	fresh_dir();
+	st = state_open(dir);
+	mir.journal = json_pack("[{s:s, s:s}]", "id", "shared-1", "instance", "deploy-b");
+	/* An intent on disk from before: in a cluster, the shared one counts. */
+	in = json_pack("{s:s, s:s, s:s}", "id", "x1", "from", "blue", "to", "green");
+	CHECK_INT(intent_write(st, in), 0);
+	CHECK_INT(mir.intent_writes, 0);
+	state_set_mirror(st, &test_mirror);
+	CHECK(intent_read(st) == NULL);
+
+	state_set_hot(st, POOL_G);
+	CHECK_INT(state_save(st), 0);
+	CHECK_INT(mir.saves, 1);
+	CHECK_STR(json_string_value(json_object_get(mir.last_doc, "hot")), "green");
+	text = read_text("state.json");
+	CHECK(text != NULL && strstr(text, "\"green\"") != NULL);
+	free(text);
+
+	/* Each entry names the instance, here and in etcd. */
+	CHECK_INT(history_append(st, journal_entry(&who, "switch", POOL_B, POOL_G, "ok",
+	    NULL)), 0);
+	CHECK_INT(mir.appends, 1);
+	CHECK_STR(json_string_value(json_object_get(mir.last_entry, "instance")), "deploy-a");
+	CHECK(json_object_get(mir.last_entry, "id") != NULL);
+
+	/* Until the shared journal was read, the local one answers. */
+	all = history_read(st, 0);
+	CHECK_INT(json_array_size(all), 1);
+	CHECK_STR(json_string_value(json_object_get(json_array_get(all, 0), "instance")),
+	    "deploy-a");
+	json_decref(all);
+	CHECK_INT(history_has_id(st, "shared-1"), 0);
+	mir.loaded = 1;
+	all = history_read(st, 0);
+	CHECK(all == mir.journal);
+	json_decref(all);
+	CHECK_INT(history_has_id(st, "shared-1"), 1);
+
+	CHECK_INT(intent_write(st, in), 0);
+	CHECK_INT(mir.intent_writes, 1);
+	CHECK(json_equal(mir.last_intent, in));
+	CHECK_INT(intent_clear(st), 0);
+	CHECK_INT(mir.intent_clears, 1);
+
+	/* Another instance's state and entries: kept here, not sent back. */
+	e = json_pack("{s:s, s:s}", "hot", "blue", "cold", "green");
+	state_replace(st, e);
+	json_decref(e);
+	CHECK_INT(state_hot(st), POOL_B);
+	CHECK_STR(pool_field(st, POOL_G, "state"), PS_EMPTY);	/* defaults filled in */
+	e = json_pack("{s:s, s:s}", "id", "shared-1", "instance", "deploy-b");
+	history_mirror(st, e);
+	json_decref(e);
+	CHECK_INT(mir.saves, 1);
+	CHECK_INT(mir.appends, 1);
+
+	/* Without the mirror: one host again. */
+	state_set_mirror(st, NULL);
+	CHECK_INT(state_save(st), 0);
+	CHECK_INT(mir.saves, 1);
+	all = history_read(st, 0);
+	CHECK_INT(json_array_size(all), 2);
+	CHECK_STR(json_string_value(json_object_get(json_array_get(all, 0), "id")), "shared-1");
+	json_decref(all);
+	state_close(st);
+	st = state_open(dir);
+	CHECK_INT(state_hot(st), POOL_B);
+	state_close(st);
+	json_decref(in);
+	json_decref(mir.last_doc);
+	json_decref(mir.last_entry);
+	json_decref(mir.last_intent);
+	json_decref(mir.journal);
+}
+
+/* busy.c: switchd's own work asks the daemon's internal_take; a command does not. */
+static int	 takes, take_ok, releases;
+
+static int
+internal_take(struct daemon *d)
+{
+	(void)d;
+	takes++;
+	return take_ok;
+}
+
+static void
+internal_release(struct daemon *d)
+{
+	(void)d;
+	releases++;
+}
+
+static void
+test_busy_hooks(void)
+{
+	struct daemon d;
+	struct cmdq_item *item = (struct cmdq_item *)&d;	/* only compared */
+
+	memset(&d, 0, sizeof(d));
+	CHECK_INT(busy_take(&d, "repair", "switchd", 0, NULL), 1);	/* no hook */
+	busy_release(&d);
+	d.internal_take = internal_take;
+	d.internal_release = internal_release;
+	CHECK_INT(busy_take(&d, "repair", "switchd", 0, NULL), 0);
+	CHECK_INT(takes, 1);
+	CHECK_INT(busy_held(&d), 0);
+	take_ok = 1;
+	CHECK_INT(busy_take(&d, "repair", "switchd", 0, NULL), 1);
+	CHECK_INT(takes, 2);
+	CHECK_INT(busy_take(&d, "switch", "alice", 1000, item), 0);	/* held */
+	CHECK_INT(takes, 2);
+	busy_release(&d);
+	CHECK_INT(releases, 1);
+	CHECK_INT(busy_held(&d), 0);
+	/* A command's slot: its P/lock is cmd.c's business, not busy.c's. */
+	CHECK_INT(busy_take(&d, "switch", "alice", 1000, item), 1);
+	CHECK_INT(takes, 2);
+	busy_release(&d);
+	CHECK_INT(releases, 1);
+}
+
 int
 main(void)
 {
@@ -300,6 +506,8 @@ main(void)
 	RUN(test_history);
 	RUN(test_intent);
 	RUN(test_lock_expiry);
+	RUN(test_mirror_hooks);
+	RUN(test_busy_hooks);
 	fresh_dir();
 	rmdir(dir);
 	return unit_summary();
