@@ -684,22 +684,10 @@ check_top(struct conf_ctx *c, const config_setting_t *root)
 	free(keys);
 }
 
+/* hosts: the live and the cold name, different and well-formed. */
 static void
-read_config(struct conf_ctx *c, config_t *cf, struct config *conf)
+read_hosts(struct conf_ctx *c, const config_setting_t *hosts, struct config *conf)
 {
-	const config_setting_t *root = config_root_setting(cf);
-	const config_setting_t *ctl, *hosts, *pools, *hap, *smoke, *dep, *ec2, *notify, *http;
-	char host[256];
-	int port;
-
-	ctl = config_setting_get_member(root, "control");
-	conf->ctl_socket = get_str(ctl, "socket", SWITCHD_DEFAULT_SOCKET);
-	conf->ctl_mode = get_mode(c, ctl, "mode", 0660);
-	conf->ctl_group = get_str(ctl, "group", NULL);
-	conf->admin_group = get_str(ctl, "admin_group", NULL);
-	conf->state_dir = get_str(root, "state_dir", "/var/lib/switchd");
-
-	hosts = config_setting_get_member(root, "hosts");
 	if (hosts == NULL)
 		cerr(c, NULL, "hosts { live = ...; cold = ...; } is missing");
 	else {
@@ -719,8 +707,12 @@ read_config(struct conf_ctx *c, config_t *cf, struct config *conf)
 		    config_setting_get_member(hosts, "cold") : hosts, "hosts.cold",
 		    conf->cold_host, NAME_MAX_HOST, ":");
 	}
+}
 
-	pools = config_setting_get_member(root, "pools");
+/* pools: blue and green, each its own backend. */
+static void
+read_pools(struct conf_ctx *c, const config_setting_t *pools, struct config *conf)
+{
 	if (pools == NULL)
 		cerr(c, NULL, "pools { blue = ...; green = ...; } is missing");
 	else {
@@ -732,10 +724,12 @@ read_config(struct conf_ctx *c, config_t *cf, struct config *conf)
 	}
 	conf->pools[POOL_B].name = POOL_BLUE;
 	conf->pools[POOL_G].name = POOL_GREEN;
+}
 
-	read_driver(c, root, conf);
-
-	smoke = config_setting_get_member(root, "smoke");
+/* smoke: where and what to check, and the preview cookie. */
+static void
+read_smoke(struct conf_ctx *c, const config_setting_t *smoke, struct config *conf)
+{
 	conf->smoke_url = get_str(smoke, "url", NULL);
 	conf->smoke_timeout_ms = get_int(smoke, "timeout_ms", 5000);
 	conf->per_server = get_bool(smoke, "per_server", 0);
@@ -764,16 +758,23 @@ read_config(struct conf_ctx *c, config_t *cf, struct config *conf)
 		cerr(c, config_setting_get_member(smoke, "preview"),
 		    "smoke.preview needs haproxy.canary_map (the preview cookie is "
 		    "routed by the canary frontend rules)");
-	read_guard(c, config_setting_get_member(root, "guard"), conf);
-	read_cluster(c, config_setting_get_member(root, "cluster"), conf);
+}
 
-	dep = config_setting_get_member(root, "deploy");
+/* deploy: the command that puts a version on the cold pool. */
+static void
+read_deploy(struct conf_ctx *c, const config_setting_t *dep, struct config *conf)
+{
 	conf->deploy_command = get_str(dep, "command", NULL);
 	conf->deploy_timeout = get_int(dep, "timeout", 1800);
 	if (conf->deploy_timeout <= 0)
 		cerr(c, dep, "deploy.timeout must be positive");
+}
 
-	ec2 = config_setting_get_member(root, "ec2");
+/* ec2: the role tags, discovery and its filters; the generated backends file. */
+static void
+read_ec2(struct conf_ctx *c, const config_setting_t *ec2, const config_setting_t *hap,
+    struct config *conf)
+{
 	conf->ec2_region = get_str(ec2, "region", "us-east-1");
 	conf->ec2_role_tag = get_str(ec2, "role_tag", "group");
 	conf->ec2_hot = get_str(ec2, "hot", "hot");
@@ -808,7 +809,6 @@ read_config(struct conf_ctx *c, config_t *cf, struct config *conf)
 			json_array_append_new(conf->ec2_filters, json_string(v));
 		}
 	}
-	hap = config_setting_get_member(root, "haproxy");
 	conf->backends_file = get_str(hap, "backends_file", NULL);
 	conf->backends_defaults = get_str(hap, "backends_defaults", "switchd_pools");
 	/* It goes into the generated backends file: the same rules as a name. */
@@ -823,8 +823,12 @@ read_config(struct conf_ctx *c, config_t *cf, struct config *conf)
 	conf->nstatic[0] = conf->nstatic[1] = -1;
 	if (conf->ec2_port <= 0 || conf->ec2_port > 65535)
 		cerr(c, config_setting_get_member(ec2, "port"), "ec2.port must be 1..65535");
+}
 
-	notify = config_setting_get_member(root, "notify");
+/* notify: the webhook and the command told of every journal entry. */
+static void
+read_notify(struct conf_ctx *c, const config_setting_t *notify, struct config *conf)
+{
 	conf->notify_webhook = get_str(notify, "webhook", NULL);
 	conf->notify_command = get_str(notify, "command", NULL);
 	conf->notify_timeout = get_int(notify, "timeout", 10);
@@ -834,13 +838,44 @@ read_config(struct conf_ctx *c, config_t *cf, struct config *conf)
 	    strncmp(conf->notify_webhook, "https://", 8) != 0)
 		cerr(c, config_setting_get_member(notify, "webhook"),
 		    "notify.webhook must start with http:// or https://");
+}
 
-	http = config_setting_get_member(root, "http");
+/* http: the read-only HTTP server, off without listen. */
+static void
+read_http(struct conf_ctx *c, const config_setting_t *http, struct config *conf)
+{
+	char host[256];
+	int port;
+
 	conf->http_listen = get_str(http, "listen", NULL);
 	if (conf->http_listen != NULL && listen_addr_parse(conf->http_listen, host,
 	    sizeof(host), &port) == -1)
 		cerr(c, config_setting_get_member(http, "listen"), "http.listen: \"%s\" is not "
 		    "ADDRESS:PORT (127.0.0.1:9180, [::1]:9180)", conf->http_listen);
+}
+
+static void
+read_config(struct conf_ctx *c, config_t *cf, struct config *conf)
+{
+	const config_setting_t *root = config_root_setting(cf), *ctl;
+
+	ctl = config_setting_get_member(root, "control");
+	conf->ctl_socket = get_str(ctl, "socket", SWITCHD_DEFAULT_SOCKET);
+	conf->ctl_mode = get_mode(c, ctl, "mode", 0660);
+	conf->ctl_group = get_str(ctl, "group", NULL);
+	conf->admin_group = get_str(ctl, "admin_group", NULL);
+	conf->state_dir = get_str(root, "state_dir", "/var/lib/switchd");
+	read_hosts(c, config_setting_get_member(root, "hosts"), conf);
+	read_pools(c, config_setting_get_member(root, "pools"), conf);
+	read_driver(c, root, conf);
+	read_smoke(c, config_setting_get_member(root, "smoke"), conf);	/* after the driver */
+	read_guard(c, config_setting_get_member(root, "guard"), conf);
+	read_cluster(c, config_setting_get_member(root, "cluster"), conf);
+	read_deploy(c, config_setting_get_member(root, "deploy"), conf);
+	read_ec2(c, config_setting_get_member(root, "ec2"),
+	    config_setting_get_member(root, "haproxy"), conf);
+	read_notify(c, config_setting_get_member(root, "notify"), conf);
+	read_http(c, config_setting_get_member(root, "http"), conf);
 }
 
 struct config *
