@@ -145,31 +145,34 @@ locked_reply(json_t *lock)
 	return r;
 }
 
-void
-cmd_dispatch(struct daemon *d, struct client *c, uid_t uid, int admin, const char *user,
-    json_t *req)
+/*
+ * The request's command and arguments, checked against the table; NULL
+ * after replying what is wrong with it.
+ */
+static const struct cmd_info *
+request_parse(struct daemon *d, struct client *c, json_t *req,
+    const struct cmd_entry **cep, json_t **argsp)
 {
 	const struct cmd_info *ci;
 	const struct cmd_entry *ce;
-	struct cmdq_item *item;
-	json_t *v, *args, *lock;
+	json_t *v, *args;
 	const char *name, *hint;
-	char why[512], since[32];
+	char why[512];
 
 	if (!json_is_object(req)) {
 		reply_error(d, c, E_USAGE, "bad request: not a JSON object");
-		return;
+		return NULL;
 	}
 	v = json_object_get(req, P_V);
 	if (!json_is_integer(v) || json_integer_value(v) != SWITCHD_PROTO_VERSION) {
 		reply_error(d, c, E_USAGE, "bad request: protocol version \"v\" must be %d",
 		    SWITCHD_PROTO_VERSION);
-		return;
+		return NULL;
 	}
 	name = json_string_value(json_object_get(req, P_CMD));
 	if (name == NULL) {
 		reply_error(d, c, E_USAGE, "bad request: \"cmd\" must be a string");
-		return;
+		return NULL;
 	}
 	if ((ci = cmd_info_find(name)) == NULL) {
 		hint = cmd_info_suggest(name);
@@ -178,7 +181,7 @@ cmd_dispatch(struct daemon *d, struct client *c, uid_t uid, int admin, const cha
 			    name, hint);
 		else
 			reply_error(d, c, E_USAGE, "unknown command \"%.64s\"", name);
-		return;
+		return NULL;
 	}
 	for (ce = cmd_table; ce->name != NULL; ce++)
 		if (strcmp(ce->name, ci->name) == 0)
@@ -186,38 +189,51 @@ cmd_dispatch(struct daemon *d, struct client *c, uid_t uid, int admin, const cha
 	if (ce->name == NULL) {
 		reply_error(d, c, E_USAGE, "command \"%s\" is not available in this switchd",
 		    ci->name);
-		return;
+		return NULL;
 	}
 	args = json_object_get(req, P_ARGS);
 	if (args == NULL)
 		args = json_object();
 	else if (!json_is_object(args)) {
 		reply_error(d, c, E_USAGE, "bad request: \"args\" must be an object");
-		return;
+		return NULL;
 	} else
 		json_incref(args);
 	if (!args_valid(ci, args, why, sizeof(why))) {
 		json_decref(args);
 		reply_error(d, c, E_USAGE, "%s", why);
-		return;
+		return NULL;
 	}
+	*cep = ce;
+	*argsp = args;
+	return ci;
+}
+
+/*
+ * What refuses a well-formed request before any work: permission, shutting
+ * down, busy, the deploy lock.  1 after replying the refusal.
+ */
+static int
+request_refused(struct daemon *d, struct client *c, const struct cmd_info *ci, uid_t uid,
+    int admin, const char *user)
+{
+	json_t *lock;
+	char since[32];
+
 	if ((ci->flags & CMD_ADMIN) && !admin) {
-		json_decref(args);
 		reply_error(d, c, E_PERM, "permission denied: %s (uid %lu) may not run \"%s\"; "
 		    "it needs root, switchd's own user%s%s", user, (unsigned long)uid,
 		    ci->name, d->conf->admin_group ? " or a member of group " : "",
 		    d->conf->admin_group ? d->conf->admin_group : "");
-		return;
+		return 1;
 	}
 	if ((ci->flags & CMD_EXCLUSIVE) && d->shutting_down) {
-		json_decref(args);
 		reply_error(d, c, E_SHUTDOWN, "switchd is shutting down");
-		return;
+		return 1;
 	}
 	/* An admin's "back" aborts a rollout, which holds the slot for minutes. */
 	if ((ci->flags & CMD_EXCLUSIVE) && busy_held(d) &&
 	    !(strcmp(ci->name, "back") == 0 && rollout_running())) {
-		json_decref(args);
 		iso_time(d->busy.since, since, sizeof(since));
 		/* cluster: the same words as when another instance holds P/lock. */
 		if (cluster_on())
@@ -229,13 +245,30 @@ cmd_dispatch(struct daemon *d, struct client *c, uid_t uid, int admin, const cha
 			    "%s (%lds ago); try again when it is done", d->busy.user,
 			    (unsigned long)d->busy.uid, d->busy.what, since,
 			    (long)(time(NULL) - d->busy.since));
-		return;
+		return 1;
 	}
 	if ((ci->flags & CMD_LOCKABLE) && !cluster_on() &&
 	    (lock = state_lock(d->state)) != NULL) {
-		json_decref(args);
 		d->clients->send(c, locked_reply(lock));
 		d->clients->done(c);
+		return 1;
+	}
+	return 0;
+}
+
+void
+cmd_dispatch(struct daemon *d, struct client *c, uid_t uid, int admin, const char *user,
+    json_t *req)
+{
+	const struct cmd_info *ci;
+	const struct cmd_entry *ce;
+	struct cmdq_item *item;
+	json_t *args;
+
+	if ((ci = request_parse(d, c, req, &ce, &args)) == NULL)
+		return;
+	if (request_refused(d, c, ci, uid, admin, user)) {
+		json_decref(args);
 		return;
 	}
 
