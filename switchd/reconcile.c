@@ -102,7 +102,6 @@ reconcile_intent(struct reconcile *rc, struct lb_view *v, int all_ok, int agreed
 	int to = pool_index(json_string_value(json_object_get(rc->intent, "to")));
 	const char *id = json_string_value(json_object_get(rc->intent, "id"));
 	json_t *e, *doc = state_doc(rc->d->state);
-	char when[32];
 
 	(void)v;
 	if (from < 0 || to < 0 || id == NULL) {
@@ -144,14 +143,11 @@ reconcile_intent(struct reconcile *rc, struct lb_view *v, int all_ok, int agreed
 		if (!json_is_object(json_object_get(doc, "last_switch")) ||
 		    strcmp(json_string_value(json_object_get(json_object_get(doc,
 		    "last_switch"), "id")) ?: "", id) != 0) {
-			iso_time(time(NULL), when, sizeof(when));
-			json_object_set_new(doc, "last_switch", json_pack(
-			    "{s:s, s:s, s:O, s:O, s:s, s:s, s:O?, s:O}", "id", id, "time", when,
-			    "user", json_object_get(rc->intent, "user"),
-			    "uid", json_object_get(rc->intent, "uid"),
-			    "from", pool_name(from), "to", pool_name(to),
-			    "message", json_object_get(rc->intent, "message"),
-			    "command", json_object_get(rc->intent, "command")));
+			state_set_last_switch(rc->d->state, id,
+			    json_string_value(json_object_get(rc->intent, "user")),
+			    json_integer_value(json_object_get(rc->intent, "uid")), from, to,
+			    json_string_value(json_object_get(rc->intent, "message")),
+			    json_string_value(json_object_get(rc->intent, "command")));
 			state_set_pool(rc->d->state, from, NULL, PS_VERIFIED, "switchd");
 		}
 		state_save(rc->d->state);

@@ -577,6 +577,20 @@ state_pool(struct state *st, int idx)
 	return json_object_get(json_object_get(st->doc, "pools"), pool_name(idx));
 }
 
+/* The record of the switch that made to hot: "last_switch" in status. */
+void
+state_set_last_switch(struct state *st, const char *id, const char *user, json_int_t uid,
+    int from, int to, const char *message, const char *command)
+{
+	char when[32];
+
+	iso_time(time(NULL), when, sizeof(when));
+	json_object_set_new(st->doc, "last_switch", json_pack(
+	    "{s:s, s:s, s:s, s:I, s:s, s:s, s:s?, s:s}", "id", id, "time", when,
+	    "user", user, "uid", uid, "from", pool_name(from), "to", pool_name(to),
+	    "message", message, "command", command));
+}
+
 void
 state_set_pool(struct state *st, int idx, const char *version, const char *pstate,
     const char *by)

@@ -29,6 +29,9 @@ json_t		*state_canary(struct state *);
 int		 state_canary_percent(struct state *, int cold);	/* 0 without one */
 void		 state_set_hot(struct state *, int);
 json_t		*state_pool(struct state *, int);
+/* "last_switch": id, now, who, from -> to, message (NULL: none), command. */
+void		 state_set_last_switch(struct state *, const char *id, const char *user,
+		    json_int_t uid, int from, int to, const char *message, const char *command);
 void		 state_set_pool(struct state *, int, const char *version, const char *pstate,
 		    const char *by);
 json_t		*state_lock(struct state *);		/* NULL when free; drops an expired one */

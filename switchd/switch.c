@@ -102,8 +102,6 @@ static void
 switch_applied(const char *code, const char *error, void *arg)
 {
 	struct switch_op *op = arg;
-	json_t *doc = state_doc(op->d->state), *last;
-	char when[32];
 
 	if (code != NULL) {
 		history_append(op->d->state, switch_entry(op, "failed", error));
@@ -120,12 +118,8 @@ switch_applied(const char *code, const char *error, void *arg)
 	state_set_hot(op->d->state, op->to);
 	state_set_pool(op->d->state, op->from, NULL, PS_VERIFIED, op->who.user);
 	json_object_del(state_pool(op->d->state, op->from), "error");
-	iso_time(time(NULL), when, sizeof(when));
-	last = json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:s?, s:s}", "id", op->id,
-	    "time", when, "user", op->who.user, "uid", (json_int_t)op->who.uid,
-	    "from", pool_name(op->from), "to", pool_name(op->to),
-	    "message", op->who.message, "command", op->command);
-	json_object_set_new(doc, "last_switch", last);
+	state_set_last_switch(op->d->state, op->id, op->who.user, (json_int_t)op->who.uid,
+	    op->from, op->to, op->who.message, op->command);
 	guard_after_switch(op->d, op->command, op->to, op->bake);
 	if (state_save(op->d->state) == -1)
 		log_warnx("the switch is done but the state file could not be written; "
