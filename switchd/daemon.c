@@ -161,7 +161,6 @@ daemon_wire(struct daemon *d)
 		d->clients = &control_client_ops;
 	if (d->reload == NULL)
 		d->reload = daemon_reload_config;
-	repair_init(d);
 	cluster_init(d);
 }
 
