@@ -110,9 +110,16 @@ static struct {
 
 	void		(*start_done)(int, void *);
 	void		*start_arg;
-} cl = { .queue = TAILQ_HEAD_INITIALIZER(cl.queue) };
 
-static struct daemon *cluster_d;
+	/*
+	 * The daemon, from cluster_start to cluster_stop, for the etcd side
+	 * only: its replies, the watch, the lease and the write queue call
+	 * one another (a queued lock waits for a lease, whose reply reloads
+	 * the cache, which adopts the shared state or takes over a dead
+	 * instance's switch) with no argument of their own to carry it.
+	 */
+	struct daemon	*d;
+} cl = { .queue = TAILQ_HEAD_INITIALIZER(cl.queue) };
 
 static void	 queue_run(void);
 struct op;
@@ -220,7 +227,7 @@ state_adopt(json_t *doc, int64_t rev)
 {
 	if (!json_is_object(doc))
 		return;
-	state_replace(cluster_d->state, doc);
+	state_replace(cl.d->state, doc);
 	cl.doc_rev = rev;
 	json_decref(cl.pending_state);
 	cl.pending_state = NULL;
@@ -350,7 +357,7 @@ cache_key(const char *key, json_t *kv, int deleted)
 		 */
 		if (cl.watching && !journal_known(json_string_value(json_object_get(v,
 		    "id"))) && json_is_object(v))
-			history_mirror(cluster_d->state, v);
+			history_mirror(cl.d->state, v);
 		journal_add(v, journal_key_seq(key));
 	}
 	json_decref(v);
@@ -443,7 +450,7 @@ loaded(enum etcd_status st, json_t *reply, const char *error, void *arg)
 		/* The first instance of this site: its state becomes the shared one. */
 		log_info("cluster: no shared state at %s yet; this instance's is stored",
 		    cl.k_state);
-		cluster_state_put(NULL, state_doc(cluster_d->state));
+		cluster_state_put(NULL, state_doc(cl.d->state));
 	}
 	/* The journal's tail, newest first: rebuilt, with what waits to be written. */
 	json_array_clear(cl.journal);
@@ -1160,6 +1167,7 @@ cluster_internal_release(struct daemon *d)
 /* ------------------------------------------------------------- takeover */
 
 struct takeover {
+	struct daemon	*d;
 	struct lb	*lb;
 	json_t		*intent;
 	int		 from, to, target;
@@ -1169,12 +1177,14 @@ struct takeover {
 static void
 takeover_free(struct takeover *tk)
 {
+	struct daemon *d = tk->d;
+
 	lb_unref(tk->lb);
 	json_decref(tk->intent);
 	free(tk->dead);
 	free(tk);
 	cl.takeover = 0;
-	busy_release(cluster_d);
+	busy_release(d);
 }
 
 static json_t *
@@ -1202,10 +1212,10 @@ takeover_applied(const char *code, const char *error, void *arg)
 		msg = xasprintf("takeover: %s died during %s %s by %s (%s -> %s); %s "
 		    "finished it: %s is hot", tk->dead, cmd, id, user, pool_name(tk->from),
 		    pool_name(tk->to), cl.name, pool_name(tk->to));
-		state_set_hot(cluster_d->state, tk->to);
-		state_set_pool(cluster_d->state, tk->from, NULL, PS_VERIFIED, "switchd");
+		state_set_hot(tk->d->state, tk->to);
+		state_set_pool(tk->d->state, tk->from, NULL, PS_VERIFIED, "switchd");
 		iso_time(time(NULL), when, sizeof(when));
-		json_object_set_new(state_doc(cluster_d->state), "last_switch", json_pack(
+		json_object_set_new(state_doc(tk->d->state), "last_switch", json_pack(
 		    "{s:s, s:s, s:s, s:I, s:s, s:s, s:O?, s:s}", "id", id, "time", when,
 		    "user", user, "uid", json_integer_value(json_object_get(tk->intent, "uid")),
 		    "from", pool_name(tk->from), "to", pool_name(tk->to),
@@ -1214,17 +1224,17 @@ takeover_applied(const char *code, const char *error, void *arg)
 		msg = xasprintf("takeover: %s died during %s %s by %s (%s -> %s); %s "
 		    "undid it: %s stays hot", tk->dead, cmd, id, user, pool_name(tk->from),
 		    pool_name(tk->to), cl.name, pool_name(tk->from));
-		state_set_hot(cluster_d->state, tk->from);
+		state_set_hot(tk->d->state, tk->from);
 	}
 	log_warnx("cluster: %s", msg);
-	state_save(cluster_d->state);
-	history_append(cluster_d->state,
+	state_save(tk->d->state);
+	history_append(tk->d->state,
 	    json_pack("{s:I, s:s, s:s, s:s, s:o, s:o, s:s, s:s}",
 	    "uid", (json_int_t)0, "user", "switchd", "command", "takeover", "message", msg,
 	    "before", roles(tk->from), "after", roles(tk->target), "result", "ok",
 	    "takeover_of", id));
 	free(msg);
-	intent_clear(cluster_d->state);
+	intent_clear(tk->d->state);
 	takeover_free(tk);
 }
 
@@ -1241,7 +1251,7 @@ takeover_view(struct lb_view *v, void *arg)
 	int nto = 0;
 
 	for (i = 0; i < v->nnodes; i++)
-		if (v->nodes[i].ok && lb_node_serves(tk->lb->conf, cluster_d->state,
+		if (v->nodes[i].ok && lb_node_serves(tk->lb->conf, tk->d->state,
 		    &v->nodes[i]) == tk->to)
 			nto++;
 	lb_view_free(v);
@@ -1250,7 +1260,7 @@ takeover_view(struct lb_view *v, void *arg)
 	    "making every node serve %s", tk->dead, pool_name(tk->from), pool_name(tk->to),
 	    (size_t)nto, nto == 1 ? "" : "s", nto == 1 ? "s" : "", pool_name(tk->to),
 	    pool_name(tk->target));
-	lb_mapping_for(tk->lb->conf, cluster_d->state, tk->target, &m);
+	lb_mapping_for(tk->lb->conf, tk->d->state, tk->target, &m);
 	tk->lb->drv->apply(tk->lb, &m, takeover_applied, tk);
 }
 
@@ -1261,26 +1271,27 @@ takeover_check(void)
 	int from, to;
 
 	if (!cl.on || cl.takeover || cl.intent == NULL || !cl.watch_created ||
-	    cluster_d->shutting_down || cluster_d->lb == NULL || cl.start_done != NULL)
+	    cl.d->shutting_down || cl.d->lb == NULL || cl.start_done != NULL)
 		return;
 	/* Its holder is alive, or it is ours and still running. */
 	if ((cl.lock_rev == 0 && cl.remote_lock != NULL) ||
 	    (cl.lock_rev != 0 && cl.internal != IN_HELD))
 		return;
-	if (!busy_take(cluster_d, "repair", "switchd", geteuid(), NULL))
+	if (!busy_take(cl.d, "repair", "switchd", geteuid(), NULL))
 		return;
 	from = pool_index(json_string_value(json_object_get(cl.intent, "from")));
 	to = pool_index(json_string_value(json_object_get(cl.intent, "to")));
 	if (from < 0 || to < 0 || from == to) {
 		log_warnx("cluster: the intent record at %s is malformed; removed",
 		    cl.k_intent);
-		intent_clear(cluster_d->state);
-		busy_release(cluster_d);
+		intent_clear(cl.d->state);
+		busy_release(cl.d);
 		return;
 	}
 	tk = xcalloc(1, sizeof(*tk));
 	cl.takeover = 1;
-	tk->lb = lb_ref(cluster_d->lb);
+	tk->d = cl.d;
+	tk->lb = lb_ref(cl.d->lb);
 	tk->intent = json_incref(cl.intent);
 	tk->from = from;
 	tk->to = to;
@@ -1360,16 +1371,10 @@ static const struct state_mirror cluster_mirror = {
 };
 
 void
-cluster_init(struct daemon *d)
+cluster_start(struct daemon *d, void (*done)(int, void *), void *arg)
 {
-	cluster_d = d;
-}
-
-void
-cluster_start(void (*done)(int, void *), void *arg)
-{
-	const struct config *conf = cluster_d->conf;
-	struct event_base *base = cluster_d->base;
+	const struct config *conf = d->conf;
+	struct event_base *base = d->base;
 	struct timeval tv;
 	long timeout;
 	json_t *ops;
@@ -1380,10 +1385,11 @@ cluster_start(void (*done)(int, void *), void *arg)
 	}
 	cl.on = 1;
 	cl.base = base;
+	cl.d = d;
 	/* The hooks below the operations: state.c's writes, busy.c's repairs. */
-	state_set_mirror(cluster_d->state, &cluster_mirror);
-	cluster_d->internal_take = cluster_internal_acquire;
-	cluster_d->internal_release = cluster_internal_release;
+	state_set_mirror(d->state, &cluster_mirror);
+	d->internal_take = cluster_internal_acquire;
+	d->internal_release = cluster_internal_release;
 	cl.name = xstrdup(conf->cluster_name);
 	cl.prefix = xstrdup(conf->cluster_prefix);
 	cl.ttl = conf->cluster_lease_ttl;
@@ -1425,16 +1431,16 @@ cluster_start(void (*done)(int, void *), void *arg)
 }
 
 void
-cluster_stop(void)
+cluster_stop(struct daemon *d)
 {
 	struct op *op;
 
 	if (!cl.on)
 		return;
-	if (cluster_d->state != NULL)
-		state_set_mirror(cluster_d->state, NULL);
-	cluster_d->internal_take = NULL;
-	cluster_d->internal_release = NULL;
+	if (d->state != NULL)
+		state_set_mirror(d->state, NULL);
+	d->internal_take = NULL;
+	d->internal_release = NULL;
 	/*
 	 * Whatever still waits is lost, without callbacks: no command waits
 	 * for the lock at exit (it holds the busy slot, which the exit waits

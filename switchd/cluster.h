@@ -15,7 +15,6 @@ struct config;
 struct daemon;
 
 int		 cluster_on(void);
-void		 cluster_init(struct daemon *);	/* daemon_wire: the context */
 /*
  * Connect, read the shared keys, grant the lease, start the watch.  done is
  * called once: locked 1 if this instance then holds P/lock for its start-up
@@ -23,9 +22,9 @@ void		 cluster_init(struct daemon *);	/* daemon_wire: the context */
  * interrupted switch was taken over, or etcd did not answer (switchd then
  * serves from its last known state and connects in the background).
  */
-void		 cluster_start(void (*done)(int locked, void *), void *);
+void		 cluster_start(struct daemon *, void (*done)(int locked, void *), void *);
 int		 cluster_conf_changed(const struct config *, const struct config *);
-void		 cluster_stop(void);		/* at exit; a lock held ends with the lease */
+void		 cluster_stop(struct daemon *);		/* at exit; a lock held ends with the lease */
 
 /*
  * P/lock for a mutating command: cb(NULL, NULL) once held (the shared state

@@ -88,7 +88,7 @@ status_view(struct lb_view *v, void *arg)
 	}
 	/* Shown until then, and repaired in the background (with pre-checks). */
 	if (!agree && !busy_held(job->d))
-		repair_schedule("status found the nodes not all serving the hot pool");
+		repair_schedule(job->d, "status found the nodes not all serving the hot pool");
 	lock = state_lock(st);
 	r = json_pack("{s:s, s:s, s:{s:s, s:s}, s:o, s:o, s:b, s:O, s:O, s:o, s:O}",
 	    "hot", pool_name(hot), "cold", pool_name(!hot),

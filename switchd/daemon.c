@@ -161,8 +161,6 @@ daemon_wire(struct daemon *d)
 		d->clients = &control_client_ops;
 	if (d->reload == NULL)
 		d->reload = daemon_reload_config;
-	repair_init(d);
-	cluster_init(d);
 }
 
 void
@@ -240,7 +238,7 @@ daemon_run(struct daemon *d)
 {
 	control_accept(0);
 	if (d->conf->cluster_endpoints != NULL)
-		cluster_start(cluster_started, d);
+		cluster_start(d, cluster_started, d);
 	else
 		reconcile_start(d, reconciled, d);
 	event_base_dispatch(d->base);
@@ -257,7 +255,7 @@ daemon_stop(struct daemon *d)
 	discover_stop();
 	roles_shutdown();
 	ec2_shutdown();
-	cluster_stop();
+	cluster_stop(d);
 	http_shutdown();
 	lb_unref(d->lb);
 	d->lb = NULL;

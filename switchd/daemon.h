@@ -79,7 +79,7 @@ void		 who_progress(const struct op_who *, const char *, ...)
 		    __attribute__((format(printf, 2, 3)));
 void		 who_event(const struct op_who *, json_t *);	/* steals */
 
-/* The context's defaults; the repair's copy (the unit tests call this too). */
+/* The context's defaults (the unit tests and the fuzzer call this too). */
 void		 daemon_wire(struct daemon *);
 /* Lock and open the state, listen; fatal on failure.  Owns conf. */
 void		 daemon_start(struct daemon *, struct config *);

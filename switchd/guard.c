@@ -72,7 +72,7 @@ canary_failed_view(struct lb_view *v, void *arg)
 			agree = 0;
 	lb_view_free(v);
 	if (!agree)
-		repair_schedule("the nodes disagree after a failed canary change");
+		repair_schedule(d, "the nodes disagree after a failed canary change");
 }
 
 static void

@@ -67,7 +67,7 @@ reconcile_applied(const char *code, const char *error, void *arg)
 		log_warnx("reconcile: could not make every node serve %s hot: %s",
 		    pool_name(rc->target), error);
 		reconcile_journal(rc, before, before, "failed", error);
-		repair_schedule("start-up reconcile failed");
+		repair_schedule(rc->d, "start-up reconcile failed");
 		reconcile_finish(rc);
 		return;
 	}
@@ -118,7 +118,7 @@ reconcile_intent(struct reconcile *rc, struct lb_view *v, int all_ok, int agreed
 		    pool_name(to));
 		state_set_hot(rc->d->state, from);
 		state_save(rc->d->state);
-		repair_schedule("an interrupted switch, with a node not answering");
+		repair_schedule(rc->d, "an interrupted switch, with a node not answering");
 		reconcile_finish(rc);
 		return;
 	}
@@ -215,7 +215,7 @@ reconcile_try(struct reconcile *rc)
 		rc->why = "nodes disagreed at start; no pool passed the pre-checks";
 		reconcile_journal(rc, state_hot(rc->d->state), state_hot(rc->d->state),
 		    "refused", rc->refusals);
-		repair_schedule("the nodes disagree and no pool passes the pre-checks");
+		repair_schedule(rc->d, "the nodes disagree and no pool passes the pre-checks");
 		reconcile_finish(rc);
 		return;
 	}
@@ -313,7 +313,7 @@ reconcile_view(struct lb_view *v, void *arg)
 		map_file_sync(rc->lb, rc->d->state, agreed);
 		/* A node that is down now may come back serving the other pool. */
 		if (!all_ok)
-			repair_schedule("a node did not answer at start");
+			repair_schedule(rc->d, "a node did not answer at start");
 		reconcile_finish(rc);
 	} else if (all_ok)
 		reconcile_disagree(rc, v);
@@ -326,7 +326,7 @@ reconcile_view(struct lb_view *v, void *arg)
 		log_warnx("reconcile: not every node answers; keeping %s hot (%s)",
 		    pool_name(state), state_roles_trusted(rc->d->state) ? "the state file" :
 		    "what most nodes that answer serve");
-		repair_schedule("a node did not answer at start");
+		repair_schedule(rc->d, "a node did not answer at start");
 		reconcile_finish(rc);
 	}
 	lb_view_free(v);

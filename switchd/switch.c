@@ -86,7 +86,7 @@ switch_failed_view(struct lb_view *v, void *arg)
 	else {
 		log_warnx("switch %s: nodes do not all serve %s after the failure; "
 		    "repairing in the background", op->id, pool_name(op->from));
-		repair_schedule("nodes disagree after a failed switch");
+		repair_schedule(op->d, "nodes disagree after a failed switch");
 	}
 	lb_view_free(v);
 	/*
@@ -255,14 +255,21 @@ map_file_sync(struct lb *lb, struct state *st, int hot)
  */
 #define REPAIR_MAX_DELAY	30
 
-static struct daemon	*repair_d;
-static struct event	*repair_ev;
+static struct event	*repair_ev;	/* its arg is the daemon */
 static int		 repair_delay;
 
-void
-repair_init(struct daemon *d)
+/* One pass: the daemon, and the load balancer it observes and changes. */
+struct repair_op {
+	struct daemon	*d;
+	struct lb	*lb;
+};
+
+static void
+repair_op_free(struct repair_op *op)
 {
-	repair_d = d;
+	lb_unref(op->lb);
+	busy_release(op->d);
+	free(op);
 }
 
 static void
@@ -281,106 +288,109 @@ repair_arm(void)
 static void
 repair_applied(const char *code, const char *error, void *arg)
 {
-	struct lb *lb = arg;
+	struct repair_op *op = arg;
 
 	if (code != NULL)
 		log_warnx("repair: %s", error);
 	else
 		log_info("repair: every node made to serve %s hot",
-		    pool_name(state_hot(repair_d->state)));
-	lb_unref(lb);
-	busy_release(repair_d);
+		    pool_name(state_hot(op->d->state)));
+	repair_op_free(op);
 	repair_arm();	/* check again: only a clean observation ends the repair */
 }
 
 static void
 repair_prechecked(const char *code, const char *error, void *arg)
 {
-	struct lb *lb = arg;
+	struct repair_op *op = arg;
+	struct lb *lb = op->lb;
 	struct lb_mapping want;
 
 	if (code != NULL) {
 		log_warnx("repair: the nodes do not all serve %s hot, but %s fails the "
 		    "pre-checks (%s); nothing changed, trying again later",
-		    pool_name(state_hot(repair_d->state)), pool_name(state_hot(repair_d->state)), error);
-		lb_unref(lb);
-		busy_release(repair_d);
+		    pool_name(state_hot(op->d->state)), pool_name(state_hot(op->d->state)), error);
+		repair_op_free(op);
 		repair_arm();
 		return;
 	}
 	log_warnx("repair: the nodes do not all serve %s hot; making them",
-	    pool_name(state_hot(repair_d->state)));
-	lb_mapping_for(lb->conf, repair_d->state, state_hot(repair_d->state), &want);
-	lb->drv->apply(lb, &want, repair_applied, lb);
+	    pool_name(state_hot(op->d->state)));
+	lb_mapping_for(lb->conf, op->d->state, state_hot(op->d->state), &want);
+	lb->drv->apply(lb, &want, repair_applied, op);
 }
 
 static void
 repair_view(struct lb_view *v, void *arg)
 {
-	struct lb *lb = arg;
+	struct repair_op *op = arg;
+	struct lb *lb = op->lb;
 	struct lb_mapping want;
 	size_t i;
 	int all_ok = 1, agree = 1;
 
-	if (!state_roles_trusted(repair_d->state) && lb_view_majority(lb->conf, repair_d->state, v) >= 0 &&
-	    lb_view_majority(lb->conf, repair_d->state, v) != state_hot(repair_d->state)) {
+	if (!state_roles_trusted(op->d->state) && lb_view_majority(lb->conf, op->d->state, v) >= 0 &&
+	    lb_view_majority(lb->conf, op->d->state, v) != state_hot(op->d->state)) {
 		/* Roles never read from a sound state file: never made up either. */
 		log_warnx("repair: no trustworthy state file; %s is what most nodes serve",
-		    pool_name(lb_view_majority(lb->conf, repair_d->state, v)));
-		state_set_hot(repair_d->state, lb_view_majority(lb->conf, repair_d->state, v));
+		    pool_name(lb_view_majority(lb->conf, op->d->state, v)));
+		state_set_hot(op->d->state, lb_view_majority(lb->conf, op->d->state, v));
 	}
-	lb_mapping_for(lb->conf, repair_d->state, state_hot(repair_d->state), &want);
+	lb_mapping_for(lb->conf, op->d->state, state_hot(op->d->state), &want);
 	for (i = 0; i < v->nnodes; i++) {
 		if (!v->nodes[i].ok)
 			all_ok = 0;
-		else if (lb_node_serves(lb->conf, repair_d->state, &v->nodes[i]) != state_hot(repair_d->state))
+		else if (lb_node_serves(lb->conf, op->d->state, &v->nodes[i]) != state_hot(op->d->state))
 			agree = 0;
 	}
 	lb_view_free(v);
 	if (all_ok && agree) {
 		log_info("repair: every node serves %s hot, as the state file says",
-		    pool_name(state_hot(repair_d->state)));
-		map_file_sync(lb, repair_d->state, state_hot(repair_d->state));
-		intent_clear(repair_d->state);
+		    pool_name(state_hot(op->d->state)));
+		map_file_sync(lb, op->d->state, state_hot(op->d->state));
+		intent_clear(op->d->state);
 		repair_delay = 0;
-		lb_unref(lb);
-		busy_release(repair_d);
+		repair_op_free(op);
 		return;
 	}
 	if (!all_ok) {
 		log_warnx("repair: a node does not answer; trying again in %d s",
 		    repair_delay * 2 > REPAIR_MAX_DELAY ? REPAIR_MAX_DELAY : repair_delay * 2);
-		lb_unref(lb);
-		busy_release(repair_d);
+		repair_op_free(op);
 		repair_arm();
 		return;
 	}
 	/* The same pre-checks as a switch: a repair must not cause an outage. */
-	lb->drv->precheck(lb, &want, lb->conf->pools[state_hot(repair_d->state)].backend,
+	lb->drv->precheck(lb, &want, lb->conf->pools[state_hot(op->d->state)].backend,
 	    lb->conf->min_up,
-	    repair_prechecked, lb);
+	    repair_prechecked, op);
 }
 
 static void
 repair_fire(evutil_socket_t fd, short what, void *arg)
 {
+	struct daemon *d = arg;
+	struct repair_op *op;
+
 	(void)fd;
 	(void)what;
-	(void)arg;
-	if (repair_d->shutting_down ||
-	    !busy_take(repair_d, "repair", "switchd", geteuid(), NULL)) {
-		if (!repair_d->shutting_down)
+	if (d->shutting_down ||
+	    !busy_take(d, "repair", "switchd", geteuid(), NULL)) {
+		if (!d->shutting_down)
 			repair_arm();	/* a command is running; after it */
 		return;
 	}
-	repair_d->lb->drv->observe(repair_d->lb, repair_view, lb_ref(repair_d->lb));
+	op = xcalloc(1, sizeof(*op));
+	op->d = d;
+	op->lb = lb_ref(d->lb);
+	op->lb->drv->observe(op->lb, repair_view, op);
 }
 
 void
-repair_schedule(const char *why)
+repair_schedule(struct daemon *d, const char *why)
 {
 	if (repair_ev == NULL)
-		repair_ev = evtimer_new(repair_d->base, repair_fire, NULL);
+		repair_ev = evtimer_new(d->base, repair_fire, d);
 	if (evtimer_pending(repair_ev, NULL))
 		return;
 	log_info("repair scheduled: %s", why);

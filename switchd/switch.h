@@ -17,8 +17,7 @@ typedef void (*switch_cb)(int ok, const char *code, const char *error, void *arg
 /* Switch to target_hot; bake < 0 is the config's guard.bake. */
 void		 pool_switch(struct daemon *, const struct op_who *, int target_hot,
 		    const char *command, long long bake, switch_cb, void *);
-void		 repair_init(struct daemon *);
-void		 repair_schedule(const char *why);
+void		 repair_schedule(struct daemon *, const char *why);
 void		 repair_stop(void);
 void		 repair_kick(void);	/* a pending repair runs now (cluster.c) */
 /* The pool most answering nodes serve (blue on a tie), -1 if none does. */
