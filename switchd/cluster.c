@@ -1200,7 +1200,7 @@ takeover_applied(const char *code, const char *error, void *arg)
 	const char *id = json_string_value(json_object_get(tk->intent, "id")) ?: "?";
 	const char *user = json_string_value(json_object_get(tk->intent, "user")) ?: "?";
 	const char *cmd = json_string_value(json_object_get(tk->intent, "command")) ?: "switch";
-	char when[32], *msg;
+	char *msg;
 
 	if (code != NULL) {
 		log_warnx("cluster: taking over the switch %s of %s failed: %s; trying "
@@ -1214,12 +1214,9 @@ takeover_applied(const char *code, const char *error, void *arg)
 		    pool_name(tk->to), cl.name, pool_name(tk->to));
 		state_set_hot(tk->d->state, tk->to);
 		state_set_pool(tk->d->state, tk->from, NULL, PS_VERIFIED, "switchd");
-		iso_time(time(NULL), when, sizeof(when));
-		json_object_set_new(state_doc(tk->d->state), "last_switch", json_pack(
-		    "{s:s, s:s, s:s, s:I, s:s, s:s, s:O?, s:s}", "id", id, "time", when,
-		    "user", user, "uid", json_integer_value(json_object_get(tk->intent, "uid")),
-		    "from", pool_name(tk->from), "to", pool_name(tk->to),
-		    "message", json_object_get(tk->intent, "message"), "command", cmd));
+		state_set_last_switch(tk->d->state, id, user,
+		    json_integer_value(json_object_get(tk->intent, "uid")), tk->from, tk->to,
+		    json_string_value(json_object_get(tk->intent, "message")), cmd);
 	} else {
 		msg = xasprintf("takeover: %s died during %s %s by %s (%s -> %s); %s "
 		    "undid it: %s stays hot", tk->dead, cmd, id, user, pool_name(tk->from),
