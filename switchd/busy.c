@@ -12,6 +12,7 @@
 #include <event2/event.h>
 
 #include "daemon.h"
+#include "util.h"
 
 int
 busy_take(struct daemon *d, const char *what, const char *user, uid_t uid,
@@ -56,6 +57,21 @@ who_switchd(struct op_who *who, const char *message)
 	who->user = "switchd";
 	who->uid = geteuid();
 	who->message = message;
+}
+
+/*
+ * A copy of src that outlives it: the user into user[len], the message into
+ * *message (malloc'd, NULL without one: the caller frees it).
+ */
+void
+who_keep(struct op_who *dst, char *user, size_t len, char **message,
+    const struct op_who *src)
+{
+	*dst = *src;
+	snprintf(user, len, "%s", src->user);
+	dst->user = user;
+	*message = src->message != NULL ? xstrdup(src->message) : NULL;
+	dst->message = *message;
 }
 
 void

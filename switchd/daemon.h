@@ -5,6 +5,7 @@
 #ifndef SWITCHD_DAEMON_H
 #define SWITCHD_DAEMON_H
 #include <sys/types.h>
+#include <stddef.h>
 #include <time.h>
 
 #include <jansson.h>
@@ -75,6 +76,8 @@ struct op_who {
 	void		*arg;
 };
 void		 who_switchd(struct op_who *, const char *message);
+void		 who_keep(struct op_who *, char *user, size_t len, char **message,
+		    const struct op_who *);
 void		 who_progress(const struct op_who *, const char *, ...)
 		    __attribute__((format(printf, 2, 3)));
 void		 who_event(const struct op_who *, json_t *);	/* steals */

@@ -130,11 +130,7 @@ canary_set(struct daemon *d, const struct op_who *who, int percent, const char *
 	int hot = state_hot(d->state);
 
 	op->d = d;
-	op->who = *who;
-	snprintf(op->user, sizeof(op->user), "%s", who->user);
-	op->who.user = op->user;
-	op->message = who->message ? xstrdup(who->message) : NULL;
-	op->who.message = op->message;
+	who_keep(&op->who, op->user, sizeof(op->user), &op->message, who);
 	op->percent = percent;
 	op->cold = !hot;
 	op->command = xstrdup(command);

@@ -178,11 +178,7 @@ pool_switch(struct daemon *d, const struct op_who *who, int to, const char *comm
 	char *nodes;
 
 	op->d = d;
-	op->who = *who;
-	snprintf(op->user, sizeof(op->user), "%s", who->user);
-	op->who.user = op->user;
-	op->message = who->message ? xstrdup(who->message) : NULL;
-	op->who.message = op->message;
+	who_keep(&op->who, op->user, sizeof(op->user), &op->message, who);
 	op->lb = lb_ref(d->lb);
 	op->from = state_hot(op->d->state);
 	op->to = to;

@@ -783,33 +783,31 @@ start_switchd() {
 
 switchd_pid() { cat "$T/switchd.pid"; }
 
-# stop_switchd: SIGTERM and wait (10 s, then KILL); its exit status is in
-# $SWITCHD_RC.
+# stop_switchd_pid PID WHAT: SIGTERM and wait (10 s, then KILL: a failure); its exit
+# status is in $SWITCHD_RC.  kill9_pid PID: KILL and reap.
 SWITCHD_RC=""
-stop_switchd() {
-	local pid; pid=$(cat "$T/switchd.pid")
-	if ! alive "$pid"; then
-		wait "$pid" 2>/dev/null
-		SWITCHD_RC=$?
-		untrack "$pid"
-		return 0
-	fi
-	kill -TERM "$pid"
-	if ! wait_for 10 eval "! kill -0 $pid 2>/dev/null"; then
-		kill -KILL "$pid" 2>/dev/null
-		_fail "switchd exits within 10 s of SIGTERM"
+stop_switchd_pid() {
+	local pid=$1 what=$2
+	if alive "$pid"; then
+		kill -TERM "$pid"
+		if ! wait_for 10 eval "! kill -0 $pid 2>/dev/null"; then
+			kill -KILL "$pid" 2>/dev/null
+			_fail "$what exits within 10 s of SIGTERM"
+		fi
 	fi
 	wait "$pid" 2>/dev/null
 	SWITCHD_RC=$?
 	untrack "$pid"
 }
 
-kill9_switchd() {
-	local pid; pid=$(cat "$T/switchd.pid")
-	kill -KILL "$pid" 2>/dev/null
-	wait "$pid" 2>/dev/null
-	untrack "$pid"
+kill9_pid() {
+	kill -KILL "$1" 2>/dev/null
+	wait "$1" 2>/dev/null
+	untrack "$1"
 }
+
+stop_switchd() { stop_switchd_pid "$(cat "$T/switchd.pid")" switchd; }
+kill9_switchd() { kill9_pid "$(cat "$T/switchd.pid")"; }
 
 # two_pools: one blue and one green backend on free ports ($BLUE_PORTS,
 # $GREEN_PORTS), and the map file with the live host on blue.
@@ -1378,28 +1376,9 @@ inst_start() {
 	vlog "switchd instance $i pid $pid"
 }
 
-# inst_stop I: SIGTERM, wait (10 s, then KILL: a failure); exit status in
-# $SWITCHD_RC.
-inst_stop() {
-	local pid; pid=$(inst_pid "$1")
-	if alive "$pid"; then
-		kill -TERM "$pid"
-		if ! wait_for 10 eval "! kill -0 $pid 2>/dev/null"; then
-			kill -KILL "$pid" 2>/dev/null
-			_fail "switchd instance $1 exits within 10 s of SIGTERM"
-		fi
-	fi
-	wait "$pid" 2>/dev/null
-	SWITCHD_RC=$?
-	untrack "$pid"
-}
-
-inst_kill9() {
-	local pid; pid=$(inst_pid "$1")
-	kill -KILL "$pid" 2>/dev/null
-	wait "$pid" 2>/dev/null
-	untrack "$pid"
-}
+# inst_stop I: stop_switchd_pid for instance I; inst_kill9 I: kill9_pid.
+inst_stop() { stop_switchd_pid "$(inst_pid "$1")" "switchd instance $1"; }
+inst_kill9() { kill9_pid "$(inst_pid "$1")"; }
 
 # start_cut_proxy NAME UPSTREAM_PORT...: tests/cut_proxy.py, one 127.0.0.1
 # forwarder per upstream port (their ports, in order, in $T/NAME.ports);
