@@ -759,26 +759,35 @@ _ctl_as() {
 # status_get EXPR: a value from "status --json" ('["hot"]').
 status_get() { ctlj status | jget "$1"; }
 
+# launch_switchd NAME SECONDS CTL [ARGS...]: switchd -d -f $T/NAME.conf, log
+# $T/NAME.log, pid in $T/NAME.pid; waits (SECONDS) until "CTL status"
+# answers (CTL may carry arguments: "ictl 2").
+launch_switchd() {
+	local name=$1 secs=$2 ctlcmd=$3; shift 3
+	"$SWITCHD" -d -f "$T/$name.conf" "$@" </dev/null >>"$T/$name.log" 2>&1 &
+	local pid=$!
+	track "$pid"
+	echo "$pid" >"$T/$name.pid"
+	local deadline=$(( $(now_ms) + secs * 1000 ))
+	# shellcheck disable=SC2086
+	while ! $ctlcmd status >/dev/null 2>&1; do
+		if ! alive "$pid"; then
+			wait "$pid"; local rc=$?
+			untrack "$pid"
+			tail -n 20 "$T/$name.log" | sed 's/^/#   /'
+			die "$name exited during start-up (status $rc)"
+		fi
+		[ "$(now_ms)" -ge "$deadline" ] && die "$name did not answer status within $secs s"
+		sleep 0.1
+	done
+	vlog "$name pid $pid"
+}
+
 # start_switchd [ARGS...]: switchd -d -f $T/switchd.conf, log $T/switchd.log;
 # waits (10 s) until "switchctl status" answers.
 start_switchd() {
 	[ -f "$T/switchd.conf" ] || write_config
-	"$SWITCHD" -d -f "$T/switchd.conf" "$@" </dev/null >>"$T/switchd.log" 2>&1 &
-	local pid=$!
-	track "$pid"
-	echo "$pid" >"$T/switchd.pid"
-	local deadline=$(( $(now_ms) + 10000 ))
-	while ! ctl status >/dev/null 2>&1; do
-		if ! alive "$pid"; then
-			wait "$pid"; local rc=$?
-			untrack "$pid"
-			tail -n 20 "$T/switchd.log" | sed 's/^/#   /'
-			die "switchd exited during start-up (status $rc)"
-		fi
-		[ "$(now_ms)" -ge "$deadline" ] && die "switchd did not answer status within 10 s"
-		sleep 0.1
-	done
-	vlog "switchd pid $pid"
+	launch_switchd switchd 10 ctl "$@"
 }
 
 switchd_pid() { cat "$T/switchd.pid"; }
@@ -1356,25 +1365,7 @@ inst_pid() { cat "$T/sw$1.pid"; }
 
 # inst_start I: switchd -d -f $T/swI.conf; waits (20 s) until its status
 # answers.
-inst_start() {
-	local i=$1
-	"$SWITCHD" -d -f "$T/sw$i.conf" </dev/null >>"$T/sw$i.log" 2>&1 &
-	local pid=$!
-	track "$pid"
-	echo "$pid" >"$T/sw$i.pid"
-	local deadline=$(( $(now_ms) + 20000 ))
-	while ! ictl "$i" status >/dev/null 2>&1; do
-		if ! alive "$pid"; then
-			wait "$pid"; local rc=$?
-			untrack "$pid"
-			tail -n 20 "$T/sw$i.log" | sed 's/^/#   /'
-			die "switchd instance $i exited during start-up (status $rc)"
-		fi
-		[ "$(now_ms)" -ge "$deadline" ] && die "switchd instance $i did not answer status within 20 s"
-		sleep 0.1
-	done
-	vlog "switchd instance $i pid $pid"
-}
+inst_start() { launch_switchd "sw$1" 20 "ictl $1"; }
 
 # inst_stop I: stop_switchd_pid for instance I; inst_kill9 I: kill9_pid.
 inst_stop() { stop_switchd_pid "$(inst_pid "$1")" "switchd instance $1"; }
