@@ -4,8 +4,8 @@
  * One command a connection (HAProxy's non-interactive mode: send a line,
  * read until it closes), or a session of several commands one after the
  * other on one connection (interactive mode: "prompt", then each answer
- * ends with the prompt "\n> "), for the flip, which talks to each node all
- * through a switch.  Asynchronous on the event loop with a deadline for
+ * ends with the prompt "\n> "), pipelined: several commands go out at
+ * once and their answers come back in order.  Asynchronous on the event loop with a deadline for
  * each exchange, so a hung node never stalls other clients.  No socat: a
  * fork and exec costs milliseconds, the command itself ~100 us.
  *
@@ -234,6 +234,16 @@ hapx_cancel(struct hapx_req *r)
 
 /* ---------------------------------------------------------------- session */
 
+/*
+ * Commands are pipelined: each is written as soon as it is given, and
+ * HAProxy answers them in order, so a caller may send several at once and
+ * pay one round trip.  The callbacks wait in a queue, oldest first.
+ */
+struct sess_wait {
+	hapx_cb		 cb;
+	void		*arg;
+};
+
 struct hapx_sess {
 	struct bufferevent *bev;
 	struct event	*timer;
@@ -242,85 +252,134 @@ struct hapx_sess {
 	int		 connect_errno;
 	int		 greeted;	/* the answer to "prompt" is in */
 	char		*broken;	/* why no more command can be sent */
-	hapx_cb		 cb;		/* the command waiting for its answer */
-	void		*arg;
+	struct sess_wait *q;		/* commands waiting for their answers */
+	size_t		 qhead, qlen, qsize;
+	int		 in_cb;		/* inside a callback: free later */
+	int		 freed;
 };
 
-/* The answer to the command in flight, and the session stays usable. */
 static void
-sess_deliver(struct hapx_sess *s, const char *reply, const char *err)
+sess_destroy(struct hapx_sess *s)
 {
-	hapx_cb cb = s->cb;
-	void *arg = s->arg;
-
-	s->cb = NULL;
-	s->arg = NULL;
-	evtimer_del(s->timer);
-	cb(reply, err, arg);	/* last: it may free the session */
+	bufferevent_free(s->bev);
+	event_free(s->timer);
+	free(s->broken);
+	free(s->addr);
+	free(s->q);
+	free(s);
 }
 
-/* The session is dead: the command in flight, if any, gets err. */
 static void
-sess_break(struct hapx_sess *s, const char *err)
+sess_arm(struct hapx_sess *s, int now)
 {
-	if (s->broken == NULL)
-		s->broken = xstrdup(err);
-	bufferevent_disable(s->bev, EV_READ | EV_WRITE);
-	if (s->cb != NULL)
-		sess_deliver(s, NULL, err);
+	struct timeval tv = { 0, 0 };
+
+	if (!now) {
+		tv.tv_sec = s->timeout_ms / 1000;
+		tv.tv_usec = (s->timeout_ms % 1000) * 1000;
+	}
+	evtimer_add(s->timer, &tv);
 }
 
 /*
- * An answer is complete when the input ends with the prompt: "\n> " after
- * a reply that ends with a newline, or alone (nothing to say).
+ * The oldest command's answer.  Returns 1 if its callback freed the
+ * session: then the caller must not touch it again.
  */
+static int
+sess_deliver(struct hapx_sess *s, const char *reply, const char *err)
+{
+	struct sess_wait w = s->q[s->qhead];
+
+	s->qhead++;
+	s->qlen--;
+	/* Each command has its own deadline, from its predecessor's answer. */
+	if (s->qlen > 0 && err == NULL)
+		sess_arm(s, 0);
+	else
+		evtimer_del(s->timer);
+	s->in_cb++;
+	w.cb(reply, err, w.arg);
+	if (--s->in_cb == 0 && s->freed) {
+		sess_destroy(s);
+		return 1;
+	}
+	return 0;
+}
+
+/* The session is dead: every command waiting gets err, oldest first. */
+static void
+sess_break(struct hapx_sess *s, const char *err)
+{
+	char *why;
+
+	if (s->broken == NULL)
+		s->broken = xstrdup(err);
+	bufferevent_disable(s->bev, EV_READ | EV_WRITE);
+	why = xstrdup(s->broken);
+	while (s->qlen > 0 && !s->freed)
+		if (sess_deliver(s, NULL, why))
+			break;
+	free(why);
+}
+
+/*
+ * The length of the first complete answer in the input, with its prompt,
+ * or 0: "\n> " alone (nothing to say), or a reply that ends with a
+ * newline followed by "\n> ".
+ */
+static size_t
+sess_answer_len(struct evbuffer *in)
+{
+	struct evbuffer_ptr p;
+	char head[3];
+
+	if (evbuffer_copyout(in, head, 3) == 3 && memcmp(head, "\n> ", 3) == 0)
+		return 3;
+	p = evbuffer_search(in, "\n\n> ", 4, NULL);
+	return p.pos == -1 ? 0 : (size_t)p.pos + 4;
+}
+
 static void
 sess_readcb(struct bufferevent *bev, void *arg)
 {
 	struct hapx_sess *s = arg;
 	struct evbuffer *in = bufferevent_get_input(bev);
-	size_t len = evbuffer_get_length(in);
-	char tail[4], *reply, err[128];
+	char head[3], *reply, err[128];
+	size_t len;
 
-	if (len > HAPX_MAX_REPLY) {
+	if (evbuffer_get_length(in) > HAPX_MAX_REPLY) {
 		snprintf(err, sizeof(err), "reply longer than %d bytes", HAPX_MAX_REPLY);
 		sess_break(s, err);
 		return;
 	}
-	if (!s->greeted && len >= 3) {
-		evbuffer_copyout(in, tail, 3);
-		if (memcmp(tail, "\n> ", 3) != 0) {
+	if (!s->greeted) {
+		if (evbuffer_get_length(in) < 3)
+			return;
+		evbuffer_copyout(in, head, 3);
+		if (memcmp(head, "\n> ", 3) != 0) {
 			sess_break(s, "no prompt: not an HAProxy CLI");
 			return;
 		}
 		evbuffer_drain(in, 3);
 		s->greeted = 1;
-		len -= 3;
 	}
-	if (!s->greeted || len < 3)
-		return;
-	if (len == 3) {
-		evbuffer_copyout(in, tail, 3);
-		if (memcmp(tail, "\n> ", 3) != 0)
+	while ((len = sess_answer_len(in)) > 0) {
+		if (s->qlen == 0) {
+			sess_break(s, "an answer nobody asked for");
 			return;
-	} else {
-		struct evbuffer_ptr p;
-
-		if (evbuffer_ptr_set(in, &p, len - 4, EVBUFFER_PTR_SET) == -1 ||
-		    evbuffer_copyout_from(in, &p, tail, 4) != 4 ||
-		    memcmp(tail, "\n\n> ", 4) != 0)
+		}
+		reply = xcalloc(1, len - 1);
+		evbuffer_remove(in, reply, len - 2);	/* without the "> " */
+		evbuffer_drain(in, 2);
+		utf8_fix(reply);
+		if (sess_deliver(s, reply, NULL)) {
+			free(reply);
+			return;
+		}
+		free(reply);
+		if (s->freed || s->broken != NULL)
 			return;
 	}
-	if (s->cb == NULL) {
-		sess_break(s, "an answer nobody asked for");
-		return;
-	}
-	reply = xcalloc(1, len - 1);
-	evbuffer_remove(in, reply, len - 2);	/* without the "> " */
-	evbuffer_drain(in, 2);
-	utf8_fix(reply);
-	sess_deliver(s, reply, NULL);
-	free(reply);
 }
 
 static void
@@ -391,23 +450,31 @@ hapx_sess_new(struct event_base *base, const char *addr, int timeout_ms)
 void
 hapx_sess_cmd(struct hapx_sess *s, const char *cmd, hapx_cb cb, void *arg)
 {
-	struct timeval tv;
-
-	if (s->cb != NULL)
-		fatalx("%s: a command is already in flight", __func__);
-	s->cb = cb;
-	s->arg = arg;
-	tv.tv_sec = s->timeout_ms / 1000;
-	tv.tv_usec = (s->timeout_ms % 1000) * 1000;
-	if (s->broken != NULL) {
-		/* Told from the loop, never from inside this call. */
-		tv.tv_sec = tv.tv_usec = 0;
-		evtimer_add(s->timer, &tv);
-		return;
+	if (s->qhead + s->qlen == s->qsize) {
+		if (s->qhead > 0) {
+			memmove(s->q, s->q + s->qhead, s->qlen * sizeof(*s->q));
+			s->qhead = 0;
+		} else {
+			s->qsize = s->qsize ? s->qsize * 2 : 8;
+			s->q = xreallocarray(s->q, s->qsize, sizeof(*s->q));
+		}
 	}
+	s->q[s->qhead + s->qlen].cb = cb;
+	s->q[s->qhead + s->qlen].arg = arg;
+	if (s->qlen++ == 0 || s->broken != NULL)
+		/* Told from the loop, never from inside this call. */
+		sess_arm(s, s->broken != NULL);
+	if (s->broken != NULL)
+		return;
 	log_debug("haproxy %s: %s", s->addr, cmd);
 	evbuffer_add_printf(bufferevent_get_output(s->bev), "%s\n", cmd);
-	evtimer_add(s->timer, &tv);
+}
+
+/* Answered everything so far, and no error since: a command may follow. */
+int
+hapx_sess_usable(const struct hapx_sess *s)
+{
+	return s != NULL && s->broken == NULL && !s->freed && s->greeted;
 }
 
 void
@@ -415,11 +482,14 @@ hapx_sess_free(struct hapx_sess *s)
 {
 	if (s == NULL)
 		return;
-	bufferevent_free(s->bev);
-	event_free(s->timer);
-	free(s->broken);
-	free(s->addr);
-	free(s);
+	/* Freed from one of its callbacks: once that returns. */
+	if (s->in_cb > 0) {
+		s->freed = 1;
+		bufferevent_disable(s->bev, EV_READ | EV_WRITE);
+		evtimer_del(s->timer);
+		return;
+	}
+	sess_destroy(s);
 }
 
 /* ----------------------------------------------------------- reply parsing */

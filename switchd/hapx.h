@@ -18,14 +18,17 @@ struct hapx_req	*hapx_cmd(struct event_base *, const char *addr, const char *cmd
 		    int timeout_ms, hapx_cb, void *arg);	/* NULL: bad address */
 void		 hapx_cancel(struct hapx_req *);
 /*
- * A session: commands one after the other on one connection, each answered
- * through its callback (one in flight at a time).  After a transport error
- * every later command gets an error too.
+ * A session: commands on one connection, each answered through its
+ * callback, in the order sent.  Commands are pipelined: several may be in
+ * flight, so a batch costs one round trip.  After a transport error every
+ * command waiting, and every later one, gets an error too.  A callback may
+ * free the session.
  */
 struct hapx_sess;
 struct hapx_sess *hapx_sess_new(struct event_base *, const char *addr,
 		    int timeout_ms);			/* NULL: bad address */
 void		 hapx_sess_cmd(struct hapx_sess *, const char *cmd, hapx_cb, void *arg);
+int		 hapx_sess_usable(const struct hapx_sess *);
 void		 hapx_sess_free(struct hapx_sess *);
 int		 hapx_parse_addr(const char *, struct sockaddr_storage *, socklen_t *);
 char		*hapx_reply_error(const char *cmd, const char *reply);

@@ -131,6 +131,14 @@ xcalloc(size_t n, size_t size)
 	return p;
 }
 
+void *
+xreallocarray(void *p, size_t n, size_t size)
+{
+	if ((p = reallocarray(p, n ? n : 1, size ? size : 1)) == NULL)
+		fatalx("out of memory");
+	return p;
+}
+
 char *
 xasprintf(const char *fmt, ...)
 {

@@ -11,6 +11,7 @@
 int		 file_write_atomic(const char *path, const char *data, size_t len, int mode);
 char		*xstrdup(const char *);
 void		*xcalloc(size_t, size_t);
+void		*xreallocarray(void *, size_t, size_t);
 void		 iso_time(time_t, char *, size_t);
 double		 now_ms(void);
 char		*xasprintf(const char *, ...) __attribute__((format(printf, 1, 2)));

@@ -1,5 +1,18 @@
-/* test-hapx.c — HAProxy reply parsing: errors in plain text, maps, CSV by header. */
+/*
+ * test-hapx.c — HAProxy reply parsing: errors in plain text, maps, CSV by
+ * header; and the session's framing of pipelined answers, against a peer
+ * on a unix socket that this test writes exactly the bytes it wants to
+ * (HAProxy itself cannot be made to split an answer where a test says).
+ */
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
+#include <unistd.h>
+
+#include <event2/event.h>
 
 #include "hapx.h"
 #include "lb.h"
@@ -166,6 +179,272 @@ test_addr(void)
 	CHECK_INT(hapx_parse_addr("127.0.0.1:0", &ss, &len), -1);
 }
 
+/* ------------------------------------------------------------ sessions */
+
+struct peer {
+	struct event_base *base;
+	int		 lfd, fd;
+	char		 path[108];
+};
+
+#define MAXGOT	8
+struct got {
+	int		 n;
+	char		*reply[MAXGOT];
+	char		*err[MAXGOT];
+	struct hapx_sess *free_at_first;	/* freed from the first callback */
+};
+
+static void
+rec(const char *reply, const char *err, void *arg)
+{
+	struct got *g = arg;
+
+	if (g->n < MAXGOT) {
+		g->reply[g->n] = reply ? strdup(reply) : NULL;
+		g->err[g->n] = err ? strdup(err) : NULL;
+	}
+	g->n++;
+	if (g->n == 1 && g->free_at_first != NULL)
+		hapx_sess_free(g->free_at_first);
+}
+
+static void
+got_free(struct got *g)
+{
+	int i;
+
+	for (i = 0; i < g->n && i < MAXGOT; i++) {
+		free(g->reply[i]);
+		free(g->err[i]);
+	}
+}
+
+/* Runs the loop until nothing is left to do now (no waiting on time). */
+static void
+spin(struct peer *p)
+{
+	int i;
+
+	for (i = 0; i < 20; i++)
+		event_base_loop(p->base, EVLOOP_NONBLOCK);
+}
+
+static struct hapx_sess *
+peer_open(struct peer *p)
+{
+	struct sockaddr_un sun;
+	struct hapx_sess *s;
+
+	memset(p, 0, sizeof(*p));
+	snprintf(p->path, sizeof(p->path), "/tmp/test-hapx.%d.sock", (int)getpid());
+	unlink(p->path);
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", p->path);
+	p->lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+	if (p->lfd == -1 || bind(p->lfd, (struct sockaddr *)&sun, sizeof(sun)) == -1 ||
+	    listen(p->lfd, 1) == -1) {
+		perror("peer");
+		exit(1);
+	}
+	p->base = event_base_new();
+	s = hapx_sess_new(p->base, p->path, 60000);
+	/* A unix socket's connect is done at once: the peer is in the backlog. */
+	if ((p->fd = accept(p->lfd, NULL, NULL)) == -1) {
+		perror("accept");
+		exit(1);
+	}
+	return s;
+}
+
+static void
+peer_close(struct peer *p)
+{
+	if (p->fd != -1)
+		close(p->fd);
+	close(p->lfd);
+	unlink(p->path);
+	event_base_free(p->base);
+}
+
+/* What the session has written so far. */
+static char *
+peer_read(struct peer *p)
+{
+	static char buf[4096];
+	struct pollfd pfd = { p->fd, POLLIN, 0 };
+	size_t len = 0;
+	ssize_t n;
+
+	spin(p);
+	while (poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLIN) &&
+	    (n = read(p->fd, buf + len, sizeof(buf) - 1 - len)) > 0)
+		len += (size_t)n;
+	buf[len] = '\0';
+	return buf;
+}
+
+/* Writes DATA (LEN bytes, or a string if 0) and runs the loop. */
+static void
+peer_write(struct peer *p, const char *data, size_t len)
+{
+	if (len == 0)
+		len = strlen(data);
+	if (write(p->fd, data, len) != (ssize_t)len) {
+		perror("write");
+		exit(1);
+	}
+	spin(p);
+}
+
+#define ANSWERS	"\n> " "r1\n\n> " "\n> " "r3 a\nr3 b\n\n> "
+
+static void
+check_answers(struct got *g)
+{
+	CHECK_INT(g->n, 3);
+	CHECK_STR(g->reply[0], "r1\n\n");
+	CHECK_STR(g->reply[1], "\n");
+	CHECK_STR(g->reply[2], "r3 a\nr3 b\n\n");
+	CHECK(g->err[0] == NULL && g->err[1] == NULL && g->err[2] == NULL);
+}
+
+/* Three commands go out before any answer; three answers in one read. */
+static void
+test_sess_pipelined(void)
+{
+	struct peer p;
+	struct hapx_sess *s = peer_open(&p);
+	struct got g = { 0 };
+
+	hapx_sess_cmd(s, "c1", rec, &g);
+	hapx_sess_cmd(s, "c2", rec, &g);
+	hapx_sess_cmd(s, "c3", rec, &g);
+	CHECK_STR(peer_read(&p), "prompt\nc1\nc2\nc3\n");
+	CHECK_INT(g.n, 0);
+	peer_write(&p, ANSWERS, 0);
+	check_answers(&g);
+	CHECK(hapx_sess_usable(s));
+	hapx_sess_free(s);
+	got_free(&g);
+	peer_close(&p);
+}
+
+/* The same bytes one at a time: an answer is told only once complete. */
+static void
+test_sess_bytewise(void)
+{
+	struct peer p;
+	struct hapx_sess *s = peer_open(&p);
+	struct got g = { 0 };
+	const char *a = ANSWERS;
+	size_t i, first_end = 3 + 6;	/* greeting, then "r1\n\n> " */
+
+	hapx_sess_cmd(s, "c1", rec, &g);
+	hapx_sess_cmd(s, "c2", rec, &g);
+	hapx_sess_cmd(s, "c3", rec, &g);
+	for (i = 0; i < strlen(a); i++) {
+		peer_write(&p, a + i, 1);
+		if (i + 1 == first_end - 1)
+			CHECK_INT(g.n, 0);	/* "r1\n\n>" is not an answer yet */
+		if (i + 1 == first_end)
+			CHECK_INT(g.n, 1);
+	}
+	check_answers(&g);
+	hapx_sess_free(s);
+	got_free(&g);
+	peer_close(&p);
+}
+
+/* Freed from the first answer's callback, with two more answers read: no more calls. */
+static void
+test_sess_free_in_callback(void)
+{
+	struct peer p;
+	struct hapx_sess *s = peer_open(&p);
+	struct got g = { 0 };
+
+	g.free_at_first = s;
+	hapx_sess_cmd(s, "c1", rec, &g);
+	hapx_sess_cmd(s, "c2", rec, &g);
+	hapx_sess_cmd(s, "c3", rec, &g);
+	peer_read(&p);
+	peer_write(&p, ANSWERS, 0);
+	CHECK_INT(g.n, 1);
+	CHECK_STR(g.reply[0], "r1\n\n");
+	got_free(&g);
+	peer_close(&p);
+}
+
+/* The peer closes after one answer: the other two get the error, in order. */
+static void
+test_sess_closed(void)
+{
+	struct peer p;
+	struct hapx_sess *s = peer_open(&p);
+	struct got g = { 0 };
+
+	hapx_sess_cmd(s, "c1", rec, &g);
+	hapx_sess_cmd(s, "c2", rec, &g);
+	hapx_sess_cmd(s, "c3", rec, &g);
+	peer_read(&p);
+	peer_write(&p, "\n> r1\n\n> ", 0);
+	close(p.fd);
+	p.fd = -1;
+	spin(&p);
+	CHECK_INT(g.n, 3);
+	CHECK_STR(g.reply[0], "r1\n\n");
+	CHECK(g.reply[1] == NULL && g.reply[2] == NULL);
+	CHECK_STR(g.err[1], "connection closed without an answer");
+	CHECK_STR(g.err[2], "connection closed without an answer");
+	CHECK(!hapx_sess_usable(s));
+	/* A later command is told from the loop, never from inside the call. */
+	hapx_sess_cmd(s, "c4", rec, &g);
+	CHECK_INT(g.n, 3);
+	spin(&p);
+	CHECK_INT(g.n, 4);
+	CHECK_STR(g.err[3], "connection closed without an answer");
+	hapx_sess_free(s);
+	got_free(&g);
+	peer_close(&p);
+}
+
+/* Not a CLI; an answer nobody asked for. */
+static void
+test_sess_garbage(void)
+{
+	struct peer p;
+	struct hapx_sess *s = peer_open(&p);
+	struct got g = { 0 };
+
+	hapx_sess_cmd(s, "c1", rec, &g);
+	peer_read(&p);
+	peer_write(&p, "HTTP/1.0 400 Bad request\r\n\r\n", 0);
+	CHECK_INT(g.n, 1);
+	CHECK_STR(g.err[0], "no prompt: not an HAProxy CLI");
+	hapx_sess_free(s);
+	got_free(&g);
+	peer_close(&p);
+
+	memset(&g, 0, sizeof(g));
+	s = peer_open(&p);
+	hapx_sess_cmd(s, "c1", rec, &g);
+	hapx_sess_cmd(s, "c2", rec, &g);
+	peer_read(&p);
+	peer_write(&p, "\n> r1\n\n> r2\n\n> r3\n\n> ", 0);
+	CHECK_INT(g.n, 2);
+	CHECK_STR(g.reply[1], "r2\n\n");
+	CHECK(!hapx_sess_usable(s));
+	hapx_sess_cmd(s, "c3", rec, &g);
+	spin(&p);
+	CHECK_INT(g.n, 3);
+	CHECK_STR(g.err[2], "an answer nobody asked for");
+	hapx_sess_free(s);
+	got_free(&g);
+	peer_close(&p);
+}
+
 int
 main(void)
 {
@@ -177,5 +456,10 @@ main(void)
 	RUN(test_backend_up);
 	RUN(test_backend_counters);
 	RUN(test_addr);
+	RUN(test_sess_pipelined);
+	RUN(test_sess_bytewise);
+	RUN(test_sess_free_in_callback);
+	RUN(test_sess_closed);
+	RUN(test_sess_garbage);
 	return unit_summary();
 }
