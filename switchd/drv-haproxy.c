@@ -15,11 +15,12 @@
  * request ever sees both host names on one pool or a missing key.  If a
  * commit fails, the nodes that committed are flipped back to what each
  * served before, and the error names the node and HAProxy's own words.
- * Then show map on every node (read back), and the map file is replaced
- * atomically so that a reload or restart of HAProxy keeps the new state.
- * Each node's flip talks on one connection, from its first command to its
- * read-back (hapx_sess_*: HAProxy's interactive mode), so a commit costs
- * one round trip, not a connect as well.
+ * Each node reads its map back right after its commit, and once every
+ * node has, the map file is replaced atomically so that a reload or
+ * restart of HAProxy keeps the new state.  Each node's flip talks on one
+ * connection, from its first command to its read-back (hapx_sess_*:
+ * HAProxy's interactive mode), with its commands pipelined: a commit costs
+ * one round trip, not a connect as well, and the whole flip three.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -129,10 +130,27 @@ struct precheck_job {
 	void		*arg;
 };
 
+/* The hand-over: an apply that follows at once talks on the checked connections. */
+struct lent {
+	struct hapx_sess **sess;	/* per node; apply takes them (NULL) */
+};
+
+/*
+ * Tells the result.  On success the fan's connections, idle and just
+ * proven, are lent to an apply started from the callback (a switch: the
+ * intent record, then the flip), so the flip connects to no node; what it
+ * does not take is closed after.
+ */
 static void
-precheck_finish(struct precheck_job *job, const char *code, const char *msg)
+precheck_finish(struct precheck_job *job, struct fan *f, const char *code, const char *msg)
 {
+	struct lent lent = { f->sess };
+
+	if (code == NULL)
+		job->lb->lent = &lent;
 	job->cb(code, msg, job->arg);
+	job->lb->lent = NULL;
+	fan_free(f);
 	lb_unref(job->lb);
 	free(job->target);
 	free(job);
@@ -168,8 +186,7 @@ precheck_detail_done(struct fan *f)
 		free(who);
 		json_decref(stat);
 	}
-	fan_free(f);
-	precheck_finish(job, msg[0] ? code : NULL, msg[0] ? msg : NULL);
+	precheck_finish(job, f, msg[0] ? code : NULL, msg[0] ? msg : NULL);
 }
 
 static void
@@ -234,19 +251,19 @@ precheck_done(struct fan *f)
 		if (up < job->min_up)
 			short_of_up = 1;
 	}
-	fan_free(f);
 	if (msg[0] == '\0' && short_of_up) {
 		/* Too few by HAProxy's count: ask for each server, to say which
 		 * are not UP (and to count as status shows them). */
 		char *showstat = xasprintf("show stat %s 4 -1", job->target);
 		const char *cmds[] = { showstat, NULL };
 
+		fan_free(f);
 		fan_start(job->lb, (const char *const *)job->lb->conf->hap_sockets,
 		    job->lb->conf->hap_nsockets, "", "", cmds, precheck_detail_done, job);
 		free(showstat);
 		return;
 	}
-	precheck_finish(job, msg[0] ? code : NULL, msg[0] ? msg : NULL);
+	precheck_finish(job, f, msg[0] ? code : NULL, msg[0] ? msg : NULL);
 }
 
 static void
@@ -273,22 +290,29 @@ hap_precheck(struct lb *lb, const struct lb_mapping *to, const char *target,
 /* ------------------------------------------------------ flip of one node */
 
 /*
- * A node's flip in three phases, each ending at a stop where the node
- * waits for every other node (a switch: see apply below):
+ * A node's flip in two phases, each ending at a stop where the node waits
+ * for every other node (a switch: see apply below):
  *   prepare: show map (what it serves now), prepare map, add map @VER for
  *            both keys; the same for the canary map when there is one.
  *            Nothing is visible yet: HAProxy drops an uncommitted version.
- *   commit:  commit map @VER, then the canary map's.  The main map first:
- *            while the canary still names the new hot pool, every request
- *            already goes to it, so after the main commit none reaches the
- *            old pool (see "switch during a canary").
- *   verify:  show map (read back), and the canary map's.
- * A solo flip (putting a node back) runs the three phases without stopping.
+ *   commit:  commit map @VER, then the canary map's, then show map (read
+ *            back), and the canary map's.  The main map first: while the
+ *            canary still names the new hot pool, every request already
+ *            goes to it, so after the main commit none reaches the old
+ *            pool (see "switch during a canary").
+ * A solo flip (putting a node back) runs both without stopping.
+ *
+ * Commands are pipelined on the node's session (flip_ready): a step goes
+ * out before the earlier ones are answered unless it needs one of their
+ * answers (an add needs the version "prepare map" gave) or it makes a
+ * change visible (a commit waits for every earlier step, so it is never
+ * sent after a failure).  Reads and prepares change nothing anyone sees.
+ * So the prepare phase is two round trips and the commit phase one (two
+ * with a canary map).
  */
-enum flip_step { F_READ, F_CREAD, F_PREPARE, F_ADD_LIVE, F_ADD_COLD,
-	F_CPREPARE, F_CADD, F_PREPARED,
-	F_COMMIT, F_CCOMMIT, F_COMMITTED,
-	F_VERIFY, F_CVERIFY, F_DONE };
+enum flip_step { F_READ, F_CREAD, F_PREPARE, F_CPREPARE, F_ADD_LIVE, F_ADD_COLD,
+	F_CADD, F_PREPARED,
+	F_COMMIT, F_CCOMMIT, F_VERIFY, F_CVERIFY, F_DONE };
 
 struct flip {
 	struct lb	*lb;
@@ -299,17 +323,20 @@ struct flip {
 	int		 committed;
 	int		 uncertain;	/* the commit's fate is unknown (no answer) */
 	int		 solo;		/* no stop between the phases */
-	enum flip_step	 step;
+	int		 failed;	/* told done(err): later answers are dropped */
+	enum flip_step	 step;		/* the oldest step not answered yet */
+	enum flip_step	 sent;		/* the next step to send */
 	unsigned long	 ver;		/* of the main map */
 	unsigned long	 cver;		/* of the canary map */
-	char		*cmd;
+	char		*cmds[F_DONE];	/* sent and not answered yet */
 	struct hapx_sess *sess;		/* one connection for the whole flip */
 	/* At each stop (err NULL) and on a failure; then the flip waits. */
 	void		(*done)(struct flip *, const char *err);
 	void		*arg;
 };
 
-static void flip_next(struct flip *);
+static void flip_send(struct flip *);
+static enum flip_step flip_after(const struct flip *, enum flip_step);
 
 static void
 flip_reply(const char *reply, const char *err, void *arg)
@@ -317,19 +344,23 @@ flip_reply(const char *reply, const char *err, void *arg)
 	struct flip *fl = arg;
 	const char *node = fl->lb->conf->hap_sockets[fl->node];
 	struct config *conf = fl->lb->conf;
+	enum flip_step at = fl->step;
+	const char *cmd = fl->cmds[at];
 	struct lb_mapping now;
 	char *herr, *msg = NULL;
 
+	if (fl->failed)
+		return;
 	if (err != NULL) {
-		msg = xasprintf("node %s: \"%s\": %s", node, fl->cmd, err);
+		msg = xasprintf("node %s: \"%s\": %s", node, cmd, err);
 		/* HAProxy may still run a commit it did not answer in time. */
-		if (fl->step == F_COMMIT || fl->step == F_CCOMMIT)
+		if (at == F_COMMIT || at == F_CCOMMIT)
 			fl->uncertain = 1;
 	}
-	else if ((herr = hapx_reply_error(fl->cmd, reply)) != NULL) {
-		msg = xasprintf("node %s: \"%s\" failed: %s", node, fl->cmd, herr);
+	else if ((herr = hapx_reply_error(cmd, reply)) != NULL) {
+		msg = xasprintf("node %s: \"%s\" failed: %s", node, cmd, herr);
 		free(herr);
-	} else switch (fl->step) {
+	} else switch (at) {
 	case F_READ:
 		fl->has_prev = hapx_parse_map(reply, conf->live_host, conf->cold_host,
 		    &fl->prev) == 2;
@@ -346,10 +377,9 @@ flip_reply(const char *reply, const char *err, void *arg)
 		break;
 	case F_PREPARE:
 	case F_CPREPARE:
-		if (hapx_parse_version(reply, fl->step == F_PREPARE ? &fl->ver :
-		    &fl->cver) == -1)
+		if (hapx_parse_version(reply, at == F_PREPARE ? &fl->ver : &fl->cver) == -1)
 			msg = xasprintf("node %s: \"%s\": unexpected reply: %s", node,
-			    fl->cmd, reply);
+			    cmd, reply);
 		break;
 	case F_COMMIT:
 	case F_CCOMMIT:
@@ -366,24 +396,25 @@ flip_reply(const char *reply, const char *err, void *arg)
 	default:
 		break;
 	}
-	free(fl->cmd);
-	fl->cmd = NULL;
+	free(fl->cmds[at]);
+	fl->cmds[at] = NULL;
 	if (msg != NULL) {
+		fl->failed = 1;
 		fl->done(fl, msg);
 		free(msg);
 		return;
 	}
-	fl->step++;
-	flip_next(fl);
+	fl->step = flip_after(fl, at);
+	flip_send(fl);
 }
 
 /* Steps this flip has nothing to do at. */
 static int
-flip_skip(const struct flip *fl)
+flip_skip(const struct flip *fl, enum flip_step s)
 {
 	const char *cmap = fl->lb->conf->hap_canary_map;
 
-	switch (fl->step) {
+	switch (s) {
 	case F_CREAD:
 		return cmap == NULL;
 	case F_CPREPARE:
@@ -393,82 +424,116 @@ flip_skip(const struct flip *fl)
 		/* No canary map, or nothing to put in it. */
 		return cmap == NULL || fl->to.canary[0] == '\0';
 	case F_PREPARED:
-	case F_COMMITTED:
 		return fl->solo;
 	default:
 		return 0;
 	}
 }
 
-/* Sends the command of the step, or stops at the end of a phase. */
-static void
-flip_next(struct flip *fl)
+/* The step after s that this flip has something to do at. */
+static enum flip_step
+flip_after(const struct flip *fl, enum flip_step s)
+{
+	do
+		s++;
+	while (s < F_DONE && flip_skip(fl, s));
+	return s;
+}
+
+/* Can step s go out while the steps before it are not all answered? */
+static int
+flip_ready(const struct flip *fl, enum flip_step s)
+{
+	switch (s) {
+	case F_ADD_LIVE:
+	case F_ADD_COLD:
+		return fl->step > F_PREPARE;	/* they need its version */
+	case F_CADD:
+		return fl->step > F_CPREPARE;
+	case F_COMMIT:
+	case F_CCOMMIT:
+		return fl->step == s;		/* everything before went well */
+	default:
+		return 1;
+	}
+}
+
+static char *
+flip_cmd(const struct flip *fl, enum flip_step s)
 {
 	struct config *conf = fl->lb->conf;
 	const char *map = conf->hap_map, *cmap = conf->hap_canary_map;
 
-	while (flip_skip(fl))
-		fl->step++;
-	switch (fl->step) {
+	switch (s) {
 	case F_CREAD:
 	case F_CVERIFY:
-		fl->cmd = xasprintf("show map %s", cmap);
-		break;
+		return xasprintf("show map %s", cmap);
 	case F_CPREPARE:
-		fl->cmd = xasprintf("prepare map %s", cmap);
-		break;
+		return xasprintf("prepare map %s", cmap);
 	case F_CADD:
-		fl->cmd = xasprintf("add map @%lu %s %s %s", fl->cver, cmap,
+		return xasprintf("add map @%lu %s %s %s", fl->cver, cmap,
 		    conf->live_host, fl->to.canary);
-		break;
 	case F_CCOMMIT:
-		fl->cmd = xasprintf("commit map @%lu %s", fl->cver, cmap);
-		break;
+		return xasprintf("commit map @%lu %s", fl->cver, cmap);
 	case F_READ:
 	case F_VERIFY:
-		fl->cmd = xasprintf("show map %s", map);
-		break;
+		return xasprintf("show map %s", map);
 	case F_PREPARE:
-		fl->cmd = xasprintf("prepare map %s", map);
-		break;
+		return xasprintf("prepare map %s", map);
 	case F_ADD_LIVE:
-		fl->cmd = xasprintf("add map @%lu %s %s %s", fl->ver, map,
+		return xasprintf("add map @%lu %s %s %s", fl->ver, map,
 		    conf->live_host, fl->to.live);
-		break;
 	case F_ADD_COLD:
-		fl->cmd = xasprintf("add map @%lu %s %s %s", fl->ver, map,
+		return xasprintf("add map @%lu %s %s %s", fl->ver, map,
 		    conf->cold_host, fl->to.cold);
-		break;
 	case F_COMMIT:
-		fl->cmd = xasprintf("commit map @%lu %s", fl->ver, map);
-		break;
-	case F_PREPARED:
-	case F_COMMITTED:
-	case F_DONE:
-		fl->done(fl, NULL);
-		return;
+		return xasprintf("commit map @%lu %s", fl->ver, map);
+	default:
+		return NULL;
 	}
-	if (fl->sess == NULL && (fl->sess = hapx_sess_new(fl->lb->base,
-	    conf->hap_sockets[fl->node], conf->timeout_ms)) == NULL) {
-		char *msg = xasprintf("node %s: bad socket address",
-		    conf->hap_sockets[fl->node]);
+}
 
-		free(fl->cmd);
-		fl->cmd = NULL;
-		fl->done(fl, msg);
-		free(msg);
-		return;
+/* Sends every step that can go out now, or stops at the end of a phase. */
+static void
+flip_send(struct flip *fl)
+{
+	struct config *conf = fl->lb->conf;
+
+	for (;;) {
+		if (fl->sent == F_PREPARED || fl->sent == F_DONE) {
+			if (fl->step == fl->sent)
+				fl->done(fl, NULL);
+			return;
+		}
+		if (!flip_ready(fl, fl->sent))
+			return;
+		if (fl->sess == NULL && (fl->sess = hapx_sess_new(fl->lb->base,
+		    conf->hap_sockets[fl->node], conf->timeout_ms)) == NULL) {
+			char *msg = xasprintf("node %s: bad socket address",
+			    conf->hap_sockets[fl->node]);
+
+			fl->failed = 1;
+			fl->done(fl, msg);
+			free(msg);
+			return;
+		}
+		fl->cmds[fl->sent] = flip_cmd(fl, fl->sent);
+		hapx_sess_cmd(fl->sess, fl->cmds[fl->sent], flip_reply, fl);
+		fl->sent = flip_after(fl, fl->sent);
 	}
-	hapx_sess_cmd(fl->sess, fl->cmd, flip_reply, fl);
 }
 
 /* Its connection closed: only between commands. */
 static void
 flip_free(struct flip *fl)
 {
+	size_t i;
+
 	if (fl == NULL)
 		return;
 	hapx_sess_free(fl->sess);
+	for (i = 0; i < F_DONE; i++)
+		free(fl->cmds[i]);
 	free(fl);
 }
 
@@ -476,9 +541,9 @@ flip_free(struct flip *fl)
 static void
 flip_resume(struct flip *fl)
 {
-	if (fl->step == F_PREPARED || fl->step == F_COMMITTED)
-		fl->step++;
-	flip_next(fl);
+	if (fl->step == F_PREPARED)
+		fl->step = fl->sent = flip_after(fl, F_PREPARED);
+	flip_send(fl);
 }
 
 static struct flip *
@@ -493,7 +558,7 @@ flip_new(struct lb *lb, size_t node, const struct lb_mapping *to, int solo,
 	fl->solo = solo;
 	fl->done = done;
 	fl->arg = arg;
-	fl->step = F_READ;
+	fl->step = fl->sent = F_READ;
 	return fl;
 }
 
@@ -581,7 +646,7 @@ apply_undo_next(struct apply_job *job)
 		apply_finish(job);
 		return;
 	}
-	flip_next(flip_new(job->lb, job->undo, &job->prev[job->undo], 1,
+	flip_send(flip_new(job->lb, job->undo, &job->prev[job->undo], 1,
 	    apply_undo_done, job));
 }
 
@@ -618,7 +683,7 @@ apply_phase_done(struct apply_job *job)
 		if (fl->step < at)
 			at = fl->step;
 		/* At the end of the commit phase: which nodes to put back. */
-		if (fl->step >= F_COMMIT && fl->step <= F_COMMITTED) {
+		if (fl->step >= F_COMMIT) {
 			job->prev[n] = fl->prev;
 			job->changed[n] = (fl->committed || fl->uncertain) && fl->has_prev;
 			if ((fl->committed || fl->uncertain) && !fl->has_prev)
@@ -733,6 +798,7 @@ static void
 hap_apply(struct lb *lb, const struct lb_mapping *to, lb_done_cb cb, void *arg)
 {
 	struct apply_job *job = xcalloc(1, sizeof(*job));
+	struct lent *lent = lb->lent;
 	size_t n, nn = lb->conf->hap_nsockets;
 
 	job->lb = lb_ref(lb);
@@ -743,12 +809,18 @@ hap_apply(struct lb *lb, const struct lb_mapping *to, lb_done_cb cb, void *arg)
 	job->errors = xcalloc(nn, sizeof(*job->errors));
 	job->prev = xcalloc(nn, sizeof(*job->prev));
 	job->changed = xcalloc(nn, sizeof(int));
-	for (n = 0; n < nn; n++)
+	for (n = 0; n < nn; n++) {
 		job->flips[n] = flip_new(lb, n, to, 0, apply_node_done, job);
+		/* Right after a precheck: its connection to the node. */
+		if (lent != NULL && hapx_sess_usable(lent->sess[n])) {
+			job->flips[n]->sess = lent->sess[n];
+			lent->sess[n] = NULL;
+		}
+	}
 	/* Phase 1 on every node; a bad address fails at once, so count the start. */
 	job->pending = nn + 1;
 	for (n = 0; n < nn; n++)
-		flip_next(job->flips[n]);
+		flip_send(job->flips[n]);
 	if (--job->pending == 0)
 		apply_phase_done(job);
 }

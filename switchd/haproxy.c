@@ -382,8 +382,11 @@ fan_free(struct fan *f)
 	}
 	for (i = 0; i < f->ncmds; i++)
 		free(f->cmds[i]);
-	for (i = 0; i < f->nnodes; i++)
+	for (i = 0; i < f->nnodes; i++) {
+		hapx_sess_free(f->sess[i]);
 		free(f->addrs[i]);
+	}
+	free(f->sess);
 	free(f->addrs);
 	free(f->bad);
 	free(f->replies);
@@ -392,17 +395,25 @@ fan_free(struct fan *f)
 	free(f);
 }
 
+/*
+ * A node's runtime socket gets every command on one connection, pipelined
+ * (one connect and one round trip a node); through the master CLI (a
+ * prefix routes each line to a worker, the suffix ends its connection)
+ * each command has a connection of its own.
+ */
 void
 fan_start(struct lb *lb, const char *const *addrs, size_t naddrs, const char *prefix,
     const char *suffix, const char *const *cmds, void (*done)(struct fan *), void *arg)
 {
 	struct fan *f = xcalloc(1, sizeof(*f));
+	int session = prefix[0] == '\0' && suffix[0] == '\0';
 	size_t n, c;
 
 	f->lb = lb_ref(lb);
 	f->nnodes = naddrs;
 	f->addrs = xcalloc(naddrs, sizeof(char *));
 	f->bad = xcalloc(naddrs, sizeof(int));
+	f->sess = xcalloc(naddrs, sizeof(*f->sess));
 	for (n = 0; n < naddrs; n++)
 		f->addrs[n] = xstrdup(addrs[n]);
 	for (c = 0; c < FAN_MAXCMD && cmds[c] != NULL; c++)
@@ -414,14 +425,18 @@ fan_start(struct lb *lb, const char *const *addrs, size_t naddrs, const char *pr
 	f->arg = arg;
 	f->pending = f->nnodes * f->ncmds;
 	for (n = 0; n < f->nnodes; n++) {
+		if (session)
+			f->sess[n] = hapx_sess_new(lb->base, f->addrs[n], lb->conf->timeout_ms);
 		for (c = 0; c < f->ncmds; c++) {
 			struct fan_slot *slot = xcalloc(1, sizeof(*slot));
 			char *sent = xasprintf("%s%s%s", prefix, f->cmds[c], suffix);
 
 			slot->fan = f;
 			slot->idx = n * f->ncmds + c;
-			if (hapx_cmd(lb->base, f->addrs[n], sent, lb->conf->timeout_ms,
-			    fan_reply, slot) == NULL) {
+			if (f->sess[n] != NULL)
+				hapx_sess_cmd(f->sess[n], sent, fan_reply, slot);
+			else if (session || hapx_cmd(lb->base, f->addrs[n], sent,
+			    lb->conf->timeout_ms, fan_reply, slot) == NULL) {
 				/* config.c does not parse addresses: say it from here. */
 				free(slot);
 				f->bad[n] = 1;

@@ -9,6 +9,8 @@
 #include "conf.h"
 #include "lb.h"
 
+struct hapx_sess;
+
 /* The haproxy section of the config, the map file and its text. */
 extern const struct conf_key hap_keys[];
 void		 hap_conf_read(struct conf_ctx *, const struct config_setting_t *,
@@ -22,7 +24,8 @@ extern const struct lb_servers hap_servers;
 
 /*
  * The one fan-out over HAProxy nodes: the same commands (each sent as
- * PREFIX CMD SUFFIX, for the master CLI) to every address at once; done()
+ * PREFIX CMD SUFFIX, for the master CLI) to every address at once, on one
+ * pipelined connection a node when there is no prefix or suffix; done()
  * runs from the loop when every reply is in: replies[node * ncmds + i] and
  * errors[node * ncmds + i] (the transport's words), bad[node] when the
  * address is not one.
@@ -33,6 +36,7 @@ struct fan {
 	size_t		 nnodes, ncmds, pending;
 	char	       **addrs;
 	int		*bad;
+	struct hapx_sess **sess;	/* per node, without a prefix */
 	char		*cmds[FAN_MAXCMD];	/* as HAProxy knows them */
 	char	       **replies;
 	char	       **errors;

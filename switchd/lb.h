@@ -160,6 +160,12 @@ struct lb {
 	 */
 	int		(*may_commit)(void *arg, char *why, size_t len);
 	void		*may_commit_arg;
+	/*
+	 * The driver's own: what its precheck lends to an apply started from
+	 * the precheck's callback (drv-haproxy.c: its connection to each
+	 * node), NULL at any other time.
+	 */
+	void		*lent;
 };
 
 struct lb	*lb_new(struct event_base *, struct config *);

@@ -24,7 +24,10 @@ checked against the rules, in this order:
                     (delay_ms without delay_match delays every command)
 anything else is forwarded to the upstream, and the upstream's answer is
 relayed back until the upstream closes.  Non-interactive (one command per
-connection) and interactive ("prompt") sessions both work.
+connection) and interactive ("prompt") sessions both work; in an
+interactive session whose commands are pipelined, a failure or close made
+up here waits until the upstream has answered every command before it, so
+the answers stay in order.
 
 --rules FILE names a JSON object with the same keys
     {"hold_match": "^commit map", "hold_file": "/tmp/x/fp1.release",
@@ -35,10 +38,12 @@ re-read for every command, so a test can change the behaviour at run time
 override the command-line options; a missing or unreadable file means the
 command-line options alone.  --log FILE appends every command seen, with
 the action taken ("fwd", "hold", "release", "delay", "fail", "close"), one
-per line.
+per line, and every connection accepted as "connect"; each line ends with
+"#N", the number of the connection it came on.
 Regexes are Python `re.search` patterns.
 """
 import argparse
+import itertools
 import json
 import os
 import re
@@ -69,14 +74,52 @@ def matches(pat, line):
     return bool(pat) and re.search(pat, line) is not None
 
 
-def log(action, line):
+def log(action, line, conn):
     if not ARGS.log:
         return
     with LOG_LOCK, open(ARGS.log, "a") as f:
-        f.write("%.3f %s %s\n" % (time.time(), action, line))
+        f.write("%.3f %s %s #%d\n" % (time.time(), action, line, conn))
 
 
-def relay(src, dst, done):
+CONNS = itertools.count(1)
+
+
+class Answers:
+    """In interactive mode, how many answers the upstream has relayed (each
+    ends with the prompt "\n> ") against how many commands went to it: an
+    answer made up here must wait for the ones before it, or a client that
+    pipelines its commands would read them out of order."""
+
+    def __init__(self):
+        self.cv = threading.Condition()
+        self.forwarded = 0
+        self.relayed = 0
+        self.tail = b""
+        self.closed = False
+
+    def sent(self):
+        with self.cv:
+            self.forwarded += 1
+
+    def saw(self, b):
+        with self.cv:
+            data = self.tail + b
+            self.relayed += data.count(b"\n> ")
+            self.tail = data[-2:]
+            self.cv.notify_all()
+
+    def close(self):
+        with self.cv:
+            self.closed = True
+            self.cv.notify_all()
+
+    def wait(self):
+        with self.cv:
+            self.cv.wait_for(lambda: self.closed or self.relayed >= self.forwarded,
+                             ARGS.max_wait)
+
+
+def relay(src, dst, done, answers=None):
     """Copy src to dst until src closes; then shut dst down."""
     try:
         while True:
@@ -84,10 +127,14 @@ def relay(src, dst, done):
             if not b:
                 break
             dst.sendall(b)
+            if answers is not None:
+                answers.saw(b)
     except OSError:
         pass
     finally:
         done.set()
+        if answers is not None:
+            answers.close()
         try:
             dst.shutdown(socket.SHUT_WR)
         except OSError:
@@ -98,8 +145,11 @@ def serve(client):
     up = None
     done = threading.Event()
     interactive = False
+    answers = Answers()
     buf = b""
     eof = False
+    conn = next(CONNS)
+    log("connect", "", conn)
     try:
         while True:
             while b"\n" not in buf and not eof:
@@ -122,10 +172,14 @@ def serve(client):
             line = raw.decode("utf-8", "replace").rstrip("\r")
             r = rules()
             if matches(r.get("close_match"), line):
-                log("close", line)
+                log("close", line, conn)
+                if interactive:
+                    answers.wait()
                 return
             if matches(r.get("fail_match"), line):
-                log("fail", line)
+                log("fail", line, conn)
+                if interactive:
+                    answers.wait()
                 reply = r.get("fail_reply") or ""
                 if not reply.endswith("\n"):
                     reply += "\n"
@@ -136,29 +190,30 @@ def serve(client):
                 return
             delay = int(r.get("delay_ms") or 0)
             if matches(r.get("hold_match"), line) and r.get("hold_file"):
-                log("hold", line)
+                log("hold", line, conn)
                 deadline = time.monotonic() + ARGS.max_wait
                 while not os.path.exists(r["hold_file"]) and time.monotonic() < deadline:
                     time.sleep(0.005)
-                log("release" if os.path.exists(r["hold_file"]) else "release-timeout", line)
+                log("release" if os.path.exists(r["hold_file"]) else "release-timeout", line, conn)
             elif delay and (not r.get("delay_match") or matches(r.get("delay_match"), line)):
-                log("delay", line)
+                log("delay", line, conn)
                 time.sleep(delay / 1000.0)
             else:
-                log("fwd", line)
+                log("fwd", line, conn)
             if up is None:
                 up = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
                 up.settimeout(ARGS.max_wait)
                 try:
                     up.connect(ARGS.upstream)
                 except OSError as e:
-                    log("upstream-error", str(e))
+                    log("upstream-error", str(e), conn)
                     return
                 up.settimeout(None)
-                threading.Thread(target=relay, args=(up, client, done),
+                threading.Thread(target=relay, args=(up, client, done, answers),
                                  daemon=True).start()
             if line.strip() == "prompt" or line.strip().startswith("prompt"):
                 interactive = True
+            answers.sent()
             up.sendall(raw + b"\n")
             if not interactive:
                 # One command per connection: the upstream answers and closes.

@@ -221,6 +221,20 @@ expect_eq "commit lost: status canary blue 30" "$(jv "$S" '[d["canary"]["pool"],
 expect_eq "commit lost: every node agrees" "$(jv "$S" '["agree"]')" true
 expect_ok canary 10
 
+# ---- the main map's commit fails during a canary: the canary map's
+# commit, which would follow it on the same connection, is never sent
+n=$(wc -l <"$T/fp1.cmdlog")
+fault_rules fp1 "{\"fail_match\": \"^commit map @[0-9]+ $MAP\", \"fail_reply\": \"Injected fault 51: commit refused.\"}"
+expect_fail 1 haproxy switch --no-smoke -m "main commit fails"
+fault_rules fp1 '{}'
+expect_emsg "Injected fault 51" "main commit fails: HAProxy's words"
+ok "main commit fails: the canary map was prepared" grep -Eq " prepare map $CANARY_MAP" <(tail -n +$((n + 1)) "$T/fp1.cmdlog")
+expect_nogrep " commit map @[0-9]+ $CANARY_MAP" <(tail -n +$((n + 1)) "$T/fp1.cmdlog") \
+	"main commit fails: the canary map's commit was never sent"
+expect_eq "main commit fails: the node still serves green" "$(hap_map h1)" "$(map_text green blue)"
+expect_eq "main commit fails: the canary is still be_blue:10" "$(hap_canary h1)" be_blue:10
+expect_eq "main commit fails: status canary blue 10" "$(jv "$(ctlj status)" '[d["canary"]["pool"], d["canary"]["percent"]]')" '["blue", 10]'
+
 # ---- a canary map HAProxy lost (restart from a stale file) is put right
 printf '%s be_blue:77\n' "$LIVE_HOST" >"$CANARY_MAP"
 restart_haproxy h1

@@ -34,10 +34,33 @@ nodes_are() {
 mark() { local f; for f in fp1 fp2 fp3; do wc -l <"$T/$f.cmdlog" >"$T/$f.mark"; done; }
 since() { tail -n +"$(( $(cat "$T/$1.mark") + 1 ))" "$T/$1.cmdlog"; }
 
+mark
 expect_ok switch --force -m "three nodes"
 nodes_are green blue
 expect_ok back
 nodes_are blue green
+
+# ---- one connection a node for a whole switch: the pre-checks' (all
+# their commands on it at once), lent to the flip, whose commands are
+# pipelined too: show/prepare, then the adds, then commit and read-back
+# conns NODE: the commands each connection since the mark carried, one
+# connection a line ("cmd|cmd|..."), the map's path as M and versions as @V.
+conns() {
+	since "$1" | awk -v m="$MAP" '$2 == "fwd" { c = $NF; $1 = $2 = $NF = ""; l = substr($0, 3)
+		sub(/ $/, "", l); gsub(m, "M", l); gsub(/@[0-9]+/, "@V", l)
+		if (c in cmds) cmds[c] = cmds[c] "|" l; else { cmds[c] = l; order[++n] = c } }
+		END { for (i = 1; i <= n; i++) print cmds[order[i]] }'
+}
+flip_conn() {
+	echo "prompt|show backend|show stat be_$1 2 -1|show map M|show map M|prepare map M|add map @V M $LIVE_HOST be_$1|add map @V M $COLD_HOST be_$2|commit map @V M|show map M"
+}
+for f in fp1 fp2 fp3; do
+	expect_eq "$f: one connection a switch carried the pre-checks, the flip and the read-back" \
+		"$(conns $f | grep '^prompt|')" "$(flip_conn green blue)
+$(flip_conn blue green)"
+	expect_nogrep '(prepare|add|commit) map' <(conns $f | grep -v '^prompt|') \
+		"$f: no map change on any other connection"
+done
 
 # ---- phase 1 fails on node 1 ("add map"): nodes 2 and 3 were prepared
 # too (in parallel), but no node saw a commit and every node is untouched
