@@ -9,9 +9,10 @@
  *   history.jsonl  the audit journal: one JSON object a line, appended with a
  *                  single write(2) and fsync'd, so a crash leaves no torn line
  *                  (a torn tail from a full disk is cut off at open).
- *   intent.json    written before the first load balancer node is touched
- *                  and removed after the state is saved: if it exists at
- *                  start, a switch was interrupted.
+ *   intent.json    the intent record: written before the first load
+ *                  balancer node is touched and blanked after the state is
+ *                  saved: if it holds a record at start, a switch was
+ *                  interrupted.  Written in place (see intent_slot_write).
  */
 #include <sys/stat.h>
 
@@ -848,6 +849,54 @@ history_has_id(struct state *st, const char *id)
 
 /* ----------------------------------------------------------------- intent */
 
+/*
+ * The intent record must be on disk before a node changes, and it is on
+ * every switch's way to its effect.  A new file renamed into place costs
+ * two syncs and a directory entry (~0.5 ms); so intent.json is a slot,
+ * created once and then overwritten in place, padded with blanks to its
+ * size, and fdatasync'd: no new inode, no size change, one data flush
+ * (~0.1 ms).  Clearing it blanks it the same way.  Anything else there
+ * (no file yet, a record longer than the slot, a symlink, a second link)
+ * gets a new file through file_write_atomic.  A write torn by a power cut
+ * leaves an object cut short, which does not parse: it is ignored as any
+ * unreadable record is.
+ */
+#define INTENT_SLOT	4096
+
+static int
+intent_slot_write(struct state *st, const char *text)
+{
+	size_t len = text != NULL ? strlen(text) : 0, size;
+	struct stat sb;
+	char *buf;
+	int fd, r = -1;
+
+	fd = open(st->intent_path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd != -1 && fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_nlink == 1 &&
+	    sb.st_size > (off_t)len && sb.st_size <= 16 * INTENT_SLOT) {
+		size = (size_t)sb.st_size;
+		buf = xcalloc(1, size);
+		memset(buf, ' ', size);
+		memcpy(buf, text != NULL ? text : "", len);
+		buf[size - 1] = '\n';
+		if (pwrite(fd, buf, size, 0) == (ssize_t)size && fdatasync(fd) == 0)
+			r = 0;
+		free(buf);
+	}
+	if (fd != -1)
+		close(fd);
+	if (r == 0)
+		return 0;
+	size = (len / INTENT_SLOT + 1) * INTENT_SLOT;
+	buf = xcalloc(1, size);
+	memset(buf, ' ', size);
+	memcpy(buf, text != NULL ? text : "", len);
+	buf[size - 1] = '\n';
+	r = file_write_atomic(st->intent_path, buf, size, 0640);
+	free(buf);
+	return r;
+}
+
 int
 intent_write(struct state *st, json_t *intent)
 {
@@ -858,7 +907,7 @@ intent_write(struct state *st, json_t *intent)
 		return -1;
 	if (st->mirror != NULL)
 		st->mirror->intent_write(st->mirror->arg, intent);
-	r = file_write_atomic(st->intent_path, text, strlen(text), 0640);
+	r = intent_slot_write(st, text);
 	if (r == -1)
 		log_warn("write %s", st->intent_path);
 	free(text);
@@ -870,13 +919,22 @@ intent_read(struct state *st)
 {
 	json_error_t jerr;
 	json_t *j;
+	char *text;
+	size_t i;
 
 	/* Shared: an interrupted switch is taken over from etcd (cluster.c). */
 	if (st->mirror != NULL)
 		return NULL;
-	if (access(st->intent_path, F_OK) == -1)
+	if ((text = state_file_read(st->intent_path)) == NULL)
 		return NULL;
-	j = json_load_file(st->intent_path, 0, &jerr);
+	for (i = 0; text[i] != '\0' && strchr(" \t\r\n", text[i]) != NULL; i++)
+		;
+	if (text[i] == '\0') {
+		free(text);		/* blank: no switch under way */
+		return NULL;
+	}
+	j = json_loads(text, 0, &jerr);
+	free(text);
 	if (!json_is_object(j)) {
 		log_warnx("%s: unreadable intent record (%s), ignored", st->intent_path, jerr.text);
 		json_decref(j);
@@ -889,22 +947,13 @@ intent_read(struct state *st)
 int
 intent_clear(struct state *st)
 {
-	char *dir, *slash;
-	int fd;
-
 	if (st->mirror != NULL)
 		st->mirror->intent_clear(st->mirror->arg);
-	if (unlink(st->intent_path) == -1 && errno != ENOENT) {
-		log_warn("unlink %s", st->intent_path);
+	if (access(st->intent_path, F_OK) == -1 && errno == ENOENT)
+		return 0;
+	if (intent_slot_write(st, NULL) == -1) {
+		log_warn("clear %s", st->intent_path);
 		return -1;
 	}
-	dir = xstrdup(st->intent_path);
-	if ((slash = strrchr(dir, '/')) != NULL)
-		*slash = '\0';
-	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) != -1) {
-		fsync(fd);
-		close(fd);
-	}
-	free(dir);
 	return 0;
 }

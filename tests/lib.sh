@@ -843,6 +843,8 @@ std_setup() {
 file_hot() { awk -v h="$LIVE_HOST" '$1 == h { sub(/^be_/, "", $2); print $2 }' "$T/switchd.map"; }
 # state_hot: "hot" of state.json.
 state_hot() { jget '["hot"]' "$T/state/state.json"; }
+# no_intent: state_dir/intent.json holds no record (only blanks, or no file).
+no_intent() { ! grep -q '[^[:space:]]' "$T/state/intent.json" 2>/dev/null; }
 
 # ---------------------------------------------------------------- reload mode, nginx, TLS, load
 # (added for t-reload, t-nginx, t-tls and t-flipload)

@@ -165,7 +165,7 @@ fault_rules fp1 '{"fail_match": "^add map", "fail_reply": "Unknown map identifie
   "delay_match": "show map", "delay_ms": 1500}'
 expect_fail 1 haproxy switch --force --no-smoke -m "fails at add map"
 ok "the failed switch replied after its intent record was settled" \
-	test ! -e "$T/state/intent.json"
+	no_intent
 fault_rules fp1 '{}'
 expect_eq "failed at add map: HAProxy still on blue" "$(hap_map h1)" "$(map_text blue green)"
 ok "switchd answers after the failed switch" ctl status

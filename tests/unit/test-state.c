@@ -1,7 +1,7 @@
 /*
  * test-state.c — state.c as an object in a temp dir: a new state, saved and
  * read back, a damaged state.json (kept aside, the pool failed), the
- * journal's order and n, the intent record, the deploy lock's expiry, and
+ * journal's order and n, the intent record (a slot written in place), the deploy lock's expiry, and
  * the cluster's mirror of every write (struct state_mirror) and the busy
  * slot's hook for switchd's own work.
  */
@@ -259,6 +259,88 @@ test_intent(void)
 	state_close(st);
 }
 
+static ino_t
+intent_ino(off_t *size)
+{
+	char path[128];
+	struct stat sb;
+
+	snprintf(path, sizeof(path), "%s/intent.json", dir);
+	if (lstat(path, &sb) == -1)
+		return 0;
+	*size = sb.st_size;
+	return sb.st_ino;
+}
+
+/*
+ * The record is a slot overwritten in place: one inode and one size from
+ * the first write on (no directory change to sync); blank when cleared; a
+ * record too long for it gets a bigger file; a torn record is ignored and
+ * a symlink is replaced, never written through.
+ */
+static void
+test_intent_slot(void)
+{
+	struct state *st;
+	json_t *in, *back;
+	ino_t ino;
+	off_t size, size2;
+	char big[6000], *text, path[128], victim[128];
+
+	fresh_dir();
+	st = state_open(dir);
+	CHECK_INT(intent_clear(st), 0);		/* none yet: nothing to do */
+	CHECK_INT(intent_ino(&size), 0);
+	in = json_pack("{s:s, s:s, s:s}", "id", "x1", "from", "blue", "to", "green");
+	CHECK_INT(intent_write(st, in), 0);
+	ino = intent_ino(&size);
+	CHECK(ino != 0);
+	CHECK_INT(size, 4096);
+	CHECK_INT(intent_clear(st), 0);
+	CHECK(intent_ino(&size2) == ino && size2 == 4096);
+	text = read_text("intent.json");
+	CHECK(text != NULL && strspn(text, " \n") == 4096);
+	free(text);
+	CHECK(intent_read(st) == NULL);
+	json_object_set_new(in, "id", json_string("x2"));
+	CHECK_INT(intent_write(st, in), 0);
+	CHECK(intent_ino(&size2) == ino && size2 == 4096);
+	back = intent_read(st);
+	CHECK(back != NULL && json_equal(back, in));
+	json_decref(back);
+
+	/* Longer than the slot: a new file, and the record is whole. */
+	memset(big, 'm', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	json_object_set_new(in, "message", json_string(big));
+	CHECK_INT(intent_write(st, in), 0);
+	CHECK(intent_ino(&size2) != 0 && size2 == 8192);
+	back = intent_read(st);
+	CHECK(back != NULL && json_equal(back, in));
+	json_decref(back);
+
+	/* Torn by a power cut: the object is cut short; ignored and removed. */
+	write_text("intent.json", "{\"id\": \"x3\", \"from\": \"bl");
+	CHECK(intent_read(st) == NULL);
+	CHECK_INT(intent_ino(&size), 0);
+
+	/* A symlink where the record goes: replaced, its target untouched. */
+	snprintf(victim, sizeof(victim), "%s/victim", dir);
+	snprintf(path, sizeof(path), "%s/intent.json", dir);
+	write_text("victim", "precious\n");
+	CHECK_INT(symlink(victim, path), 0);
+	json_object_del(in, "message");
+	CHECK_INT(intent_write(st, in), 0);
+	text = read_text("victim");
+	CHECK_STR(text, "precious\n");
+	free(text);
+	back = intent_read(st);
+	CHECK(back != NULL && json_equal(back, in));
+	json_decref(back);
+	json_decref(in);
+	state_close(st);
+}
+
 static void
 test_lock_expiry(void)
 {
@@ -503,6 +585,7 @@ main(void)
 	RUN(test_new_save_reopen);
 	RUN(test_damaged_pool);
 	RUN(test_not_json);
+	RUN(test_intent_slot);
 	RUN(test_history);
 	RUN(test_intent);
 	RUN(test_lock_expiry);
