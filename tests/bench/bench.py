@@ -7,6 +7,13 @@
         POOL first, then CMD2 to the other pool); with one, every run flips
         to the other pool.  FILE gets "START_US WALL_US TARGET EXIT" lines.
 
+    bench.py rflips --n N --gap-ms MS --out FILE --first POOL SOCK REQUEST
+        The same as flips, but each flip is REQUEST (a JSON line of the
+        wire protocol, e.g. a switch) sent on a fresh connection to
+        switchd's socket SOCK, timed from the request's first byte to the
+        final reply: what switchd takes, without a shell or switchctl
+        starting.  EXIT is 0 when the reply says ok.
+
     bench.py times --n N --gap-ms MS CMD
         Run CMD N times; print "median p99 failures" of the wall times (ms).
 
@@ -70,6 +77,46 @@ def flips(argv):
             rc = subprocess.run(["/bin/sh", "-c", cmd], stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL).returncode
             wall = int((time.perf_counter() - t0) * 1e6)
+            f.write("%d %d %s %d\n" % (start, wall, target, rc))
+            f.flush()
+            target = other(target)
+            time.sleep(a.gap_ms / 1000.0)
+
+
+def rflips(argv):
+    import argparse
+    ap = argparse.ArgumentParser(prog="bench.py rflips")
+    ap.add_argument("--n", type=int, required=True)
+    ap.add_argument("--gap-ms", type=int, required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--first", required=True)
+    ap.add_argument("sock")
+    ap.add_argument("request")
+    a = ap.parse_args(argv)
+    req = a.request.encode() + b"\n"
+    target = a.first
+    with open(a.out, "w") as f:
+        for i in range(a.n):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.settimeout(60)
+            s.connect(a.sock)
+            start = time.time_ns() // 1000
+            t0 = time.perf_counter()
+            s.sendall(req)
+            buf, final = b"", None
+            while final is None:
+                b = s.recv(65536)
+                if not b:
+                    break
+                buf += b
+                while b"\n" in buf:
+                    line, buf = buf.split(b"\n", 1)
+                    o = json.loads(line)
+                    if "ok" in o:       # progress lines have no "ok"
+                        final = o
+            wall = int((time.perf_counter() - t0) * 1e6)
+            s.close()
+            rc = 0 if final is not None and final.get("ok") is True else 1
             f.write("%d %d %s %d\n" % (start, wall, target, rc))
             f.flush()
             target = other(target)
@@ -231,5 +278,5 @@ def load(argv):
 
 
 if __name__ == "__main__":
-    {"flips": flips, "times": times, "effect": effect, "window": window, "skew": skew,
+    {"flips": flips, "rflips": rflips, "times": times, "effect": effect, "window": window, "skew": skew,
      "load": load}[sys.argv[1]](sys.argv[2:])

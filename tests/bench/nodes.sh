@@ -9,10 +9,14 @@
 #         busy, and would time the scheduler, not switchd);
 #   skew  the time between the first and the last node serving the new
 #         pool, as the pollers see it (median and max).
+# And, at one node, the time to effect of a switch request sent on
+# switchd's socket, against the in-process "set map" round trip (setmap.c)
+# measured in the same run.
 # Ratios against baselines measured in the same run: wall at N against wall
 # at 1 node; with BASE_SWITCHD and BASE_SWITCHCTL (binaries of another
 # build, e.g. main's), every figure against theirs.  Targets: skew at 20
-# nodes <= 2 ms; wall at 20 nodes <= 2x wall at 1 node.
+# nodes <= 2 ms; wall at 20 nodes <= 2x wall at 1 node; time to effect at
+# 1 node <= 5x the set map round trip.
 # Writes tests/bench/out/nodes.txt and tests/bench/out/nodes.png.
 #
 #   SWITCHD, SWITCHCTL            binaries measured (default: the release build)
@@ -34,11 +38,13 @@ say() { echo "$*" | tee -a "$OUT/nodes.txt"; }
 calc() { awk -v a="$1" -v b="$3" -v op="$2" 'BEGIN { if (a == "-" || b == "-" || (op == "/" && b + 0 == 0)) { print "-"; exit }
 	printf "%.2f\n", op == "/" ? a / b : a * b }'; }
 le() { awk -v a="$1" -v b="$2" 'BEGIN { print (a != "-" && b != "-" && a + 0 <= b + 0) ? "PASS" : "FAIL" }'; }
+jv1() { "$PYTHON" -c 'import json,sys; v=json.loads(sys.argv[1]).get(sys.argv[2], {}).get(sys.argv[3]); print("-" if v is None else ("%.2f" % v if isinstance(v, float) else v))' "$1" "$2" "$3"; }
 jf() { "$PYTHON" -c 'import json,sys; v=json.loads(sys.argv[1]).get(sys.argv[2]); print("-" if v is None else ("%.2f" % v if isinstance(v, float) else v))' "$1" "$2"; }
 
 CC=${CC:-cc}
 mkdir -p "$T/bin"
 $CC -O2 -Wall -Wextra -o "$T/bin/poller" "$BENCH_DIR/poller.c" || die "cannot build poller.c"
+$CC -O2 -Wall -Wextra -o "$T/bin/setmap" "$BENCH_DIR/setmap.c" || die "cannot build setmap.c"
 
 # Backends: one HAProxy answering "blue" or "green" itself (no Python in
 # the data path).
@@ -86,11 +92,46 @@ s.update({k: w[k] for k in ("wall_median", "wall_max")}); s["failed"] += w["fail
 print(json.dumps(s))' "$(BENCH skew "$T/$label-$n.wall")" "$(BENCH skew "$T/$label-$n.flips" $polls)"
 }
 
+# effect LABEL SWITCHD SWITCHCTL: time to effect at one node, against the
+# physical limit measured in the same round: SWITCHES switch requests sent
+# on switchd's socket (bench.py rflips: from the request's first byte, no
+# shell or switchctl starting), then, with switchd stopped, SWITCHES
+# in-process "set map" (setmap.c); one poller on h1 sees each take effect.
+# Prints {"switch": effect JSON, "setmap": effect JSON}.  An even number of
+# each leaves h1 as it was.
+effect() {
+	local label=$1 poller
+	SWITCHD=$2 SWITCHCTL=$3
+	HAP_NODES=h1
+	write_config
+	start_switchd
+	"$T/bin/poller" "$(cat "$T/h1.port")" "$LIVE_HOST" 600 "$T/$label-eff.polls" 2>>"$T/poller.log" &
+	poller=$!
+	track "$poller"
+	sleep 0.5
+	BENCH rflips --n "$SWITCHES" --gap-ms 150 --out "$T/$label-eff.flips" --first green "$T/switchd.sock" \
+		'{"v":1,"cmd":"switch","args":{"force":true,"no_smoke":true,"message":"bench"}}'
+	stop_switchd
+	"$T/bin/setmap" "$T/h1.sock" "$MAP" "$LIVE_HOST" be_green be_blue "$SWITCHES" 150 \
+		"$T/$label-setmap.raw" || die "setmap: HAProxy reported an error"
+	awk '{ sub(/^be_/, "", $3); print $1, $2, $3, 0 }' "$T/$label-setmap.raw" >"$T/$label-setmap.flips"
+	sleep 0.2
+	kill -TERM "$poller" 2>/dev/null; wait "$poller" 2>/dev/null; untrack "$poller"
+	"$PYTHON" -c 'import json, sys; print(json.dumps({"switch": json.loads(sys.argv[1]), "setmap": json.loads(sys.argv[2])}))' \
+		"$(BENCH effect "$T/$label-eff.polls" "$T/$label-eff.flips")" \
+		"$(BENCH effect "$T/$label-eff.polls" "$T/$label-setmap.flips")"
+}
+
 sets="this"
 [ -n "${BASE_SWITCHD:-}" ] && [ -n "${BASE_SWITCHCTL:-}" ] && sets="base this"
 THIS_SWITCHD=$SWITCHD
 THIS_SWITCHCTL=$SWITCHCTL
-declare -A R
+declare -A R E
+for s in $sets; do
+	if [ "$s" = base ]; then E[$s]=$(effect base "$BASE_SWITCHD" "$BASE_SWITCHCTL" | tail -n 1)
+	else E[$s]=$(effect this "$THIS_SWITCHD" "$THIS_SWITCHCTL" | tail -n 1); fi
+	log "$s effect: ${E[$s]}"
+done
 for n in $NODES; do
 	for s in $sets; do
 		if [ "$s" = base ]; then R[$s,$n]=$(round base "$BASE_SWITCHD" "$BASE_SWITCHCTL" "$n" | tail -n 1)
@@ -131,6 +172,19 @@ say ""
 say "target: skew at $last nodes <= 2 ms: $(jf "$r" skew_median) ms (median), $(jf "$r" skew_max) ms (max): $(le "$(jf "$r" skew_median)" 2)"
 lim=$(calc "$(jf "${R[this,$first]}" wall_median)" '*' 2)
 say "target: wall at $last nodes <= 2x wall at $first: $(jf "$r" wall_median) ms <= $lim ms: $(le "$(jf "$r" wall_median)" "$lim")"
+say ""
+say "time to effect at 1 node: a switch request on switchd's socket (from its first byte) until a poller on the node sees the new pool,"
+say "against the in-process \"set map\" round trip (tests/bench/setmap.c: connect, command, answer) measured in the same round; $SWITCHES each, median (p99)"
+for s in $sets; do
+	e=${E[$s]}
+	ee=$(jv1 "$e" switch effect_median); rt=$(jv1 "$e" setmap wall_median)
+	say "$(printf '%-5s switch effect %s ms (%s); switch reply %s ms; set map round trip %s ms (%s), effect %s ms; effect / round trip %sx' \
+		"$s" "$ee" "$(jv1 "$e" switch effect_p99)" "$(jv1 "$e" switch wall_median)" "$rt" "$(jv1 "$e" setmap wall_p99)" \
+		"$(jv1 "$e" setmap effect_median)" "$(calc "$ee" / "$rt")")"
+done
+e=${E[this]}
+lim=$(calc "$(jv1 "$e" setmap wall_median)" '*' 5)
+say "target: time to effect at 1 node <= 5x the set map round trip: $(jv1 "$e" switch effect_median) ms <= $lim ms: $(le "$(jv1 "$e" switch effect_median)" "$lim")"
 
 cat >"$T/nodes.gp" <<EOF
 set terminal pngcairo size 1200,500 font "sans,10"
