@@ -59,68 +59,68 @@ def other(pool):
     return "green" if pool == "blue" else "blue"
 
 
-def flips(argv):
+def flip_args(prog, argv, positional):
     import argparse
-    ap = argparse.ArgumentParser(prog="bench.py flips")
+    ap = argparse.ArgumentParser(prog=prog)
     ap.add_argument("--n", type=int, required=True)
     ap.add_argument("--gap-ms", type=int, required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--first", required=True)
-    ap.add_argument("cmds", nargs="+")
-    a = ap.parse_args(argv)
+    for name, nargs in positional:
+        ap.add_argument(name, nargs=nargs)
+    return ap.parse_args(argv)
+
+
+def flip_loop(a, flip):
+    """N flips, GAP_MS apart, each timed around flip(i, start) -> exit
+    status (start: called when the clock starts); writes FILE's lines."""
     target = a.first
     with open(a.out, "w") as f:
         for i in range(a.n):
-            cmd = a.cmds[i % len(a.cmds)]
-            start = time.time_ns() // 1000
-            t0 = time.perf_counter()
-            rc = subprocess.run(["/bin/sh", "-c", cmd], stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL).returncode
-            wall = int((time.perf_counter() - t0) * 1e6)
-            f.write("%d %d %s %d\n" % (start, wall, target, rc))
+            t = {}
+            rc = flip(i, lambda: t.update(start=time.time_ns() // 1000,
+                                          t0=time.perf_counter()))
+            wall = int((time.perf_counter() - t["t0"]) * 1e6)
+            f.write("%d %d %s %d\n" % (t["start"], wall, target, rc))
             f.flush()
             target = other(target)
             time.sleep(a.gap_ms / 1000.0)
+
+
+def flips(argv):
+    a = flip_args("bench.py flips", argv, [("cmds", "+")])
+
+    def flip(i, start):
+        start()
+        return subprocess.run(["/bin/sh", "-c", a.cmds[i % len(a.cmds)]],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
+    flip_loop(a, flip)
 
 
 def rflips(argv):
-    import argparse
-    ap = argparse.ArgumentParser(prog="bench.py rflips")
-    ap.add_argument("--n", type=int, required=True)
-    ap.add_argument("--gap-ms", type=int, required=True)
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--first", required=True)
-    ap.add_argument("sock")
-    ap.add_argument("request")
-    a = ap.parse_args(argv)
+    a = flip_args("bench.py rflips", argv, [("sock", None), ("request", None)])
     req = a.request.encode() + b"\n"
-    target = a.first
-    with open(a.out, "w") as f:
-        for i in range(a.n):
-            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            s.settimeout(60)
-            s.connect(a.sock)
-            start = time.time_ns() // 1000
-            t0 = time.perf_counter()
-            s.sendall(req)
-            buf, final = b"", None
-            while final is None:
-                b = s.recv(65536)
-                if not b:
-                    break
-                buf += b
-                while b"\n" in buf:
-                    line, buf = buf.split(b"\n", 1)
-                    o = json.loads(line)
-                    if "ok" in o:       # progress lines have no "ok"
-                        final = o
-            wall = int((time.perf_counter() - t0) * 1e6)
-            s.close()
-            rc = 0 if final is not None and final.get("ok") is True else 1
-            f.write("%d %d %s %d\n" % (start, wall, target, rc))
-            f.flush()
-            target = other(target)
-            time.sleep(a.gap_ms / 1000.0)
+
+    def flip(i, start):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(60)
+        s.connect(a.sock)
+        start()
+        s.sendall(req)
+        buf, final = b"", None
+        while final is None:
+            b = s.recv(65536)
+            if not b:
+                break
+            buf += b
+            while b"\n" in buf:
+                line, buf = buf.split(b"\n", 1)
+                o = json.loads(line)
+                if "ok" in o:       # progress lines have no "ok"
+                    final = o
+        s.close()
+        return 0 if final is not None and final.get("ok") is True else 1
+    flip_loop(a, flip)
 
 
 def times(argv):

@@ -298,6 +298,27 @@ peer_write(struct peer *p, const char *data, size_t len)
 	spin(p);
 }
 
+/* Commands "c1" .. "cN", each answered into g. */
+static void
+send_cmds(struct hapx_sess *s, struct got *g, int n)
+{
+	char cmd[16];
+	int i;
+
+	for (i = 1; i <= n; i++) {
+		snprintf(cmd, sizeof(cmd), "c%d", i);
+		hapx_sess_cmd(s, cmd, rec, g);
+	}
+}
+
+static void
+finish(struct peer *p, struct hapx_sess *s, struct got *g)
+{
+	hapx_sess_free(s);
+	got_free(g);
+	peer_close(p);
+}
+
 #define ANSWERS	"\n> " "r1\n\n> " "\n> " "r3 a\nr3 b\n\n> "
 
 static void
@@ -318,17 +339,13 @@ test_sess_pipelined(void)
 	struct hapx_sess *s = peer_open(&p);
 	struct got g = { 0 };
 
-	hapx_sess_cmd(s, "c1", rec, &g);
-	hapx_sess_cmd(s, "c2", rec, &g);
-	hapx_sess_cmd(s, "c3", rec, &g);
+	send_cmds(s, &g, 3);
 	CHECK_STR(peer_read(&p), "prompt\nc1\nc2\nc3\n");
 	CHECK_INT(g.n, 0);
 	peer_write(&p, ANSWERS, 0);
 	check_answers(&g);
 	CHECK(hapx_sess_usable(s));
-	hapx_sess_free(s);
-	got_free(&g);
-	peer_close(&p);
+	finish(&p, s, &g);
 }
 
 /* The same bytes one at a time: an answer is told only once complete. */
@@ -341,9 +358,7 @@ test_sess_bytewise(void)
 	const char *a = ANSWERS;
 	size_t i, first_end = 3 + 6;	/* greeting, then "r1\n\n> " */
 
-	hapx_sess_cmd(s, "c1", rec, &g);
-	hapx_sess_cmd(s, "c2", rec, &g);
-	hapx_sess_cmd(s, "c3", rec, &g);
+	send_cmds(s, &g, 3);
 	for (i = 0; i < strlen(a); i++) {
 		peer_write(&p, a + i, 1);
 		if (i + 1 == first_end - 1)
@@ -352,9 +367,7 @@ test_sess_bytewise(void)
 			CHECK_INT(g.n, 1);
 	}
 	check_answers(&g);
-	hapx_sess_free(s);
-	got_free(&g);
-	peer_close(&p);
+	finish(&p, s, &g);
 }
 
 /* Freed from the first answer's callback, with two more answers read: no more calls. */
@@ -366,9 +379,7 @@ test_sess_free_in_callback(void)
 	struct got g = { 0 };
 
 	g.free_at_first = s;
-	hapx_sess_cmd(s, "c1", rec, &g);
-	hapx_sess_cmd(s, "c2", rec, &g);
-	hapx_sess_cmd(s, "c3", rec, &g);
+	send_cmds(s, &g, 3);
 	peer_read(&p);
 	peer_write(&p, ANSWERS, 0);
 	CHECK_INT(g.n, 1);
@@ -385,9 +396,7 @@ test_sess_closed(void)
 	struct hapx_sess *s = peer_open(&p);
 	struct got g = { 0 };
 
-	hapx_sess_cmd(s, "c1", rec, &g);
-	hapx_sess_cmd(s, "c2", rec, &g);
-	hapx_sess_cmd(s, "c3", rec, &g);
+	send_cmds(s, &g, 3);
 	peer_read(&p);
 	peer_write(&p, "\n> r1\n\n> ", 0);
 	close(p.fd);
@@ -405,9 +414,7 @@ test_sess_closed(void)
 	spin(&p);
 	CHECK_INT(g.n, 4);
 	CHECK_STR(g.err[3], "connection closed without an answer");
-	hapx_sess_free(s);
-	got_free(&g);
-	peer_close(&p);
+	finish(&p, s, &g);
 }
 
 /* Not a CLI; an answer nobody asked for. */
@@ -418,19 +425,16 @@ test_sess_garbage(void)
 	struct hapx_sess *s = peer_open(&p);
 	struct got g = { 0 };
 
-	hapx_sess_cmd(s, "c1", rec, &g);
+	send_cmds(s, &g, 1);
 	peer_read(&p);
 	peer_write(&p, "HTTP/1.0 400 Bad request\r\n\r\n", 0);
 	CHECK_INT(g.n, 1);
 	CHECK_STR(g.err[0], "no prompt: not an HAProxy CLI");
-	hapx_sess_free(s);
-	got_free(&g);
-	peer_close(&p);
+	finish(&p, s, &g);
 
 	memset(&g, 0, sizeof(g));
 	s = peer_open(&p);
-	hapx_sess_cmd(s, "c1", rec, &g);
-	hapx_sess_cmd(s, "c2", rec, &g);
+	send_cmds(s, &g, 2);
 	peer_read(&p);
 	peer_write(&p, "\n> r1\n\n> r2\n\n> r3\n\n> ", 0);
 	CHECK_INT(g.n, 2);
@@ -440,9 +444,7 @@ test_sess_garbage(void)
 	spin(&p);
 	CHECK_INT(g.n, 3);
 	CHECK_STR(g.err[2], "an answer nobody asked for");
-	hapx_sess_free(s);
-	got_free(&g);
-	peer_close(&p);
+	finish(&p, s, &g);
 }
 
 int
