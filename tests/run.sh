@@ -4,8 +4,8 @@
 #   BUILD_DIR/test-*           unit tests           (timeout 120 s each)
 #   tests/integration/t-*.sh   integration tests    (timeout 300 s each)
 #   tests/ec2/test_*.sh        EC2 tests, if any    (timeout 300 s each)
-# Each prints "PASS name (Ns)" or "FAIL name" with the tail of its output;
-# full logs are in tests/out/NAME.log.  The last line is "N passed, N failed",
+# Each prints "PASS name (Ns)" or "FAIL name" with its failed checks and the
+# tail of its output; full logs are in tests/out/NAME.log.  The last line is "N passed, N failed",
 # the sum of the checks inside every test (a test file that dies without its
 # own count counts as one failure).  Exit 1 if anything failed.
 #
@@ -65,6 +65,10 @@ run_one() {
 		echo "PASS $name ($((t1 - t0))s)"
 	else
 		echo "FAIL $name (exit $rc, $f failed, $((t1 - t0))s) — full log: tests/out/$name.log"
+		# Each failed check with its first lines of detail, then the tail:
+		# the log may be gone by the time someone reads this (a chroot).
+		awk '/^not ok/ { n = 4 } n > 0 { print "    " $0; n-- }' "$log" | head -n 40
+		echo "    ---- last lines of the log"
 		tail -n 30 "$log" | sed 's/^/    /'
 		files_failed="$files_failed $name"
 	fi

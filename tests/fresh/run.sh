@@ -13,7 +13,8 @@
 #   3. as root: make demo-stop
 #   4. as root: make test TESTS=...    -> installs the rest, builds, tests
 # Each step's output goes to the terminal and to tests/out/fresh.log; the
-# last line is "N passed, N failed" over these steps.
+# last line is "N passed, N failed" over these steps.  When make test fails,
+# the chroot's test logs are copied to tests/out/fresh-logs/.
 #
 #   FRESH_TESTS=REGEX   the make test selection (default below; "." = all)
 #   FRESH_ORDER=test-first   make test first, then make demo and demo-stop
@@ -186,7 +187,10 @@ step_test() {
 	if [ "$rc" -eq 0 ] && [ -n "$summary" ] && [ "${summary%% passed*}" -gt 0 ]; then
 		pass "make test as root, first time: $summary ($(( $(date +%s) - t1 )) s)"
 	else
-		cp "$R"/src/switchd/tests/out/*.log "$OUT/" 2>/dev/null
+		# Beside, not over, this checkout's own logs (a later local run
+		# would write them again).
+		rm -rf "$OUT/fresh-logs" && mkdir -p "$OUT/fresh-logs" &&
+			cp "$R"/src/switchd/tests/out/*.log "$OUT/fresh-logs/" 2>/dev/null
 		fail "make test as root, first time (exit $rc: ${summary:-no summary})"
 	fi
 }
